@@ -1,0 +1,31 @@
+# The two commands a new user needs:  make demo   and   make test
+PYTHON ?= python3
+VENV := .venv
+STAMP := $(VENV)/.installed
+
+.PHONY: setup build demo test bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml setup.py $(wildcard ext/*.pyx ext/*.pxd ext/*.c ext/*.h) scripts/bootstrap.sh
+	bash scripts/bootstrap.sh
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+# Rebuild the native extension in place after editing ext/.
+build: setup
+	$(VENV)/bin/python setup.py -q build_ext --inplace
+
+demo: setup
+	$(VENV)/bin/python scripts/demo.py
+
+test: setup
+	$(VENV)/bin/python -m pytest -q tests
+
+bench: setup
+	$(VENV)/bin/python benchmarks/scan.py
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info src/layerscan/*.so ext/_scan.c

@@ -1,0 +1,39 @@
+"""`layerscan scan-layer FILE`: scan one layer blob and print its records as JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import mmap
+import sys
+
+from ..scan import ENGINES, scan_layer
+from ..scan.model import ScanOptions
+from ..scan.rules import default_rules
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "scan-layer",
+        help="scan one layer blob (tar, tar+gzip, tar+zstd) and print its entries as JSON",
+        description="Scan one layer blob in a single pass: every entry's attributes, MD5/SHA1/SHA256 "
+        "of every regular file, whiteouts, and secrets. Prints one JSON document.",
+    )
+    p.add_argument("file", help="the layer blob")
+    p.add_argument("--compression", choices=("auto", "gzip", "zstd", "none"), default="auto",
+                   help="compression of the blob (default: detected from its magic bytes)")
+    p.add_argument("--engine", choices=ENGINES, default="native",
+                   help="native (fast, default) or reference (pure Python, the oracle)")
+    p.add_argument("--no-secrets", action="store_true", help="do not search for secrets")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    options = ScanOptions(rules=() if args.no_secrets else tuple(default_rules()))
+    with open(args.file, "rb") as f:
+        size = f.seek(0, 2)
+        data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
+        result = scan_layer(data, options, engine=args.engine, compression=args.compression, name=args.file)
+    json.dump(result.to_json(), sys.stdout)
+    sys.stdout.write("\n")
+    return 0

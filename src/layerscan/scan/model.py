@@ -1,0 +1,187 @@
+"""Value types of one layer scan, shared by the native and the reference engine.
+
+Both engines fill the same columnar `EntryTable`, so comparing them is comparing
+columns, and Python never builds 100k dicts unless a caller asks for records.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from array import array
+from typing import Iterator, Mapping, NamedTuple, Sequence
+
+# One byte per entry in EntryTable.types; the tar typeflag family each stands for.
+TYPE_CODES: dict[str, str] = {
+    "f": "file",
+    "d": "dir",
+    "l": "symlink",
+    "h": "hardlink",
+    "c": "char",
+    "b": "block",
+    "p": "fifo",
+}
+TYPE_BYTES: dict[str, int] = {name: ord(code) for code, name in TYPE_CODES.items()}
+
+# Bytes of each entry's digests in EntryTable.digests: md5 | sha1 | sha256.
+MD5_LEN, SHA1_LEN, SHA256_LEN = 16, 20, 32
+DIGEST_LEN = MD5_LEN + SHA1_LEN + SHA256_LEN
+
+
+class FileRecord(NamedTuple):
+    """One tar entry. `path` is absolute and normalized ("/etc/passwd")."""
+
+    path: str
+    type: str  # one of TYPE_CODES' values
+    mode: int  # permission bits incl. setuid/setgid/sticky (mode & 0o7777)
+    uid: int
+    gid: int
+    uname: str
+    gname: str
+    size: int  # bytes of data for files; 0 for everything else
+    mtime: int
+    link: str | None  # symlink target as stored; hardlink target normalized like `path`
+    md5: str | None  # hex; None unless type == "file"
+    sha1: str | None
+    sha256: str | None
+    xattrs: tuple[str, ...] = ()  # names only; values are not kept
+
+    def to_json(self) -> dict:
+        """The `scan-layer` JSON form of this record."""
+        return {
+            "path": self.path,
+            "type": self.type,
+            "mode": format(self.mode, "04o"),
+            "uid": self.uid,
+            "gid": self.gid,
+            "size": self.size,
+            "mtime": self.mtime,
+            "link": self.link,
+            "md5": self.md5,
+            "sha1": self.sha1,
+            "sha256": self.sha256,
+        }
+
+
+@dataclasses.dataclass
+class EntryTable:
+    """Every entry of one layer, column by column, in tar order (duplicates kept)."""
+
+    paths: list[str] = dataclasses.field(default_factory=list)
+    types: bytearray = dataclasses.field(default_factory=bytearray)
+    modes: array = dataclasses.field(default_factory=lambda: array("l"))
+    uids: array = dataclasses.field(default_factory=lambda: array("q"))
+    gids: array = dataclasses.field(default_factory=lambda: array("q"))
+    sizes: array = dataclasses.field(default_factory=lambda: array("q"))
+    mtimes: array = dataclasses.field(default_factory=lambda: array("q"))
+    unames: list[str] = dataclasses.field(default_factory=list)
+    gnames: list[str] = dataclasses.field(default_factory=list)
+    links: list[str | None] = dataclasses.field(default_factory=list)
+    # DIGEST_LEN bytes per entry; all zero for entries that are not regular files.
+    digests: bytearray = dataclasses.field(default_factory=bytearray)
+    xattrs: list[tuple[str, ...]] = dataclasses.field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> FileRecord:
+        kind = TYPE_CODES[chr(self.types[i])]
+        md5 = sha1 = sha256 = None
+        if kind == "file":
+            d = self.digests[i * DIGEST_LEN : (i + 1) * DIGEST_LEN]
+            md5 = d[:MD5_LEN].hex()
+            sha1 = d[MD5_LEN : MD5_LEN + SHA1_LEN].hex()
+            sha256 = d[MD5_LEN + SHA1_LEN :].hex()
+        return FileRecord(
+            self.paths[i], kind, self.modes[i], self.uids[i], self.gids[i],
+            self.unames[i], self.gnames[i], self.sizes[i], self.mtimes[i],
+            self.links[i], md5, sha1, sha256, self.xattrs[i],
+        )
+
+    def __iter__(self) -> Iterator[FileRecord]:
+        return (self[i] for i in range(len(self)))
+
+    def append(self, rec: FileRecord, digests: bytes | None) -> None:
+        """Add one record; `digests` is md5+sha1+sha256 raw bytes for files, else None."""
+        self.paths.append(rec.path)
+        self.types.append(TYPE_BYTES[rec.type])
+        self.modes.append(rec.mode)
+        self.uids.append(rec.uid)
+        self.gids.append(rec.gid)
+        self.sizes.append(rec.size)
+        self.mtimes.append(rec.mtime)
+        self.unames.append(rec.uname)
+        self.gnames.append(rec.gname)
+        self.links.append(rec.link)
+        self.digests += digests if digests is not None else bytes(DIGEST_LEN)
+        self.xattrs.append(rec.xattrs)
+
+
+class Whiteout(NamedTuple):
+    """A `.wh.` marker. `path` is what it hides: the removed path, or for an
+    opaque marker the directory whose lower contents are hidden."""
+
+    path: str
+    opaque: bool
+
+
+class SecretHit(NamedTuple):
+    """A confirmed rule match. `line` is 1-based. `masked` never holds the full value."""
+
+    rule: str
+    path: str
+    line: int
+    masked: str
+
+
+class ScanStats(NamedTuple):
+    bytes_in: int  # compressed bytes consumed
+    bytes_out: int  # uncompressed tar bytes produced
+    entries: int  # tar entries, whiteouts included
+    seconds: float
+    sparse: int = 0  # GNU sparse entries seen (reported as files without digests)
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    """Bounds against hostile layers; exceeding one raises LimitExceeded."""
+
+    max_total_bytes: int = 64 << 30  # uncompressed tar bytes per layer
+    max_entries: int = 2_000_000
+    max_path_bytes: int = 4096
+    max_ext_header_bytes: int = 1 << 20  # one PAX or GNU long-name header
+
+
+@dataclasses.dataclass(frozen=True)
+class ScanOptions:
+    """What a scan looks for besides records and digests."""
+
+    rules: "Sequence[object]" = ()  # layerscan.scan.rules.Rule; typed loosely to avoid a cycle
+    secret_max_file_size: int = 10_000_000  # files larger are not searched for secrets
+    secret_skip_binary: bool = True  # a NUL in the first 8000 bytes marks a file binary
+    capture_globs: tuple[str, ...] = ()  # files whose content comes back whole
+    capture_max_bytes: int = 64 << 20  # per captured file; larger ones are reported, not captured
+    compute_diff_id: bool = False  # sha256 of the uncompressed stream: one more hash pass
+    limits: Limits = Limits()
+
+
+@dataclasses.dataclass
+class LayerResult:
+    """Everything one scan of one layer learned."""
+
+    entries: EntryTable
+    whiteouts: list[Whiteout]
+    secrets: list[SecretHit]
+    captured: Mapping[str, bytes]  # path -> whole content, for files matching capture_globs
+    too_big_to_capture: list[str]  # matched a capture glob but exceeded capture_max_bytes
+    stats: ScanStats
+    diff_id: str | None  # "sha256:<hex>" of the tar stream, when ScanOptions.compute_diff_id
+    digest: str | None  # "sha256:<hex>" of the input as given, when scan_layer was told to verify it
+
+    def to_json(self) -> dict:
+        """The `scan-layer` JSON document."""
+        return {
+            "entries": [r.to_json() for r in self.entries],
+            "whiteouts": [{"path": w.path, "opaque": w.opaque} for w in self.whiteouts],
+            "secrets": [{"rule": s.rule, "path": s.path, "line": s.line, "match": s.masked} for s in self.secrets],
+            "stats": self.stats._asdict(),
+        }

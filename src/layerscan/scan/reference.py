@@ -1,0 +1,263 @@
+"""The pure-Python twin of the native scanner: the oracle and the baseline.
+
+tarfile in streaming mode, hashlib, zlib/gzip and pyzstd. Small on purpose: where
+the native engine and this one disagree, this one is presumed right.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import posixpath
+import tarfile
+import time
+import zlib
+from typing import Iterable
+
+import pyzstd
+
+from ..errors import CompressionError, DigestMismatch, LayerError, LimitExceeded, TarFormatError
+from .globs import GlobSet
+from .model import EntryTable, FileRecord, LayerResult, ScanOptions, ScanStats, SecretHit, Whiteout
+from .rules import confirm, is_binary
+
+GZIP_MAGIC = b"\x1f\x8b"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+WHITEOUT_PREFIX = ".wh."
+OPAQUE_MARKER = ".wh..wh..opq"
+CHUNK = 1 << 20
+
+_TYPES = {
+    tarfile.REGTYPE: "file", tarfile.AREGTYPE: "file", tarfile.CONTTYPE: "file",
+    tarfile.GNUTYPE_SPARSE: "file", tarfile.DIRTYPE: "dir", tarfile.SYMTYPE: "symlink",
+    tarfile.LNKTYPE: "hardlink", tarfile.CHRTYPE: "char", tarfile.BLKTYPE: "block",
+    tarfile.FIFOTYPE: "fifo",
+}
+
+
+def detect_compression(head: bytes) -> str:
+    if head.startswith(GZIP_MAGIC):
+        return "gzip"
+    if head.startswith(ZSTD_MAGIC):
+        return "zstd"
+    return "none"
+
+
+def normalize_path(name: str, layer: str = "", offset: int | None = None) -> str:
+    """'./a/b/', '/a//b', 'a/./b' -> '/a/b'; the root is '/'. '..' escaping the root is an error."""
+    norm = posixpath.normpath("/" + name.lstrip("/"))
+    # normpath keeps a leading '//'; '..' at the root is clamped by normpath, so check the raw parts.
+    depth = 0
+    for part in name.split("/"):
+        if part == "..":
+            depth -= 1
+            if depth < 0:
+                raise TarFormatError(f"unsafe path {name!r} escapes the root", layer, offset)
+        elif part not in ("", "."):
+            depth += 1
+    return "/" + norm.lstrip("/")
+
+
+class _Source(io.RawIOBase):
+    """Compressed chunks in, counted; optionally hashed to verify the blob digest."""
+
+    def __init__(self, chunks: Iterable[bytes], digest: bool) -> None:
+        self._it = iter(chunks)
+        self._buf = memoryview(b"")
+        self.count = 0
+        self.hash = hashlib.sha256() if digest else None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:  # type: ignore[override]
+        while not self._buf:
+            chunk = next(self._it, None)
+            if chunk is None:
+                return 0
+            self._buf = memoryview(chunk).cast("B")
+            self.count += len(self._buf)
+            if self.hash is not None:
+                self.hash.update(self._buf)
+        n = min(len(b), len(self._buf))
+        b[:n] = self._buf[:n]
+        self._buf = self._buf[n:]
+        return n
+
+
+class _Plain(io.RawIOBase):
+    """The uncompressed tar stream: counted, bounded, optionally hashed for the diff_id.
+
+    It keeps the last read's bytes so that the scanner can look at the header where
+    tarfile stopped: tarfile ends iteration silently on a bad header, we must not.
+    """
+
+    def __init__(self, raw: io.BufferedIOBase, limit: int, layer: str, diff_id: bool) -> None:
+        self._raw = raw
+        self._limit = limit
+        self._layer = layer
+        self.count = 0
+        self.hash = hashlib.sha256() if diff_id else None
+        self.prev = self.last = b""
+        self.last_start = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:  # type: ignore[override]
+        try:
+            data = self._raw.read(len(b))
+        except (EOFError, OSError, zlib.error, pyzstd.ZstdError) as e:
+            raise CompressionError(f"corrupt or truncated compressed stream: {e}", self._layer, self.count) from None
+        n = len(data)
+        b[:n] = data
+        self.prev, self.last, self.last_start = self.last, data, self.count
+        self.count += n
+        if self.count > self._limit:
+            raise LimitExceeded(f"layer expands past {self._limit} bytes", self._layer, self.count)
+        if self.hash is not None:
+            self.hash.update(data)
+        return n
+
+    def block_at(self, offset: int) -> bytes | None:
+        """The 512 bytes at `offset`, if they are among the last two reads."""
+        start = self.last_start - len(self.prev)
+        i = offset - start
+        if i < 0 or i >= len(self.prev) + len(self.last):
+            return None
+        return (self.prev[i:i + 512] + self.last[max(0, i - len(self.prev)):])[:512] if i < len(self.prev) else self.last[i - len(self.prev):i - len(self.prev) + 512]
+
+    def drain(self) -> None:
+        while self.read(CHUNK):
+            pass
+
+
+def _decompressor(src: io.RawIOBase, compression: str) -> io.BufferedIOBase:
+    buffered = io.BufferedReader(src, CHUNK)
+    if compression == "auto":
+        compression = detect_compression(buffered.peek(4)[:4])
+    if compression == "gzip":
+        return gzip.GzipFile(fileobj=buffered, mode="rb")  # reads every member
+    if compression == "zstd":
+        return pyzstd.ZstdFile(buffered, "rb")
+    if compression == "none":
+        return buffered
+    raise ValueError(f"unknown compression {compression!r}")
+
+
+def scan_chunks(
+    chunks: Iterable[bytes],
+    options: ScanOptions = ScanOptions(),
+    *,
+    compression: str = "auto",
+    name: str = "",
+    expected_digest: str | None = None,
+) -> LayerResult:
+    """Scan one layer given as an iterable of compressed chunks."""
+    t0 = time.perf_counter()
+    limits = options.limits
+    src = _Source(chunks, expected_digest is not None)
+    plain = _Plain(_decompressor(src, compression), limits.max_total_bytes, name, options.compute_diff_id)
+    capture = GlobSet(options.capture_globs)
+    secret_rules = list(options.rules)
+
+    entries = EntryTable()
+    whiteouts: list[Whiteout] = []
+    secrets: list[SecretHit] = []
+    captured: dict[str, bytes] = {}
+    too_big: list[str] = []
+    count = sparse = 0
+    try:
+        tf = tarfile.open(fileobj=io.BufferedReader(plain, CHUNK), mode="r|", encoding="utf-8", errors="surrogateescape")
+        for ti in tf:
+            offset = ti.offset
+            count += 1
+            if count > limits.max_entries:
+                raise LimitExceeded(f"more than {limits.max_entries} entries", name, offset)
+            _check_ext_header(ti, limits.max_ext_header_bytes, name)
+            if len(ti.name.encode("utf-8", "surrogateescape")) > limits.max_path_bytes:
+                raise LimitExceeded(f"path longer than {limits.max_path_bytes} bytes", name, offset)
+            path = normalize_path(ti.name, name, offset)
+            base = posixpath.basename(path)
+            if base.startswith(WHITEOUT_PREFIX):
+                parent = posixpath.dirname(path)
+                if base == OPAQUE_MARKER:
+                    whiteouts.append(Whiteout(parent, True))
+                elif not base.startswith(WHITEOUT_PREFIX + WHITEOUT_PREFIX):  # other .wh..wh.* are aufs metadata
+                    whiteouts.append(Whiteout(posixpath.join(parent, base[len(WHITEOUT_PREFIX):]), False))
+                continue
+            kind = _TYPES.get(ti.type, "file")  # POSIX: unknown typeflags read as regular files
+            link: str | None = None
+            if kind == "symlink":
+                link = ti.linkname
+            elif kind == "hardlink":
+                link = normalize_path(ti.linkname, name, offset)
+            digests = None
+            if kind == "file" and ti.sparse is not None:
+                sparse += 1  # stored data is not the file's content: no digests
+            elif kind == "file":
+                want_capture = capture.matches(path)
+                want_secrets = bool(secret_rules) and ti.size <= options.secret_max_file_size
+                keep = (want_capture and ti.size <= options.capture_max_bytes) or want_secrets
+                md5, sha1, sha256 = hashlib.md5(), hashlib.sha1(), hashlib.sha256()
+                parts: list[bytes] = []
+                f = tf.extractfile(ti)
+                assert f is not None
+                while data := f.read(CHUNK):
+                    md5.update(data)
+                    sha1.update(data)
+                    sha256.update(data)
+                    if keep:
+                        parts.append(data)
+                digests = md5.digest() + sha1.digest() + sha256.digest()
+                content = b"".join(parts)
+                if want_capture:
+                    if ti.size <= options.capture_max_bytes:
+                        captured[path] = content
+                    else:
+                        too_big.append(path)
+                if want_secrets and not (options.secret_skip_binary and is_binary(content)):
+                    secrets.extend(confirm(path, content, secret_rules))
+            xattrs = tuple(sorted(k[len("SCHILY.xattr."):] for k in ti.pax_headers if k.startswith("SCHILY.xattr.")))
+            entries.append(
+                FileRecord(
+                    path, kind, ti.mode & 0o7777, ti.uid, ti.gid, ti.uname, ti.gname,
+                    ti.size if kind == "file" else 0, int(ti.mtime), link, None, None, None, xattrs,
+                ),
+                digests,
+            )
+        block = plain.block_at(tf.offset)
+        if block is not None and block.strip(b"\0"):
+            raise TarFormatError("malformed tar header", name, tf.offset)
+        plain.drain()
+    except tarfile.TarError as e:
+        raise TarFormatError(f"malformed tar stream: {e}", name, plain.count) from None
+    except LayerError:
+        raise
+    except (EOFError, zlib.error, pyzstd.ZstdError, gzip.BadGzipFile) as e:
+        raise CompressionError(f"corrupt or truncated compressed stream: {e}", name, plain.count) from None
+
+    digest = None
+    if src.hash is not None:
+        # Compressed bytes past the end of the decompressed stream still belong to the blob.
+        while src.read(CHUNK):
+            pass
+        digest = "sha256:" + src.hash.hexdigest()
+        if digest != expected_digest:
+            raise DigestMismatch(f"layer {name}", str(expected_digest), digest)
+    stats = ScanStats(src.count, plain.count, count, time.perf_counter() - t0, sparse)
+    diff_id = "sha256:" + plain.hash.hexdigest() if plain.hash is not None else None
+    return LayerResult(entries, whiteouts, secrets, captured, too_big, stats, diff_id, digest)
+
+
+def _check_ext_header(ti: tarfile.TarInfo, limit: int, layer: str) -> None:
+    size = sum(len(k) + len(v) for k, v in ti.pax_headers.items())
+    if size > limit or len(ti.name) > limit or len(ti.linkname) > limit:
+        raise LimitExceeded(f"extended header larger than {limit} bytes", layer, ti.offset)
+
+
+def scan_buffer(data, options: ScanOptions = ScanOptions(), **kw) -> LayerResult:
+    """Scan one layer held in memory (bytes, memoryview or mmap)."""
+    view = memoryview(data).cast("B")
+    return scan_chunks((view[i : i + CHUNK] for i in range(0, len(view), CHUNK)), options, **kw)
