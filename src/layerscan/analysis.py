@@ -1,0 +1,64 @@
+"""What one image's analysis found: the value the report writers render."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from .catalog.model import CatalogError, Distro, Package
+from .image import Descriptor, ImageFiles
+from .scan.model import ScanStats
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerInfo:
+    index: int
+    descriptor: Descriptor
+    diff_id: str  # from the image config's rootfs.diff_ids
+    stats: ScanStats | None  # None when the layer is missing (foreign, not present)
+    entries: int
+    created_by: str = ""
+
+    @property
+    def missing(self) -> bool:
+        return self.stats is None
+
+
+@dataclasses.dataclass(frozen=True)
+class SecretFinding:
+    rule: str
+    path: str  # absolute
+    line: int  # 1-based
+    layer: int
+    in_final_image: bool  # False: a later layer deleted or replaced the file; still in the blobs
+    masked: str  # never the full value
+    kind: str = "secret"  # or "content" (content_search)
+
+
+@dataclasses.dataclass
+class Analysis:
+    source_name: str
+    manifest_digest: str
+    config_digest: str
+    config: dict  # the image config JSON
+    manifest: dict
+    repo_tags: tuple[str, ...]
+    repo_digests: tuple[str, ...]
+    layers: list[LayerInfo]
+    files: ImageFiles
+    distro: Distro | None
+    packages: list[Package]
+    secrets: list[SecretFinding]
+    retrieved_files: dict[str, bytes]  # Anchore retrieve_files: path -> content
+    catalog_errors: list[CatalogError]
+    warnings: list[str]
+    seconds: float
+    bytes_in: int  # compressed layer bytes read
+    bytes_out: int  # uncompressed layer bytes scanned
+
+    @property
+    def architecture(self) -> str:
+        return str(self.config.get("architecture", ""))
+
+    @property
+    def os(self) -> str:
+        return str(self.config.get("os", ""))

@@ -1,0 +1,65 @@
+"""Value types of the catalog stage: the distro, packages, and the cataloger contract."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Iterable, Protocol
+
+from ..image import ImageFiles
+
+PACKAGE_TYPES = ("dpkg", "apk", "rpm", "npm", "gem", "java", "python", "nuget")
+
+
+@dataclasses.dataclass(frozen=True)
+class Distro:
+    id: str  # "debian", "rocky", "alpine", "busybox", "Unknown"
+    version_id: str
+    id_like: str = ""  # comma-joined, as Anchore's LIKEDISTRO
+
+
+@dataclasses.dataclass(frozen=True)
+class Package:
+    type: str  # one of PACKAGE_TYPES
+    name: str
+    version: str  # the full version as the ecosystem prints it (dpkg "1:2.3-4", rpm "2:3.0.0-1.el9")
+    location: str  # where it was found: "/var/lib/dpkg/status", "/app/node_modules/x/package.json", "/a.war:WEB-INF/lib/b.jar"
+    purl: str = ""
+    licenses: tuple[str, ...] = ()
+    source: str = ""  # source package name (dpkg Source, rpm sourcerpm, apk origin)
+    source_version: str = ""
+    arch: str = ""
+    files: tuple[str, ...] = ()  # absolute paths the package owns, where the database says
+    metadata: dict = dataclasses.field(default_factory=dict, compare=False, hash=False)  # ecosystem specifics
+
+    def key(self) -> tuple[str, str, str]:
+        return (self.type, self.name, self.version)
+
+
+@dataclasses.dataclass(frozen=True)
+class CatalogError:
+    """One file a cataloger could not read; the rest of the image is still cataloged."""
+
+    cataloger: str
+    path: str
+    reason: str
+
+
+class Cataloger(Protocol):
+    """One ecosystem. It declares the files it needs captured in the single scan pass,
+    and a version that goes into the per-layer result cache key."""
+
+    name: str
+    version: int
+    globs: tuple[str, ...]
+
+    def catalog(self, files: ImageFiles, distro: Distro | None) -> Iterable[Package]:
+        """Packages found; raise CatalogFileError for a file it cannot read (the runner
+        records it and carries on), or yield what it can and report per-file errors itself."""
+        ...
+
+
+class CatalogFileError(Exception):
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
