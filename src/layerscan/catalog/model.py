@@ -52,13 +52,16 @@ class Cataloger(Protocol):
     version: int
     globs: tuple[str, ...]
 
-    def catalog(self, files: ImageFiles, distro: Distro | None) -> Iterable[Package]:
-        """Packages found; raise CatalogFileError for a file it cannot read (the runner
-        records it and carries on), or yield what it can and report per-file errors itself."""
+    def catalog(self, files: ImageFiles, distro: Distro | None) -> Iterable[Package | CatalogError]:
+        """Packages found, and a CatalogError for each file it could not read: one bad
+        file costs that file's entries only. The runner turns an exception that escapes
+        into a CatalogError for the whole cataloger and carries on with the others."""
         ...
 
 
 class CatalogFileError(Exception):
+    """Raised by a parser for one file; catalogers turn it into a CatalogError."""
+
     def __init__(self, path: str, reason: str) -> None:
         self.path = path
         self.reason = reason

@@ -1,0 +1,96 @@
+"""The catalog stage: every cataloger over the squashed image, failures kept local.
+
+    capture_globs()          the files the scan must capture for the catalogers
+    capture_max_bytes()      the per-file capture size the catalogers need (rpm databases are big)
+    catalog_image(files)     -> CatalogResult(distro, packages, errors)
+
+Registering a cataloger is one line in `_MODULES`: the module's name; the module
+exposes `CATALOGER`, an object satisfying `model.Cataloger`.
+
+What the Anchore report writer needs for OS packages (pkgs.allinfo, pkgfiles.all,
+pkgs_plus_source.all, distro.pkgfilemeta) is computed by `anchore.py` in this
+package from the packages returned here (see its docstring).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import logging
+from functools import cache
+
+from ..image import ImageFiles
+from . import distro as _distro
+from .model import Cataloger, CatalogError, Distro, Package
+
+log = logging.getLogger(__name__)
+
+_MODULES = (
+    "dpkg",
+)
+
+OS_TYPES = ("dpkg", "rpm", "apk")
+FILTERED_BY_OWNERSHIP = ("python", "npm")  # Anchore: syft's ownership-by-file-overlap children
+
+
+@dataclasses.dataclass
+class CatalogResult:
+    distro: Distro | None
+    packages: list[Package]
+    errors: list[CatalogError]
+
+
+@cache
+def catalogers() -> tuple[Cataloger, ...]:
+    return tuple(importlib.import_module(f".{name}", __package__).CATALOGER for name in _MODULES)
+
+
+def capture_globs() -> tuple[str, ...]:
+    """The union of every cataloger's globs and distro detection's, in a stable order."""
+    out: dict[str, None] = dict.fromkeys(_distro.GLOBS)
+    for c in catalogers():
+        out.update(dict.fromkeys(c.globs))
+    return tuple(out)
+
+
+def capture_max_bytes() -> int:
+    """The largest single file a cataloger needs whole; the scan's capture limit should be at least this."""
+    return max(getattr(c, "max_capture_bytes", 0) for c in catalogers())
+
+
+def versions() -> dict[str, int]:
+    """Cataloger name -> version, for cache keys."""
+    return {c.name: c.version for c in catalogers()} | {"distro": _distro.VERSION}
+
+
+def catalog_image(files: ImageFiles, *, owned_package_filtering: bool = True) -> CatalogResult:
+    distro = _distro.detect(files)
+    packages: list[Package] = []
+    errors: list[CatalogError] = []
+    for c in catalogers():
+        try:
+            for item in c.catalog(files, distro):
+                if isinstance(item, CatalogError):
+                    log.warning("%s: skipped %s: %s", item.cataloger, item.path, item.reason)
+                    errors.append(item)
+                else:
+                    packages.append(item)
+        except Exception as e:  # a cataloger bug must not cost the other ecosystems
+            log.warning("%s: cataloger failed: %s", c.name, e, exc_info=True)
+            errors.append(CatalogError(c.name, "", f"cataloger failed: {type(e).__name__}: {e}"))
+    if owned_package_filtering:
+        packages = filter_owned(packages)
+    return CatalogResult(distro, packages, errors)
+
+
+def filter_owned(packages: list[Package]) -> list[Package]:
+    """Drop python and npm packages whose metadata file or files an OS package owns
+    (pip or npm packages installed by dpkg, rpm or apk), as Anchore does by default."""
+    owned = {f for p in packages if p.type in OS_TYPES for f in p.files}
+    if not owned:
+        return packages
+    return [
+        p
+        for p in packages
+        if p.type not in FILTERED_BY_OWNERSHIP or (p.location not in owned and owned.isdisjoint(p.files))
+    ]

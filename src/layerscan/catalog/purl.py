@@ -1,0 +1,30 @@
+"""Package URLs written the way Syft writes them (packageurl-go escaping)."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from .model import Distro
+
+
+def _esc(text: str) -> str:
+    # packageurl-go keeps ':' (deb epochs) and escapes '+', '@', '/', ' ' and the rest.
+    return quote(text, safe=":")
+
+
+def purl(kind: str, namespace: str, name: str, version: str, qualifiers: dict[str, str] | None = None) -> str:
+    """pkg:kind/namespace/name@version?k=v&... with empty qualifiers dropped and the rest sorted by key."""
+    out = f"pkg:{kind}/" + (f"{_esc(namespace)}/" if namespace else "") + _esc(name)
+    if version:
+        out += "@" + _esc(version)
+    q = sorted((k, v) for k, v in (qualifiers or {}).items() if v)
+    if q:
+        out += "?" + "&".join(f"{k}={_esc(v)}" for k, v in q)
+    return out
+
+
+def distro_qualifier(distro: Distro | None) -> str:
+    """'debian-12', 'alpine-3.18.0'; '' when the distro or its version is unknown."""
+    if distro is None or not distro.version_id:
+        return distro.id if distro else ""
+    return f"{distro.id}-{distro.version_id}"

@@ -1,0 +1,45 @@
+"""A directory seen as a one-layer image: tar it in memory, scan it, squash it.
+
+    image_files_from_dir(path, globs) -> ImageFiles
+
+The fixtures are partial root filesystems; this gives catalogers exactly what they
+get from a real image (the scan's captured files), without a registry or a layout.
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from pathlib import Path
+
+from layerscan.image import FinalFile, ImageFiles
+from layerscan.scan import native_available, scan_layer
+from layerscan.scan.model import ScanOptions
+
+ENGINE = "native" if native_available() else "reference"
+SKIP = {"expected.json"}  # the answer key sits at each fixture's root; it is not part of the image
+
+
+def tar_dir(root: Path) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        for p in sorted(root.rglob("*")):
+            rel = p.relative_to(root).as_posix()
+            if rel in SKIP:
+                continue
+            tf.add(p, arcname=rel, recursive=False)
+    return buf.getvalue()
+
+
+def image_files_from_dir(
+    root: Path | str, globs: tuple[str, ...], *, capture_max_bytes: int = 64 << 20, engine: str = ENGINE
+) -> ImageFiles:
+    result = scan_layer(
+        tar_dir(Path(root)),
+        ScanOptions(capture_globs=globs, capture_max_bytes=capture_max_bytes),
+        engine=engine,
+        name=str(root),
+    )
+    # One layer: no whiteouts to apply, and the last entry for a path wins.
+    files = {rec.path: FinalFile(rec, 0) for rec in result.entries}
+    return ImageFiles(files, dict(result.captured), set(result.too_big_to_capture))
