@@ -7,6 +7,7 @@ import dataclasses
 from .catalog.model import CatalogError, Distro, Package
 from .image import Descriptor, ImageFiles
 from .scan.model import ScanStats
+from .scan.rules import Rule
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,6 +55,7 @@ class Analysis:
     seconds: float
     bytes_in: int  # compressed layer bytes read
     bytes_out: int  # uncompressed layer bytes scanned
+    rules: tuple[Rule, ...] = ()  # the secret and content rules searched with (Anchore keys name them)
 
     @property
     def architecture(self) -> str:

@@ -1,0 +1,20 @@
+"""Report writers: `FORMATS[name](analysis, out)` renders one Analysis to a text stream.
+
+Registering a format is one line in FORMATS. Writers stream: nothing builds the whole
+document in memory (see jsonstream).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, TextIO
+
+from ..analysis import Analysis
+from . import anchore, native, table
+
+Writer = Callable[[Analysis, TextIO], None]
+
+FORMATS: dict[str, Writer] = {
+    "json": native.write,
+    "anchore": anchore.write,
+    "table": table.write,
+}

@@ -1,0 +1,123 @@
+"""The layerscan JSON report (schema "layerscan/v1"), streamed to its file.
+
+Top-level keys are exactly: schema, image, distro, files, packages, secrets, stats.
+Things without a field of their own (warnings, catalog errors, timings) live in `stats`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Iterator, TextIO
+
+from ..analysis import Analysis, LayerInfo, SecretFinding
+from ..catalog.model import Package
+from ..image import FinalFile
+from .jsonstream import Arr, Obj, dump
+
+SCHEMA = "layerscan/v1"
+
+
+def write(analysis: Analysis, out: TextIO) -> None:
+    dump(document(analysis), out)
+    out.write("\n")
+
+
+def document(a: Analysis) -> Obj:
+    distro = None
+    if a.distro is not None:
+        distro = {"id": a.distro.id, "version_id": a.distro.version_id, "id_like": a.distro.id_like}
+    return Obj(
+        [
+            ("schema", SCHEMA),
+            ("image", _image(a)),
+            ("distro", distro),
+            ("files", Arr(_files(a))),
+            ("packages", Arr(package_json(p) for p in a.packages)),
+            ("secrets", Arr(secret_json(s) for s in a.secrets)),
+            ("stats", _stats(a)),
+        ]
+    )
+
+
+def _image(a: Analysis) -> dict[str, Any]:
+    return {
+        "source": a.source_name,
+        "manifest_digest": a.manifest_digest,
+        "config_digest": a.config_digest,
+        "architecture": a.architecture,
+        "os": a.os,
+        "repo_tags": list(a.repo_tags),
+        "repo_digests": list(a.repo_digests),
+        "layers": [layer_json(layer) for layer in a.layers],
+    }
+
+
+def layer_json(layer: LayerInfo) -> dict[str, Any]:
+    d = layer.descriptor
+    return {
+        "index": layer.index,
+        "digest": d.digest,
+        "diff_id": layer.diff_id,
+        "media_type": d.media_type,
+        "size": d.size,
+        "entries": layer.entries,
+        "missing": layer.missing,
+    }
+
+
+def file_json(entry: FinalFile) -> dict[str, Any]:
+    r = entry.record
+    return {
+        "path": r.path,
+        "type": r.type,
+        "mode": format(r.mode, "04o"),
+        "uid": r.uid,
+        "gid": r.gid,
+        "size": r.size,
+        "mtime": r.mtime,
+        "link": r.link,
+        "layer": entry.layer,
+        "md5": r.md5,
+        "sha1": r.sha1,
+        "sha256": r.sha256,
+    }
+
+
+def _files(a: Analysis) -> Iterator[dict[str, Any]]:
+    files = a.files.files
+    for path in sorted(files):
+        yield file_json(files[path])
+
+
+def package_json(p: Package) -> dict[str, Any]:
+    d = dataclasses.asdict(p)
+    d["licenses"] = list(p.licenses)
+    d["files"] = list(p.files)
+    return d
+
+
+def secret_json(s: SecretFinding) -> dict[str, Any]:
+    return {
+        "rule": s.rule,
+        "kind": s.kind,
+        "path": s.path,
+        "line": s.line,
+        "layer": s.layer,
+        "in_final_image": s.in_final_image,
+        "match": s.masked,
+    }
+
+
+def _stats(a: Analysis) -> dict[str, Any]:
+    return {
+        "files": len(a.files),
+        "layers": len(a.layers),
+        "missing_layers": [layer.descriptor.digest for layer in a.layers if layer.missing],
+        "bytes_in": a.bytes_in,
+        "bytes_out": a.bytes_out,
+        "seconds": round(a.seconds, 3),
+        "packages": len(a.packages),
+        "secrets": len(a.secrets),
+        "warnings": list(a.warnings),
+        "catalog_errors": [dataclasses.asdict(e) for e in a.catalog_errors],
+    }
