@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 _MODULES = (
     "dpkg",
+    "apk",
 )
 
 OS_TYPES = ("dpkg", "rpm", "apk")
