@@ -169,29 +169,38 @@ def _local_repo(source: str) -> str:
 def _analysis_report(a: Analysis) -> Iterator[tuple[str, Any]]:
     files = a.files.files
     paths = sorted(files)
-    yield "analyzer_meta", {"analyzer_meta": {"base": analyzer_meta(a)}}
-    yield "layer_info", {"layers_to_dockerfile": {"base": {
-        "dockerfile_to_layer_map": json.dumps(layers_to_dockerfile(docker_history(a.manifest, a.config)))}}}
+    yield "analyzer_meta", _element("analyzer_meta", analyzer_meta(a).items())
+    history = docker_history(a.manifest, a.config)
+    yield "layer_info", _element("layers_to_dockerfile", [
+        ("dockerfile_to_layer_map", json.dumps(layers_to_dockerfile(history)))])
     yield "file_list", Obj([
-        ("files.all", {"base": Obj((p, oct(files[p].record.mode & 0o7777)) for p in paths)}),
-        ("files.allinfo", {"base": Obj((p, json.dumps(allinfo(files[p]))) for p in paths)}),
+        ("files.all", _base((p, oct(files[p].record.mode & 0o7777)) for p in paths)),
+        ("files.allinfo", _base((p, json.dumps(allinfo(files[p]))) for p in paths)),
     ])
     # Beyond Anchore: sha1sums for every distro, not only Alpine.
     yield "file_checksums", Obj([
-        (f"files.{algo}sums", {"base": Obj((p, _digest(files[p], algo)) for p in paths)})
+        (f"files.{algo}sums", _base((p, _digest(files[p], algo)) for p in paths))
         for algo in ("sha256", "md5", "sha1")
     ])
     suids = [(p, oct(files[p].record.mode & 0o7777)) for p in paths if files[p].record.mode & stat.S_ISUID]
-    if suids:  # Anchore skips an element with no entries
-        yield "file_suids", {"files.suids": {"base": dict(suids)}}
+    if suids:  # Anchore leaves out an element with no entries
+        yield "file_suids", _element("files.suids", suids)
     if a.retrieved_files:
-        yield "retrieve_files", {"file_content.all": {"base": {
-            path: base64.b64encode(content).decode("ascii") for path, content in a.retrieved_files.items()}}}
+        yield "retrieve_files", _element("file_content.all", [
+            (path, base64.b64encode(content).decode("ascii")) for path, content in a.retrieved_files.items()])
     for analyzer, kind in (("secret_search", "secret"), ("content_search", "content")):
         matches = regexp_matches(a.secrets, a.rules, kind)
         if matches:
-            yield analyzer, {"regexp_matches.all": {"base": matches}}
+            yield analyzer, _element("regexp_matches.all", matches.items())
     yield "package_list", package_list(a.packages, a.distro)
+
+
+def _base(items: Iterable[tuple[str, Any]]) -> Obj:
+    return Obj([("base", Obj(items))])
+
+
+def _element(name: str, items: Iterable[tuple[str, Any]]) -> Obj:
+    return Obj([(name, _base(items))])
 
 
 def analyzer_meta(a: Analysis) -> dict[str, str]:
