@@ -179,8 +179,7 @@ def _analysis_report(a: Analysis) -> Iterator[tuple[str, Any]]:
     ])
     # Beyond Anchore: sha1sums for every distro, not only Alpine.
     yield "file_checksums", Obj([
-        (f"files.{algo}sums", _base((p, _digest(files[p], algo)) for p in paths))
-        for algo in ("sha256", "md5", "sha1")
+        (f"files.{algo}sums", _base(_checksums(files, paths, algo))) for algo in ("sha256", "md5", "sha1")
     ])
     suids = [(p, oct(files[p].record.mode & 0o7777)) for p in paths if files[p].record.mode & stat.S_ISUID]
     if suids:  # Anchore leaves out an element with no entries
@@ -250,10 +249,12 @@ def allinfo(entry: FinalFile) -> dict[str, Any]:
     }
 
 
-def _digest(entry: FinalFile, algo: str) -> str:
-    # Hardlinks carry their target's digests, as Anchore reads the target's content.
-    value = getattr(entry.record, algo)
-    return value if value and entry.record.type in ("file", "hardlink") else NOT_A_FILE
+def _checksums(files: dict[str, FinalFile], paths: list[str], algo: str) -> Iterator[tuple[str, str]]:
+    for path in paths:
+        r = files[path].record
+        # Hardlinks carry their target's digests, as Anchore reads the target's content.
+        value = getattr(r, algo)
+        yield path, value if value and r.type in ("file", "hardlink") else NOT_A_FILE
 
 
 def rule_key(rule: Rule) -> str:

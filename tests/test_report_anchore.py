@@ -1,0 +1,311 @@
+"""The reports of a real analysis (debian-apps): the Anchore image export against the
+example export and the policy engine loader's requirements (anchore-format.md §2, §6),
+the layerscan JSON shape, and the table."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import re
+import stat
+from pathlib import Path
+
+import pytest
+from analyzed import analysis, ground_truth
+from conftest import SHARED, answers
+
+from layerscan.report import FORMATS, anchore, native
+
+IMAGE = "debian-apps"
+EXAMPLE = json.loads((SHARED / "docs" / "anchore-example-export.json").read_text())
+EXAMPLE_IMAGEDATA = EXAMPLE[0]["image"]["imagedata"]
+ALLINFO_REQUIRED = {"fullpath", "name", "mode", "linkdst_fullpath", "linkdst", "size", "type"}
+
+
+def render(fmt: str) -> str:
+    out = io.StringIO()
+    FORMATS[fmt](analysis(IMAGE), out)
+    return out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def export() -> list:
+    return json.loads(render("anchore"))
+
+
+@pytest.fixture(scope="module")
+def report(export: list) -> dict:
+    return export[0]["image"]["imagedata"]["analysis_report"]
+
+
+@pytest.fixture(scope="module")
+def native_doc() -> dict:
+    return json.loads(render("json"))
+
+
+def base(report: dict, analyzer: str, element: str) -> dict:
+    return report[analyzer][element]["base"]
+
+
+def same_types(ours, example, where: str = "") -> None:
+    """Every key of the example is in ours with the same JSON type, recursively for dicts."""
+    assert type(ours) is type(example) or (example is None and ours is None), where
+    if isinstance(example, dict) and where.count(".") < 2:
+        for key, value in example.items():
+            assert key in ours, f"{where}.{key} missing"
+            if value is not None:
+                same_types(ours[key], value, f"{where}.{key}")
+
+
+# ----------------------------------------------------------------------------- image export
+
+
+def test_export_wrapper_and_image_report(export: list) -> None:
+    a = analysis(IMAGE)
+    assert isinstance(export, list) and len(export) == 1
+    image = export[0]["image"]
+    hex_id = a.config_digest.split(":")[1]
+    assert image["imageId"] == hex_id
+    data = image["imagedata"]
+    assert set(data) == set(EXAMPLE_IMAGEDATA)
+    assert data["analyzer_manifest"] == {}
+    ir = data["image_report"]
+    same_types(ir, EXAMPLE_IMAGEDATA["image_report"], "image_report")
+    assert set(ir["meta"]) == set(EXAMPLE_IMAGEDATA["image_report"]["meta"])
+    assert ir["meta"]["imageId"] == hex_id and ir["meta"]["shortId"] == hex_id[:12]
+    assert ir["layers"] == ir["familytree"] == [layer.descriptor.digest for layer in a.layers]
+    # The loader derives the image digest from RepoDigests[0].
+    assert ir["docker_data"]["RepoDigests"][0].split("@", 1)[1] == a.manifest_digest
+    assert ir["docker_data"]["Architecture"] == "amd64"
+
+
+def test_docker_history_follows_config_history(export: list) -> None:
+    ir = export[0]["image"]["imagedata"]["image_report"]
+    history = answers(IMAGE)["history"]
+    assert len(ir["docker_history"]) == len(history)
+    layers = iter(answers(IMAGE)["layers"])
+    for entry, h in zip(ir["docker_history"], history):
+        assert set(entry) == {"Created", "CreatedBy", "Comment", "Id", "Size", "Tags"}
+        if h.get("empty_layer"):
+            assert (entry["Id"], entry["Size"]) == ("<missing>", 0)
+        else:
+            layer = next(layers)
+            assert (entry["Id"], entry["Size"]) == (layer["digest"], layer["size"])
+    assert ir["dockerfile_contents"].startswith("FROM scratch\n")
+    assert ir["dockerfile_contents"].count("\n") == 1 + sum(1 for h in history if h.get("created_by"))
+    assert ir["dockerfile_mode"] == "Guessed"
+
+
+def test_sizebytes_is_a_plausible_squashed_tar_size(export: list) -> None:
+    size = export[0]["image"]["imagedata"]["image_report"]["meta"]["sizebytes"]
+    data = answers(IMAGE)["final_filesystem"]["regular_file_bytes"]
+    assert isinstance(size, int) and size % 10240 == 0
+    assert data < size < data + 2048 * answers(IMAGE)["final_filesystem"]["entries"]
+
+
+def test_every_example_element_has_our_types(report: dict) -> None:
+    # file_package_verify (D1's pkgfilemeta) and malware (no scanner) are not produced.
+    skipped = {"file_package_verify", "malware", "package_list"}
+    for analyzer, elements in EXAMPLE_IMAGEDATA["analysis_report"].items():
+        if analyzer in skipped:
+            continue
+        for element, body in elements.items():
+            ours = base(report, analyzer, element)
+            assert ours, f"{analyzer}/{element} is empty"
+            kinds = {type(v) for v in body["base"].values()}
+            assert {type(v) for v in ours.values()} == kinds, f"{analyzer}/{element}"
+
+
+def test_analyzer_meta_and_layer_info(report: dict) -> None:
+    meta = base(report, "analyzer_meta", "analyzer_meta")
+    assert meta == {"DISTRO": "debian", "DISTROVERS": "12", "LIKEDISTRO": "debian"}
+    layer_map = json.loads(base(report, "layer_info", "layers_to_dockerfile")["dockerfile_to_layer_map"])
+    assert len(layer_map) == len(answers(IMAGE)["history"])
+    digests = [layer["digest"].split(":")[1] for layer in answers(IMAGE)["layers"]]
+    assert [e["layer"] for e in layer_map if e["layer"] != "unknown"] == digests
+    assert all(isinstance(e["layer_sizebytes"], str) and set(e) == {"layer", "dockerfile_line", "layer_sizebytes"}
+               for e in layer_map)
+
+
+def test_file_list_matches_ground_truth(report: dict) -> None:
+    truth = ground_truth(IMAGE)
+    files_all = base(report, "file_list", "files.all")
+    allinfo = base(report, "file_list", "files.allinfo")
+    assert set(files_all) == set(allinfo) == set(truth)
+    example_keys = set(json.loads(next(iter(EXAMPLE_IMAGEDATA["analysis_report"]["file_list"]["files.allinfo"]["base"].values()))))
+    for path, t in truth.items():
+        mode = int(t["mode"], 8)
+        assert files_all[path] == oct(mode), path
+        info = json.loads(allinfo[path])
+        assert set(info) == example_keys and ALLINFO_REQUIRED <= set(info)
+        assert info["fullpath"] == info["name"] == path
+        assert stat.S_IMODE(info["mode"]) == mode and (info["uid"], info["gid"]) == (t["uid"], t["gid"])
+        kind = {"file": "file", "hardlink": "file", "dir": "dir", "symlink": "slink"}[t["type"]]
+        assert info["type"] == kind, path
+        assert stat.S_IFMT(info["mode"]) == {"file": stat.S_IFREG, "dir": stat.S_IFDIR, "slink": stat.S_IFLNK}[kind]
+        if t["type"] == "symlink":
+            assert info["linkdst"] == t["linkname"] and info["size"] == len(t["linkname"])
+        else:
+            assert info["linkdst"] is None and info["size"] == t.get("size", 0), path
+
+
+def test_allinfo_link_quirks(report: dict) -> None:
+    allinfo = base(report, "file_list", "files.allinfo")
+    rel = json.loads(allinfo["/app/start.js"])  # -> server.js
+    # Anchore quirk: normpath(join("server.js", "/app/start.js")) is the link's own path.
+    assert (rel["linkdst"], rel["linkdst_fullpath"]) == ("server.js", "/app/start.js")
+    assert rel["othernames"] == {"/app/start.js": True, "server.js": True}
+    absolute = json.loads(allinfo["/usr/local/bin/orders-server"])
+    assert absolute["linkdst_fullpath"] == "/app/server.js" and absolute["mode"] == 0o120777
+    hard = json.loads(allinfo["/usr/local/bin/healthcheck"])
+    assert (hard["type"], hard["size"], hard["linkdst"]) == ("file", 60, None)
+    assert stat.S_ISREG(hard["mode"])
+
+
+def test_checksums_and_suids(report: dict) -> None:
+    truth = ground_truth(IMAGE)
+    sums = {algo: base(report, "file_checksums", f"files.{algo}sums") for algo in ("sha256", "md5", "sha1")}
+    for path, t in truth.items():
+        for algo, table in sums.items():
+            expected = t[algo] if t["type"] in ("file", "hardlink") else "DIRECTORY_OR_OTHER"
+            assert table[path] == expected, (algo, path)
+    suids = base(report, "file_suids", "files.suids")
+    assert suids == {p: oct(int(t["mode"], 8)) for p, t in truth.items() if int(t["mode"], 8) & stat.S_ISUID}
+    assert suids["/usr/local/bin/orders-suid-helper"] == "0o4755"
+
+
+def test_secret_search_keys_and_lines(report: dict) -> None:
+    a = analysis(IMAGE)
+    matches = {path: json.loads(v) for path, v in base(report, "secret_search", "regexp_matches.all").items()}
+    specs = {f"{r.id}={r.pattern}" for r in a.rules if r.kind == "secret"}
+    for keys in matches.values():
+        for key, lines in keys.items():
+            assert key.endswith("\n") and all(len(chunk) <= 76 for chunk in key.split("\n"))
+            assert key == base64.encodebytes(base64.b64decode(key)).decode()
+            assert base64.b64decode(key).decode() in specs
+            assert lines == sorted(lines) and all(isinstance(n, int) for n in lines)
+    # The example export's exact key for Anchore's PRIV_KEY rule, at 0-based line 0.
+    example_key = next(iter(json.loads(next(iter(
+        EXAMPLE_IMAGEDATA["analysis_report"]["secret_search"]["regexp_matches.all"]["base"].values())))))
+    assert matches["/root/.ssh/id_rsa"][example_key] == [0]
+    for s in answers(IMAGE)["secrets"]:
+        assert any(s["line"] - 1 in lines for lines in matches[s["path"]].values()), s["path"]
+    assert "content_search" not in report  # not configured
+
+
+def test_retrieve_files_is_the_final_passwd(report: dict) -> None:
+    content = base64.b64decode(base(report, "retrieve_files", "file_content.all")["/etc/passwd"])
+    assert hashlib.sha256(content).hexdigest() == ground_truth(IMAGE)["/etc/passwd"]["sha256"]
+    assert b"appuser:x:1000" in content
+
+
+def test_policy_engine_loader_reads_it(export: list) -> None:
+    """What ImageLoader.load() reads (anchore-format.md §6), read the same way."""
+    data = export[0]["image"]["imagedata"]
+    ir, ar = data["image_report"], data["analysis_report"]
+    assert ir["meta"]["imageId"] == export[0]["image"]["imageId"]
+    int(ir["meta"]["sizebytes"])
+    for key in ("docker_data", "docker_history", "dockerfile_contents", "dockerfile_mode", "layers", "familytree"):
+        assert key in ir
+    meta = ar["analyzer_meta"]["analyzer_meta"]["base"]
+    assert all(isinstance(meta[k], str) for k in ("DISTRO", "DISTROVERS", "LIKEDISTRO"))
+    packages = ar["package_list"]
+    assert isinstance(packages, dict)
+    for element, body in packages.items():
+        # An empty allinfo sends the loader to a pkgs.all branch; an empty pkgs.<x> ends its generic loop.
+        assert body["base"], f"{element} is empty"
+    for name, value in packages.get("pkgs.allinfo", {}).get("base", {}).items():
+        info = json.loads(value) if isinstance(value, str) else value
+        assert isinstance(info["sourcepkg"], str) and isinstance(info["version"], str), name
+        assert isinstance(info["size"], str), name
+    for element in ("pkgs.npms", "pkgs.gems"):
+        for value in packages.get(element, {}).get("base", {}).values():
+            assert isinstance(value["versions"], list) and isinstance(value["lics"], list)
+            assert isinstance(value["origins"], list)
+    for value in packages.get("pkgs.java", {}).get("base", {}).values():
+        assert isinstance(value["metadata"], dict) and "groupId=" in value["metadata"]["pom.properties"]
+    allinfo = ar["file_list"]["files.allinfo"]["base"]
+    for value in allinfo.values():
+        info = json.loads(value)
+        for key in ALLINFO_REQUIRED:
+            info[key]
+    for matches in ar["secret_search"]["regexp_matches.all"]["base"].values():
+        assert isinstance(json.loads(matches), dict)
+    for content in ar["retrieve_files"]["file_content.all"]["base"].values():
+        base64.b64decode(content)
+
+
+def test_rule_key_encoding_matches_anchore() -> None:
+    from layerscan.scan.rules import parse_anchore_rule
+
+    rule = parse_anchore_rule(r"PRIV_KEY=(?i)-+BEGIN(.*)PRIVATE KEY-+")
+    assert anchore.rule_key(rule) == "UFJJVl9LRVk9KD9pKS0rQkVHSU4oLiopUFJJVkFURSBLRVktKw==\n"
+    long = parse_anchore_rule("API_KEY=(?i).*api(-|_)key( *=+ *).*(?<![A-Z0-9])[A-Z0-9]{20,60}(?![A-Z0-9]).*")
+    key = anchore.rule_key(long)
+    assert key.count("\n") == 2 and len(key.split("\n")[0]) == 76
+
+
+# ----------------------------------------------------------------------------- layerscan JSON
+
+
+def test_native_json_shape(native_doc: dict) -> None:
+    a = analysis(IMAGE)
+    assert list(native_doc) == ["schema", "image", "distro", "files", "packages", "secrets", "stats"]
+    assert native_doc["schema"] == "layerscan/v1"
+    image = native_doc["image"]
+    assert image["manifest_digest"] == a.manifest_digest and image["config_digest"] == a.config_digest
+    assert (image["architecture"], image["os"]) == ("amd64", "linux")
+    layers = answers(IMAGE)["layers"]
+    assert [
+        (la["index"], la["digest"], la["diff_id"], la["media_type"], la["size"], la["entries"]) for la in image["layers"]
+    ] == [(la["index"], la["digest"], la["diff_id"], la["mediaType"], la["size"], la["tar_entries"]) for la in layers]
+    assert native_doc["distro"] == {"id": "debian", "version_id": "12", "id_like": ""}
+    paths = [f["path"] for f in native_doc["files"]]
+    assert paths == sorted(paths) and len(paths) == len(ground_truth(IMAGE))
+    keys = ["path", "type", "mode", "uid", "gid", "size", "mtime", "link", "layer", "md5", "sha1", "sha256"]
+    assert all(list(f) == keys for f in native_doc["files"])
+    assert all(set(s) == {"rule", "kind", "path", "line", "layer", "in_final_image", "match"}
+               for s in native_doc["secrets"])
+    assert isinstance(native_doc["packages"], list) and isinstance(native_doc["stats"], dict)
+
+
+class _Recorder(io.StringIO):
+    largest = 0
+
+    def write(self, s: str) -> int:
+        self.largest = max(self.largest, len(s))
+        return super().write(s)
+
+
+@pytest.mark.parametrize("fmt", ["json", "anchore"])
+def test_reports_are_streamed(fmt: str) -> None:
+    out = _Recorder()
+    FORMATS[fmt](analysis(IMAGE), out)
+    total = len(out.getvalue())
+    assert total > 1_000_000
+    assert out.largest < total / 10  # one record at a time (a package with its files at most), never the document
+
+
+def test_no_secret_value_in_any_report() -> None:
+    texts = {fmt: render(fmt) for fmt in FORMATS}
+    for s in answers(IMAGE)["secrets"]:
+        for fmt, text in texts.items():
+            assert s["value"] not in text, (fmt, s["path"])
+
+
+# ----------------------------------------------------------------------------- table
+
+
+def test_table_summary() -> None:
+    text = render("table")
+    a = analysis(IMAGE)
+    assert re.search(rf"^Files +{len(a.files)} ", text, re.M)
+    assert re.search(r"^Layers +5$", text, re.M)
+    assert re.search(r"^Secrets +\d+ in the final image, 0 in deleted", text, re.M)
+    for rule in ("aws-access-key-id", "github-pat", "private-key", "docker-config-auth", "generic-api-key"):
+        assert re.search(rf"^  {rule} +\d+$", text, re.M), rule
+    assert re.search(r"^Packages +\d+", text, re.M)
+    assert re.search(r"^Time +[\d.]+ s, .* [\d.]+ MB/s$", text, re.M)
+    assert "/root/.ssh/id_rsa:1" in text
