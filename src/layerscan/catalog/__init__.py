@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 _MODULES = (
     "dpkg",
     "apk",
+    "rpm",
 )
 
 OS_TYPES = ("dpkg", "rpm", "apk")
