@@ -7,9 +7,11 @@
 Registering a cataloger is one line in `_MODULES`: the module's name; the module
 exposes `CATALOGER`, an object satisfying `model.Cataloger`.
 
-What the Anchore report writer needs for OS packages (pkgs.allinfo, pkgfiles.all,
-pkgs_plus_source.all, distro.pkgfilemeta) is computed by `anchore.py` in this
-package from the packages returned here (see its docstring).
+What the Anchore report writer needs for OS packages is computed from the packages
+returned here by `catalog.anchore`: `os_package_list(packages, distro)` gives
+pkgs.all, pkgs_plus_source.all, pkgfiles.all and pkgs.allinfo; `pkgfilemeta(packages)`
+gives file_package_verify/distro.pkgfilemeta; `distro.anchore_meta(distro)` gives
+analyzer_meta and `distro.flavor(distro)` the RHEL|DEB|ALPINE|BUSYB|Unknown flavor.
 """
 
 from __future__ import annotations

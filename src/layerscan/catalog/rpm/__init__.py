@@ -12,6 +12,7 @@ file name (Anchore's sourcepkg). Package.metadata (for reports and SBOMs):
     size           int bytes (LONGSIZE or SIZE)
     provides, requires   lists of names
     database       "bdb" | "sqlite" | "ndb"
+    digest_algo    the file digest algorithm ("md5", "sha256", …)
     files  [{"path", "mode": int (with S_IFMT), "size": int, "digest": {"algorithm", "value"} | None,
              "username", "groupname", "flags": int (RPMFILE_*: 1 config, 64 ghost, …)}]
 """
@@ -105,6 +106,7 @@ def to_package(h: RpmHeader, distro: Distro | None, location: str, fmt: str) -> 
             "provides": list(h.provides),
             "requires": list(h.requires),
             "database": fmt,
+            "digest_algo": h.digest_algo,
             "files": [
                 {
                     "path": f.path,
