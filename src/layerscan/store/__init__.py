@@ -1,0 +1,1 @@
+"""Where layer blobs are kept between analyses: the LRU layer cache (`layers`)."""
