@@ -18,8 +18,12 @@ ENGINES = ("native", "reference") if native_available() else ("reference",)
 ENGINE = ENGINES[0]
 
 
-@cache
 def analysis(name: str, engine: str = ENGINE) -> Analysis:
+    return _analysis(name, engine)
+
+
+@cache
+def _analysis(name: str, engine: str) -> Analysis:
     return analyze(f"oci-dir:{IMAGES / name}", Config(), engine=engine, progress=False)
 
 
