@@ -1,6 +1,7 @@
-"""A directory seen as a one-layer image: tar it in memory, scan it, squash it.
+"""A directory (or one layer tar) seen as a one-layer image: tar it in memory, scan it, squash it.
 
     image_files_from_dir(path, globs) -> ImageFiles
+    image_files_from_layer(blob, globs) -> ImageFiles     (a compressed or plain layer tar)
 
 The fixtures are partial root filesystems; this gives catalogers exactly what they
 get from a real image (the scan's captured files), without a registry or a layout.
@@ -34,12 +35,13 @@ def tar_dir(root: Path) -> bytes:
 def image_files_from_dir(
     root: Path | str, globs: tuple[str, ...], *, capture_max_bytes: int = 64 << 20, engine: str = ENGINE
 ) -> ImageFiles:
-    result = scan_layer(
-        tar_dir(Path(root)),
-        ScanOptions(capture_globs=globs, capture_max_bytes=capture_max_bytes),
-        engine=engine,
-        name=str(root),
-    )
+    return image_files_from_layer(tar_dir(Path(root)), globs, capture_max_bytes=capture_max_bytes, engine=engine)
+
+
+def image_files_from_layer(
+    blob: bytes, globs: tuple[str, ...], *, capture_max_bytes: int = 64 << 20, engine: str = ENGINE
+) -> ImageFiles:
+    result = scan_layer(blob, ScanOptions(capture_globs=globs, capture_max_bytes=capture_max_bytes), engine=engine)
     # One layer: no whiteouts to apply, and the last entry for a path wins.
     files = {rec.path: FinalFile(rec, 0) for rec in result.entries}
     return ImageFiles(files, dict(result.captured), set(result.too_big_to_capture))
