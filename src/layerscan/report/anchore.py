@@ -16,6 +16,7 @@ import stat
 from typing import Any, Iterable, Iterator, TextIO
 
 from ..analysis import Analysis, SecretFinding
+from ..catalog import anchore as catalog_anchore
 from ..image import FinalFile, ImageFiles
 from ..scan.rules import Rule
 from .anchore_packages import package_list
@@ -181,6 +182,9 @@ def _analysis_report(a: Analysis) -> Iterator[tuple[str, Any]]:
     yield "file_checksums", Obj([
         (f"files.{algo}sums", _base(_checksums(files, paths, algo))) for algo in ("sha256", "md5", "sha1")
     ])
+    pkgfilemeta = catalog_anchore.pkgfilemeta(a.packages)
+    if pkgfilemeta:
+        yield "file_package_verify", _element("distro.pkgfilemeta", sorted(pkgfilemeta.items()))
     suids = [(p, oct(files[p].record.mode & 0o7777)) for p in paths if files[p].record.mode & stat.S_ISUID]
     if suids:  # Anchore leaves out an element with no entries
         yield "file_suids", _element("files.suids", suids)

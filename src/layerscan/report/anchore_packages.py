@@ -1,6 +1,7 @@
 """The Anchore export's `package_list` section, from the catalogers' Package values.
 
-Library packages take the shapes Anchore Engine's syft handlers write (§3.2 of
+OS packages (pkgs.all, pkgs_plus_source.all, pkgfiles.all, pkgs.allinfo) come from
+`catalog.anchore`, which knows the database fields. Library packages take the shapes Anchore Engine's syft handlers write (§3.2 of
 anchore-format.md), keyed as the policy engine's ImageLoader expects. `Package.metadata`
 keys read here, all optional:
   npm     author (str), authors (list), url / homepage
@@ -15,15 +16,16 @@ loader's generic branch stops at the first empty `pkgs.*` element.
 from __future__ import annotations
 
 import posixpath
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
+from ..catalog.anchore import os_package_list
 from ..catalog.model import Distro, Package
 
 Entry = tuple[str, dict[str, Any]]
 
 
-def package_list(packages: Iterable[Package], distro: Distro | None) -> dict[str, dict[str, Any]]:
-    elements: dict[str, dict[str, Any]] = {}
+def package_list(packages: list[Package], distro: Distro | None) -> dict[str, dict[str, Any]]:
+    elements: dict[str, dict[str, Any]] = dict(os_package_list(packages, distro))
     for p in packages:
         convert = _CONVERTERS.get(p.type)
         if convert is None:
@@ -31,7 +33,7 @@ def package_list(packages: Iterable[Package], distro: Distro | None) -> dict[str
         element, (key, value) = convert(p)
         base = elements.setdefault(element, {})
         base.setdefault(key, value)  # Anchore never overwrites: the first package at a key wins
-    return {element: {"base": base} for element, base in elements.items()}
+    return {element: {"base": base} for element, base in elements.items() if base}
 
 
 def _licenses(p: Package) -> list[str]:
