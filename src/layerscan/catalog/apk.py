@@ -130,11 +130,11 @@ def to_package(e: dict, distro: Distro | None, location: str) -> Package:
 
 
 def split_license(field: str) -> tuple[str, ...]:
-    """An SPDX expression stays whole; a plain space-separated list is split (as Syft does)."""
+    """An SPDX expression stays whole; a plain space-separated list is split and sorted (as Syft does)."""
     field = field.strip()
     if not field:
         return ()
-    return (field,) if _EXPRESSION.search(f" {field} ") else tuple(field.split())
+    return (field,) if _EXPRESSION.search(f" {field} ") else tuple(sorted(set(field.split())))
 
 
 def _blocks(text: str) -> Iterator[tuple[int, list[str]]]:

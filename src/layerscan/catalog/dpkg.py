@@ -172,7 +172,7 @@ def parse_copyright(content: bytes) -> tuple[str, ...]:
             m = rx.search(line)
             if m:
                 value = m.group(1).strip().rstrip(".")
-                if value:
+                if value and value.lower() != "none":  # DEP-5 "License: none" on generated data is no license
                     found.add(value)
     return tuple(sorted(found))
 
