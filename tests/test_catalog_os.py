@@ -473,8 +473,9 @@ def test_header_garbage(blob):
 @given(st.sampled_from(range(len(_VALID_HEADERS))), st.lists(st.tuples(st.integers(0, 1 << 20), st.integers(0, 255)), max_size=8))
 def test_header_mutations(which, edits):
     blob = bytearray(_VALID_HEADERS[which])
-    for pos, value in edits:
-        blob[pos % len(blob)] = value
+    index_end = 8 + 16 * struct.unpack_from(">I", blob)[0]
+    for pos, value in edits:  # mostly in the preamble and the index entries, where the structure is
+        blob[pos % index_end if pos % 4 else pos % len(blob)] = value
     _parse_header_or_error(bytes(blob))
 
 
@@ -499,11 +500,11 @@ def test_bdb_garbage(db):
 
 
 @FUZZ
-@given(st.lists(st.tuples(st.integers(0, len(_BDB) - 1), st.integers(0, 255)), min_size=1, max_size=16))
+@given(st.lists(st.tuples(st.integers(0, len(_BDB) // 4096 - 1), st.integers(0, 96), st.integers(0, 255)), min_size=1, max_size=16))
 def test_bdb_mutations(edits):
     db = bytearray(_BDB)
-    for pos, value in edits:
-        db[pos] = value
+    for page, offset, value in edits:  # page headers, the metadata and the first index slots
+        db[page * 4096 + offset] = value
     _bdb_or_error(bytes(db))
 
 

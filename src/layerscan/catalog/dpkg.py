@@ -14,7 +14,6 @@ Package.metadata (for reports and SBOMs):
 
 from __future__ import annotations
 
-import logging
 import posixpath
 import re
 from typing import Iterable, Iterator
@@ -22,8 +21,6 @@ from typing import Iterable, Iterator
 from ..image import ImageFiles
 from .model import CatalogError, CatalogFileError, Distro, Package
 from .purl import distro_qualifier, purl
-
-log = logging.getLogger(__name__)
 
 STATUS = "/var/lib/dpkg/status"
 STATUS_D = "/var/lib/dpkg/status.d"

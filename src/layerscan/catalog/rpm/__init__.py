@@ -36,7 +36,8 @@ def _sqlite_blobs(files: ImageFiles, path: str, content: bytes) -> Iterable[byte
 
 
 # file name -> (format, reader of its header blobs)
-_FORMATS: dict[str, tuple[str, Callable[[ImageFiles, str, bytes], Iterable[bytes]]]] = {
+BlobReader = Callable[[ImageFiles, str, bytes], Iterable[bytes]]
+_FORMATS: dict[str, tuple[str, BlobReader]] = {
     "Packages": ("bdb", lambda files, path, content: bdb.read_values(content)),
     "rpmdb.sqlite": ("sqlite", _sqlite_blobs),
     "Packages.db": ("ndb", lambda files, path, content: ndb.read_blobs(content)),
@@ -63,11 +64,13 @@ class RpmCataloger:
                 if content is None:
                     yield CatalogError(self.name, path, "not captured (too big or unreadable)")
                     continue
-                yield from self._database(files, distro, path, fmt, blobs)
+                yield from self._database(files, distro, path, fmt, blobs, content)
 
-    def _database(self, files, distro, path, fmt, blobs) -> Iterator[Package | CatalogError]:
+    def _database(
+        self, files: ImageFiles, distro: Distro | None, path: str, fmt: str, blobs: BlobReader, content: bytes
+    ) -> Iterator[Package | CatalogError]:
         try:
-            for i, blob in enumerate(blobs(files, path, files.read(path))):
+            for i, blob in enumerate(blobs(files, path, content)):
                 try:
                     yield to_package(parse_header(blob), distro, path, fmt)
                 except HeaderError as e:
