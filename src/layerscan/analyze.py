@@ -18,7 +18,7 @@ from . import catalog
 from .analysis import Analysis, LayerInfo, SecretFinding
 from .config import Config
 from .errors import LayerscanError
-from .image import Descriptor, ImageFiles, ImageSource, Platform, SymlinkLoop
+from .image import Descriptor, FinalFile, ImageFiles, ImageSource, Platform, SymlinkLoop
 from .scan import native_available, scan_layer
 from .scan.model import LayerResult, ScanOptions
 from .scan.rules import Rule, check_unique
@@ -169,8 +169,8 @@ def layer_infos(layers: Sequence[Descriptor], config: dict, results: Sequence[La
 def secret_findings(results: Sequence[LayerResult | None], files: ImageFiles,
                     rules: Sequence[Rule]) -> list[SecretFinding]:
     """Every hit of every layer, marked in_final_image when the final file at that path
-    was written by that layer; plus, as Anchore does, the final image's hits again under
-    each symlink or hardlink that leads to a file with hits (keyed by the link's path)."""
+    was written by that layer; plus, as Anchore does, the hits of the content a final
+    symlink or hardlink leads to, again under the link's path."""
     kind = {r.id: r.kind for r in rules}
     table = files.files
     # A layer used twice is reported at its last position, the only one where its files can be final.
@@ -184,28 +184,38 @@ def secret_findings(results: Sequence[LayerResult | None], files: ImageFiles,
             in_final = final is not None and final.layer == i and final.record.type == "file"
             found[(hit.path, hit.rule, hit.line, i)] = SecretFinding(
                 hit.rule, hit.path, hit.line, i, in_final, hit.masked, kind.get(hit.rule, "secret"))
-    by_path: dict[str, list[SecretFinding]] = {}
+    by_content: dict[tuple[str, int], list[SecretFinding]] = {}
     for f in found.values():
-        if f.in_final_image:
-            by_path.setdefault(f.path, []).append(f)
-    if by_path:
+        by_content.setdefault((f.path, f.layer), []).append(f)
+    if by_content:
         for path, entry in table.items():
-            if entry.record.type not in ("symlink", "hardlink"):
-                continue
-            for f in by_path.get(_link_target(files, path) or "", ()):
+            for f in by_content.get(_link_content(files, entry) or ("", -1), ()):
                 found[(path, f.rule, f.line, f.layer)] = SecretFinding(
                     f.rule, path, f.line, f.layer, True, f.masked, f.kind)
     return sorted(found.values(), key=lambda f: (f.path, f.line, f.rule, f.layer))
 
 
-def _link_target(files: ImageFiles, path: str) -> str | None:
-    entry = files.files[path]
-    if entry.record.type == "hardlink":
-        path = entry.record.link or ""
+def _link_content(files: ImageFiles, entry: FinalFile) -> tuple[str, int] | None:
+    """(path, layer) of the file content a link leads to; None for non-links and dead ends."""
+    r = entry.record
+    if r.type == "hardlink":
+        # The link's content is its target as of the link's layer: the final target when no
+        # later layer replaced it, else (deleted or replaced later; Anchore's squash then
+        # copies the content under the link's name) the target in the link's own layer,
+        # where tar hardlinks point.
+        target = files.files.get(r.link or "")
+        layer = target.layer if target is not None and target.layer <= entry.layer else entry.layer
+        return (r.link or "", layer)
+    if r.type != "symlink":
+        return None
     try:
-        return files.resolve(path)
+        real = files.resolve(r.path)
     except SymlinkLoop:
         return None
+    target = files.files.get(real) if real else None
+    if real is None or target is None or target.record.type != "file":
+        return None
+    return real, target.layer
 
 
 def retrieve_files(files: ImageFiles, config: Config) -> dict[str, bytes]:
@@ -229,8 +239,9 @@ def retrieve_files(files: ImageFiles, config: Config) -> dict[str, bytes]:
 
 
 def _escape_glob(path: str) -> str:
-    """A literal path as a capture glob."""
-    return "".join(f"[{c}]" if c in "*?[" else c for c in "/" + path.lstrip("/"))
+    """A literal path as a capture glob. A glob character becomes `?`: capturing a
+    sibling too is harmless, as retrieve_files looks the exact path up."""
+    return "".join("?" if c in "*?[" else c for c in "/" + path.lstrip("/"))
 
 
 def _counted(chunks: Iterable[bytes], advance: Advance) -> Iterator[bytes]:
