@@ -54,3 +54,9 @@ class DigestMismatch(LayerscanError):
         self.expected = expected
         self.actual = actual
         super().__init__(f"{what}: digest mismatch: expected {expected}, got {actual}")
+
+
+class ConfigError(LayerscanError):
+    """config.yaml or analyzer_config.yaml cannot be read or has an invalid value (the message names the key)."""
+
+    exit_code = 2
