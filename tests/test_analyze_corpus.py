@@ -146,3 +146,35 @@ def test_cli_help_teaches() -> None:
     with pytest.raises(SystemExit) as e:
         main(["analyze", "--help"])
     assert e.value.code == 0
+
+
+# ----------------------------------------------------------------------------- the bundled sample
+
+
+SAMPLE = Path(__file__).resolve().parent.parent / "examples" / "sample-image"
+
+
+def test_sample_image_is_what_its_script_makes(tmp_path: Path) -> None:
+    from make_sample_image import main as make
+
+    make(tmp_path / "img")
+    made = {p.relative_to(tmp_path / "img"): p.read_bytes() for p in (tmp_path / "img").rglob("*") if p.is_file()}
+    committed = {p.relative_to(SAMPLE): p.read_bytes() for p in SAMPLE.rglob("*") if p.is_file()}
+    assert made == committed
+
+
+def test_sample_secret_in_deleted_file_and_behind_link(capsys: pytest.CaptureFixture[str]) -> None:
+    from make_sample_image import FAKE_AWS_ID, FAKE_GITHUB
+
+    code, out, _ = run("analyze", f"oci-dir:{SAMPLE}", "--engine", ENGINES[0], "--fail-on-secrets", capsys=capsys)
+    assert code == 1
+    doc = json.loads(out)
+    found = {(s["rule"], s["path"], s["line"]): s for s in doc["secrets"]}
+    deleted = found[("aws-access-key-id", "/root/.aws/credentials", 2)]
+    assert (deleted["layer"], deleted["in_final_image"]) == (1, False)
+    assert found[("github-pat", "/app/.env", 2)]["in_final_image"]
+    assert found[("github-pat", "/app/current.env", 2)]["in_final_image"]  # keyed by the link, as Anchore
+    assert FAKE_AWS_ID not in out and FAKE_GITHUB not in out
+    paths = {f["path"] for f in doc["files"]}
+    assert "/etc/motd" not in paths and "/root/.aws/credentials" not in paths
+    assert {p["name"] for p in doc["packages"]} >= {"base-files", "hello"}
