@@ -10,8 +10,7 @@ import tempfile
 from typing import Callable, TextIO
 
 from ..analysis import Analysis
-from ..analyze import analyze
-from ..config import Config
+from ..config import load_config
 from ..image import Platform
 from ..report import FORMATS
 from ..scan import ENGINES, native_available
@@ -64,7 +63,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    config = _load_config(args.config)
+    from ..analyze import analyze  # here, so other commands never import the whole pipeline
+
+    config = load_config(args.config)
     analysis = analyze(args.source, config, engine=args.engine, platform=args.platform)
     writer = FORMATS[args.format]
     if args.output:
@@ -98,14 +99,6 @@ def _platform(text: str) -> Platform:
         return Platform.parse(text)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
-
-
-def _load_config(path: str | None) -> Config:
-    if path is None:
-        return Config()
-    from ..config import load_config  # C2's loader
-
-    return load_config(path)
 
 
 def _write_atomically(path: str, write: Callable[[TextIO], None]) -> None:
