@@ -142,10 +142,9 @@ class ImageFiles:
                 parts = [p for p in target.split("/") if p] + parts
                 done = base
                 continue
-            if entry is None and cand != "/":
-                return None
+            # A tar may hold "a/b/c" without an entry for "a/b": keep walking.
             done = cand
-        return done
+        return done if done == "/" or done in self.files else None
 
     def read(self, path: str) -> bytes | None:
         """Captured content of `path` after following links; None if not captured."""
