@@ -10,9 +10,9 @@ from typing import Sequence
 
 from .. import __version__
 from ..errors import LayerscanError
-from . import analyze, scan_layer
+from . import analyze, cache, scan_layer
 
-COMMANDS = (analyze, scan_layer)
+COMMANDS = (analyze, cache, scan_layer)
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 
