@@ -1,9 +1,10 @@
 """A worker process for the layer cache tests: reads one layer through a shared cache.
 
-    python cache_worker.py ROOT MAX_BYTES DIGEST BLOB COUNTER [--chunk-delay S] [--hold S]
+    python cache_worker.py ROOT MAX_BYTES DIGEST BLOB COUNTER [--chunk-delay S] [--hold S] [--start-file F]
 
 Each call of its fetch appends a line to COUNTER (O_APPEND, so concurrent workers never
-lose a count). Prints "pinned <sha256 of what it read>" once it holds the layer.
+lose a count). With --start-file it prints "ready" and waits for F to exist, so that several workers ask
+at the same moment. Prints "pinned <sha256 of what it read>" once it holds the layer.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ def main() -> int:
     p.add_argument("counter", type=Path)
     p.add_argument("--chunk-delay", type=float, default=0.0)
     p.add_argument("--hold", type=float, default=0.0)
+    p.add_argument("--start-file", type=Path)
     args = p.parse_args()
     content = args.blob.read_bytes()
 
@@ -40,6 +42,10 @@ def main() -> int:
             yield content[i : i + 4096]
 
     cache = LayerCache(args.root, args.max_bytes, minimum_bytes=0)
+    if args.start_file:
+        print("ready", flush=True)
+        while not args.start_file.exists():
+            time.sleep(0.005)
     with cache.layer(args.digest, len(content), fetch) as blob:
         print("pinned", hashlib.sha256(blob.data).hexdigest(), flush=True)
         time.sleep(args.hold)

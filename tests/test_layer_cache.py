@@ -255,8 +255,12 @@ def test_lost_index_is_rebuilt_from_disk(root: Path, damage: str) -> None:
 
 def test_single_flight_across_processes(root: Path, tmp_path: Path) -> None:
     content = os.urandom(64 * 4096)
-    counter = tmp_path / "count"
-    procs = [worker(root, 10_000_000, content, tmp_path, counter, "--chunk-delay", "0.005") for _ in range(5)]
+    counter, go = tmp_path / "count", tmp_path / "go"
+    procs = [worker(root, 10_000_000, content, tmp_path, counter, "--chunk-delay", "0.01", "--start-file", str(go))
+             for _ in range(5)]
+    for p in procs:  # all five have opened the cache before any asks for the layer
+        assert p.stdout.readline().strip() == "ready"
+    go.touch()
     outs = [p.communicate(timeout=60) for p in procs]
     assert all(p.returncode == 0 for p in procs), [o[1] for o in outs]
     assert [o[0].split() for o in outs] == [["pinned", hashlib.sha256(content).hexdigest()]] * 5
