@@ -152,8 +152,10 @@ def test_kill_9_mid_download_leaves_nothing_and_retry_succeeds(root: Path, tmp_p
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not (root / "sha256" / hex_).exists()
-    cache = small(root, 10_000_000)
+    assert any((root / "sha256").glob(f".tmp-{hex_}.*"))
+    cache = small(root, 10_000_000)  # opening the cache sweeps downloads whose worker is gone
     assert digest_of(content) not in present(cache)
+    assert not any((root / "sha256").glob(".tmp-*"))
     assert put(cache, content).calls == 1
     assert not any((root / "sha256").glob(".tmp-*"))
     assert (root / "sha256" / hex_).read_bytes() == content

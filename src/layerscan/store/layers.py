@@ -150,6 +150,7 @@ class LayerCache:
         self.locks.mkdir(exist_ok=True)
         self._db_lock = threading.Lock()
         self._db = self._open_index()
+        self._sweep_temps()
 
     @classmethod
     def from_config(cls, config: "Config") -> "LayerCache | None":
