@@ -71,6 +71,19 @@ class _Source(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
+    def head(self, n: int) -> bytes:
+        """The first `n` bytes not yet read (fewer at the end), without consuming them:
+        chunks may be shorter than a magic number."""
+        while len(self._buf) < n:
+            chunk = next(self._it, None)
+            if chunk is None:
+                break
+            self.count += len(chunk)
+            if self.hash is not None:
+                self.hash.update(chunk)
+            self._buf = memoryview(bytes(self._buf) + bytes(chunk))
+        return bytes(self._buf[:n])
+
     def readinto(self, b) -> int:  # type: ignore[override]
         while not self._buf:
             chunk = next(self._it, None)
@@ -133,10 +146,10 @@ class _Plain(io.RawIOBase):
             pass
 
 
-def _decompressor(src: io.RawIOBase, compression: str) -> io.BufferedIOBase:
-    buffered = io.BufferedReader(src, CHUNK)
+def _decompressor(src: _Source, compression: str) -> io.BufferedIOBase:
     if compression == "auto":
-        compression = detect_compression(buffered.peek(4)[:4])
+        compression = detect_compression(src.head(4))
+    buffered = io.BufferedReader(src, CHUNK)
     if compression == "gzip":
         return gzip.GzipFile(fileobj=buffered, mode="rb")  # reads every member
     if compression == "zstd":
