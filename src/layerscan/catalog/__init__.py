@@ -31,6 +31,8 @@ _MODULES = (
     "dpkg",
     "apk",
     "rpm",
+    "npm",
+    "gem",
 )
 
 OS_TYPES = ("dpkg", "rpm", "apk")

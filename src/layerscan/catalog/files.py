@@ -1,0 +1,33 @@
+"""Finding and reading the captured files a library cataloger asked for.
+
+    regular_files(files, globs)   -> sorted paths of regular files (or hardlinks) matching any glob
+    read(files, cataloger, path)  -> bytes, or a CatalogError saying why the content is missing
+
+Symlinks are left out on purpose: the file they point at is cataloged under its own
+path, once, as Syft does when it resolves a link to its real path.
+"""
+
+from __future__ import annotations
+
+from ..image import ImageFiles
+from ..scan.globs import GlobSet
+from .model import CatalogError
+
+REGULAR = ("file", "hardlink")
+
+
+def regular_files(files: ImageFiles, globs: tuple[str, ...]) -> list[str]:
+    matcher = GlobSet(globs)
+    return sorted(p for p, f in files.files.items() if f.record.type in REGULAR and matcher.matches(p))
+
+
+def read(files: ImageFiles, cataloger: str, path: str) -> bytes | CatalogError:
+    content = files.read(path)
+    if content is not None:
+        return content
+    entry = files.get(path)
+    target = entry.record.link if entry is not None and entry.record.type == "hardlink" else path
+    if path in files.too_big_to_capture or target in files.too_big_to_capture:
+        size = entry.record.size if entry is not None else 0
+        return CatalogError(cataloger, path, f"too big to capture ({size} bytes over the scan's capture limit)")
+    return CatalogError(cataloger, path, "content not captured by the scan")
