@@ -27,3 +27,6 @@ def layer_blob(name: str, digest: str) -> Path:
 def corpus() -> Path:
     assert IMAGES.is_dir(), f"the corpus is missing at {IMAGES}"
     return CORPUS
+
+
+pytest_plugins = ["registry_fixtures"]  # real-registry fixtures (tests/registry_fixtures.py)

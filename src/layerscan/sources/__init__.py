@@ -1,0 +1,1 @@
+"""Image sources: where an image's manifest, config and layer blobs come from."""

@@ -1,0 +1,344 @@
+"""The `registry:` source: an OCI distribution client (manifests, config, layer blobs).
+
+Every blob is sha256-checked while it streams. Transient failures (connection errors,
+5xx, 429) are retried with backoff, honouring Retry-After, and an interrupted blob
+resumes with Range. Redirects are followed by hand so that Authorization never reaches
+a host other than the registry. Layers go through the layer cache when it is enabled,
+and otherwise stream straight into the scanner without touching the disk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import hashlib
+import json
+import logging
+import time
+from typing import Callable, Iterator
+from urllib.parse import urljoin, urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from ..config import Config
+from ..errors import DigestMismatch, LayerscanError
+from ..image import Descriptor, LayerBlob, Platform
+from ..refs import ImageRef
+from ..store.layers import LayerCache
+from .auth import AuthError, RegistryAuth, find_credentials
+from .index import INDEX_MEDIA_TYPES, MANIFEST_MEDIA_TYPES, select_manifest, verify_digest
+
+log = logging.getLogger(__name__)
+
+SCHEMA1_MEDIA_TYPES = frozenset({
+    "application/vnd.docker.distribution.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v1+prettyjws",
+})
+_ACCEPT = ", ".join([*MANIFEST_MEDIA_TYPES, *INDEX_MEDIA_TYPES])
+_CHUNK = 1 << 20
+_TIMEOUT = (10, 60)  # connect, read
+_MAX_REDIRECTS = 5
+_MAX_MANIFEST = 4 << 20  # as containerd limits manifests
+_RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+
+
+class RegistryError(LayerscanError):
+    """The registry could not give us the image: not found, unsupported, or failing."""
+
+
+class RegistryClient:
+    """One repository on one registry, over one requests session (thread-safe for our use)."""
+
+    attempts = 5  # per request, counting the first
+    backoff = 0.5  # seconds, doubled per attempt
+    max_wait = 30.0  # cap on backoff and Retry-After
+
+    def __init__(self, ref: ImageRef, config: Config) -> None:
+        self.ref = ref
+        settings = config.registries.get(ref.registry)
+        insecure = ref.registry in config.insecure_registries or bool(settings and settings.insecure)
+        ca_cert = (settings.ca_cert if settings else None) or config.ca_cert
+        self.verify: bool | str = False if insecure else (ca_cert or True)
+        self.insecure = insecure
+        self.session = requests.Session()
+        adapter = HTTPAdapter(pool_maxsize=max(10, config.max_threads * 2))
+        self.session.mount("https://", adapter)
+        self.session.mount("http://", adapter)
+        self.auth = RegistryAuth(self.session, ref.registry, find_credentials(ref.registry, config), self.verify)
+        self.base = f"https://{ref.registry}"
+        self.scope = f"repository:{ref.repository}:pull"
+
+    def close(self) -> None:
+        self.session.close()
+
+    # ------------------------------------------------------------------ requests
+
+    def ping(self) -> None:
+        """GET /v2/: proves the API is there and learns the auth scheme.
+
+        An insecure registry is tried once over HTTPS without verification, then over plain HTTP.
+        """
+        if self.insecure:
+            try:
+                self.session.get(urljoin(self.base, "/v2/"), verify=False, timeout=_TIMEOUT).close()
+            except requests.RequestException:
+                log.info("registry %s: no HTTPS; it is insecure, using plain HTTP", self.ref.registry)
+                self.base = f"http://{self.ref.registry}"
+        self._request("GET", "/v2/", scope="").close()
+
+    def _request(self, method: str, path: str, *, scope: str | None = None, headers: dict | None = None,
+                 stream: bool = False, ok: tuple[int, ...] = (200,)) -> requests.Response:
+        """A request to the registry with auth, retries and hand-followed redirects."""
+        url = urljoin(self.base, path)
+        scope = self.scope if scope is None else scope
+        unauthorized = 0
+        for attempt in range(1, self.attempts + 1):
+            try:
+                resp = self._send(method, url, scope, headers or {}, stream)
+            except requests.exceptions.SSLError as e:
+                raise RegistryError(f"registry {self.ref.registry}: TLS verification failed ({_reason(e)}); "
+                                    "give its CA with ca_cert, or list it in insecure_registries") from None
+            except (requests.ConnectionError, requests.Timeout) as e:
+                if attempt == self.attempts:
+                    raise RegistryError(f"registry {self.ref.registry}: {_reason(e)} (after {attempt} attempts)") from None
+                self._sleep(attempt, None, f"{method} {url}: {type(e).__name__}")
+                continue
+            if resp.status_code in ok:
+                return resp
+            resp.close()
+            if resp.status_code == 401 and unauthorized == 0:
+                unauthorized += 1
+                self.auth.challenged(resp, scope)
+                continue
+            if resp.status_code in (401, 403):
+                raise self.auth.refused(f"{method} {urlsplit(url).path}")
+            if resp.status_code in _RETRY_STATUS and attempt < self.attempts:
+                self._sleep(attempt, resp.headers.get("Retry-After"), f"{method} {url}: HTTP {resp.status_code}")
+                continue
+            raise RegistryError(f"registry {self.ref.registry}: {method} {urlsplit(url).path}: "
+                                f"HTTP {resp.status_code}{_error_detail(resp)}")
+        raise RegistryError(f"registry {self.ref.registry}: {method} {urlsplit(url).path}: gave up after {self.attempts} attempts")
+
+    def _send(self, method: str, url: str, scope: str, headers: dict, stream: bool) -> requests.Response:
+        registry_origin = _origin(url)
+        for _ in range(_MAX_REDIRECTS + 1):
+            h = dict(headers)
+            # Authorization goes to the registry only, never to blob storage it redirects to.
+            if _origin(url) == registry_origin and scope:
+                value = self.auth.header(scope)
+                if value:
+                    h["Authorization"] = value
+            resp = self.session.request(method, url, headers=h, stream=stream, allow_redirects=False,
+                                        verify=self.verify, timeout=_TIMEOUT)
+            if resp.status_code not in (301, 302, 303, 307, 308) or "Location" not in resp.headers:
+                return resp
+            resp.close()
+            url = urljoin(url, resp.headers["Location"])
+        raise RegistryError(f"registry {self.ref.registry}: more than {_MAX_REDIRECTS} redirects")
+
+    def _sleep(self, attempt: int, retry_after: str | None, why: str) -> None:
+        wait = min(self.backoff * 2 ** (attempt - 1), self.max_wait)
+        if retry_after:
+            wait = min(max(_retry_after_seconds(retry_after), 0.0), self.max_wait)
+        log.warning("%s; retrying in %.1fs (attempt %d of %d)", why, wait, attempt + 1, self.attempts)
+        time.sleep(wait)
+
+    # ------------------------------------------------------------------ manifests and blobs
+
+    def manifest(self, reference: str) -> tuple[bytes, str]:
+        """The raw manifest and its media type."""
+        resp = self._request("GET", f"/v2/{self.ref.repository}/manifests/{reference}", headers={"Accept": _ACCEPT})
+        with resp:
+            raw = resp.content
+        if len(raw) > _MAX_MANIFEST:
+            raise RegistryError(f"manifest {reference}: larger than {_MAX_MANIFEST} bytes")
+        try:
+            doc = json.loads(raw)
+        except ValueError:
+            raise RegistryError(f"manifest {reference} of {self.ref.repository} is not JSON") from None
+        media_type = (doc.get("mediaType") if isinstance(doc, dict) else None) or \
+            resp.headers.get("Content-Type", "").split(";")[0].strip()
+        if media_type in SCHEMA1_MEDIA_TYPES or (isinstance(doc, dict) and doc.get("schemaVersion") == 1):
+            raise RegistryError(f"{self.ref}: Docker schema 1 manifests are not supported (deprecated since 2017); "
+                                "push the image again with a current client")
+        return raw, media_type
+
+    def blob(self, desc: Descriptor) -> bytes:
+        """A small blob (config), read whole and verified."""
+        return b"".join(self.blob_chunks(desc))
+
+    def blob_chunks(self, desc: Descriptor, urls: tuple[str, ...] = ()) -> Iterator[bytes]:
+        """The blob's bytes as they arrive, resumed with Range after a cut; raises DigestMismatch at the end if wrong.
+
+        `urls`: fetch from these (a foreign layer) instead of the registry, without credentials.
+        """
+        algo, _, expected = desc.digest.partition(":")
+        if algo != "sha256":
+            raise RegistryError(f"blob {desc.digest}: only sha256 digests are supported")
+        h = hashlib.sha256()
+        got = 0
+        cuts = 0
+        while True:
+            headers = {"Range": f"bytes={got}-"} if got else {}
+            resp = self._open_blob(desc, urls, headers)
+            skip = got if resp.status_code == 200 else 0  # the server ignored Range: drop what we have
+            try:
+                for chunk in resp.iter_content(_CHUNK):
+                    if skip:
+                        n = min(skip, len(chunk))
+                        chunk, skip = chunk[n:], skip - n
+                        if not chunk:
+                            continue
+                    got += len(chunk)
+                    if got > desc.size:
+                        raise DigestMismatch(f"blob {desc.digest}", f"{desc.size} bytes", f"more than {desc.size} bytes")
+                    h.update(chunk)
+                    yield chunk
+            except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError, requests.Timeout) as e:
+                cuts += 1
+                if cuts >= self.attempts:
+                    raise RegistryError(f"blob {desc.digest}: download interrupted {cuts} times ({_reason(e)})") from None
+                log.warning("blob %s: cut after %d of %d bytes (%s); resuming", desc.digest, got, desc.size, type(e).__name__)
+                continue
+            finally:
+                resp.close()
+            if got < desc.size:
+                cuts += 1
+                if cuts >= self.attempts:
+                    raise RegistryError(f"blob {desc.digest}: ended after {got} of {desc.size} bytes, {cuts} times")
+                log.warning("blob %s: ended after %d of %d bytes; resuming", desc.digest, got, desc.size)
+                continue
+            break
+        verify_digest(h, desc.digest, f"blob {desc.digest}")
+
+    def _open_blob(self, desc: Descriptor, urls: tuple[str, ...], headers: dict) -> requests.Response:
+        if not urls:
+            return self._request("GET", f"/v2/{self.ref.repository}/blobs/{desc.digest}", headers=headers,
+                                 stream=True, ok=(200, 206))
+        failures = []
+        for url in urls:
+            try:
+                resp = self.session.get(url, headers=headers, stream=True, timeout=_TIMEOUT)
+            except requests.RequestException as e:
+                failures.append(f"{url}: {type(e).__name__}")
+                continue
+            if resp.status_code in (200, 206):
+                return resp
+            resp.close()
+            failures.append(f"{url}: HTTP {resp.status_code}")
+        raise RegistryError(f"foreign layer {desc.digest}: no URL served it ({'; '.join(failures)})")
+
+
+class RegistrySource:
+    """An ImageSource for one image of a registry, resolved to one platform."""
+
+    def __init__(self, ref: ImageRef, client: RegistryClient, cache: LayerCache | None, fetch_foreign: bool,
+                 platform: Platform | None) -> None:
+        self.name = str(ref)
+        self._client = client
+        self._cache = cache
+        self._fetch_foreign = fetch_foreign
+        self.parent_manifest: dict | None = None  # the index, when the reference named one
+        raw, media_type = client.manifest(ref.reference)
+        digest = _sha256(raw)
+        if ref.digest:
+            verify_digest(hashlib.sha256(raw), ref.digest, f"manifest {ref}")
+        if media_type in INDEX_MEDIA_TYPES:
+            self.parent_manifest = json.loads(raw)
+            chosen = select_manifest(self.parent_manifest, platform or Platform.host())
+            raw, media_type = client.manifest(chosen.digest)
+            verify_digest(hashlib.sha256(raw), chosen.digest, f"manifest {chosen.digest} of {ref}")
+            digest = chosen.digest
+        if media_type not in MANIFEST_MEDIA_TYPES:
+            raise RegistryError(f"{ref}: manifest media type {media_type!r} is not an image manifest")
+        self.manifest = json.loads(raw)
+        self.manifest_digest = digest
+        try:
+            config_desc = Descriptor.from_json(self.manifest["config"])
+            self.layers = [Descriptor.from_json(d) for d in self.manifest["layers"]]
+        except (KeyError, TypeError, ValueError):
+            raise RegistryError(f"{ref}: manifest {digest} lacks a valid config or layers list") from None
+        self.config_digest = config_desc.digest
+        try:
+            self.config = json.loads(client.blob(config_desc))
+        except ValueError:
+            raise RegistryError(f"{ref}: image config {config_desc.digest} is not JSON") from None
+        self.repo_tags = tuple(t for t in (ref.repo_tag(),) if t)
+        self.repo_digests = (ref.repo_digest(digest),)
+
+    @contextlib.contextmanager
+    def open_layer(self, desc: Descriptor) -> Iterator[LayerBlob | None]:
+        fetch: Callable[[], Iterator[bytes]]
+        if _is_foreign(desc):
+            if not (self._fetch_foreign and desc.urls):
+                log.warning("layer %s (%s) is foreign and %s: skipped", desc.digest, desc.media_type,
+                            "has no urls" if self._fetch_foreign else "fetching foreign layers is off")
+                yield None
+                return
+            fetch = lambda: self._client.blob_chunks(desc, desc.urls)  # noqa: E731
+        else:
+            fetch = lambda: self._client.blob_chunks(desc)  # noqa: E731
+        if self._cache is None:
+            yield LayerBlob(fetch(), verified=False)
+            return
+        with self._cache.layer(desc.digest, desc.size, fetch) as blob:
+            yield blob
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def open_registry(ref: str | ImageRef, *, platform: Platform | None, config: Config,
+                  fetch_foreign: bool = True) -> RegistrySource:
+    """Resolve `ref` on its registry to one image. Foreign layers are fetched from their urls, as Anchore does, unless `fetch_foreign` is off."""
+    parsed = ref if isinstance(ref, ImageRef) else ImageRef.parse(ref)
+    client = RegistryClient(parsed, config)
+    try:
+        client.ping()
+        return RegistrySource(parsed, client, LayerCache.from_config(config), fetch_foreign, platform)
+    except BaseException:
+        client.close()
+        raise
+
+
+def _is_foreign(desc: Descriptor) -> bool:
+    return "foreign" in desc.media_type or "nondistributable" in desc.media_type
+
+
+def _sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def _origin(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return parts.scheme, parts.netloc.lower()
+
+
+def _retry_after_seconds(value: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        when = email.utils.parsedate_to_datetime(value)
+        return when.timestamp() - time.time() if when else 0.0
+
+
+def _reason(e: Exception) -> str:
+    """The innermost cause of a requests error, on one line."""
+    while e.args and isinstance(e.args[0], Exception):
+        e = e.args[0]
+    text = str(e).splitlines()[0] if str(e) else type(e).__name__
+    return text[:300]
+
+
+def _error_detail(resp: requests.Response) -> str:
+    """The registry's own error code (NAME_UNKNOWN, MANIFEST_UNKNOWN...), when it gives one."""
+    try:
+        errors = resp.json().get("errors") or []
+        codes = ", ".join(str(e.get("code")) for e in errors if isinstance(e, dict))
+    except (ValueError, AttributeError):
+        return ""
+    return f" ({codes})" if codes else ""
+
+
+__all__ = ["RegistryClient", "RegistryError", "RegistrySource", "AuthError", "open_registry"]
