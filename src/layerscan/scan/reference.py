@@ -10,6 +10,7 @@ import gzip
 import hashlib
 import io
 import posixpath
+import re
 import tarfile
 import time
 import zlib
@@ -100,11 +101,7 @@ class _Source(io.RawIOBase):
 
 
 class _Plain(io.RawIOBase):
-    """The uncompressed tar stream: counted, bounded, optionally hashed for the diff_id.
-
-    It keeps the last read's bytes so that the scanner can look at the header where
-    tarfile stopped: tarfile ends iteration silently on a bad header, we must not.
-    """
+    """The uncompressed tar stream: counted, bounded, optionally hashed for the diff_id."""
 
     def __init__(self, raw: io.BufferedIOBase, limit: int, layer: str, diff_id: bool) -> None:
         self._raw = raw
@@ -112,8 +109,6 @@ class _Plain(io.RawIOBase):
         self._layer = layer
         self.count = 0
         self.hash = hashlib.sha256() if diff_id else None
-        self.prev = self.last = b""
-        self.last_start = 0
 
     def readable(self) -> bool:
         return True
@@ -125,7 +120,6 @@ class _Plain(io.RawIOBase):
             raise CompressionError(f"corrupt or truncated compressed stream: {e}", self._layer, self.count) from None
         n = len(data)
         b[:n] = data
-        self.prev, self.last, self.last_start = self.last, data, self.count
         self.count += n
         if self.count > self._limit:
             raise LimitExceeded(f"layer expands past {self._limit} bytes", self._layer, self.count)
@@ -133,17 +127,63 @@ class _Plain(io.RawIOBase):
             self.hash.update(data)
         return n
 
-    def block_at(self, offset: int) -> bytes | None:
-        """The 512 bytes at `offset`, if they are among the last two reads."""
-        start = self.last_start - len(self.prev)
-        i = offset - start
-        if i < 0 or i >= len(self.prev) + len(self.last):
-            return None
-        return (self.prev[i:i + 512] + self.last[max(0, i - len(self.prev)):])[:512] if i < len(self.prev) else self.last[i - len(self.prev):i - len(self.prev) + 512]
-
     def drain(self) -> None:
         while self.read(CHUNK):
             pass
+
+
+class _Malformed(Exception):
+    """A header tarfile would skip or end the archive on; scan_chunks names the layer."""
+
+    def __init__(self, reason: str, offset: int) -> None:
+        super().__init__(reason)
+        self.offset = offset
+
+
+_PAX_RECORD = re.compile(rb"([1-9][0-9]*) [^=\n]+=")
+
+
+def check_pax_records(buf: bytes, offset: int) -> None:
+    """Every record is '<len> key=value\\n' with a length that fits: tarfile does not check."""
+    pos = 0
+    while pos < len(buf) and buf[pos] != 0:
+        m = _PAX_RECORD.match(buf, pos)
+        length = int(m.group(1)) if m else 0
+        if m is None or length < m.end() - pos + 1 or pos + length > len(buf) or buf[pos + length - 1] != 0x0A:
+            raise _Malformed("malformed PAX record", offset)
+        pos += length
+    if buf[pos:].strip(b"\0"):
+        raise _Malformed("malformed PAX record", offset)
+
+
+class _StrictTarInfo(tarfile.TarInfo):
+    """tarfile ends an archive silently at a truncated or invalid header that is not the
+    first, and reads PAX records without checking their lengths; a scan must not."""
+
+    @classmethod
+    def fromtarfile(cls, tf: tarfile.TarFile) -> tarfile.TarInfo:
+        offset = tf.fileobj.tell()  # type: ignore[union-attr]
+        try:
+            return super().fromtarfile(tf)
+        except (tarfile.TruncatedHeaderError, tarfile.InvalidHeaderError) as e:
+            raise _Malformed(f"malformed tar header ({e})", offset) from None
+
+    def _proc_pax(self, tf: tarfile.TarFile) -> tarfile.TarInfo:
+        tf.fileobj = _CheckedPaxRead(tf, self.size, self.offset)  # type: ignore[assignment]
+        return super()._proc_pax(tf)  # type: ignore[misc]
+
+
+class _CheckedPaxRead:
+    """Stands in for tarfile's stream for the one read that takes a PAX header's records."""
+
+    def __init__(self, tf: tarfile.TarFile, size: int, offset: int) -> None:
+        self._tf, self._stream, self._size, self._offset = tf, tf.fileobj, size, offset
+
+    def read(self, n: int) -> bytes:
+        self._tf.fileobj = self._stream
+        buf = self._stream.read(n)  # type: ignore[union-attr]
+        check_pax_records(buf[: self._size], self._offset)
+        return buf
 
 
 def _decompressor(src: _Source, compression: str) -> io.BufferedIOBase:
@@ -182,7 +222,10 @@ def scan_chunks(
     too_big: list[str] = []
     count = sparse = 0
     try:
-        tf = tarfile.open(fileobj=io.BufferedReader(plain, CHUNK), mode="r|", encoding="utf-8", errors="surrogateescape")
+        tf = tarfile.open(
+            fileobj=io.BufferedReader(plain, CHUNK), mode="r|", encoding="utf-8",
+            errors="surrogateescape", tarinfo=_StrictTarInfo,
+        )
         for ti in tf:
             offset = ti.offset
             count += 1
@@ -240,10 +283,9 @@ def scan_chunks(
                 ),
                 digests,
             )
-        block = plain.block_at(tf.offset)
-        if block is not None and block.strip(b"\0"):
-            raise TarFormatError("malformed tar header", name, tf.offset)
         plain.drain()
+    except _Malformed as e:
+        raise TarFormatError(str(e), name, e.offset) from None
     except tarfile.TarError as e:
         raise TarFormatError(f"malformed tar stream: {e}", name, plain.count) from None
     except LayerError:
