@@ -36,7 +36,7 @@ SCHEMA1_MEDIA_TYPES = frozenset({
     "application/vnd.docker.distribution.manifest.v1+prettyjws",
 })
 _ACCEPT = ", ".join([*MANIFEST_MEDIA_TYPES, *INDEX_MEDIA_TYPES])
-_CHUNK = 1 << 20
+_CHUNK = 256 << 10  # what a cut connection can lose before the Range resume
 _TIMEOUT = (10, 60)  # connect, read
 _MAX_REDIRECTS = 5
 _MAX_MANIFEST = 4 << 20  # as containerd limits manifests
@@ -125,7 +125,7 @@ class RegistryClient:
         for _ in range(_MAX_REDIRECTS + 1):
             h = dict(headers)
             # Authorization goes to the registry only, never to blob storage it redirects to.
-            if _origin(url) == registry_origin and scope:
+            if _origin(url) == registry_origin:
                 value = self.auth.header(scope)
                 if value:
                     h["Authorization"] = value
