@@ -33,6 +33,8 @@ _MODULES = (
     "rpm",
     "npm",
     "gem",
+    "python",
+    "nuget",
 )
 
 OS_TYPES = ("dpkg", "rpm", "apk")

@@ -1,0 +1,188 @@
+"""Python distributions: `*dist-info/METADATA`, `*egg-info/PKG-INFO` (directory form),
+`*.egg-info` (single-file form), unpacked `*.egg/EGG-INFO/PKG-INFO`, and zipped `.egg` files.
+
+The files a distribution installed come from its RECORD (dist-info, or egg-info
+written by pip) or installed-files.txt (setuptools egg-info). Names are normalized
+as PEP 503 and Syft do ("Flask" -> "flask", "typing_extensions" -> "typing-extensions");
+metadata["name"] keeps the declared one.
+
+Package.metadata (for reports and SBOMs):
+    name (declared), author, author_email, home_page, summary, requires_python   str
+    site_packages   the directory the distribution is installed in
+    top_level       list of str (top_level.txt)
+    direct_url      {"url", "vcs", "commit_id"} when direct_url.json has a VCS origin
+"""
+
+from __future__ import annotations
+
+import email.parser
+import email.policy
+import io
+import json
+import posixpath
+import re
+import zipfile
+from typing import Iterator
+
+from ..image import ImageFiles
+from .files import read, regular_files
+from .model import CatalogError, CatalogFileError, Distro, Package
+from .purl import purl
+
+METADATA_GLOBS = (
+    "/**/*dist-info/METADATA",
+    "/**/*egg-info/PKG-INFO",
+    "/**/*.egg-info",
+    "/**/*.egg/EGG-INFO/PKG-INFO",
+)
+EGG_ZIPS = ("/**/*.egg",)
+_SIBLINGS = ("RECORD", "installed-files.txt", "top_level.txt", "direct_url.json")
+MAX_METADATA_BYTES = 4 << 20  # PKG-INFO inside a zipped egg; real ones are kilobytes
+_NORMALIZE = re.compile(r"[-_.]+")
+
+
+class PythonCataloger:
+    name = "python"
+    version = 1
+    globs = (
+        *METADATA_GLOBS,
+        *EGG_ZIPS,
+        *(f"/**/*{kind}/{sib}" for kind in ("dist-info", "egg-info") for sib in _SIBLINGS),
+    )
+
+    def catalog(self, files: ImageFiles, distro: Distro | None) -> Iterator[Package | CatalogError]:
+        for path in regular_files(files, METADATA_GLOBS + EGG_ZIPS):
+            content = read(files, self.name, path)
+            if isinstance(content, CatalogError):
+                yield content
+                continue
+            try:
+                if path.endswith(".egg"):
+                    yield self._egg_zip(content, path)
+                else:
+                    yield self._installed(files, content, path)
+            except CatalogFileError as e:
+                yield CatalogError(self.name, e.path, e.reason)
+
+    def _installed(self, files: ImageFiles, content: bytes, path: str) -> Package:
+        fields = parse_metadata(content, path)
+        single_file = path.endswith(".egg-info")
+        meta_dir = path if single_file else posixpath.dirname(path)
+        site = posixpath.dirname(posixpath.dirname(meta_dir)) if meta_dir.endswith("/EGG-INFO") else posixpath.dirname(meta_dir)
+        owned: list[str] = []
+        top_level: list[str] = []
+        direct_url = None
+        if not single_file:
+            owned = _record_files(files, meta_dir, site)
+            top_level = _lines(files.read(f"{meta_dir}/top_level.txt"))
+            direct_url = _direct_url(files.read(f"{meta_dir}/direct_url.json"))
+        return to_package(fields, path, site, tuple(owned), top_level, direct_url)
+
+    def _egg_zip(self, content: bytes, path: str) -> Package:
+        try:
+            with zipfile.ZipFile(io.BytesIO(content)) as zf:
+                info = zf.getinfo("EGG-INFO/PKG-INFO")
+                if info.file_size > MAX_METADATA_BYTES:
+                    raise CatalogFileError(path, f"EGG-INFO/PKG-INFO is {info.file_size} bytes")
+                with zf.open(info) as f:
+                    metadata = f.read(MAX_METADATA_BYTES + 1)
+                top_level = _lines(zf.read("EGG-INFO/top_level.txt")) if "EGG-INFO/top_level.txt" in zf.namelist() else []
+        except KeyError:
+            raise CatalogFileError(path, "no EGG-INFO/PKG-INFO in the egg") from None
+        except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, NotImplementedError) as e:
+            raise CatalogFileError(path, f"unreadable egg: {e}") from None
+        return to_package(parse_metadata(metadata, path), path, posixpath.dirname(path), (), top_level, None)
+
+
+def parse_metadata(content: bytes, path: str) -> dict[str, list[str]]:
+    """Core metadata headers (RFC 822 style) -> {field: [values]}; Name is required."""
+    try:
+        msg = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(content)
+    except Exception as e:  # the email parser is lenient; this is a last resort
+        raise CatalogFileError(path, f"unreadable metadata: {e}") from None
+    fields: dict[str, list[str]] = {}
+    for key, value in msg.items():
+        fields.setdefault(key.lower(), []).append(str(value).strip())
+    if not fields.get("name", [""])[0]:
+        raise CatalogFileError(path, "no Name field")
+    return fields
+
+
+def to_package(
+    fields: dict[str, list[str]], path: str, site: str, owned: tuple[str, ...],
+    top_level: list[str], direct_url: dict | None,
+) -> Package:
+    def one(key: str) -> str:
+        return fields.get(key, [""])[0]
+
+    declared, version = one("name"), one("version")
+    name = normalize(declared)
+    vcs = f"{direct_url['vcs']}+{direct_url['url']}@{direct_url['commit_id']}" if direct_url else ""
+    return Package(
+        type="python",
+        name=name,
+        version=version,
+        location=path,
+        purl=purl("pypi", "", name, version, {"vcs_url": vcs}),
+        licenses=licenses(fields),
+        files=owned,
+        metadata={
+            "name": declared,
+            "author": one("author"),
+            "author_email": one("author-email"),
+            "home_page": one("home-page"),
+            "summary": one("summary"),
+            "requires_python": one("requires-python"),
+            "site_packages": site,
+            "top_level": top_level,
+            **({"direct_url": direct_url} if direct_url else {}),
+        },
+    )
+
+
+def normalize(name: str) -> str:
+    return _NORMALIZE.sub("-", name).lower()
+
+
+def licenses(fields: dict[str, list[str]]) -> tuple[str, ...]:
+    """License-Expression, else a one-line License field, else the Trove license classifiers."""
+    expr = fields.get("license-expression", [""])[0]
+    if expr:
+        return (expr,)
+    lic = fields.get("license", [""])[0]
+    if lic and "\n" not in lic and lic.upper() != "UNKNOWN":
+        return (lic,)
+    found = [c.rsplit("::", 1)[-1].strip() for c in fields.get("classifier", []) if c.startswith("License ::")]
+    return tuple(dict.fromkeys(c for c in found if c and c != "OSI Approved"))
+
+
+def _record_files(files: ImageFiles, meta_dir: str, site: str) -> list[str]:
+    """Absolute paths from RECORD (relative to site-packages) or installed-files.txt (relative to the egg-info)."""
+    record = files.read(f"{meta_dir}/RECORD")
+    if record is not None:
+        rel = [line.split(",", 1)[0] for line in _lines(record)]
+        return sorted({posixpath.normpath(posixpath.join(site, r)) for r in rel if r})
+    installed = files.read(f"{meta_dir}/installed-files.txt")
+    return sorted({posixpath.normpath(posixpath.join(meta_dir, r)) for r in _lines(installed)})
+
+
+def _direct_url(content: bytes | None) -> dict | None:
+    if content is None:
+        return None
+    try:
+        doc = json.loads(content)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None  # an optional PEP 610 file: a bad one costs only the purl qualifier
+    vcs = doc.get("vcs_info") if isinstance(doc, dict) else None
+    if not isinstance(vcs, dict) or not all(isinstance(x, str) for x in (doc.get("url"), vcs.get("vcs"), vcs.get("commit_id"))):
+        return None
+    return {"url": doc["url"], "vcs": vcs["vcs"], "commit_id": vcs["commit_id"]}
+
+
+def _lines(content: bytes | None) -> list[str]:
+    if content is None:
+        return []
+    return [ln.strip() for ln in content.decode("utf-8", "replace").splitlines() if ln.strip()]
+
+
+CATALOGER = PythonCataloger()
