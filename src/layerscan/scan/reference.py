@@ -158,7 +158,15 @@ def check_pax_records(buf: bytes, offset: int) -> None:
 
 class _StrictTarInfo(tarfile.TarInfo):
     """tarfile ends an archive silently at a truncated or invalid header that is not the
-    first, and reads PAX records without checking their lengths; a scan must not."""
+    first, takes negative sizes, and reads PAX records without checking their lengths;
+    a scan must not."""
+
+    @classmethod
+    def frombuf(cls, buf: bytes, encoding: str, errors: str) -> tarfile.TarInfo:
+        ti = super().frombuf(buf, encoding, errors)
+        if ti.size < 0:
+            raise tarfile.InvalidHeaderError("negative size")
+        return ti
 
     @classmethod
     def fromtarfile(cls, tf: tarfile.TarFile) -> tarfile.TarInfo:
