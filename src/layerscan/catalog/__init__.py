@@ -35,6 +35,7 @@ _MODULES = (
     "gem",
     "python",
     "nuget",
+    "java",
 )
 
 OS_TYPES = ("dpkg", "rpm", "apk")
