@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Callable, TextIO
 
 from ..analysis import Analysis
-from . import anchore, native, table
+from . import anchore, cyclonedx, native, spdx, table
 
 Writer = Callable[[Analysis, TextIO], None]
 
@@ -17,4 +17,6 @@ FORMATS: dict[str, Writer] = {
     "json": native.write,
     "anchore": anchore.write,
     "table": table.write,
+    "cyclonedx": cyclonedx.write,
+    "spdx": spdx.write,
 }

@@ -1,0 +1,90 @@
+"""CycloneDX 1.6 JSON: the image as the metadata component, every package as a library
+component with its purl, and (beyond Syft) every file with MD5, SHA-1 and SHA-256.
+Streamed: the component list is written as it is produced."""
+
+from __future__ import annotations
+
+from typing import Any, Iterator, TextIO
+
+from .. import __version__
+from ..analysis import Analysis
+from ..catalog.model import Package
+from .jsonstream import Arr, Obj, dump
+from .sbom import TOOL, digested_files, document_uuid, timestamp
+
+IMAGE_REF = "image"
+
+
+def write(analysis: Analysis, out: TextIO) -> None:
+    dump(document(analysis), out)
+    out.write("\n")
+
+
+def document(a: Analysis) -> Obj:
+    return Obj(iter([
+        ("$schema", "http://cyclonedx.org/schema/bom-1.6.schema.json"),
+        ("bomFormat", "CycloneDX"),
+        ("specVersion", "1.6"),
+        ("serialNumber", f"urn:uuid:{document_uuid(a)}"),
+        ("version", 1),
+        ("metadata", _metadata(a)),
+        ("components", Arr(_components(a))),
+        ("dependencies", [{"ref": IMAGE_REF, "dependsOn": [_ref(i) for i in range(len(a.packages))]}]),
+    ]))
+
+
+def _metadata(a: Analysis) -> dict[str, Any]:
+    image: dict[str, Any] = {
+        "bom-ref": IMAGE_REF,
+        "type": "container",
+        "name": a.source_name,
+        "version": a.manifest_digest,
+        "hashes": [{"alg": "SHA-256", "content": a.manifest_digest.removeprefix("sha256:")}],
+        "properties": [{"name": "layerscan:image:config-digest", "value": a.config_digest}]
+        + [{"name": "layerscan:image:repo-tag", "value": t} for t in a.repo_tags]
+        + [{"name": "layerscan:image:layer", "value": layer.descriptor.digest} for layer in a.layers],
+    }
+    if a.distro is not None:
+        image["properties"].append({"name": "layerscan:distro", "value": f"{a.distro.id} {a.distro.version_id}".strip()})
+    return {
+        "timestamp": timestamp(),
+        "tools": {"components": [{"type": "application", "name": TOOL, "version": __version__}]},
+        "component": image,
+    }
+
+
+def _ref(i: int) -> str:
+    return f"pkg-{i}"
+
+
+def _components(a: Analysis) -> Iterator[dict[str, Any]]:
+    for i, p in enumerate(a.packages):
+        yield component(p, _ref(i))
+    for path, rec in digested_files(a):
+        yield {
+            "bom-ref": f"file:{path}",
+            "type": "file",
+            "name": path,
+            "hashes": [
+                {"alg": "MD5", "content": rec.md5},
+                {"alg": "SHA-1", "content": rec.sha1},
+                {"alg": "SHA-256", "content": rec.sha256},
+            ],
+        }
+
+
+def component(p: Package, ref: str) -> dict[str, Any]:
+    c: dict[str, Any] = {"bom-ref": ref, "type": "library", "name": p.name}
+    group = p.metadata.get("group_id")
+    if p.type == "java" and group:
+        c["group"] = group
+    if p.version:
+        c["version"] = p.version
+    if p.licenses:
+        c["licenses"] = [{"license": {"name": lic}} for lic in p.licenses]
+    if p.purl:
+        c["purl"] = p.purl
+    props = [("layerscan:package:type", p.type), ("layerscan:location:0:path", p.location)]
+    props += [(f"layerscan:package:{k}", v) for k, v in (("source", p.source), ("source-version", p.source_version), ("arch", p.arch)) if v]
+    c["properties"] = [{"name": k, "value": v} for k, v in props]
+    return c
