@@ -364,7 +364,7 @@ class Fault:
 
     kind: "cut" (close after `at` bytes), "status" (answer `status`, with Retry-After when
     `retry_after` is set), "corrupt" (flip the byte at `at`), "redirect" (307 to the blob
-    host on 127.0.0.2), "schema1" (a manifest GET answered with a schema 1 manifest).
+    host on 127.0.0.2), "manifest" (manifest GETs answered with `body`, as `media_type`).
     """
 
     kind: str
@@ -373,6 +373,8 @@ class Fault:
     at: int = 0
     status: int = 500
     retry_after: str | None = None
+    body: bytes = b""
+    media_type: str = OCI_MANIFEST
 
 
 class FaultProxy:
@@ -437,8 +439,9 @@ class _ProxyHandler(_Handler):
             proxy.requests.append((self.command, path, self.headers.get("Range")))
             if digest and self.command == "GET":
                 proxy.blob_gets[digest] += 1
-        if "/manifests/" in path and proxy.take_fault(None, ("schema1",)):
-            self.send_body(200, SCHEMA1, {"Content-Type": "application/vnd.docker.distribution.manifest.v1+prettyjws"})
+        manifest_fault = proxy.take_fault(None, ("manifest",)) if "/manifests/" in path else None
+        if manifest_fault:
+            self.send_body(200, manifest_fault.body, {"Content-Type": manifest_fault.media_type})
             return
         fault = proxy.take_fault(digest, ("status", "redirect")) if digest else None
         if fault and fault.kind == "status":

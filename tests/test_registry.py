@@ -22,7 +22,7 @@ from layerscan.sources.auth import AuthError, find_credentials
 from layerscan.sources.index import PlatformNotFound
 from layerscan.sources.registry import RegistryClient, RegistryError, open_registry
 from registry_fixtures import MULTI_REPO, PASSWORD, USER
-from registry_harness import Fault, layout_manifest
+from registry_harness import SCHEMA1, Fault, layout_manifest
 
 ENGINE = "native" if native_available() else "reference"
 SMALL = "corpus/rpm-sqlite"
@@ -88,6 +88,14 @@ def test_pull_by_digest_verifies_it(registry, tmp_path):
     assert src.manifest_digest == digest and src.repo_tags == ()
     with pytest.raises(RegistryError, match="MANIFEST_UNKNOWN"):
         open_registry(f"{registry.host}/{SMALL}@sha256:{'0' * 64}", platform=None, config=cfg(registry.host, tmp_path))
+
+
+def test_manifest_not_matching_the_pulled_digest_is_refused(fault_proxy, tmp_path):
+    digest = answers("rpm-sqlite")["manifest_digest"]
+    other, _ = layout_manifest(IMAGES / "debian-minbase")
+    fault_proxy.faults.append(Fault("manifest", body=other))
+    with pytest.raises(DigestMismatch, match=f"expected {digest}"):
+        _open_via(fault_proxy, tmp_path, repo=f"{SMALL}@{digest}")
 
 
 def test_unknown_repository_is_a_clear_error(registry, tmp_path):
@@ -187,8 +195,8 @@ def _layer(name: str, index: int) -> Descriptor:
     return Descriptor.from_json(manifest["layers"][index])
 
 
-def _open_via(proxy, tmp_path, repo="corpus/debian-apps", **kw):
-    return open_registry(f"{proxy.host}/{repo}:latest", platform=None, config=cfg(proxy.host, tmp_path, **kw))
+def _open_via(proxy, tmp_path, repo="corpus/debian-apps:latest", **kw):
+    return open_registry(f"{proxy.host}/{repo}", platform=None, config=cfg(proxy.host, tmp_path, **kw))
 
 
 def _read_layer(src, desc: Descriptor) -> bytes:
@@ -280,7 +288,7 @@ def test_redirect_to_another_host_gets_no_authorization(basic_fault_proxy, tmp_p
 
 
 def test_schema1_is_a_clear_error(fault_proxy, tmp_path):
-    fault_proxy.faults.append(Fault("schema1"))
+    fault_proxy.faults.append(Fault("manifest", body=SCHEMA1, media_type="application/vnd.docker.distribution.manifest.v1+prettyjws"))
     with pytest.raises(RegistryError, match="schema 1 manifests are not supported"):
         _open_via(fault_proxy, tmp_path)
 

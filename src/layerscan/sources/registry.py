@@ -22,7 +22,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from ..config import Config
-from ..errors import DigestMismatch, LayerscanError
+from ..errors import LayerscanError
 from ..image import Descriptor, LayerBlob, Platform
 from ..refs import ImageRef
 from ..store.layers import LayerCache
@@ -192,7 +192,7 @@ class RegistryClient:
                             continue
                     got += len(chunk)
                     if got > desc.size:
-                        raise DigestMismatch(f"blob {desc.digest}", f"{desc.size} bytes", f"more than {desc.size} bytes")
+                        raise RegistryError(f"blob {desc.digest}: more bytes than the {desc.size} its descriptor says")
                     h.update(chunk)
                     yield chunk
             except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError, requests.Timeout) as e:
