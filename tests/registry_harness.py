@@ -301,6 +301,7 @@ class TokenServer:
         from cryptography.hazmat.primitives import serialization
 
         self.users = users
+        self.refresh_tokens: dict[str, str] = {}  # identity token -> user
         self.anonymous = anonymous
         self.expires_in = expires_in
         self.issued: list[tuple[str, str]] = []  # (subject, scope)
@@ -336,6 +337,18 @@ class TokenServer:
 
 
 class _TokenHandler(_Handler):
+    def do_POST(self) -> None:
+        """OAuth2 refresh-token grant (Docker's identity tokens): `refresh_tokens` maps a token to its user."""
+        owner: TokenServer = self.server.owner  # type: ignore[attr-defined]
+        form = parse_qs(self.rfile.read(int(self.headers.get("Content-Length", "0"))).decode())
+        user = owner.refresh_tokens.get(form.get("refresh_token", [""])[0])
+        if form.get("grant_type") != ["refresh_token"] or user is None:
+            self.send_body(401, b'{"details":"bad refresh token"}', {"Content-Type": "application/json"})
+            return
+        body = json.dumps({"access_token": owner.token(user, " ".join(form.get("scope", []))),
+                           "expires_in": owner.expires_in}).encode()
+        self.send_body(200, body, {"Content-Type": "application/json"})
+
     def do_GET(self) -> None:
         owner: TokenServer = self.server.owner  # type: ignore[attr-defined]
         query = parse_qs(urlsplit(self.path).query)

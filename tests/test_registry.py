@@ -159,6 +159,26 @@ def test_token_auth_caches_and_refreshes_tokens(token_registry, token_server, tm
     assert PASSWORD not in caplog.text and "Bearer ey" not in caplog.text
 
 
+def test_token_auth_anonymous_and_with_an_identity_token(token_registry, token_server, tmp_path, monkeypatch):
+    host = token_registry.host
+    ref = f"{host}/{SMALL}:latest"
+    monkeypatch.setattr(token_server, "anonymous", True)
+    token_server.issued.clear()
+    open_registry(ref, platform=None, config=cfg(host, tmp_path)).close()
+    assert token_server.issued[-1] == ("", f"repository:{SMALL}:pull")
+    monkeypatch.setattr(token_server, "anonymous", False)
+    monkeypatch.setitem(token_server.refresh_tokens, "idtoken-123", USER)
+    docker = tmp_path / "home" / ".docker"
+    docker.mkdir(parents=True)
+    (docker / "config.json").write_text(json.dumps({"auths": {host: {"identitytoken": "idtoken-123"}}}))
+    src = open_registry(ref, platform=None, config=cfg(host, tmp_path))
+    try:
+        assert pull_all(src) == expected_diff_ids("rpm-sqlite")
+    finally:
+        src.close()
+    assert token_server.issued[-1] == (USER, f"repository:{SMALL}:pull")
+
+
 def test_tls_with_a_test_ca(tls_registry, tls_certs, tmp_path):
     host = tls_registry.host
     ref = f"{host}/{SMALL}:latest"
