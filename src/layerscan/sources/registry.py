@@ -280,7 +280,9 @@ class RegistrySource:
         else:
             fetch = lambda: self._client.blob_chunks(desc)  # noqa: E731
         if self._cache is None:
-            yield LayerBlob(fetch(), verified=False)
+            # blob_chunks() checks the sha256 as it streams and raises before its last chunk
+            # is consumed, so the scanner need not hash the same bytes a second time.
+            yield LayerBlob(fetch(), verified=True)
             return
         with self._cache.layer(desc.digest, desc.size, fetch) as blob:
             yield blob
