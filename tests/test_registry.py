@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import mmap
 import json
 import os
 import stat
@@ -221,7 +222,7 @@ def _open_via(proxy, tmp_path, repo="corpus/debian-apps:latest", **kw):
 
 def _read_layer(src, desc: Descriptor) -> bytes:
     with src.open_layer(desc) as blob:
-        data = bytes(blob.data) if blob.verified else b"".join(blob.data)
+        data = bytes(blob.data) if isinstance(blob.data, (bytes, mmap.mmap)) else b"".join(blob.data)
     assert "sha256:" + hashlib.sha256(data).hexdigest() == desc.digest
     return data
 
