@@ -79,6 +79,8 @@ class EntryTable:
     # DIGEST_LEN bytes per entry; all zero for entries that are not regular files.
     digests: bytearray = dataclasses.field(default_factory=bytearray)
     xattrs: list[tuple[str, ...]] = dataclasses.field(default_factory=list)
+    # 1 for a GNU sparse file: type "file" without digests (its stored data is not its content).
+    sparse: bytearray = dataclasses.field(default_factory=bytearray)
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -86,7 +88,7 @@ class EntryTable:
     def __getitem__(self, i: int) -> FileRecord:
         kind = TYPE_CODES[chr(self.types[i])]
         md5 = sha1 = sha256 = None
-        if kind == "file":
+        if kind == "file" and not (i < len(self.sparse) and self.sparse[i]):  # tables built without the column
             d = self.digests[i * DIGEST_LEN : (i + 1) * DIGEST_LEN]
             md5 = d[:MD5_LEN].hex()
             sha1 = d[MD5_LEN : MD5_LEN + SHA1_LEN].hex()
@@ -114,6 +116,7 @@ class EntryTable:
         self.links.append(rec.link)
         self.digests += digests if digests is not None else bytes(DIGEST_LEN)
         self.xattrs.append(rec.xattrs)
+        self.sparse.append(rec.type == "file" and digests is None)
 
 
 class Whiteout(NamedTuple):

@@ -1,0 +1,99 @@
+/* The streaming layer scanner: inflate -> tar state machine -> digests, secret
+ * prefilter and capture, with results in growable columnar buffers.
+ *
+ * Nothing here touches Python: _scan.pyx calls ls_feed()/ls_finish() with the
+ * GIL released and turns the columns into Python objects once per layer. The
+ * semantics follow Python's tarfile in stream mode (see reference.py), quirks
+ * included, because the reference engine is the oracle.
+ */
+#ifndef LAYERSCAN_TAR_H
+#define LAYERSCAN_TAR_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <hs/hs.h>
+
+typedef struct {
+    unsigned char *p;
+    size_t len, cap;
+} ls_buf;
+
+/* Strings back to back in `bytes`, with each one's end offset (size_t) in `ends`. */
+typedef struct {
+    ls_buf bytes, ends;
+} ls_strings;
+
+/* Which inflater gzip layers go through. */
+#ifdef LAYERSCAN_HAVE_ISAL
+#define LS_GZIP_ENGINE "isa-l"
+#else
+#define LS_GZIP_ENGINE "zlib"
+#endif
+
+enum { LS_AUTO, LS_GZIP, LS_ZSTD, LS_NONE };
+enum { LS_OK, LS_ERR_COMPRESSION, LS_ERR_TAR, LS_ERR_LIMIT, LS_ERR_NOMEM };
+
+/* Capture decisions, in ls_capture.flags. */
+enum { LS_CAP_TOO_BIG = 1, LS_CAP_UNDECIDED = 2 };
+
+typedef struct {
+    int compression;
+    int64_t max_total_bytes, max_entries, max_path_bytes, max_ext_header_bytes;
+    int64_t secret_max_file_size, capture_max_bytes;
+    int secret_skip_binary;
+    int hash_input;   /* sha256 of the input, for expected_digest */
+    int diff_id;      /* sha256 of the tar stream */
+    /* Secret prefilter: a stream-mode database with one id per rule (NULL when no
+     * rule compiled), and whether some rule is a candidate for every eligible file. */
+    const hs_database_t *rules_db;
+    unsigned n_rules;
+    int rules_always, have_rules;
+    const uint64_t *always_mask;  /* words of rules that are always candidates */
+    /* Capture: a block-mode database over UTF-8 paths; paths it cannot judge
+     * (invalid UTF-8, or every path when capture_db is NULL) are UNDECIDED. */
+    const hs_database_t *capture_db;
+    int have_capture;
+} ls_options;
+
+typedef struct {
+    size_t entry;     /* index into the entry columns */
+    size_t blob;      /* index into ls_result.blobs, or (size_t)-1 */
+    int flags;
+} ls_capture;
+
+typedef struct {
+    size_t entry, blob;
+    size_t mask;      /* offset, in uint64 words, into ls_result.masks */
+} ls_candidate;
+
+typedef struct {
+    size_t n;                       /* entries */
+    ls_strings paths, unames, gnames, links, xattrs;
+    ls_buf xattr_ends;              /* size_t per entry: end index into xattrs */
+    ls_buf types, sparse;           /* one byte per entry */
+    ls_buf modes, uids, gids, sizes, mtimes;  /* int64_t per entry */
+    ls_buf digests;                 /* md5|sha1|sha256 per entry */
+    ls_strings whiteouts;
+    ls_buf opaque;                  /* one byte per whiteout */
+    ls_buf captures;                /* ls_capture */
+    ls_buf candidates;              /* ls_candidate */
+    ls_buf masks;                   /* uint64_t words, n_rules bits per candidate */
+    ls_buf blobs;                   /* ls_buf per retained file content */
+    int64_t bytes_in, bytes_out, entries, sparse_count;
+    unsigned char input_sha256[32], diff_sha256[32];
+    int error;
+    int64_t error_offset;
+    char message[200];
+} ls_result;
+
+typedef struct ls_scanner ls_scanner;
+
+/* NULL when out of memory or when Hyperscan cannot allocate scratch space. */
+ls_scanner *ls_new(const ls_options *opt);
+/* Both return LS_OK or an error code also stored in ls_result(s)->error. */
+int ls_feed(ls_scanner *s, const unsigned char *data, size_t len);
+int ls_finish(ls_scanner *s);
+ls_result *ls_result_of(ls_scanner *s);
+void ls_free(ls_scanner *s);
+
+#endif

@@ -1,0 +1,74 @@
+# The scanner's C API (tar.h).
+from libc.stdint cimport int64_t, uint64_t
+
+from hs cimport hs_database_t
+
+cdef extern from "tar.h" nogil:
+    ctypedef struct ls_buf:
+        unsigned char *p
+        size_t len
+
+    ctypedef struct ls_strings:
+        ls_buf bytes
+        ls_buf ends
+
+    const char *LS_GZIP_ENGINE
+    enum:
+        LS_AUTO
+        LS_GZIP
+        LS_ZSTD
+        LS_NONE
+        LS_OK
+        LS_ERR_COMPRESSION
+        LS_ERR_TAR
+        LS_ERR_LIMIT
+        LS_ERR_NOMEM
+        LS_CAP_TOO_BIG
+        LS_CAP_UNDECIDED
+
+    ctypedef struct ls_options:
+        int compression
+        int64_t max_total_bytes, max_entries, max_path_bytes, max_ext_header_bytes
+        int64_t secret_max_file_size, capture_max_bytes
+        int secret_skip_binary
+        int hash_input
+        int diff_id
+        const hs_database_t *rules_db
+        unsigned n_rules
+        int rules_always, have_rules
+        const uint64_t *always_mask
+        const hs_database_t *capture_db
+        int have_capture
+
+    ctypedef struct ls_capture:
+        size_t entry, blob
+        int flags
+
+    ctypedef struct ls_candidate:
+        size_t entry, blob, mask
+
+    ctypedef struct ls_result:
+        size_t n
+        ls_strings paths, unames, gnames, links, xattrs
+        ls_buf xattr_ends
+        ls_buf types, sparse
+        ls_buf modes, uids, gids, sizes, mtimes
+        ls_buf digests
+        ls_strings whiteouts
+        ls_buf opaque
+        ls_buf captures, candidates, masks, blobs
+        int64_t bytes_in, bytes_out, entries, sparse_count
+        unsigned char input_sha256[32]
+        unsigned char diff_sha256[32]
+        int error
+        int64_t error_offset
+        char message[200]
+
+    ctypedef struct ls_scanner:
+        pass
+
+    ls_scanner *ls_new(const ls_options *opt)
+    int ls_feed(ls_scanner *s, const unsigned char *data, size_t len)
+    int ls_finish(ls_scanner *s)
+    ls_result *ls_result_of(ls_scanner *s)
+    void ls_free(ls_scanner *s)
