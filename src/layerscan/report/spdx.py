@@ -1,7 +1,8 @@
 """SPDX 2.3 JSON: the image as the described package, every package with its purl,
-and (beyond Syft) every file with SHA1, SHA256 and MD5, each package CONTAINS the
-files it owns. Licenses that are not valid SPDX expressions become LicenseRef-s
-with the original text, as Syft does. Streamed like the other writers."""
+and (beyond Syft) every file with SHA1, SHA256 and MD5 (named "./path", as SPDX wants
+relative names), related to the package that owns it. Licenses that are not valid
+SPDX expressions become LicenseRef-s with the original text, as Syft does. Streamed
+like the other writers."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import re
 from functools import cache
 from typing import Any, Iterator, TextIO
 
-from license_expression import Licensing, get_spdx_licensing
+from license_expression import ExpressionError, Licensing, get_spdx_licensing
 
 from .. import __version__
 from ..analysis import Analysis
@@ -86,7 +87,7 @@ def package(p: Package, spdx_id: str, licenses: "_Licenses") -> dict[str, Any]:
 def _files(a: Analysis, file_ids: dict[str, str]) -> Iterator[dict[str, Any]]:
     for path, rec in digested_files(a):
         yield {
-            "fileName": path,
+            "fileName": "." + path,
             "SPDXID": file_ids[path],
             "checksums": [
                 {"algorithm": "SHA1", "checksumValue": rec.sha1},
@@ -104,7 +105,9 @@ def _relationships(a: Analysis, file_ids: dict[str, str]) -> Iterator[dict[str, 
         yield {"spdxElementId": IMAGE_ID, "relationshipType": "CONTAINS", "relatedSpdxElement": _package_id(i)}
         for f in p.files:
             if f in file_ids:
-                yield {"spdxElementId": _package_id(i), "relationshipType": "CONTAINS", "relatedSpdxElement": file_ids[f]}
+                # CONTAINS would need filesAnalyzed (a verification code over all files); Syft uses OTHER too.
+                yield {"spdxElementId": _package_id(i), "relationshipType": "OTHER", "relatedSpdxElement": file_ids[f],
+                       "comment": "owns: the package's metadata lists this file"}
 
 
 @cache
@@ -125,9 +128,13 @@ class _Licenses:
         return " AND ".join(f"({p})" if " " in p and len(parts) > 1 else p for p in parts)
 
     def _one(self, text: str) -> str:
-        info = _licensing().validate(text, strict=True)
-        if not info.errors and info.normalized_expression:
-            return info.normalized_expression
+        try:
+            # parse(), not validate(): validate() itself raises on some syntax errors (30.4).
+            parsed = _licensing().parse(text, validate=True, strict=True)
+        except ExpressionError:
+            parsed = None
+        if parsed is not None:
+            return str(parsed)
         if text not in self._refs:
             self._refs[text] = f"LicenseRef-{_UNSAFE.sub('-', text).strip('-') or 'unknown'}-{len(self._refs)}"
         return self._refs[text]
