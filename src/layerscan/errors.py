@@ -60,3 +60,15 @@ class ConfigError(LayerscanError):
     """config.yaml or analyzer_config.yaml cannot be read or has an invalid value (the message names the key)."""
 
     exit_code = 2
+
+
+class SourceError(LayerscanError):
+    """An image cannot be read from its source: unknown scheme, unreadable file, or an invalid or unsupported layout, manifest or config."""
+
+    exit_code = 7
+
+
+class SourceError(LayerscanError):
+    """An image cannot be read from its source: unknown scheme, missing blob, invalid JSON."""
+
+    exit_code = 3

@@ -155,6 +155,7 @@ class ImageFiles:
         if real is None:
             return None
         entry = self.files.get(real)
-        if entry is not None and entry.record.type == "hardlink" and entry.record.link:
+        # squash captures a hardlink under its own path (its target may be gone or replaced).
+        if real not in self.captured and entry is not None and entry.record.type == "hardlink" and entry.record.link:
             real = entry.record.link
         return self.captured.get(real)

@@ -1,95 +1,133 @@
-"""Layers, in order, into the image's final file table (OCI whiteout semantics).
+"""Layers → the image's final file table, with OCI whiteout semantics as Anchore applies them.
 
-Within one layer the whiteouts go first: they hide what the *lower* layers had
-(OCI: "files present in the same layer as a whiteout can only be hidden by
-whiteouts in subsequent layers"), then the layer's entries apply in tar order, so
-the same path twice in one layer ends as its last entry.
+    squash(results: Sequence[LayerResult | None]) -> ImageFiles
+
+Per layer, in manifest order: first its whiteouts hide lower-layer paths (an entry of
+the same layer survives a whiteout next to it), then its entries apply in tar order
+(the last entry for a path wins). A non-directory replacing anything drops whatever
+was below that path; a directory replacing a file simply takes its place.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+import posixpath
+from typing import NamedTuple, Sequence
 
 from .image import FinalFile, ImageFiles
-from .scan.model import FileRecord, LayerResult
+from .scan.model import TYPE_BYTES, FileRecord, LayerResult
+
+_DIR = TYPE_BYTES["dir"]
+_CONTENT_TYPES = ("file", "hardlink")
+
+
+class _Content(NamedTuple):
+    """Where a final file's bytes can be read: the layer scan and the path inside it."""
+
+    layer: int
+    path: str
 
 
 class _Tree:
-    """The table plus a parent -> children index, so a subtree goes in time proportional to its size."""
+    """path -> FinalFile, plus each path's children so that a subtree goes in O(its size)."""
 
     def __init__(self) -> None:
         self.files: dict[str, FinalFile] = {}
+        self.content: dict[str, _Content] = {}
+        # Parents without an entry of their own ("a/b/c" with no "a/b") are still nodes here.
         self.children: dict[str, set[str]] = {}
-        self.captured: dict[str, bytes] = {}
-        self.too_big: set[str] = set()
 
-    def put(self, path: str, entry: FinalFile) -> None:
-        old = self.files.get(path)
-        if old is not None and old.record.type == "dir" and entry.record.type != "dir":
-            self.remove_children(path)  # a directory replaced by a non-directory loses its children
-        if old is None:
-            self.children.setdefault(_parent(path), set()).add(path)
+    def put(self, path: str, entry: FinalFile, content: _Content | None) -> None:
         self.files[path] = entry
-        self.captured.pop(path, None)
-        self.too_big.discard(path)
+        if content is None:
+            self.content.pop(path, None)
+        else:
+            self.content[path] = content
+        child = path
+        while child != "/":
+            parent = posixpath.dirname(child)
+            kids = self.children.setdefault(parent, set())
+            if child in kids:
+                break
+            kids.add(child)
+            child = parent
 
     def remove(self, path: str) -> None:
-        if self.files.pop(path, None) is None:
-            return
-        self.children.get(_parent(path), set()).discard(path)
-        self.captured.pop(path, None)
-        self.too_big.discard(path)
-        self.remove_children(path)
+        """Remove `path` and everything under it."""
+        self.remove_below(path)
+        self.files.pop(path, None)
+        self.content.pop(path, None)
+        if path != "/":
+            self.children.get(posixpath.dirname(path), set()).discard(path)
 
-    def remove_children(self, path: str) -> None:
-        for child in self.children.pop(path, set()):
-            self.remove(child)
+    def remove_below(self, path: str) -> None:
+        stack = list(self.children.pop(path, ()))
+        while stack:
+            p = stack.pop()
+            self.files.pop(p, None)
+            self.content.pop(p, None)
+            stack.extend(self.children.pop(p, ()))
 
 
 def squash(results: Sequence[LayerResult | None]) -> ImageFiles:
-    """`results[i]` is manifest layer i (None: missing, skipped). Each final entry
-    records the index of the layer that last wrote it."""
+    """The final file table of layers applied in order; None (a missing layer) is skipped."""
     tree = _Tree()
     for index, result in enumerate(results):
-        if result is None:
+        if result is not None:
+            _apply(tree, index, result)
+    return _image_files(tree, results)
+
+
+def _apply(tree: _Tree, index: int, result: LayerResult) -> None:
+    for w in result.whiteouts:
+        if w.opaque:
+            tree.remove_below(w.path)
+        else:
+            tree.remove(w.path)
+    table = result.entries
+    for i, path in enumerate(table.paths):
+        if path == "/":  # the root is not an entry of the table (nor of Anchore's squashed tar)
             continue
-        for wh in result.whiteouts:
-            if wh.opaque:
-                tree.remove_children(wh.path)
-            else:
-                tree.remove(wh.path)
-        captured, too_big = result.captured, set(result.too_big_to_capture)
-        for rec in result.entries:
-            if rec.path == "/":
-                continue  # the root is implied, as in the ground truth and Anchore's file list
-            if rec.type == "hardlink":
-                rec = _hardlink(tree, rec)
-            tree.put(rec.path, FinalFile(rec, index))
-            # A hardlink reads as its target's content, as it was when the link was made.
-            if rec.type == "file" and rec.path in captured:
-                tree.captured[rec.path] = captured[rec.path]
-            elif rec.type == "hardlink" and rec.link in tree.captured:
-                tree.captured[rec.path] = tree.captured[rec.link]
-            if rec.path in too_big or (rec.type == "hardlink" and rec.link in tree.too_big):
-                tree.too_big.add(rec.path)
-    return ImageFiles(tree.files, tree.captured, tree.too_big)
+        if table.types[i] != _DIR:
+            tree.remove_below(path)
+        record = table[i]
+        content: _Content | None = None
+        if record.type == "file":
+            content = _Content(index, path)
+        elif record.type == "hardlink":
+            record, content = _hardlink(tree, record)
+        tree.put(path, FinalFile(record, index), content)
 
 
-def _hardlink(tree: _Tree, rec: FileRecord) -> FileRecord:
-    """A hardlink carries the size and digests of its target as the target is *now*.
+def _hardlink(tree: _Tree, record: FileRecord) -> tuple[FileRecord, _Content | None]:
+    """A hardlink record carrying its target's size and digests, and where its bytes are.
 
-    Tar hardlinks point at an earlier entry (usually of the same layer), so the target
-    in the table at this moment is the content the link shares. When a later layer
-    deletes or replaces the target, the link keeps this content: Anchore's squash
-    writes such "deferred hardlinks" as copies of the target as of the link's layer,
-    and the overlay filesystem keeps the link's inode. A dangling link keeps no digests.
+    A tar hardlink names an entry written before it: in the same layer or, after
+    squashing, in a lower one. Anchore's squash writes a link whose target is in
+    another layer as a regular-file copy of the target's content ("deferred
+    hardlinks"), so the link keeps that content even when a later layer deletes or
+    replaces the target. We do the same, keeping type "hardlink" and the target path:
+    the content is the target's as of the moment the link is applied, and it is
+    resolved now, not at the end. A link to a target that does not exist (or is not a
+    file) keeps no digests, like the ground truth.
     """
-    target = tree.files.get(rec.link or "")
-    if target is None or target.record.type not in ("file", "hardlink"):
-        return rec
+    target = tree.files.get(record.link or "")
+    if target is None or target.record.type not in _CONTENT_TYPES or target.record.sha256 is None:
+        return record, None
     t = target.record
-    return rec._replace(size=t.size, md5=t.md5, sha1=t.sha1, sha256=t.sha256)
+    linked = record._replace(size=t.size, md5=t.md5, sha1=t.sha1, sha256=t.sha256)
+    return linked, tree.content.get(record.link or "")
 
 
-def _parent(path: str) -> str:
-    return path.rsplit("/", 1)[0] or "/"
+def _image_files(tree: _Tree, results: Sequence[LayerResult | None]) -> ImageFiles:
+    captured: dict[str, bytes] = {}
+    too_big: set[str] = set()
+    big = [set(r.too_big_to_capture) if r is not None else set() for r in results]
+    for path, (layer, src) in tree.content.items():
+        result = results[layer]
+        assert result is not None
+        data = result.captured.get(src)
+        if data is not None:
+            captured[path] = data
+        elif src in big[layer]:
+            too_big.add(path)
+    return ImageFiles(dict(sorted(tree.files.items())), captured, too_big)

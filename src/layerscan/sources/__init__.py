@@ -1,1 +1,58 @@
-"""Image sources: where an image's manifest, config and layer blobs come from."""
+"""Image sources: where an image's manifest, config and layer blobs come from.
+
+    open_source("oci-dir:PATH" | "oci-archive:FILE" | "docker-archive:FILE"
+                | "registry:REF" | "docker://REF" | a bare path, platform=, config=)
+
+A bare path is recognised by its content.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import tarfile
+
+from ..config import Config
+from ..errors import SourceError
+from ..image import ImageSource, Platform
+from .layout import open_layout
+
+LOCAL_SCHEMES = ("oci-dir", "oci-archive", "docker-archive")
+SCHEMES = (*LOCAL_SCHEMES, "registry", "docker")
+
+
+def open_source(spec: str, *, platform: Platform | None = None, config: Config) -> ImageSource:
+    scheme, sep, rest = spec.partition(":")
+    if spec.startswith("docker://"):
+        return _registry(spec[len("docker://"):], platform, config)
+    if sep and scheme == "registry":
+        return _registry(rest, platform, config)
+    if sep and scheme in LOCAL_SCHEMES:
+        return open_layout(rest, platform, scheme)
+    if os.path.exists(spec):
+        return open_layout(spec, platform, _detect(spec))
+    if sep and "/" not in scheme and "." not in scheme and not scheme.isdigit():
+        raise SourceError(f"unknown source scheme {scheme!r} in {spec!r}; use one of: "
+                          + ", ".join(f"{s}:" for s in SCHEMES[:-1]) + ", docker://")
+    raise SourceError(f"{spec!r} is not a file or directory; to pull from a registry, write registry:{spec}")
+
+
+def _registry(ref: str, platform: Platform | None, config: Config) -> ImageSource:
+    from .registry import open_registry  # requests and the cache only load when needed
+
+    return open_registry(ref, platform=platform, config=config)
+
+
+def _detect(path: str) -> str:
+    if os.path.isdir(path):
+        return "oci-dir"
+    try:
+        with tarfile.open(path, "r:") as tf:
+            names = {posixpath.normpath(n) for n in tf.getnames()}
+    except (tarfile.TarError, OSError) as e:
+        raise SourceError(f"{path}: not an image directory or tar archive ({e})") from None
+    if "index.json" in names:
+        return "oci-archive"
+    if "manifest.json" in names:
+        return "docker-archive"
+    raise SourceError(f"{path}: a tar archive, but neither an OCI archive nor a docker archive")
