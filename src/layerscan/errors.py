@@ -66,9 +66,3 @@ class SourceError(LayerscanError):
     """An image cannot be read from its source: unknown scheme, unreadable file, or an invalid or unsupported layout, manifest or config."""
 
     exit_code = 7
-
-
-class SourceError(LayerscanError):
-    """An image cannot be read from its source: unknown scheme, missing blob, invalid JSON."""
-
-    exit_code = 3

@@ -19,6 +19,9 @@ DOCKER_SCHEMA1 = ("application/vnd.docker.distribution.manifest.v1+json",
 INDEX_MEDIA_TYPES = (OCI_INDEX, DOCKER_LIST)
 MANIFEST_MEDIA_TYPES = (OCI_MANIFEST, DOCKER_MANIFEST)
 DEFAULT_PLATFORM = Platform("linux", "amd64")
+# Layer types a scanner can read: OCI (also non-distributable) and Docker (also foreign) tars.
+_LAYER_TYPE = re.compile(r"^application/vnd\.(?:oci\.image\.layer\.(?:nondistributable\.)?v1\.tar(?:\+gzip|\+zstd)?"
+                         r"|docker\.image\.rootfs\.(?:foreign\.)?diff\.tar(?:\.gzip)?)$")
 
 # An OCI digest: algorithm, then an encoded hash. Checking this is also what keeps a
 # digest from naming a path outside blobs/ ("sha256:../../etc/passwd").
@@ -87,6 +90,9 @@ def manifest_parts(manifest: dict, what: str) -> tuple[Descriptor, list[Descript
     """The config and layer descriptors of an image manifest."""
     config = descriptor(manifest.get("config"), f"{what}: config")
     layers = [descriptor(d, f"{what}: layer {i}") for i, d in enumerate(manifest["layers"])]
+    for i, layer in enumerate(layers):
+        if not _LAYER_TYPE.match(layer.media_type):
+            raise SourceError(f"{what}: layer {i} has unknown media type {layer.media_type!r} (not an image layer tar)")
     return config, layers
 
 

@@ -1,9 +1,14 @@
-"""Local images: an OCI layout directory, an OCI archive, or a `docker save` tar.
+"""Local image sources: an OCI image layout directory, a tar of one, and `docker save` output.
 
-Nothing is extracted. A directory's blobs are mmap'd; an archive is one mmap and
-each blob is a memoryview slice of it (a tar member is a byte range). Manifests and
-configs are digest-checked as they are read; layer digests are checked by the
-scanner in its single pass over the layer.
+Nothing is extracted. A layout directory's blobs are mmapped one at a time; an archive
+is mmapped once and each blob is a memoryview of its byte range, since an uncompressed
+tar stores a member's bytes contiguously. Manifests, indexes and configs are digest
+checked as they are read; layers go to the scanner unverified (`LayerBlob.verified`
+False) so that it checks their digest in its one pass over them.
+
+Names are never trusted as paths: a blob is only addressed as `blobs/<alg>/<hex>` from a
+validated digest, and any other name (docker-archive's manifest.json, archive links)
+must be relative and stay inside the image root.
 """
 
 from __future__ import annotations
@@ -11,320 +16,353 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import mmap
 import os
 import posixpath
 import tarfile
 from pathlib import Path
-from typing import Iterator, Protocol
+from typing import Iterator, NamedTuple, Protocol
 
-from ..errors import DigestMismatch, SourceError
-from ..image import Descriptor, LayerBlob, Platform
-from .index import INDEX_MEDIA_TYPES, MANIFEST_MEDIA_TYPES, PlatformNotFound, select_manifest
-
-DOCKER_SCHEMA1 = ("application/vnd.docker.distribution.manifest.v1+json",
-                  "application/vnd.docker.distribution.manifest.v1+prettyjws")
-LAYER_MEDIA_TYPES = (
-    "application/vnd.oci.image.layer.v1.tar",
-    "application/vnd.oci.image.layer.v1.tar+gzip",
-    "application/vnd.oci.image.layer.v1.tar+zstd",
-    "application/vnd.oci.image.layer.nondistributable.v1.tar",
-    "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
-    "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
-    "application/vnd.docker.image.rootfs.diff.tar",
-    "application/vnd.docker.image.rootfs.diff.tar.gzip",
-    "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+from ..errors import SourceError
+from ..image import Buffer, Descriptor, LayerBlob, Platform
+from .index import (
+    DOCKER_MANIFEST, INDEX_MEDIA_TYPES, check_digest, descriptor, manifest_parts, parse_json, parse_manifest,
+    select_manifest, verify_digest,
 )
+
+log = logging.getLogger(__name__)
+
+DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
 DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar"
+REF_NAME = "org.opencontainers.image.ref.name"
+CONTAINERD_NAME = "io.containerd.image.name"
+MAX_INDEX_DEPTH = 4  # index → index → manifest is the deepest seen in practice
+MAX_LINK_HOPS = 8  # docker save links a repeated layer.tar to its first copy: one hop
 
 
-class _Store(Protocol):
-    """Named files of a layout: a directory or a tar archive."""
+class _Files(Protocol):
+    """The files of an image root, by safe relative name."""
 
     def read(self, name: str) -> bytes | None: ...
-
-    def view(self, name: str) -> memoryview | mmap.mmap | None: ...
-
+    def view(self, name: str) -> contextlib.AbstractContextManager[Buffer | None]: ...
     def close(self) -> None: ...
 
 
-def _safe_name(name: str) -> str:
-    """A layout-relative name; '..' escaping the layout is refused, never followed."""
-    parts: list[str] = []
-    for part in name.split("/"):
-        if part == "..":
-            if not parts:
-                raise SourceError(f"refusing the path {name!r}: it escapes the image")
-            parts.pop()
-        elif part not in ("", "."):
-            parts.append(part)
-    return "/".join(parts)
+def safe_name(name: str, what: str) -> str:
+    """`name` relative to the image root, normalized; SourceError if it is absolute or leaves the root."""
+    if not isinstance(name, str) or not name or "\0" in name:
+        raise SourceError(f"{what}: invalid name {name!r}")
+    norm = posixpath.normpath(name)
+    if norm.startswith("/") or norm == ".." or norm.startswith("../") or norm == ".":
+        raise SourceError(f"{what}: name {name!r} points outside the image")
+    return norm
 
 
-class _DirStore:
+def blob_name(digest: str, what: str) -> str:
+    alg, hexpart = check_digest(digest, what)
+    return f"blobs/{alg}/{hexpart}"
+
+
+class _DirFiles:
     def __init__(self, root: Path) -> None:
+        if not root.is_dir():
+            raise SourceError(f"{root}: not a directory")
         self.root = root
-        self._maps: list[mmap.mmap] = []
-
-    def _path(self, name: str) -> Path | None:
-        p = self.root / _safe_name(name)
-        # A blob that is a symlink out of the layout is not part of the image.
-        if not p.is_file() or not p.resolve().is_relative_to(self.root.resolve()):
-            return None
-        return p
 
     def read(self, name: str) -> bytes | None:
-        p = self._path(name)
-        return p.read_bytes() if p is not None else None
-
-    def view(self, name: str) -> mmap.mmap | bytes | None:
-        p = self._path(name)
-        if p is None:
+        try:
+            return (self.root / name).read_bytes()
+        except (FileNotFoundError, NotADirectoryError):
             return None
-        with open(p, "rb") as f:
-            if os.fstat(f.fileno()).st_size == 0:
-                return b""  # mmap refuses empty files
-            m = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-        self._maps.append(m)
-        return m
+        except OSError as e:
+            raise SourceError(f"{self.root / name}: cannot read ({e.strerror})") from None
+
+    @contextlib.contextmanager
+    def view(self, name: str) -> Iterator[Buffer | None]:
+        try:
+            f = open(self.root / name, "rb")
+        except (FileNotFoundError, NotADirectoryError):
+            yield None
+            return
+        except OSError as e:
+            raise SourceError(f"{self.root / name}: cannot read ({e.strerror})") from None
+        with f:
+            if os.fstat(f.fileno()).st_size == 0:  # mmap refuses empty files
+                yield b""
+                return
+            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+                yield mm
 
     def close(self) -> None:
-        for m in self._maps:
-            with contextlib.suppress(BufferError):
-                m.close()
+        pass
 
 
-class _TarStore:
-    """A tar archive read in place: a map of member name -> byte range of one mmap."""
+class _Member(NamedTuple):
+    offset: int
+    size: int
+    link: str | None  # normalized target name of a symlink or hardlink member
 
-    MAX_LINK_HOPS = 16
+
+class _TarFiles:
+    """An uncompressed tar, mmapped once; members by normalized name ("./" prefixes dropped)."""
 
     def __init__(self, path: Path) -> None:
-        self._file = open(path, "rb")
+        self.path = path
         try:
-            self._map = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
-            self._members: dict[str, tarfile.TarInfo] = {}
-            with tarfile.open(fileobj=self._file, mode="r:") as tf:
-                for ti in tf:
-                    if ti.isfile() or ti.issym() or ti.islnk():
-                        self._members[posixpath.normpath(ti.name.lstrip("/"))] = ti
-        except (tarfile.TarError, OSError, ValueError) as e:
+            self._file = open(path, "rb")
+        except OSError as e:
+            raise SourceError(f"{path}: cannot open ({e.strerror})") from None
+        try:
+            self.members = self._index()
+            size = os.fstat(self._file.fileno()).st_size
+            self._mm = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ) if size else None
+        except BaseException:
             self._file.close()
-            raise SourceError(f"{path}: not a readable tar archive ({e})") from None
+            raise
 
-    def _member(self, name: str) -> tarfile.TarInfo | None:
-        name = _safe_name(name)
-        for _ in range(self.MAX_LINK_HOPS):
-            ti = self._members.get(name)
-            if ti is None or ti.isfile():
-                return ti
-            # docker save links a layer used twice to its first copy
-            base = "" if ti.islnk() else posixpath.dirname(name)
-            name = _safe_name(posixpath.join(base, ti.linkname))
-        return None
+    def _index(self) -> dict[str, _Member]:
+        members: dict[str, _Member] = {}
+        try:
+            with tarfile.open(fileobj=self._file, mode="r:") as tf:
+                for m in tf:
+                    name = posixpath.normpath(m.name.lstrip("/"))
+                    if name == ".." or name.startswith("../"):
+                        continue  # never addressable: every lookup goes through safe_name()
+                    link = None
+                    if m.issym():
+                        link = posixpath.normpath(posixpath.join(posixpath.dirname(name), m.linkname))
+                    elif m.islnk():
+                        link = posixpath.normpath(m.linkname.lstrip("/"))
+                    elif not m.isreg():
+                        continue
+                    members[name] = _Member(m.offset_data, m.size, link)
+        except (tarfile.TarError, EOFError) as e:
+            raise SourceError(f"{self.path}: not an uncompressed tar archive ({e})") from None
+        return members
+
+    def _find(self, name: str) -> _Member | None:
+        for _ in range(MAX_LINK_HOPS):
+            m = self.members.get(name)
+            if m is None or m.link is None:
+                return m
+            name = safe_name(m.link, f"{self.path}: link {name}")
+        raise SourceError(f"{self.path}: {name}: too many links")
+
+    def _range(self, name: str) -> memoryview | None:
+        m = self._find(name)
+        if m is None:
+            return None
+        if self._mm is None or m.offset + m.size > len(self._mm):
+            raise SourceError(f"{self.path}: {name} is truncated")
+        return memoryview(self._mm)[m.offset : m.offset + m.size]
 
     def read(self, name: str) -> bytes | None:
-        v = self.view(name)
-        return bytes(v) if v is not None else None
-
-    def view(self, name: str) -> memoryview | None:
-        ti = self._member(name)
-        if ti is None:
+        view = self._range(name)
+        if view is None:
             return None
-        return memoryview(self._map)[ti.offset_data : ti.offset_data + ti.size]
+        with view:
+            return bytes(view)
 
-    def has(self, name: str) -> bool:
-        return self._member(name) is not None
+    @contextlib.contextmanager
+    def view(self, name: str) -> Iterator[Buffer | None]:
+        view = self._range(name)
+        try:
+            yield view
+        finally:
+            if view is not None:
+                view.release()
+
+    def names(self) -> set[str]:
+        return set(self.members)
 
     def close(self) -> None:
-        with contextlib.suppress(BufferError):
-            self._map.close()
+        if self._mm is not None:
+            try:
+                self._mm.close()
+            except BufferError:  # a caller still holds a layer view; the mapping goes when it does
+                log.warning("%s: a layer buffer is still in use; unmapped when it is released", self.path)
         self._file.close()
 
 
-def _json(data: bytes | None, what: str) -> dict:
-    if data is None:
-        raise SourceError(f"{what} is missing")
-    try:
-        doc = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise SourceError(f"{what} is not valid JSON ({e})") from None
-    if not isinstance(doc, dict):
-        raise SourceError(f"{what} is not a JSON object")
-    return doc
-
-
-def _sha256(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-def _blob_name(digest: str) -> str:
-    algo, _, hexpart = digest.partition(":")
-    if algo != "sha256" or len(hexpart) != 64 or not all(c in "0123456789abcdef" for c in hexpart):
-        raise SourceError(f"unsupported or malformed digest {digest!r}")
-    return f"blobs/sha256/{hexpart}"
-
-
 class LayoutSource:
-    """An image in an OCI layout (directory or archive) or a docker-save archive."""
+    """An ImageSource over a layout directory or an archive; use with `with` or call close()."""
 
-    def __init__(self, name: str, store: _Store, platform: Platform | None) -> None:
+    def __init__(self, files: _Files, name: str) -> None:
         self.name = name
-        self._store = store
         self.repo_tags: tuple[str, ...] = ()
         self.repo_digests: tuple[str, ...] = ()
-        self._digest_is_diff_id = False
-        try:
-            if store.read("index.json") is not None:
-                self._open_oci(platform)
-            elif store.read("manifest.json") is not None:
-                self._open_docker()
-            else:
-                raise SourceError(f"{name}: neither an OCI layout (index.json) nor a docker archive (manifest.json)")
-        except BaseException:
-            store.close()
-            raise
+        self.manifest_digest = ""
+        self.manifest: dict = {}
+        self.config_digest = ""
+        self.config: dict = {}
+        self.layers: list[Descriptor] = []
+        self._files = files
+        self._layer_names: dict[str, str] = {}  # digest -> member name, where it is not blobs/<alg>/<hex>
 
-    def _blob(self, desc: Descriptor, what: str) -> bytes:
-        data = self._store.read(_blob_name(desc.digest))
+    def __enter__(self) -> "LayoutSource":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._files.close()
+
+    def _read(self, name: str, what: str) -> bytes:
+        data = self._files.read(name)
         if data is None:
-            raise SourceError(f"{what} blob {desc.digest} is missing from {self.name}")
-        actual = _sha256(data)
-        if actual != desc.digest:
-            raise DigestMismatch(f"{what} {desc.digest}", desc.digest, actual)
+            raise SourceError(f"{self.name}: {what} is missing ({name})")
         return data
 
-    def _open_oci(self, platform: Platform | None) -> None:
-        index = _json(self._store.read("index.json"), f"{self.name}: index.json")
-        desc = _choose(index, platform, self.name)
-        for _ in range(8):  # an index may point at another index
-            raw = self._blob(desc, "manifest")
-            doc = _json(raw, f"manifest {desc.digest}")
-            media = doc.get("mediaType") or desc.media_type
-            if media in INDEX_MEDIA_TYPES or (not media and "manifests" in doc):
-                desc = _choose(doc, platform, self.name)
-                continue
-            break
-        else:
-            raise SourceError(f"{self.name}: indexes nested too deeply")
-        _check_manifest(doc, media, desc.digest)
-        self.manifest, self.manifest_digest = doc, desc.digest
-        cfg = Descriptor.from_json(doc["config"])
-        self.config = _json(self._blob(cfg, "config"), f"config {cfg.digest}")
-        self.config_digest = cfg.digest
-        self.layers = [_layer(d) for d in doc.get("layers") or []]
-        # Docker 25+ writes an OCI layout plus manifest.json with the tags.
-        extra = self._store.read("manifest.json")
-        if extra is not None:
-            with contextlib.suppress(SourceError, ValueError, TypeError, AttributeError):
-                self.repo_tags = tuple(t for e in json.loads(extra) for t in e.get("RepoTags") or ())
+    def _blob(self, desc: Descriptor, what: str) -> bytes:
+        data = self._read(blob_name(desc.digest, what), f"{what} {desc.digest}")
+        verify_digest(data, desc.digest, f"{self.name}: {what}")
+        if len(data) != desc.size:
+            raise SourceError(f"{self.name}: {what} {desc.digest} is {len(data)} bytes, its descriptor says {desc.size}")
+        return data
 
-    def _open_docker(self) -> None:
-        """The classic `docker save` form: manifest.json names a config and layer tars."""
+    def load_oci(self, platform: Platform | None) -> None:
+        """Resolve index.json to one image manifest, then read its config."""
+        kind, index = parse_manifest(self._read("index.json", "index.json"), f"{self.name}: index.json")
+        if kind not in INDEX_MEDIA_TYPES:
+            raise SourceError(f"{self.name}: index.json is a {kind}, not an image index")
+        desc = _choose(index, platform, self.name)
+        for _ in range(MAX_INDEX_DEPTH):
+            kind, doc = parse_manifest(self._blob(desc, "manifest"), f"{self.name}: manifest {desc.digest}",
+                                       desc.media_type)
+            if kind not in INDEX_MEDIA_TYPES:
+                break
+            desc = _choose(doc, platform, self.name)
+        else:
+            raise SourceError(f"{self.name}: indexes nested deeper than {MAX_INDEX_DEPTH}")
+        self.manifest, self.manifest_digest = doc, desc.digest
+        config, self.layers = manifest_parts(doc, f"{self.name}: manifest {desc.digest}")
+        self.config = parse_json(self._blob(config, "config"), f"{self.name}: config {config.digest}")
+        self.config_digest = config.digest
+        top = (index.get("manifests") or [{}])[0].get("annotations") or {}
+        self.repo_tags = tuple(t for t in (top.get(CONTAINERD_NAME),) if t)
+
+    def load_docker(self, manifest_json: bytes) -> None:
+        """The classic `docker save` form: manifest.json, <config>.json, <id>/layer.tar.
+
+        It has no distribution manifest: the layers are uncompressed tars, each
+        addressed by its diff_id, and a Docker v2 manifest is made up from them so that
+        the image has a manifest digest (stable for the same archive content).
+        """
+        what = f"{self.name}: manifest.json"
         try:
-            entries = json.loads(self._store.read("manifest.json") or b"null")
+            entries = json.loads(manifest_json)
         except ValueError as e:
-            raise SourceError(f"{self.name}: manifest.json is not valid JSON ({e})") from None
-        if not isinstance(entries, list) or not entries or not isinstance(entries[0], dict):
-            raise SourceError(f"{self.name}: manifest.json is not a list of images")
+            raise SourceError(f"{what} is not valid JSON ({e})") from None
+        if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) for e in entries):
+            raise SourceError(f"{what} is not a list of images")
+        if len(entries) > 1:
+            tags = "; ".join(", ".join(e.get("RepoTags") or ["<untagged>"]) for e in entries)
+            raise SourceError(f"{what} holds {len(entries)} images ({tags}); save one image per archive")
         entry = entries[0]
-        cfg_name = str(entry.get("Config", ""))
-        raw_cfg = self._store.read(cfg_name)
-        self.config = _json(raw_cfg, f"{self.name}: config {cfg_name}")
-        assert raw_cfg is not None
-        self.config_digest = _sha256(raw_cfg)
-        stem = posixpath.basename(cfg_name).removesuffix(".json")
-        if len(stem) == 64 and "sha256:" + stem != self.config_digest:
-            raise DigestMismatch(f"config {cfg_name}", "sha256:" + stem, self.config_digest)
-        diff_ids = list((self.config.get("rootfs") or {}).get("diff_ids") or [])
-        names = [str(n) for n in entry.get("Layers") or []]
-        if len(names) != len(diff_ids):
-            raise SourceError(f"{self.name}: {len(names)} layers but {len(diff_ids)} diff_ids in the config")
-        self._layer_names = {}
-        self.layers = []
-        for name, diff_id in zip(names, diff_ids):
-            view = self._store.view(name)
-            if view is None:
-                raise SourceError(f"{self.name}: layer {name} is missing")
-            # An uncompressed layer tar is addressed by its diff_id; a compressed one
-            # (some tools write them) by the hash of its bytes.
-            digest = diff_id if bytes(view[:2]) != b"\x1f\x8b" and bytes(view[:4]) != b"\x28\xb5\x2f\xfd" \
-                else _sha256(bytes(view))
-            self.layers.append(Descriptor(DOCKER_LAYER, digest, len(view)))
-            self._layer_names[digest] = name
+        config_name = safe_name(entry.get("Config", ""), f"{what}: Config")
+        raw_config = self._read(config_name, "config")
+        self.config_digest = "sha256:" + hashlib.sha256(raw_config).hexdigest()
+        named = posixpath.basename(config_name).removesuffix(".json")
+        if len(named) == 64 and all(c in "0123456789abcdef" for c in named):
+            verify_digest(raw_config, "sha256:" + named, f"{self.name}: config {config_name}")
+        self.config = parse_json(raw_config, f"{self.name}: config {config_name}")
+        names = entry.get("Layers")
+        diff_ids = (self.config.get("rootfs") or {}).get("diff_ids")
+        if not isinstance(names, list) or not isinstance(diff_ids, list) or len(names) != len(diff_ids):
+            raise SourceError(f"{what}: Layers and the config's rootfs.diff_ids do not match")
+        foreign = {k: v for k, v in (entry.get("LayerSources") or {}).items() if isinstance(v, dict)}
+        for i, (layer_name, diff_id) in enumerate(zip(names, diff_ids)):
+            member = safe_name(layer_name, f"{what}: layer {i}")
+            check_digest(diff_id, f"{self.name}: config diff_id {i}")
+            self._layer_names[diff_id] = member
+            size = self._size(member)
+            if size is None and diff_id in foreign:
+                self.layers.append(descriptor(foreign[diff_id], f"{what}: LayerSources {diff_id}"))
+            else:
+                self.layers.append(Descriptor(DOCKER_LAYER, diff_id, size if size is not None else 0))
         self.manifest = {
             "schemaVersion": 2,
-            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-            "config": {"mediaType": "application/vnd.docker.container.image.v1+json",
-                       "digest": self.config_digest, "size": len(raw_cfg)},
-            "layers": [{"mediaType": d.media_type, "digest": d.digest, "size": d.size} for d in self.layers],
+            "mediaType": DOCKER_MANIFEST,
+            "config": {"mediaType": DOCKER_CONFIG, "size": len(raw_config), "digest": self.config_digest},
+            "layers": [{"mediaType": d.media_type, "size": d.size, "digest": d.digest} for d in self.layers],
         }
-        # No manifest travels in this form; this is the digest of the one skopeo would write.
-        self.manifest_digest = _sha256(json.dumps(self.manifest, indent=3).encode())
-        self.repo_tags = tuple(entry.get("RepoTags") or ())
-        self._digest_is_diff_id = True
+        self.manifest_digest = "sha256:" + hashlib.sha256(
+            json.dumps(self.manifest, separators=(",", ":")).encode()).hexdigest()
+        self.repo_tags = tuple(t for t in entry.get("RepoTags") or () if isinstance(t, str))
+
+    def _size(self, name: str) -> int | None:
+        with self._files.view(name) as view:
+            return None if view is None else len(view)
 
     @contextlib.contextmanager
     def open_layer(self, desc: Descriptor) -> Iterator[LayerBlob | None]:
-        name = self._layer_names[desc.digest] if self._digest_is_diff_id else _blob_name(desc.digest)
-        view = self._store.view(name)
-        if view is None:
-            if "foreign" in desc.media_type or "nondistributable" in desc.media_type:
-                yield None
-                return
-            raise SourceError(f"layer blob {desc.digest} is missing from {self.name}")
-        if len(view) != desc.size:
-            raise DigestMismatch(f"layer {desc.digest} size", f"{desc.size} bytes", f"{len(view)} bytes")
-        yield LayerBlob(view, verified=False)
-
-    def close(self) -> None:
-        self._store.close()
+        name = self._layer_names.get(desc.digest) or blob_name(desc.digest, f"{self.name}: layer")
+        with self._files.view(name) as view:
+            if view is None:
+                if "foreign" in desc.media_type or "nondistributable" in desc.media_type:
+                    log.warning("%s: layer %s (%s) is not in the image: skipped", self.name, desc.digest, desc.media_type)
+                    yield None
+                    return
+                raise SourceError(f"{self.name}: layer {desc.digest} is missing ({name})")
+            if len(view) != desc.size:
+                raise SourceError(f"{self.name}: layer {desc.digest} is {len(view)} bytes, the manifest says {desc.size}")
+            yield LayerBlob(view, verified=False)
 
 
 def _choose(index: dict, platform: Platform | None, name: str) -> Descriptor:
-    manifests = index.get("manifests")
-    if not isinstance(manifests, list) or not manifests:
-        raise SourceError(f"{name}: the index lists no manifests")
-    try:
-        descs = [Descriptor.from_json(m) for m in manifests]
-    except (KeyError, TypeError, ValueError) as e:
-        raise SourceError(f"{name}: malformed index entry ({e})") from None
-    if len(descs) == 1 and platform is None:
-        return descs[0]
-    if platform is not None:
-        return select_manifest(index, platform)
-    for candidate in (Platform.host(), Platform("linux", "amd64")):
-        with contextlib.suppress(PlatformNotFound):
-            return select_manifest(index, candidate)
-    return select_manifest(index, Platform.host())  # raises, listing what is there
+    """The one entry of an index that has one (unless it names another platform than asked), else by platform."""
+    entries = index.get("manifests") or []
+    if not entries:
+        raise SourceError(f"{name}: the index lists no image")
+    if len(entries) == 1:
+        only = descriptor(entries[0], f"{name}: index entry 0")
+        if platform is None or only.platform is None:
+            return only
+    return select_manifest(index, platform)
 
 
-def _check_manifest(doc: dict, media: str, digest: str) -> None:
-    if doc.get("schemaVersion") == 1 or media in DOCKER_SCHEMA1:
-        raise SourceError(f"manifest {digest} is Docker schema 1, which is not supported; re-push the image")
-    if media and media not in MANIFEST_MEDIA_TYPES:
-        raise SourceError(f"manifest {digest} has the unknown media type {media!r}")
-    if not isinstance(doc.get("config"), dict) or not isinstance(doc.get("layers", []), list):
-        raise SourceError(f"manifest {digest} has no config or layers")
-
-
-def _layer(d: dict) -> Descriptor:
-    try:
-        desc = Descriptor.from_json(d)
-    except (KeyError, TypeError, ValueError) as e:
-        raise SourceError(f"malformed layer descriptor ({e})") from None
-    if desc.media_type not in LAYER_MEDIA_TYPES:
-        raise SourceError(f"layer {desc.digest} has the unknown media type {desc.media_type!r}")
-    return desc
-
-
-def open_layout(path: str, platform: Platform | None, kind: str) -> LayoutSource:
-    """kind: "oci-dir", "oci-archive" or "docker-archive"; the archive kinds read the tar in place."""
+def open_layout(path: str | Path, platform: Platform | None, kind: str) -> LayoutSource:
+    """kind: "oci-dir", "oci-archive" or "docker-archive" (which also reads Docker's OCI form)."""
     p = Path(path)
+    name = f"{kind}:{path}"
     if kind == "oci-dir":
-        if not p.is_dir():
-            raise SourceError(f"{path}: not a directory")
-        return LayoutSource(f"oci-dir:{path}", _DirStore(p), platform)
+        source = LayoutSource(_DirFiles(p), name)
+        with _closed_on_error(source):
+            source.load_oci(platform)
+        return source
     if not p.is_file():
-        raise SourceError(f"{path}: no such file")
-    return LayoutSource(f"{kind}:{path}", _TarStore(p), platform)
+        raise SourceError(f"{name}: no such file")
+    files = _TarFiles(p)
+    source = LayoutSource(files, name)
+    names = files.names()
+    with _closed_on_error(source):
+        if "index.json" in names:
+            source.load_oci(platform)
+            if "manifest.json" in names:  # Docker's OCI form: the tags are in its manifest.json
+                source.repo_tags = (*_docker_tags(source), *source.repo_tags)
+        elif kind == "docker-archive" and "manifest.json" in names:
+            source.load_docker(source._read("manifest.json", "manifest.json"))
+        else:
+            found = "manifest.json (use docker-archive:)" if "manifest.json" in names else "neither index.json nor manifest.json"
+            raise SourceError(f"{name}: not an image archive of that kind: it has {found}")
+    return source
+
+
+def _docker_tags(source: LayoutSource) -> tuple[str, ...]:
+    try:
+        entries = json.loads(source._read("manifest.json", "manifest.json"))
+        return tuple(t for e in entries for t in e.get("RepoTags") or () if isinstance(t, str))
+    except (ValueError, TypeError, AttributeError):
+        log.warning("%s: manifest.json is not readable; no tags taken from it", source.name)
+        return ()
+
+
+@contextlib.contextmanager
+def _closed_on_error(source: LayoutSource) -> Iterator[None]:
+    try:
+        yield
+    except BaseException:
+        source.close()
+        raise
