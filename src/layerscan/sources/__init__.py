@@ -21,7 +21,13 @@ LOCAL_SCHEMES = ("oci-dir", "oci-archive", "docker-archive")
 SCHEMES = (*LOCAL_SCHEMES, "registry", "docker")
 
 
-def open_source(spec: str, *, platform: Platform | None = None, config: Config) -> ImageSource:
+def open_source(spec: str, *, platform: str | Platform | None = None, config: Config) -> ImageSource:
+    """The image `spec` names, resolved to one platform ("os/arch[/variant]"); close it, or use `with`."""
+    if isinstance(platform, str):
+        try:
+            platform = Platform.parse(platform)
+        except ValueError as e:
+            raise SourceError(str(e)) from None
     scheme, sep, rest = spec.partition(":")
     if spec.startswith("docker://"):
         return _registry(spec[len("docker://"):], platform, config)

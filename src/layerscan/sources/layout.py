@@ -91,8 +91,11 @@ class _DirFiles:
             if os.fstat(f.fileno()).st_size == 0:  # mmap refuses empty files
                 yield b""
                 return
-            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+            mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+            try:
                 yield mm
+            finally:
+                _unmap(mm)
 
     def close(self) -> None:
         pass
@@ -171,18 +174,25 @@ class _TarFiles:
             yield view
         finally:
             if view is not None:
-                view.release()
+                with contextlib.suppress(BufferError):  # still exported: freed with its last user
+                    view.release()
 
     def names(self) -> set[str]:
         return set(self.members)
 
     def close(self) -> None:
         if self._mm is not None:
-            try:
-                self._mm.close()
-            except BufferError:  # a caller still holds a layer view; the mapping goes when it does
-                log.warning("%s: a layer buffer is still in use; unmapped when it is released", self.path)
+            _unmap(self._mm)
         self._file.close()
+
+
+def _unmap(mm: mmap.mmap) -> None:
+    """Close a mapping unless a view of it is still alive (a scan's buffer, or one held by the
+    traceback of the error being raised, which must not be masked): then it goes with that view."""
+    try:
+        mm.close()
+    except BufferError:
+        log.debug("mapping still in use; unmapped when its last view is released")
 
 
 class LayoutSource:
