@@ -312,8 +312,7 @@ class LayoutSource:
         with self._files.view(name) as view:
             if view is None:
                 if "foreign" in desc.media_type or "nondistributable" in desc.media_type:
-                    log.warning("%s: layer %s (%s) is not in the image: skipped", self.name, desc.digest, desc.media_type)
-                    yield None
+                    yield None  # the caller warns and reports the layer as missing
                     return
                 raise SourceError(f"{self.name}: layer {desc.digest} is missing ({name})")
             if len(view) != desc.size:
