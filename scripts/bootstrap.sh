@@ -6,7 +6,7 @@ set -euo pipefail
 # Build: a C compiler, pkg-config, and the native libraries (headers + .pc files).
 # Tests: a real registry, Redis, valgrind for the memory check, skopeo for pushing.
 want=(build-essential pkg-config libisal-dev libssl-dev zlib1g-dev libzstd-dev
-      docker-registry redis-server apache2-utils valgrind openssl zstd time)
+      docker-registry redis-server apache2-utils valgrind openssl zstd time skopeo)
 
 missing=()
 for p in "${want[@]}"; do

@@ -7,6 +7,7 @@ import gzip
 import json
 import mmap
 import os
+import subprocess
 from pathlib import Path
 from typing import Callable
 
@@ -138,6 +139,35 @@ def test_foreign_layer_not_present_yields_none(tmp_path: Path) -> None:
     image = Image([foreign, Layer([f("app", b"x")])])
     source, files = analyze(FORMATS["oci-archive"](tmp_path, image))
     assert set(files) == {"/app"} and files.files["/app"].layer == 1
+
+
+def skopeo(*args: str) -> str:
+    return subprocess.run(["skopeo", *args], check=True, capture_output=True, text=True, timeout=60).stdout
+
+
+@pytest.mark.parametrize("fmt", ["oci-dir", "oci-archive ./", "docker-archive", "docker-archive oci"])
+def test_skopeo_reads_our_images_and_reports_the_same_digests(tmp_path: Path, fmt: str) -> None:
+    spec = FORMATS[fmt](tmp_path, APP)
+    transport = spec.replace("oci-dir:", "oci:")
+    if fmt == "docker-archive oci":
+        # Docker's OCI form carries the image's real manifest; skopeo's docker-archive
+        # transport ignores it and makes one up from manifest.json, as for the classic form.
+        transport = transport.replace("docker-archive:", "oci-archive:")
+    source, _ = analyze(spec)
+    seen = json.loads(skopeo("inspect", transport))
+    assert seen["Digest"] == source.manifest_digest
+    assert seen["Layers"] == [desc.digest for desc in source.layers]
+
+
+def test_a_docker_archive_written_by_skopeo(tmp_path: Path) -> None:
+    image = Image([APP.layers[0], APP.layers[2], APP.layers[0]], config={"User": "app"})  # skopeo refuses zstd here
+    layout = write_dir(oci_layout([image]), tmp_path / "layout")
+    archive = tmp_path / "saved.tar"
+    skopeo("copy", "-q", f"oci:{layout}", f"docker-archive:{archive}:example.com/app:1")
+    source, files = analyze(str(archive))
+    assert table(files) == table(direct(image))
+    assert source.repo_tags == ("example.com/app:1",)
+    assert source.manifest_digest == json.loads(skopeo("inspect", f"docker-archive:{archive}"))["Digest"]
 
 
 # Bad input: each a one-line typed error, and nothing written anywhere.

@@ -34,7 +34,8 @@ from .index import (
 log = logging.getLogger(__name__)
 
 DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
-DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar"
+# What skopeo calls a docker-archive layer, compressed or not (the scanner sniffs compression).
+DOCKER_ARCHIVE_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 REF_NAME = "org.opencontainers.image.ref.name"
 CONTAINERD_NAME = "io.containerd.image.name"
 MAX_INDEX_DEPTH = 4  # index → index → manifest is the deepest seen in practice
@@ -256,9 +257,10 @@ class LayoutSource:
     def load_docker(self, manifest_json: bytes) -> None:
         """The classic `docker save` form: manifest.json, <config>.json, <id>/layer.tar.
 
-        It has no distribution manifest: the layers are uncompressed tars, each
-        addressed by its diff_id, and a Docker v2 manifest is made up from them so that
-        the image has a manifest digest (stable for the same archive content).
+        It has no distribution manifest: the layers are tars addressed by their diff_id,
+        and the image gets the Docker v2 manifest skopeo makes up for it, byte for byte,
+        so that its digest is the one `skopeo inspect docker-archive:FILE` reports (and
+        Anchore, which reads docker archives through skopeo, starts from).
         """
         what = f"{self.name}: manifest.json"
         try:
@@ -291,7 +293,7 @@ class LayoutSource:
             if size is None and diff_id in foreign:
                 self.layers.append(descriptor(foreign[diff_id], f"{what}: LayerSources {diff_id}"))
             else:
-                self.layers.append(Descriptor(DOCKER_LAYER, diff_id, size if size is not None else 0))
+                self.layers.append(Descriptor(DOCKER_ARCHIVE_LAYER, diff_id, size if size is not None else 0))
         self.manifest = {
             "schemaVersion": 2,
             "mediaType": DOCKER_MANIFEST,
