@@ -8,7 +8,8 @@ False) so that it checks their digest in its one pass over them.
 
 Names are never trusted as paths: a blob is only addressed as `blobs/<alg>/<hex>` from a
 validated digest, and any other name (docker-archive's manifest.json, archive links)
-must be relative and stay inside the image root.
+must be relative and stay inside the image root. (A layout directory may itself have
+symlinked blobs, as Anchore's layer cache makes them; the digest check vouches for them.)
 """
 
 from __future__ import annotations
@@ -36,7 +37,6 @@ log = logging.getLogger(__name__)
 DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
 # What skopeo calls a docker-archive layer, compressed or not (the scanner sniffs compression).
 DOCKER_ARCHIVE_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
-REF_NAME = "org.opencontainers.image.ref.name"
 CONTAINERD_NAME = "io.containerd.image.name"
 MAX_INDEX_DEPTH = 4  # index → index → manifest is the deepest seen in practice
 MAX_LINK_HOPS = 8  # docker save links a repeated layer.tar to its first copy: one hop
