@@ -68,7 +68,7 @@ def blob_name(digest: str, what: str) -> str:
 class _DirFiles:
     def __init__(self, root: Path) -> None:
         if not root.is_dir():
-            raise SourceError(f"{root}: not a directory")
+            raise SourceError(f"{root}: {'not a directory' if root.exists() else 'no such directory'}")
         self.root = root
 
     def read(self, name: str) -> bytes | None:
