@@ -38,6 +38,7 @@ import json
 import logging
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import sysconfig
@@ -119,8 +120,8 @@ def measure(run: Run, wrap: Sequence[str]) -> Sample:
         proc.returncode = os.waitstatus_to_exitcode(status)
         if proc.returncode != 0:
             err.seek(0)
-            last = (err.read().decode(errors="replace").strip().splitlines() or ["(no output)"])[-1]
-            raise BenchError(f"{Path(run.argv[0]).name} exited {proc.returncode}: {last}")
+            tail = " | ".join(err.read().decode(errors="replace").strip().splitlines()[-3:]) or "(no output)"
+            raise BenchError(f"{Path(run.argv[0]).name} exited {proc.returncode}: {tail}")
     return Sample(wall, usage.ru_utime + usage.ru_stime, int(rss.read_text().split()[-1]))
 
 
@@ -309,6 +310,10 @@ def write_layer(tar_path: Path, roots: Sequence[str], budget: int) -> None:
                 continue
             seen.add(path)
             try:
+                st = path.lstat()
+                # Over budget: skipped before gettarinfo, which would remember its inode for hardlinks.
+                if stat.S_ISREG(st.st_mode) and total + st.st_size > budget:
+                    continue
                 info = tar.gettarinfo(str(path), arcname=str(path).lstrip("/"))
             except OSError:
                 continue  # vanished or unreadable: not needed for a benchmark image
@@ -317,8 +322,6 @@ def write_layer(tar_path: Path, roots: Sequence[str], budget: int) -> None:
             if not (info.isreg() or info.isdir() or info.issym() or info.islnk()):
                 continue
             if info.isreg():
-                if total + info.size > budget:
-                    continue
                 total += info.size
                 try:
                     with open(path, "rb") as f:
