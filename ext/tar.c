@@ -148,6 +148,8 @@ enum { ST_HEADER, ST_EXT, ST_SPARSE_EXT, ST_DATA, ST_SKIP, ST_END };
 
 typedef struct {
     unsigned char type;
+    int64_t offset;
+    size_t size; /* of the records; data holds the padding after them too */
     ls_buf data; /* L/K: the name; x/g: the records */
     dict pax;    /* x: global headers at the time, plus its own records */
 } ext_header;
@@ -162,6 +164,7 @@ typedef struct {
     i128 data;           /* bytes of data that follow the header(s) */
     const dict *pax;     /* TarInfo.pax_headers */
     int sparse_ext;      /* old GNU sparse: extension blocks still to read */
+    int64_t offset;      /* TarInfo.offset: the first header of x/L/K ... member */
 } member;
 
 struct ls_scanner {
@@ -374,7 +377,20 @@ static size_t py_len(const unsigned char *p, size_t n, int *valid) {
 /* PAX records, strictly as reference.check_pax_records() wants them: each
  * "<len> <key>=<value>\n" with a length (no leading zero) that covers exactly the
  * record, keys without '=' or '\n', then nothing but NUL padding. */
-static int parse_pax(ls_scanner *s, const unsigned char *b, size_t n, dict *d) {
+static int parse_pax(ls_scanner *s, const unsigned char *b, size_t n, size_t padded, dict *d) {
+    /* First, as tarfile does: re.search(rb"\d+ hdrcharset=([^\n]+)\n") anywhere in the
+     * block, its value decoded as strict UTF-8 and stored ahead of the records. */
+    static const char HC[] = " hdrcharset=";
+    for (const unsigned char *at = b; (at = memmem(at, padded - (size_t)(at - b), HC, sizeof HC - 1)); at++) {
+        const unsigned char *v = at + sizeof HC - 1, *end = b + padded;
+        const unsigned char *nl = memchr(v, '\n', (size_t)(end - v));
+        if (at == b || at[-1] < '0' || at[-1] > '9' || !nl || nl == v) continue;
+        int valid;
+        py_len(v, (size_t)(nl - v), &valid);
+        if (!valid) goto bad;
+        if (dict_add(d, (const unsigned char *)HC + 1, sizeof HC - 3, v, (size_t)(nl - v))) return NOMEM(s);
+        break;
+    }
     size_t pos = 0;
     while (pos < n && b[pos]) {
         size_t i = pos, length = 0;
@@ -388,8 +404,24 @@ static int parse_pax(ls_scanner *s, const unsigned char *b, size_t n, dict *d) {
         if (dict_add(d, b + k, j - k, b + j + 1, pos + length - 1 - (j + 1))) return NOMEM(s);
         pos += length;
     }
-    for (; pos < n; pos++)
-        if (b[pos]) goto bad;
+    for (size_t i = pos; i < n; i++)
+        if (b[i]) goto bad;
+    /* tarfile itself parses the whole padded block, leniently: re.match(rb"(\d+)
+     * ([^=]+)=") at each record, the value sliced with Python's clamping. */
+    while (pos == n && pos < padded) {
+        size_t i = pos, length = 0;
+        for (; i < padded && b[i] >= '0' && b[i] <= '9'; i++)
+            length = length > padded ? length : length * 10 + (b[i] - '0');
+        if (i == pos || i >= padded || b[i] != ' ') break;
+        size_t k = i + 1, j = k;
+        while (j < padded && b[j] != '=') j++;
+        if (j == k || j >= padded) break;
+        if (!length) goto bad;
+        size_t ve = length > padded - pos ? padded : pos + length - 1;
+        if (dict_add(d, b + k, j - k, b + j + 1, ve > j + 1 ? ve - (j + 1) : 0)) return NOMEM(s);
+        if (length > padded - pos) break;
+        n = pos += length;
+    }
     dict_finalize(d);
     return 0;
 bad:
@@ -638,7 +670,7 @@ static int member_ready(ls_scanner *s) {
     member *m = &s->m;
     ls_result *r = &s->r;
     const ls_options *o = &s->o;
-    int64_t at = s->header_pos;
+    int64_t at = m->offset;
     s->chain_n = 0;
     if (++r->entries > o->max_entries)
         return fail(s, LS_ERR_LIMIT, at, "more than %lld entries", (long long)o->max_entries);
@@ -719,6 +751,7 @@ static int on_member(ls_scanner *s, const unsigned char *h, i128 mode, i128 uid,
     m->sparse = 0;
     m->sparse_ext = 0;
     m->pax = &s->empty;
+    m->offset = s->header_pos;
     size_t nl = nts_len(h, 100), pl = nts_len(h + 345, 155);
     if (buf_set(&m->name, h, nl) || buf_set(&m->link, h + 157, nts_len(h + 157, 100)) ||
         buf_set(&m->uname, h + 265, nts_len(h + 265, 32)) || buf_set(&m->gname, h + 297, nts_len(h + 297, 32)))
@@ -750,6 +783,7 @@ static int on_member(ls_scanner *s, const unsigned char *h, i128 mode, i128 uid,
     }
     for (int i = s->chain_n - 1; i >= 0; i--) {
         ext_header *e = &s->chain[i];
+        if (e->type != 'g') m->offset = e->offset;
         if (e->type == 'x' || e->type == 'X') {
             m->sparse |= pax_is_sparse(&e->pax);
             if (apply_pax(s, &e->pax)) return s->r.error;
@@ -796,10 +830,11 @@ static int on_header(ls_scanner *s) {
     if (s->chain_n == MAX_CHAIN) return fail(s, LS_ERR_TAR, s->header_pos, "too many extended headers in a row");
     ext_header *e = &s->chain[s->chain_n++];
     e->type = t;
+    e->offset = s->header_pos;
+    e->size = (size_t)size;
     e->data.len = 0;
-    if (buf_reserve(&e->data, (size_t)size)) return NOMEM(s);
-    s->need = (int64_t)size;
-    s->skip = round_block((int64_t)size) - (int64_t)size;
+    s->need = round_block((int64_t)size); /* with the padding, which tarfile reads too */
+    if (buf_reserve(&e->data, (size_t)s->need)) return NOMEM(s);
     s->st = ST_EXT;
     return s->need ? 0 : on_ext_done(s);
 }
@@ -807,12 +842,12 @@ static int on_header(ls_scanner *s) {
 static int on_ext_done(ls_scanner *s) {
     ext_header *e = &s->chain[s->chain_n - 1];
     if (e->type == 'g') {
-        if (parse_pax(s, e->data.p, e->data.len, &s->global)) return s->r.error;
+        if (parse_pax(s, e->data.p, e->size, e->data.len, &s->global)) return s->r.error;
     } else if (e->type == 'x' || e->type == 'X') {
         if (dict_copy(&e->pax, &s->global)) return NOMEM(s);
-        if (parse_pax(s, e->data.p, e->data.len, &e->pax)) return s->r.error;
+        if (parse_pax(s, e->data.p, e->size, e->data.len, &e->pax)) return s->r.error;
     }
-    go_skip(s, s->skip);
+    s->st = ST_HEADER;
     return 0;
 }
 
