@@ -239,6 +239,8 @@ def scan_chunks(
             count += 1
             if count > limits.max_entries:
                 raise LimitExceeded(f"more than {limits.max_entries} entries", name, offset)
+            if tf.offset > limits.max_total_bytes:  # else tarfile skips there block by block, even past EOF
+                raise LimitExceeded(f"entry data runs past {limits.max_total_bytes} bytes", name, offset)
             _check_ext_header(ti, limits.max_ext_header_bytes, name)
             if len(ti.name.encode("utf-8", "surrogateescape")) > limits.max_path_bytes:
                 raise LimitExceeded(f"path longer than {limits.max_path_bytes} bytes", name, offset)
@@ -294,7 +296,9 @@ def scan_chunks(
         plain.drain()
     except _Malformed as e:
         raise TarFormatError(str(e), name, e.offset) from None
-    except tarfile.TarError as e:
+    except (tarfile.TarError, UnicodeError, ValueError, OverflowError) as e:
+        # tarfile lets some malformed fields out as the builtin errors (an undecodable
+        # hdrcharset, a PAX mtime of 'nan' or 'inf', a bad GNU.sparse number).
         raise TarFormatError(f"malformed tar stream: {e}", name, plain.count) from None
     except LayerError:
         raise
