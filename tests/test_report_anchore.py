@@ -228,6 +228,13 @@ def test_policy_engine_loader_reads_it(export: list) -> None:
             assert isinstance(value["origins"], list)
     for value in packages.get("pkgs.java", {}).get("base", {}).values():
         assert isinstance(value["metadata"], dict) and "groupId=" in value["metadata"]["pom.properties"]
+    nuget = packages["pkgs.nuget"]["base"]  # ours: the pkgs.npms shape plus the generic loader's keys
+    assert {v["name"] for v in nuget.values()} == {"Orders.Api", "Dapper", "Newtonsoft.Json", "Serilog"}
+    for value in nuget.values():
+        assert isinstance(value["versions"], list) and isinstance(value["lics"], list)
+        assert isinstance(value["origins"], list) and isinstance(value["sourcepkg"], str)
+        for key in ("name", "version", "type", "license", "origin"):
+            assert isinstance(value[key], str), key
     allinfo = ar["file_list"]["files.allinfo"]["base"]
     for value in allinfo.values():
         info = json.loads(value)

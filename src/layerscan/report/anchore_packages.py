@@ -102,10 +102,16 @@ def java(p: Package) -> tuple[str, Entry]:
 
 
 def nuget(p: Package) -> tuple[str, Entry]:
-    """Beyond Anchore (it has no nuget analyzer): the generic shape the loader accepts for any pkgs.<x>."""
+    """Beyond Anchore, which lists nuget as a content type but never produced it.
+
+    The value has the shape of pkgs.npms (as our issue asks), plus the four keys the
+    policy engine's generic `pkgs.<x>` loader reads (version, type, license, origin),
+    so the export still loads. Several packages share one deps.json, hence the key.
+    """
     return "pkgs.nuget", (f"{p.location}:{p.name}@{p.version}", {
-        "name": p.name, "version": p.version, "location": p.location, "type": "nuget",
-        "files": [], "license": " ".join(p.licenses) or "N/A", "origin": "N/A", "cpes": _cpes(p),
+        "name": p.name, "versions": [p.version], "latest": p.version, "sourcepkg": p.source or "",
+        "origins": [], "lics": _licenses(p), "cpes": _cpes(p),
+        "version": p.version, "type": "nuget", "license": " ".join(p.licenses) or "N/A", "origin": "N/A",
     })
 
 
