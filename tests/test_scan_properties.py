@@ -33,7 +33,7 @@ SECRETS: dict[bytes, str] = {
     b"AKIAZ4QW7R2M9XK3T6BV": "aws-access-key-id",
     b"ghp_R7kLm2Qx9Tz4Vb8Nc1Hd6Fs3Gy5Ua0Ei7KoP": "github-pat",
     b"-----BEGIN RSA PRIVATE KEY-----": "private-key",
-    b"glpat-Xy7Qm2Lk9Pz4Rt8Vw1Nb": "gitlab-pat",
+    b"glpat-Xy7Qm2Lk9Pz4Rt8Vw1Nb": "gitlab-token",
 }
 # Filler text no builtin rule can match: lowercase letters, spaces and newlines.
 FILLER = "abcdefghijklmnopqrstuvwxyz   \n"
@@ -238,8 +238,8 @@ def test_native_equals_reference(layer: Layer, compression: str, members: int, c
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-@SETTINGS
-@given(secret=st.sampled_from(sorted(SECRETS)), split=st.integers(1, 60), chunk=st.integers(1, 4096), lead=st.integers(0, 3000), compression=compressions)
+@settings(SETTINGS, max_examples=50)
+@given(secret=st.sampled_from(sorted(SECRETS)), split=st.integers(1, 60), chunk=st.integers(1, 4096), lead=st.integers(0, 1500), compression=compressions)
 def test_secret_straddling_chunks(engine: str, secret: bytes, split: int, chunk: int, lead: int, compression: str) -> None:
     """A secret cut by an input chunk boundary (and, uncompressed, exactly at byte `split` of it) is still found once."""
     split = min(split, len(secret) - 1)
