@@ -2,6 +2,8 @@
 
     regular_files(files, globs)   -> sorted paths of regular files (or hardlinks) matching any glob
     read(files, cataloger, path)  -> bytes, or a CatalogError saying why the content is missing
+    parse_each(files, cataloger, globs, parse) -> what `parse(content, path)` yields for each
+                                  file, with a missing content or a CatalogFileError as a CatalogError
 
 Symlinks are left out on purpose: the file they point at is cataloged under its own
 path, once, as Syft does when it resolves a link to its real path.
@@ -9,9 +11,11 @@ path, once, as Syft does when it resolves a link to its real path.
 
 from __future__ import annotations
 
+from typing import Callable, Iterable, Iterator
+
 from ..image import ImageFiles
 from ..scan.globs import GlobSet
-from .model import CatalogError
+from .model import CatalogError, CatalogFileError, Package
 
 REGULAR = ("file", "hardlink")
 
@@ -31,3 +35,17 @@ def read(files: ImageFiles, cataloger: str, path: str) -> bytes | CatalogError:
         size = entry.record.size if entry is not None else 0
         return CatalogError(cataloger, path, f"too big to capture ({size} bytes over the scan's capture limit)")
     return CatalogError(cataloger, path, "content not captured by the scan")
+
+
+def parse_each(files: ImageFiles, cataloger: str, globs: tuple[str, ...],
+               parse: Callable[[bytes, str], Iterable[Package | CatalogError]]) -> Iterator[Package | CatalogError]:
+    """The per-file loop every library cataloger runs: one file's failure is that file's error."""
+    for path in regular_files(files, globs):
+        content = read(files, cataloger, path)
+        if isinstance(content, CatalogError):
+            yield content
+            continue
+        try:
+            yield from parse(content, path)
+        except CatalogFileError as e:
+            yield CatalogError(cataloger, e.path, e.reason)

@@ -25,7 +25,7 @@ import re
 from typing import Any, Iterator
 
 from ..image import ImageFiles
-from .files import read, regular_files
+from .files import parse_each
 from .model import CatalogError, CatalogFileError, Distro, Package
 from .purl import purl
 
@@ -48,15 +48,8 @@ class GemCataloger:
     globs = ("/**/specifications/*.gemspec",)
 
     def catalog(self, files: ImageFiles, distro: Distro | None) -> Iterator[Package | CatalogError]:
-        for path in regular_files(files, self.globs):
-            content = read(files, self.name, path)
-            if isinstance(content, CatalogError):
-                yield content
-                continue
-            try:
-                yield to_package(parse_gemspec(content, path), path)
-            except CatalogFileError as e:
-                yield CatalogError(self.name, e.path, e.reason)
+        return parse_each(files, self.name, self.globs,
+                          lambda content, path: [to_package(parse_gemspec(content, path), path)])
 
 
 def parse_gemspec(content: bytes, path: str) -> dict[str, Any]:

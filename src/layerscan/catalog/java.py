@@ -31,7 +31,7 @@ import zipfile
 from typing import IO, Iterator
 
 from ..image import ImageFiles
-from .files import read, regular_files
+from .files import parse_each
 from .model import CatalogError, CatalogFileError, Distro, Package
 from .purl import purl
 
@@ -79,12 +79,7 @@ class JavaCataloger:
         self.limits = limits
 
     def catalog(self, files: ImageFiles, distro: Distro | None) -> Iterator[Package | CatalogError]:
-        for path in regular_files(files, self.globs):
-            content = read(files, self.name, path)
-            if isinstance(content, CatalogError):
-                yield content
-                continue
-            yield from self.catalog_archive(content, path)
+        return parse_each(files, self.name, self.globs, self.catalog_archive)
 
     def catalog_archive(self, content: bytes, path: str) -> list[Package | CatalogError]:
         """Every package in one top-level archive, or a single CatalogError if it breaks a limit."""

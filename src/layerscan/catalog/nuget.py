@@ -18,7 +18,7 @@ import xml.etree.ElementTree as ET
 from typing import Any, Iterator
 
 from ..image import ImageFiles
-from .files import read, regular_files
+from .files import parse_each
 from .model import CatalogError, CatalogFileError, Distro, Package
 from .purl import purl
 
@@ -35,15 +35,7 @@ class NugetCataloger:
     globs = (DEPS_JSON, NUSPEC, PACKAGES_CONFIG, PACKAGES_LOCK)
 
     def catalog(self, files: ImageFiles, distro: Distro | None) -> Iterator[Package | CatalogError]:
-        for path in regular_files(files, self.globs):
-            content = read(files, self.name, path)
-            if isinstance(content, CatalogError):
-                yield content
-                continue
-            try:
-                yield from _PARSERS[_kind(path)](content, path)
-            except CatalogFileError as e:
-                yield CatalogError(self.name, e.path, e.reason)
+        return parse_each(files, self.name, self.globs, lambda content, path: _PARSERS[_kind(path)](content, path))
 
 
 def _kind(path: str) -> str:

@@ -25,7 +25,7 @@ import zipfile
 from typing import Iterator
 
 from ..image import ImageFiles
-from .files import read, regular_files
+from .files import parse_each
 from .model import CatalogError, CatalogFileError, Distro, Package
 from .purl import purl
 
@@ -51,18 +51,8 @@ class PythonCataloger:
     )
 
     def catalog(self, files: ImageFiles, distro: Distro | None) -> Iterator[Package | CatalogError]:
-        for path in regular_files(files, METADATA_GLOBS + EGG_ZIPS):
-            content = read(files, self.name, path)
-            if isinstance(content, CatalogError):
-                yield content
-                continue
-            try:
-                if path.endswith(".egg"):
-                    yield self._egg_zip(content, path)
-                else:
-                    yield self._installed(files, content, path)
-            except CatalogFileError as e:
-                yield CatalogError(self.name, e.path, e.reason)
+        return parse_each(files, self.name, METADATA_GLOBS + EGG_ZIPS, lambda content, path: [
+            self._egg_zip(content, path) if path.endswith(".egg") else self._installed(files, content, path)])
 
     def _installed(self, files: ImageFiles, content: bytes, path: str) -> Package:
         fields = parse_metadata(content, path)
