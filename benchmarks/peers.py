@@ -71,6 +71,7 @@ def package_type(purl: str | None, fallback: str) -> str:
     kind = purl[4:].split("/", 1)[0]
     return PURL_TYPES.get(kind, kind)
 
+
 class BenchError(Exception):
     """A piece the benchmark needs is missing or a tool failed: one line, exit 1."""
 
