@@ -180,7 +180,7 @@ cdef class Scanner:
     cdef object options, rules, name, expected_digest, t0
     cdef _Database rules_db, capture_db
     cdef carray.array always_mask
-    cdef bint done
+    cdef bint done, busy  # busy: a feed() without the GIL is under way
 
     def __cinit__(self, options, *, compression: str = "auto", name: str = "", expected_digest: str | None = None):
         if compression not in _COMPRESSION:
@@ -233,21 +233,25 @@ cdef class Scanner:
 
     def feed(self, chunk) -> None:
         """Push the next compressed bytes (any buffer); the GIL is released while they are scanned."""
-        if self.done:
-            raise ValueError("feed() after finish()")
+        if self.done or self.busy:
+            raise ValueError("feed() after finish(), or from two threads at once")
         cdef const unsigned char[::1] view = memoryview(chunk).cast("B")
         cdef size_t n = view.shape[0]
         cdef int rc
         if n == 0:
             return
-        with nogil:
-            rc = tar.ls_feed(self.s, &view[0], n)
+        self.busy = True
+        try:
+            with nogil:
+                rc = tar.ls_feed(self.s, &view[0], n)
+        finally:
+            self.busy = False
         if rc:
             self._raise()
 
     def finish(self) -> LayerResult:
-        if self.done:
-            raise ValueError("finish() called twice")
+        if self.done or self.busy:
+            raise ValueError("finish() called twice, or during a feed()")
         self.done = True
         cdef int rc
         with nogil:

@@ -674,6 +674,8 @@ static int member_ready(ls_scanner *s) {
     s->chain_n = 0;
     if (++r->entries > o->max_entries)
         return fail(s, LS_ERR_LIMIT, at, "more than %lld entries", (long long)o->max_entries);
+    if (m->data > 0 && s->pos + (m->data + BLOCK - 1) / BLOCK * BLOCK > o->max_total_bytes)
+        return fail(s, LS_ERR_LIMIT, at, "entry data runs past %lld bytes", (long long)o->max_total_bytes);
     size_t ext = 0;
     for (size_t i = 0; i < DICT_N(m->pax); i++) {
         const kv *e = DICT_AT(m->pax, i);
@@ -692,7 +694,7 @@ static int member_ready(ls_scanner *s) {
         return fail(s, LS_ERR_TAR, at, "number field out of range");
     int rc = normalize(m->name.p, m->name.len, &s->norm);
     if (rc) return rc == -2 ? NOMEM(s) : fail(s, LS_ERR_TAR, at, "unsafe path escapes the root");
-    if (m->data < 0) return fail(s, LS_ERR_TAR, at, "negative size");
+    if (m->data < 0 || m->data > INT64_MAX / 2) return fail(s, LS_ERR_TAR, at, "member size out of range");
     int64_t area = round_block((int64_t)m->data);
 
     /* whiteouts: not entries, but counted in stats.entries */

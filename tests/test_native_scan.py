@@ -107,3 +107,28 @@ def test_scan_buffer_accepts_mmap_and_memoryview(tmp_path: Path) -> None:
     with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
         assert_same(scan_layer(m, OPTIONS, name=digest, expected_digest=digest), expected(image, digest))
     assert_same(scan_layer(memoryview(path.read_bytes()), OPTIONS, name=digest, expected_digest=digest), expected(image, digest))
+
+
+def test_layers_scan_on_threads_with_their_own_scratch() -> None:
+    """The GIL is released per layer and each scanner has its own Hyperscan scratch."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    small = [(image, digest) for image, digest in LAYERS if layer_blob(image, digest).stat().st_size < SMALL]
+    blobs = [layer_blob(image, digest).read_bytes() for image, digest in small] * 2
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda b: scan_layer(b, OPTIONS), blobs))
+    for (image, digest), result in zip(small * 2, results):
+        want = expected(image, digest)
+        assert result.entries == want.entries and result.secrets == want.secrets and result.captured == want.captured
+
+
+def test_scanner_is_single_use() -> None:
+    from layerscan import _scan
+
+    scanner = _scan.Scanner(OPTIONS)
+    scanner.feed(bytes(1024))  # an empty archive: two zero blocks
+    assert len(scanner.finish().entries) == 0
+    with pytest.raises(ValueError):
+        scanner.finish()
+    with pytest.raises(ValueError):
+        scanner.feed(b"more")
