@@ -23,7 +23,7 @@ from tarbuilder import Entry, build, chunked, compress, digests, end_of_archive,
 
 import pytest
 from layerscan.scan import scan_layer
-from layerscan.scan.model import DIGEST_LEN, EntryTable, FileRecord, LayerResult, ScanOptions, ScanStats, SecretHit, Whiteout
+from layerscan.scan.model import EntryTable, FileRecord, LayerResult, ScanOptions, ScanStats, SecretHit, Whiteout
 from layerscan.scan.rules import builtin_rules, mask
 
 SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
