@@ -9,6 +9,7 @@ state machine (`feed`/`finish`), for layers streamed straight from the network.
 
 from __future__ import annotations
 
+import mmap
 from typing import Iterable, Union
 
 from . import reference
@@ -36,13 +37,16 @@ def scan_layer(
     expected_digest: str | None = None,
 ) -> LayerResult:
     kw = dict(compression=compression, name=name, expected_digest=expected_digest)
-    is_buffer = isinstance(data, (bytes, bytearray, memoryview)) or hasattr(data, "__buffer__") or _is_mmap(data)
+    is_mmap = isinstance(data, mmap.mmap)
+    is_buffer = is_mmap or isinstance(data, (bytes, bytearray, memoryview))
     if engine == "reference":
         return reference.scan_buffer(data, options, **kw) if is_buffer else reference.scan_chunks(data, options, **kw)
     if engine != "native":
         raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
     from .. import _scan
 
+    if is_mmap:
+        return _scan_mmap(_scan.Scanner(options, **kw), data)  # type: ignore[arg-type]
     if is_buffer:
         return _scan.scan_buffer(data, options, **kw)
     scanner = _scan.Scanner(options, **kw)
@@ -51,7 +55,21 @@ def scan_layer(
     return scanner.finish()
 
 
-def _is_mmap(obj: object) -> bool:
-    import mmap
+# A multiple of every page size; large enough that the per-window GIL hand-off is noise.
+MMAP_WINDOW = 16 << 20
 
-    return isinstance(obj, mmap.mmap)
+
+def _scan_mmap(scanner, data: mmap.mmap) -> LayerResult:
+    """Feed a mapped blob window by window, dropping each window's pages once read.
+
+    Pages of a file mapping count in the process's RSS for as long as they stay mapped:
+    a 1 GB cached layer would show 1 GB resident. MADV_DONTNEED on a read-only file
+    mapping only unmaps them (the kernel's page cache keeps them), so RSS stays bounded.
+    """
+    size = len(data)
+    with memoryview(data) as view:
+        for start in range(0, size, MMAP_WINDOW):
+            end = min(start + MMAP_WINDOW, size)
+            scanner.feed(view[start:end])
+            data.madvise(mmap.MADV_DONTNEED, start, end - start)
+    return scanner.finish()
