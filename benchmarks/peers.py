@@ -166,6 +166,8 @@ def parse_layerscan(path: Path) -> Found:
 
 
 # tar detects gzip and zstd by their magic; whiteout markers are extracted as plain files.
+# GNU tar follows a symlink that an earlier layer left in a path, so this is for trusted images
+# only (the corpus and the synthetic image), never for images from outside.
 NAIVE_SCRIPT = r"""
 set -euo pipefail
 out=$1 root=$2; shift 2
