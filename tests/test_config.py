@@ -172,6 +172,7 @@ def test_unknown_keys_are_named(tmp_path: Path, caplog: pytest.LogCaptureFixture
     ("secret_rules:\n  - {id: aws-access-key-id, regex: a}\n", "secret rules"),
     ("ca_cert: /no/such/ca.pem\n", "ca_cert"),
     ("insecure_registries: localhost:5000\n", "insecure_registries"),
+    ("fetch_foreign_layers: maybe\n", "fetch_foreign_layers"),
     ("registries:\n  r.example:\n    password: x\n", "registries.r.example.password"),
     ("registries:\n  r.example:\n    insecure: sometimes\n", "registries.r.example.insecure"),
     ("platform: linux\n", "platform"),
@@ -203,6 +204,7 @@ def test_layerscan_keys(tmp_path: Path) -> None:
         limits: {max_total_bytes: 100, max_entries: 10, max_path_bytes: 200, max_ext_header_bytes: 300}
         ca_cert: ca.pem
         insecure_registries: [localhost:5000]
+        fetch_foreign_layers: false
         platform: linux/arm64/v8
         outputs: {json: out.json, anchore: '-'}
         registries:
@@ -213,6 +215,7 @@ def test_layerscan_keys(tmp_path: Path) -> None:
     assert (c.secret_max_file_size, c.secret_skip_binary, c.capture_max_bytes) == (2048, False, 1000)
     assert c.limits == Limits(100, 10, 200, 300)
     assert c.ca_cert == str(ca) and c.insecure_registries == ("localhost:5000",)
+    assert c.fetch_foreign_layers is False and Config().fetch_foreign_layers is True  # Anchore fetches them
     assert c.platform == "linux/arm64/v8" and c.outputs == {"json": "out.json", "anchore": "-"}
     assert c.registries == {
         "ghcr.io": Registry(username="bot", password="12345678"),
@@ -297,6 +300,7 @@ def test_examples_load(caplog: pytest.LogCaptureFixture, monkeypatch: pytest.Mon
     assert c.layer_cache_enable and c.layer_cache_max_gigabytes == 4 and c.max_threads == 4
     assert c.registries["registry.example.com"].password == "example-password"
     assert c.registries["localhost:5000"].insecure
+    assert c.fetch_foreign_layers
     assert ids(c.secret_rules) == ids(BUILTIN_RULES) + [s.split("=", 1)[0] for s in ANCHORE_DEFAULT_SPECS] + [
         "internal-api-token"]
     assert ids(c.content_rules) == ["SUDO_NOPASSWD", "todo-password"]

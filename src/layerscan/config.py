@@ -80,6 +80,7 @@ class Config:
     registries: dict[str, Registry] = dataclasses.field(default_factory=dict)
     ca_cert: str | None = None
     insecure_registries: tuple[str, ...] = ()
+    fetch_foreign_layers: bool = True  # from the layer's urls, as Anchore does; false: skip them, with a warning
     platform: str | None = None
     outputs: dict[str, str] = dataclasses.field(default_factory=dict)  # report format -> file ("-" is stdout)
 
@@ -201,6 +202,7 @@ def _top_level(top: "_Section") -> dict[str, Any]:
     top.put(kw, "capture_max_bytes", _nonneg_int)
     top.put(kw, "ca_cert", _file_in(top.base))
     top.put(kw, "insecure_registries", _str_tuple)
+    top.put(kw, "fetch_foreign_layers", _bool)
     top.put(kw, "platform", _platform)
     top.put(kw, "outputs", _outputs)
     limits = top.section("limits")

@@ -28,11 +28,10 @@ def open_source(spec: str, *, platform: str | Platform | None = None, config: Co
             platform = Platform.parse(platform)
         except ValueError as e:
             raise SourceError(str(e)) from None
+    ref = registry_reference(spec)
+    if ref is not None:
+        return _registry(ref, platform, config)
     scheme, sep, rest = spec.partition(":")
-    if spec.startswith("docker://"):
-        return _registry(spec[len("docker://"):], platform, config)
-    if sep and scheme == "registry":
-        return _registry(rest, platform, config)
     if sep and scheme in LOCAL_SCHEMES:
         return open_layout(rest, platform, scheme)
     if os.path.exists(spec):
@@ -43,10 +42,18 @@ def open_source(spec: str, *, platform: str | Platform | None = None, config: Co
     raise SourceError(f"{spec!r} is not a file or directory; to pull from a registry, write registry:{spec}")
 
 
+def registry_reference(spec: str) -> str | None:
+    """The image reference in a `registry:REF` or `docker://REF` spec; None for a local source."""
+    for prefix in ("registry:", "docker://"):
+        if spec.startswith(prefix):
+            return spec[len(prefix):]
+    return None
+
+
 def _registry(ref: str, platform: Platform | None, config: Config) -> ImageSource:
     from .registry import open_registry  # requests and the cache only load when needed
 
-    return open_registry(ref, platform=platform, config=config)
+    return open_registry(ref, platform=platform, config=config, fetch_foreign=config.fetch_foreign_layers)
 
 
 def _detect(path: str) -> str:

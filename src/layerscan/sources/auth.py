@@ -24,7 +24,7 @@ from typing import Mapping
 import requests
 
 from ..config import Config
-from ..errors import LayerscanError
+from ..errors import SourceError
 from ..refs import DOCKER_HUB
 
 log = logging.getLogger(__name__)
@@ -36,8 +36,8 @@ _DEFAULT_TOKEN_LIFETIME = 60  # seconds, as the token spec says when expires_in 
 _EXPIRY_MARGIN = 10  # renew a little before the registry would refuse the token
 
 
-class AuthError(LayerscanError):
-    """The registry refused us, or credentials could not be read."""
+class AuthError(SourceError):
+    """The registry refused us, or credentials could not be read: a source error with its own exit code."""
 
     exit_code = 6
 

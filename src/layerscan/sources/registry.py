@@ -22,7 +22,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from ..config import Config
-from ..errors import LayerscanError
+from ..errors import SourceError
 from ..image import Descriptor, LayerBlob, Platform
 from ..refs import ImageRef
 from ..store.layers import LayerCache
@@ -43,7 +43,7 @@ _MAX_MANIFEST = 4 << 20  # as containerd limits manifests
 _RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 
 
-class RegistryError(LayerscanError):
+class RegistryError(SourceError):
     """The registry could not give us the image: not found, unsupported, or failing."""
 
 
@@ -286,6 +286,12 @@ class RegistrySource:
             return
         with self._cache.layer(desc.digest, desc.size, fetch) as blob:
             yield blob
+
+    def __enter__(self) -> "RegistrySource":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def close(self) -> None:
         self._client.close()
