@@ -17,7 +17,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 from . import catalog
 from .analysis import Analysis, LayerInfo, SecretFinding
 from .config import Config
-from .errors import LayerscanError
+from .errors import LayerError, LayerscanError
 from .image import Descriptor, FinalFile, ImageFiles, ImageSource, Platform, SymlinkLoop
 from .scan import native_available, scan_layer
 from .scan.model import LayerResult, ScanOptions
@@ -141,10 +141,15 @@ def scan_one(source: ImageSource, desc: Descriptor, options: ScanOptions, engine
         streamed = not isinstance(data, (bytes, bytearray, memoryview, mmap.mmap))
         if streamed:
             data = _counted(data, advance)  # type: ignore[arg-type]
-        result = scan_layer(
-            data, options, engine=engine, name=desc.digest,
-            expected_digest=None if blob.verified else desc.digest,
-        )
+        try:
+            result = scan_layer(
+                data, options, engine=engine, name=desc.digest,
+                expected_digest=None if blob.verified else desc.digest,
+            )
+        except LayerError:
+            if streamed and blob.verified:
+                _drain(data)  # type: ignore[arg-type]
+            raise
         if not streamed:
             advance(desc.size)
         return result
@@ -242,6 +247,13 @@ def _escape_glob(path: str) -> str:
     """A literal path as a capture glob. A glob character becomes `?`: capturing a
     sibling too is harmless, as retrieve_files looks the exact path up."""
     return "".join("?" if c in "*?[" else c for c in "/" + path.lstrip("/"))
+
+
+def _drain(chunks: Iterable[bytes]) -> None:
+    """Read the rest of a stream whose source checks its digest at the end: a blob corrupted
+    in transit then fails as the DigestMismatch it is, not as the malformed layer it looks like."""
+    for _ in chunks:
+        pass
 
 
 def _counted(chunks: Iterable[bytes], advance: Advance) -> Iterator[bytes]:

@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import getpass
 import json
 import os
+import re
 import sys
 import tempfile
 from typing import Callable, TextIO
 
 from ..analysis import Analysis
-from ..config import load_config
+from ..config import Config, Registry, load_config
+from ..errors import ConfigError
 from ..image import Platform
+from ..refs import ImageRef
 from ..report import FORMATS
 from ..scan import ENGINES, native_available
+from ..sources import registry_reference
 
 EPILOG = """\
 sources:
@@ -21,6 +27,23 @@ sources:
   oci-archive:FILE       a tar of an OCI image layout
   docker-archive:FILE    the output of 'docker save'
   PATH                   any of the above, detected by its content
+  registry:REF           an image in a registry: [HOST[:PORT]/]REPO[:TAG][@sha256:HEX]
+  docker://REF           the same (Docker Hub names are normalised as Docker does:
+                         debian:12 is registry-1.docker.io/library/debian:12)
+
+registry credentials, first found wins:
+  --username with --password-stdin, else the registries section of --config;
+  LAYERSCAN_REGISTRY_<HOST>_USERNAME/_PASSWORD (HOST upper-cased, non-alphanumerics
+  as _), else LAYERSCAN_REGISTRY_USERNAME/_PASSWORD; ~/.docker/config.json (auths,
+  credHelpers, credsStore); $REGISTRY_AUTH_FILE or $XDG_RUNTIME_DIR/containers/auth.json.
+  None found: anonymous. Passwords are never echoed or logged. TLS is always verified unless the registry is
+  listed with --insecure-registry (or insecure_registries in the config).
+
+layer cache (registry sources): with --cache, layer blobs are kept in
+  TMP_DIR/anchore_layercache (bounded, least recently used evicted; see
+  'layerscan cache --help'), so a layer shared by images is downloaded once; with
+  --no-cache, layers stream from the registry into the scanner and nothing is written.
+  Default: layer_cache_enable in --config (off without one).
 
 examples:
   layerscan analyze oci-dir:./debian-apps                      JSON report on stdout
@@ -29,10 +52,21 @@ examples:
                                                                Anchore Engine image export
   layerscan analyze app.tar --fail-on-secrets -o report.json   CI: exit 1 when a secret is found
   layerscan analyze oci-archive:multi.tar --platform linux/arm64/v8
+  layerscan analyze registry:docker.io/library/debian:12 --format table
+  echo "$TOKEN" | layerscan analyze registry:ghcr.io/acme/app:1.4 \\
+      --username ci-bot --password-stdin -o app.json            private image
+  layerscan analyze registry:registry.internal:5000/app@sha256:HEX \\
+      --ca-cert /etc/ssl/internal-ca.pem                        a private CA
+  layerscan analyze registry:localhost:5000/app:dev --insecure-registry localhost:5000
+                                                               plain HTTP registry
+  layerscan analyze registry:quay.io/org/app:2 --cache --tmp-dir /var/cache/layerscan
+                                                               keep layers for the next image
 
 exit codes: 0 ok, 1 secrets found (with --fail-on-secrets), 2 usage error,
-3 or more: the image could not be analyzed (4 corrupt layer, 5 digest mismatch).
+3 or more: the image could not be analyzed (4 corrupt layer, 5 digest mismatch,
+6 registry authentication refused, 7 source unreadable or registry failing).
 """
+_HOST_PORT = re.compile(r"[A-Za-z0-9.-]+(?::\d{1,5})?|\[[0-9A-Fa-f:]+\](?::\d{1,5})?")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -59,13 +93,25 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="exit 1 when any secret is found, including in deleted files (for CI)")
     p.add_argument("--json", action="store_true",
                    help="with -o, print a one-line JSON summary on stdout: report path, counts, exit code")
+    reg = p.add_argument_group("registry sources")
+    reg.add_argument("--username", metavar="USER", help="log in to the image's registry as USER (with --password-stdin)")
+    reg.add_argument("--password-stdin", action="store_true",
+                     help="read the password (or token) for --username from the first line of stdin")
+    reg.add_argument("--ca-cert", type=_file, metavar="FILE",
+                     help="trust the CA certificates in FILE (PEM) for the image's registry, instead of the system's")
+    reg.add_argument("--insecure-registry", type=_host, action="append", default=[], metavar="HOST[:PORT]",
+                     help="talk to HOST over plain HTTP, or HTTPS without verification (repeatable)")
+    reg.add_argument("--cache", action=argparse.BooleanOptionalAction, default=None,
+                     help="use the layer cache (overrides layer_cache_enable); --no-cache streams layers, writing nothing")
+    reg.add_argument("--tmp-dir", type=_directory, metavar="DIR",
+                     help="scratch space; the layer cache lives in DIR/anchore_layercache (overrides tmp_dir)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..analyze import analyze  # here, so other commands never import the whole pipeline
 
-    config = load_config(args.config)
+    config = with_options(load_config(args.config), args, _read_password if args.password_stdin else None)
     analysis = analyze(args.source, config, engine=args.engine, platform=args.platform)
     writer = FORMATS[args.format]
     if args.output:
@@ -78,6 +124,48 @@ def run(args: argparse.Namespace) -> int:
         json.dump(_summary(analysis, args.output, args.format, code), sys.stdout)
         sys.stdout.write("\n")
     return code
+
+
+def with_options(config: Config, args: argparse.Namespace, read_password: Callable[[], str] | None) -> Config:
+    """`config` with the registry options of the command line applied; they win over the file."""
+    changes: dict = {}
+    if args.tmp_dir is not None:
+        changes["tmp_dir"] = args.tmp_dir
+    if args.cache is not None:
+        changes["layer_cache_enable"] = args.cache
+    if args.insecure_registry:
+        changes["insecure_registries"] = tuple(dict.fromkeys((*config.insecure_registries, *args.insecure_registry)))
+    login = args.username is not None or read_password is not None
+    if login or args.ca_cert is not None:
+        ref = registry_reference(args.source)
+        if ref is None:
+            raise ConfigError("--username, --password-stdin and --ca-cert apply to registry:REF or docker://REF sources only")
+        host = ImageRef.parse(ref).registry
+        per_registry: dict = {}
+        if login:
+            if not (args.username and read_password):
+                raise ConfigError("--username and --password-stdin go together: "
+                                  "give the user name, and the password on stdin")
+            per_registry.update(username=args.username, password=read_password())
+        if args.ca_cert is not None:
+            per_registry["ca_cert"] = args.ca_cert
+        settings = dataclasses.replace(config.registries.get(host, Registry()), **per_registry)
+        changes["registries"] = {**config.registries, host: settings}
+    return dataclasses.replace(config, **changes) if changes else config
+
+
+def _read_password() -> str:
+    """One line of stdin without its line ending, as `docker login --password-stdin` reads it.
+
+    A terminal gets a prompt with echo off, so the password is not shown as it is typed.
+    """
+    if sys.stdin.isatty():
+        password = getpass.getpass("Password: ")
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        raise ConfigError("--password-stdin: stdin gave no password")
+    return password
 
 
 def _summary(a: Analysis, path: str, fmt: str, code: int) -> dict:
@@ -99,6 +187,24 @@ def _platform(text: str) -> Platform:
         return Platform.parse(text)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _file(path: str) -> str:
+    if not os.path.isfile(path):
+        raise argparse.ArgumentTypeError(f"no such file: {path}")
+    return os.path.abspath(path)
+
+
+def _directory(path: str) -> str:
+    if not os.path.isdir(path):
+        raise argparse.ArgumentTypeError(f"not a directory: {path}")
+    return os.path.abspath(path)
+
+
+def _host(text: str) -> str:
+    if not _HOST_PORT.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not HOST or HOST:PORT (no scheme, no path)")
+    return text
 
 
 def _write_atomically(path: str, write: Callable[[TextIO], None]) -> None:
