@@ -3,17 +3,15 @@
     .venv/bin/python benchmarks/registry.py [--repeat N] [--engine native|reference] [--image NAME ...]
 
 Starts Debian's docker-registry on loopback (tests/registry_harness.py), pushes the images,
-then for each image scans every layer: from its local OCI layout (mmap), from the registry
-with a cold layer cache, with a warm one, and with the cache off (streamed, nothing on disk).
-Prints best times and ratios to the layout; exits 1 when streaming is under the bar (85% of
-the layout's speed). Until `layerscan.analyze` can open registry images, the timed unit is
-the layer scan, not the whole analysis.
+then times the whole `layerscan.analyze.analyze()` of each image (scan, squash, catalog):
+from its local OCI layout (mmap), from the registry with a cold layer cache, with a warm
+one, and with the cache off (streamed, nothing on disk). Prints best times and ratios to
+the layout; exits 1 when streaming is under the bar (85% of the layout's speed).
 """
 
 from __future__ import annotations
 
 import argparse
-import mmap
 import shutil
 import sys
 import tempfile
@@ -26,38 +24,21 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from registry_harness import RegistryServer, layout_manifest, push_layout  # noqa: E402
+from registry_harness import RegistryServer, push_layout  # noqa: E402
 
+from layerscan.analyze import analyze  # noqa: E402
 from layerscan.config import Config  # noqa: E402
-from layerscan.image import Descriptor  # noqa: E402
-from layerscan.scan import native_available, scan_layer  # noqa: E402
-from layerscan.scan.model import ScanOptions  # noqa: E402
-from layerscan.sources.registry import open_registry  # noqa: E402
+from layerscan.scan import native_available  # noqa: E402
 
 IMAGES = ROOT.parent / "shared" / "corpus" / "images"
 BAR = 0.85
-OPTIONS = ScanOptions(compute_diff_id=True)
 
 
-def scan_layout(layout: Path, engine: str) -> None:
-    _, manifest = layout_manifest(layout)
-    for d in manifest["layers"]:
-        desc = Descriptor.from_json(d)
-        with open(layout / "blobs" / "sha256" / desc.digest.split(":")[1], "rb") as f, \
-                mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
-            scan_layer(data, OPTIONS, engine=engine, name=desc.digest, expected_digest=desc.digest)
+def analysis(spec: str, config: Config, engine: str) -> Callable[[], None]:
+    def once() -> None:
+        analyze(spec, config, engine=engine, progress=False)
 
-
-def scan_registry(ref: str, config: Config, engine: str) -> None:
-    source = open_registry(ref, platform=None, config=config)
-    try:
-        for desc in source.layers:
-            with source.open_layer(desc) as blob:
-                assert blob is not None
-                scan_layer(blob.data, OPTIONS, engine=engine, name=desc.digest,
-                           expected_digest=None if blob.verified else desc.digest)
-    finally:
-        source.close()
+    return once
 
 
 def best(run: Callable[[], None], repeat: int, before: Callable[[], None] = lambda: None) -> float:
@@ -95,10 +76,10 @@ def main() -> int:
                 def clear_cache() -> None:
                     shutil.rmtree(cache_dir, ignore_errors=True)
 
-                t_layout = best(lambda: scan_layout(IMAGES / name, args.engine), args.repeat)
-                t_cold = best(lambda: scan_registry(ref, cached, args.engine), args.repeat, clear_cache)
-                t_warm = best(lambda: scan_registry(ref, cached, args.engine), args.repeat)
-                t_stream = best(lambda: scan_registry(ref, streamed, args.engine), args.repeat)
+                t_layout = best(analysis(f"oci-dir:{IMAGES / name}", Config(), args.engine), args.repeat)
+                t_cold = best(analysis(f"registry:{ref}", cached, args.engine), args.repeat, clear_cache)
+                t_warm = best(analysis(f"registry:{ref}", cached, args.engine), args.repeat)
+                t_stream = best(analysis(f"registry:{ref}", streamed, args.engine), args.repeat)
                 worst_stream = min(worst_stream, t_layout / t_stream)
                 cells = "".join(f"{t:7.2f}s {t_layout / t:5.2f}x " for t in (t_cold, t_warm, t_stream))
                 print(f"{name:<16}{t_layout:8.2f}s {cells}")
