@@ -205,3 +205,28 @@ def test_registry_source_is_a_context_manager_and_its_errors_are_source_errors(r
     with pytest.raises(SourceError) as e:
         open_registry(f"{registry.host}/corpus/nope:latest", platform=None, config=config)
     assert e.value.exit_code == SourceError.exit_code
+
+
+def test_options_merge_into_the_config_file_settings(tmp_path):
+    from layerscan.cli import build_parser
+    from layerscan.cli.analyze import with_options
+    from layerscan.config import Config, Registry
+
+    host = "reg.example:5000"
+    config = Config(insecure_registries=("a.example",), layer_cache_enable=True,
+                    registries={host: Registry(insecure=True, username="from-file", password="file-pw"),
+                                "other.example": Registry(username="o", password="p")})
+    args = build_parser().parse_args([
+        "analyze", f"docker://{host}/ns/app:1", "--username", "cli-user", "--password-stdin",
+        "--ca-cert", __file__, "--insecure-registry", "a.example", "--insecure-registry", "b.example:8443",
+        "--no-cache", "--tmp-dir", str(tmp_path)])
+    merged = with_options(config, args, lambda: "cli-pw")
+    assert merged.registries == {
+        host: Registry(insecure=True, ca_cert=__file__, username="cli-user", password="cli-pw"),
+        "other.example": Registry(username="o", password="p"),
+    }
+    assert merged.insecure_registries == ("a.example", "b.example:8443")
+    assert merged.layer_cache_enable is False and merged.tmp_dir == str(tmp_path)
+    assert config.registries[host].username == "from-file"  # the loaded Config is not changed
+    plain = build_parser().parse_args(["analyze", f"registry:{host}/ns/app:1"])
+    assert with_options(config, plain, None) is config
