@@ -6,6 +6,7 @@ on up to `config.max_threads` threads (the native scanner releases the GIL).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import mmap
 import posixpath
@@ -17,7 +18,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 from . import catalog
 from .analysis import Analysis, LayerInfo, SecretFinding
 from .config import Config
-from .errors import LayerError, LayerscanError
+from .errors import DigestMismatch, LayerError, LayerscanError
 from .image import Descriptor, FinalFile, ImageFiles, ImageSource, Platform, SymlinkLoop
 from .scan import native_available, scan_layer
 from .scan.model import LayerResult, ScanOptions
@@ -147,8 +148,14 @@ def scan_one(source: ImageSource, desc: Descriptor, options: ScanOptions, engine
                 expected_digest=None if blob.verified else desc.digest,
             )
         except LayerError:
+            # A blob corrupted at rest or in transit is the DigestMismatch it is, not the
+            # malformed layer it looks like: finish the digest check before reporting.
             if streamed and blob.verified:
                 _drain(data)  # type: ignore[arg-type]
+            elif not streamed and not blob.verified:
+                actual = "sha256:" + hashlib.sha256(data).hexdigest()
+                if actual != desc.digest:
+                    raise DigestMismatch(f"layer {desc.digest}", desc.digest, actual) from None
             raise
         if not streamed:
             advance(desc.size)
