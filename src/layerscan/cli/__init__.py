@@ -23,7 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Analyze container images: every file's digests and attributes, secrets, "
         "OS and library packages, in one streaming pass per layer.",
         epilog="Exit codes: 0 ok, 1 findings (with --fail-on-secrets), 2 usage error, "
-        "3 or more: the input could not be analyzed (4 corrupt layer, 5 digest mismatch). "
+        "3 or more: the input could not be analyzed (4 corrupt layer, 5 digest mismatch, "
+        "6 registry authentication, 7 unreadable source). "
         "Run 'layerscan COMMAND --help' for a command's options.",
     )
     parser.add_argument("--version", action="version", version=f"layerscan {__version__}")
