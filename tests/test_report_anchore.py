@@ -10,13 +10,12 @@ import io
 import json
 import re
 import stat
-from pathlib import Path
 
 import pytest
 from analyzed import analysis, ground_truth
 from conftest import SHARED, answers
 
-from layerscan.report import FORMATS, anchore, native
+from layerscan.report import FORMATS, anchore
 
 IMAGE = "debian-apps"
 EXAMPLE = json.loads((SHARED / "docs" / "anchore-example-export.json").read_text())
