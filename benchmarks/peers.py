@@ -45,8 +45,8 @@ import sysconfig
 import tarfile
 import tempfile
 import time
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
@@ -61,8 +61,17 @@ LAYERSCAN_TOOLS = ("native", "reference")
 log = logging.getLogger("peers")
 
 # Package URL types -> layerscan package types; a package without a purl keeps its tool's own type.
-PURL_TYPES = {"deb": "dpkg", "rpm": "rpm", "apk": "apk", "npm": "npm", "gem": "gem", "maven": "java",
-              "pypi": "python", "nuget": "nuget", "golang": "go"}
+PURL_TYPES = {
+    "deb": "dpkg",
+    "rpm": "rpm",
+    "apk": "apk",
+    "npm": "npm",
+    "gem": "gem",
+    "maven": "java",
+    "pypi": "python",
+    "nuget": "nuget",
+    "golang": "go",
+}
 
 
 def package_type(purl: str | None, fallback: str) -> str:
@@ -87,6 +96,7 @@ class Sample:
 class Found:
     """What a tool reported: packages per layerscan type, files with digests, final files with
     secrets (rules overlap and tools count a key's lines differently, so files compare best)."""
+
     packages: dict[str, int]
     files_with_digests: int | None
     secrets: int | None
@@ -108,6 +118,7 @@ class Tool:
 
 # --- measuring -------------------------------------------------------------------------------
 
+
 def measure(run: Run, wrap: Sequence[str]) -> Sample:
     """Runs one child to completion under GNU time. CPU comes from wait4, which covers every
     process the child waited for. Peak RSS comes from GNU time: a child forked by this Python
@@ -116,8 +127,9 @@ def measure(run: Run, wrap: Sequence[str]) -> Sample:
     rss = run.output.with_name(run.output.name + ".rss")
     t0 = time.perf_counter()
     with open(os.devnull, "wb") as devnull, tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen([*wrap, gnu_time(), "-o", str(rss), "-f", "%M", *run.argv],
-                                env=run.env, stdout=devnull, stderr=err)
+        proc = subprocess.Popen(
+            [*wrap, gnu_time(), "-o", str(rss), "-f", "%M", *run.argv], env=run.env, stdout=devnull, stderr=err
+        )
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - t0
         proc.returncode = os.waitstatus_to_exitcode(status)
@@ -146,11 +158,22 @@ def network_jail() -> list[str]:
 
 # --- the tools -------------------------------------------------------------------------------
 
+
 def layerscan_tool(engine: str) -> Tool:
     def command(image: Path, scratch: Path) -> Run:
         out = scratch / f"{engine}.json"
-        argv = [sys.executable, "-m", "layerscan", "-q", "analyze", f"oci-dir:{image}", "--engine", engine,
-                "-o", str(out)]
+        argv = [
+            sys.executable,
+            "-m",
+            "layerscan",
+            "-q",
+            "analyze",
+            f"oci-dir:{image}",
+            "--engine",
+            engine,
+            "-o",
+            str(out),
+        ]
         return Run(argv, dict(os.environ), out)
 
     return Tool(engine, command, parse_layerscan)
@@ -204,11 +227,23 @@ def syft_binary() -> Path:
 
 def syft_command(image: Path, scratch: Path) -> Run:
     out = scratch / "syft.json"
-    env = dict(os.environ, TMPDIR=str(scratch), XDG_CACHE_HOME=str(scratch / "cache"),
-               SYFT_CHECK_FOR_APP_UPDATE="false", SYFT_FILE_METADATA_SELECTION="all",
-               SYFT_FILE_METADATA_DIGESTS="md5,sha1,sha256")
-    argv = [str(syft_binary()), f"oci-dir:{image}", "--select-catalogers", "+dotnet-deps-cataloger",
-            "-o", f"syft-json={out}", "-q"]
+    env = dict(
+        os.environ,
+        TMPDIR=str(scratch),
+        XDG_CACHE_HOME=str(scratch / "cache"),
+        SYFT_CHECK_FOR_APP_UPDATE="false",
+        SYFT_FILE_METADATA_SELECTION="all",
+        SYFT_FILE_METADATA_DIGESTS="md5,sha1,sha256",
+    )
+    argv = [
+        str(syft_binary()),
+        f"oci-dir:{image}",
+        "--select-catalogers",
+        "+dotnet-deps-cataloger",
+        "-o",
+        f"syft-json={out}",
+        "-q",
+    ]
     return Run(argv, env, out)
 
 
@@ -228,10 +263,29 @@ def trivy_binary() -> Path:
 def trivy_command(image: Path, scratch: Path) -> Run:
     out = scratch / "trivy.json"
     env = dict(os.environ, TMPDIR=str(scratch), TRIVY_DISABLE_VEX_NOTICE="true")
-    argv = [str(trivy_binary()), "image", "--input", str(image), "--cache-dir", str(scratch / "trivy-cache"),
-            "--cache-backend", "memory", "--scanners", "secret,license", "--list-all-pkgs",
-            "--skip-db-update", "--skip-java-db-update", "--offline-scan", "--skip-version-check",
-            "--disable-telemetry", "--format", "json", "--output", str(out), "--quiet"]
+    argv = [
+        str(trivy_binary()),
+        "image",
+        "--input",
+        str(image),
+        "--cache-dir",
+        str(scratch / "trivy-cache"),
+        "--cache-backend",
+        "memory",
+        "--scanners",
+        "secret,license",
+        "--list-all-pkgs",
+        "--skip-db-update",
+        "--skip-java-db-update",
+        "--offline-scan",
+        "--skip-version-check",
+        "--disable-telemetry",
+        "--format",
+        "json",
+        "--output",
+        str(out),
+        "--quiet",
+    ]
     return Run(argv, env, out)
 
 
@@ -265,6 +319,7 @@ def check_ready(names: Sequence[str]) -> None:
             raise BenchError(f"the layerscan pipeline does not import yet: {e}") from None
     if "native" in names:
         from layerscan.scan import native_available
+
         if not native_available():
             raise BenchError("the native engine is not built (make build); or pass --tools without native")
     gnu_time()
@@ -281,8 +336,19 @@ def check_ready(names: Sequence[str]) -> None:
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
 BIG_LAYERS: tuple[tuple[str, float, tuple[str, ...]], ...] = (
     # (compression, share of the size budget, roots)
-    ("gzip", 0.45, ("/etc/os-release", "/etc/debian_version", "/usr/lib/os-release", "/var/lib/dpkg/status",
-                    "/var/lib/dpkg/info", "/usr/bin", "/usr/lib/x86_64-linux-gnu")),
+    (
+        "gzip",
+        0.45,
+        (
+            "/etc/os-release",
+            "/etc/debian_version",
+            "/usr/lib/os-release",
+            "/var/lib/dpkg/status",
+            "/var/lib/dpkg/info",
+            "/usr/bin",
+            "/usr/lib/x86_64-linux-gnu",
+        ),
+    ),
     ("zstd", 0.20, ("/usr/share",)),
     ("", 0.35, (sysconfig.get_paths()["purelib"],)),
 )
@@ -386,11 +452,19 @@ def build_big_image(dest: Path, megabytes: int) -> Path:
         compress(plain, packed, kind)
         plain.unlink(missing_ok=True)
         layers.append({"mediaType": OCI_LAYER + (f"+{kind}" if kind else ""), **put_blob(blobs, packed)})
-    config = {"architecture": "amd64", "os": "linux", "config": {},
-              "rootfs": {"type": "layers", "diff_ids": diff_ids},
-              "history": [{"created_by": f"benchmarks/peers.py layer {i}"} for i in range(len(layers))]}
-    manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "config": put_json(blobs, config, "application/vnd.oci.image.config.v1+json"), "layers": layers}
+    config = {
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        "history": [{"created_by": f"benchmarks/peers.py layer {i}"} for i in range(len(layers))],
+    }
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": put_json(blobs, config, "application/vnd.oci.image.config.v1+json"),
+        "layers": layers,
+    }
     desc = put_json(blobs, manifest, manifest["mediaType"])
     desc["annotations"] = {"org.opencontainers.image.ref.name": "latest"}
     (layout / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [desc]}))
@@ -399,6 +473,7 @@ def build_big_image(dest: Path, megabytes: int) -> Path:
 
 
 # --- one image, every tool -------------------------------------------------------------------
+
 
 @dataclasses.dataclass
 class ImageResult:
@@ -432,6 +507,7 @@ def bench_image(name: str, image: Path, tools: Sequence[Tool], repeat: int, wrap
 
 # --- output ----------------------------------------------------------------------------------
 
+
 def ratio(tool: Sample, base: Sample | None, field: str) -> str:
     if base is None:
         return "-"
@@ -441,13 +517,17 @@ def ratio(tool: Sample, base: Sample | None, field: str) -> str:
 def print_table(res: ImageResult) -> None:
     base = res.best("native") if "native" in res.samples else None
     print(f"\n{res.name}  ({res.mb:.1f} MB of layer blobs; best of {len(next(iter(res.samples.values())))})")
-    print(f"  {'tool':<10} {'wall s':>8} {'cpu s':>8} {'peak MB':>8} {'speedup':>8} {'cpu x':>7}   "
-          f"{'digests':>7} {'secrets':>7}  packages")
+    print(
+        f"  {'tool':<10} {'wall s':>8} {'cpu s':>8} {'peak MB':>8} {'speedup':>8} {'cpu x':>7}   "
+        f"{'digests':>7} {'secrets':>7}  packages"
+    )
     for tool in res.samples:
         s, f = res.best(tool), res.found[tool]
         pkgs = " ".join(f"{k}={n}" for k, n in sorted(f.packages.items())) or "-"
-        print(f"  {tool:<10} {s.wall:8.2f} {s.cpu:8.2f} {s.rss_kb / 1024:8.0f} {ratio(s, base, 'wall'):>8} "
-              f"{ratio(s, base, 'cpu'):>7}   {_n(f.files_with_digests):>7} {_n(f.secrets):>7}  {pkgs}")
+        print(
+            f"  {tool:<10} {s.wall:8.2f} {s.cpu:8.2f} {s.rss_kb / 1024:8.0f} {ratio(s, base, 'wall'):>8} "
+            f"{ratio(s, base, 'cpu'):>7}   {_n(f.files_with_digests):>7} {_n(f.secrets):>7}  {pkgs}"
+        )
     for line in differences(res.found):
         print(f"  ! {line}")
 
@@ -476,10 +556,14 @@ def differences(found: dict[str, Found]) -> list[str]:
     for name, f in found.items():
         if name == ref_name:
             continue
-        diffs: list[tuple[str, int | None, int | None]] = [("digests", f.files_with_digests, ref.files_with_digests),
-                                                           ("secrets", f.secrets, ref.secrets)]
+        diffs: list[tuple[str, int | None, int | None]] = [
+            ("digests", f.files_with_digests, ref.files_with_digests),
+            ("secrets", f.secrets, ref.secrets),
+        ]
         if name != "naive":
-            diffs += [(k, f.packages.get(k, 0), ref.packages.get(k, 0)) for k in sorted(set(f.packages) | set(ref.packages))]
+            diffs += [
+                (k, f.packages.get(k, 0), ref.packages.get(k, 0)) for k in sorted(set(f.packages) | set(ref.packages))
+            ]
         for what, theirs, ours in diffs:
             if theirs is None or theirs == ours:
                 continue
@@ -506,7 +590,8 @@ def as_json(results: Sequence[ImageResult]) -> dict:
                     "speedup": None if base is None else res.best(tool).wall / base.wall,
                     "cpu_ratio": None if base is None else res.best(tool).cpu / base.cpu,
                     "found": dataclasses.asdict(res.found[tool]),
-                } for tool in res.samples
+                }
+                for tool in res.samples
             },
             "differences": differences(res.found),
         }
@@ -515,11 +600,16 @@ def as_json(results: Sequence[ImageResult]) -> dict:
 
 # --- main ------------------------------------------------------------------------------------
 
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeat", type=int, default=3, help="runs per tool and image; the best is reported (default 3)")
-    ap.add_argument("--image", nargs="*", metavar="NAME",
-                    help="corpus images to run (default: every layout in the corpus; none with --big: only the big one)")
+    ap.add_argument(
+        "--image",
+        nargs="*",
+        metavar="NAME",
+        help="corpus images to run (default: every layout in the corpus; none with --big: only the big one)",
+    )
     ap.add_argument("--tools", default=",".join(TOOLS), help=f"comma-separated subset of {','.join(TOOLS)}")
     ap.add_argument("--big", action="store_true", help="also build and run a synthetic image from local files")
     ap.add_argument("--big-mb", type=int, default=300, help="its size in MB of file data (default 300)")
@@ -550,8 +640,9 @@ def corpus_images(names: Sequence[str] | None) -> list[tuple[str, Path]]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="peers: %(levelname)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="peers: %(levelname)s: %(message)s"
+    )
     try:
         check_ready(args.tools)
         images = corpus_images(args.image) if args.image != [] else []

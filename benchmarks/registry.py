@@ -16,19 +16,18 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from registry_harness import RegistryServer, push_layout  # noqa: E402
-
 from layerscan.analyze import analyze  # noqa: E402
 from layerscan.config import Config  # noqa: E402
 from layerscan.scan import native_available  # noqa: E402
+from registry_harness import RegistryServer, push_layout  # noqa: E402
 
 IMAGES = ROOT.parent / "shared" / "corpus" / "images"
 BAR = 0.85
@@ -73,7 +72,7 @@ def main() -> int:
                 cached = Config(tmp_dir=str(cache_dir), layer_cache_enable=True, insecure_registries=(server.host,))
                 streamed = Config(tmp_dir=str(work / "tmp-stream"), insecure_registries=(server.host,))
 
-                def clear_cache() -> None:
+                def clear_cache(cache_dir: Path = cache_dir) -> None:
                     shutil.rmtree(cache_dir, ignore_errors=True)
 
                 t_layout = best(analysis(f"oci-dir:{IMAGES / name}", Config(), args.engine), args.repeat)

@@ -36,8 +36,8 @@ import tarfile
 import tempfile
 import time
 import zlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 from layerscan.scan import native_available, scan_layer
 from layerscan.scan.model import ScanOptions
@@ -72,7 +72,10 @@ def corpus_layers() -> list[tuple[str, Path]]:
         for layer in json.loads(answers.read_text())["layers"]:
             digest = layer["digest"]
             kind = layer["mediaType"].rsplit(".", 1)[-1].replace("tar+", "").replace("tar", "none")
-            seen.setdefault(digest, (f"{image}#{layer['index']} ({kind})", IMAGES / image / "blobs" / "sha256" / digest.split(":")[1]))
+            seen.setdefault(
+                digest,
+                (f"{image}#{layer['index']} ({kind})", IMAGES / image / "blobs" / "sha256" / digest.split(":")[1]),
+            )
     return list(seen.values())
 
 
@@ -146,7 +149,13 @@ def scan(path: Path, engine: str, repeat: int) -> dict:
 
 
 def rate(nbytes: int, files: int, seconds: float) -> dict:
-    return {"seconds": round(seconds, 3), "mb_s": round(nbytes / MB / seconds, 1), "files_s": round(files / seconds), "bytes": nbytes, "files": files}
+    return {
+        "seconds": round(seconds, 3),
+        "mb_s": round(nbytes / MB / seconds, 1),
+        "files_s": round(files / seconds),
+        "bytes": nbytes,
+        "files": files,
+    }
 
 
 def naive(path: Path, workdir: Path) -> dict:
@@ -155,7 +164,12 @@ def naive(path: Path, workdir: Path) -> dict:
     try:
         t0 = cpu_seconds()
         subprocess.run(["tar", "xf", str(path), "-C", str(dest)], check=True, stderr=subprocess.DEVNULL)
-        files = [p for d, _, names in os.walk(dest) for n in names if not os.path.islink(p := os.path.join(d, n)) and os.path.isfile(p)]
+        files = [
+            p
+            for d, _, names in os.walk(dest)
+            for n in names
+            if not os.path.islink(p := os.path.join(d, n)) and os.path.isfile(p)
+        ]
         total = 0
         for algo in HASHES:
             total = 0
@@ -188,7 +202,7 @@ def limit(path: Path) -> dict:
     sample = os.urandom(64 << 20)
     for algo in HASHES:
         h = hashlib.new(algo)
-        s, _ = timed(lambda: [h.update(sample) for _ in range(4)])
+        s, _ = timed(lambda h=h: [h.update(sample) for _ in range(4)])
         rates[algo] = 4 * len(sample) / MB / s
     combined = 1 / sum(1 / r for r in rates.values())
     return {"stages_mb_s": {k: round(v, 1) for k, v in rates.items()}, "mb_s": round(combined, 1)}
@@ -214,13 +228,18 @@ print(next(line.split()[1] for line in open("/proc/self/status") if line.startsw
 
 
 def peak_rss_mb(path: Path, mode: str) -> float:
-    out = subprocess.run([sys.executable, "-c", RSS_CHILD, str(path), mode], check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", RSS_CHILD, str(path), mode], check=True, capture_output=True, text=True
+    ).stdout
     return round(int(out.split()[-1]) / 1024, 1)
 
 
 def table(rows: list[tuple[str, ...]]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows)
+    return "\n".join(
+        "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=False)))
+        for r in rows
+    )
 
 
 def main() -> int:
@@ -242,7 +261,12 @@ def main() -> int:
         generate_layer(layer, size)
         cpu = pin_one_core()
         log(f"pinned to CPU {cpu}; inflate via {INFLATE}")
-        report: dict = {"cpu": cpu, "inflate": INFLATE, "corpus": {}, "generated": {"compressed_bytes": layer.stat().st_size}}
+        report: dict = {
+            "cpu": cpu,
+            "inflate": INFLATE,
+            "corpus": {},
+            "generated": {"compressed_bytes": layer.stat().st_size},
+        }
         for name, path in corpus_layers():
             report["corpus"][name] = {e: scan(path, e, repeat) for e in engines}
         gen = report["generated"]
@@ -267,16 +291,27 @@ def main() -> int:
         print(json.dumps(report, indent=2))
         return 0
     rows = [("layer", "engine", "MB/s", "files/s", "seconds", "MB")]
-    for name, by_engine in [*report["corpus"].items(), (f"generated ({gen['native' if 'native' in gen else 'reference']['bytes'] / 1e9:.2f} GB gzip)", gen)]:
+    for name, by_engine in [
+        *report["corpus"].items(),
+        (f"generated ({gen['native' if 'native' in gen else 'reference']['bytes'] / 1e9:.2f} GB gzip)", gen),
+    ]:
         for e, r in by_engine.items():
             if isinstance(r, dict) and "files_s" in r:
-                rows.append((name, e, f"{r['mb_s']:.1f}", f"{r['files_s']}", f"{r['seconds']:.2f}", f"{r['bytes'] / MB:.0f}"))
+                rows.append(
+                    (name, e, f"{r['mb_s']:.1f}", f"{r['files_s']}", f"{r['seconds']:.2f}", f"{r['bytes'] / MB:.0f}")
+                )
     print(table(rows))
-    print("\none-pass limit on this core: " + ", ".join(f"{k} {v} MB/s" for k, v in gen["limit"]["stages_mb_s"].items())
-          + f" -> {gen['limit']['mb_s']} MB/s")
+    print(
+        "\none-pass limit on this core: "
+        + ", ".join(f"{k} {v} MB/s" for k, v in gen["limit"]["stages_mb_s"].items())
+        + f" -> {gen['limit']['mb_s']} MB/s"
+    )
     if "ratios" in report:
         print("ratios: " + ", ".join(f"{k} = {v}" for k, v in report["ratios"].items()))
-        print("peak RSS of a native scan of the generated layer: " + ", ".join(f"{k} {v} MB" for k, v in report["peak_rss_mb"].items()))
+        print(
+            "peak RSS of a native scan of the generated layer: "
+            + ", ".join(f"{k} {v} MB" for k, v in report["peak_rss_mb"].items())
+        )
     return 0
 
 

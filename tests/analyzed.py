@@ -8,7 +8,6 @@ import json
 from functools import cache
 
 from conftest import IMAGES
-
 from layerscan.analysis import Analysis
 from layerscan.analyze import analyze
 from layerscan.config import Config

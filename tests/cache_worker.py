@@ -14,8 +14,8 @@ import hashlib
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from layerscan.store.layers import LayerCache
 

@@ -19,18 +19,22 @@ import hashlib
 import io
 import json
 import tarfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, NamedTuple, Sequence
+from typing import NamedTuple
 
 import pyzstd
-from tarbuilder import Compression, Entry, build, opaque, whiteout
+
+from tarbuilder import Compression, Entry, build
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-LAYER_TYPES = {"gzip": "application/vnd.oci.image.layer.v1.tar+gzip",
-               "zstd": "application/vnd.oci.image.layer.v1.tar+zstd",
-               "none": "application/vnd.oci.image.layer.v1.tar"}
+LAYER_TYPES = {
+    "gzip": "application/vnd.oci.image.layer.v1.tar+gzip",
+    "zstd": "application/vnd.oci.image.layer.v1.tar+zstd",
+    "none": "application/vnd.oci.image.layer.v1.tar",
+}
 MTIME = 1_700_000_000
 
 
@@ -42,7 +46,7 @@ def f(path: str, data: bytes = b"", mode: int = 0o644, **kw: object) -> Entry:
     return Entry(path, "file", data=data, mode=mode, mtime=MTIME, **kw)  # type: ignore[arg-type]
 
 
-def l(path: str, target: str, **kw: object) -> Entry:  # noqa: E741 - reads like the tar type letter
+def l(path: str, target: str, **kw: object) -> Entry:  # noqa: E741, E743 - reads like the tar type letter
     return Entry(path, "symlink", link=target, mode=0o777, mtime=MTIME, **kw)  # type: ignore[arg-type]
 
 
@@ -88,7 +92,9 @@ class Image:
             "created": "2023-11-14T22:13:20Z",
             "config": dict(self.config),
             "rootfs": {"type": "layers", "diff_ids": [digest_of(layer.tar()) for layer in self.layers]},
-            "history": [{"created": "2023-11-14T22:13:20Z", "created_by": f"layer {i}"} for i in range(len(self.layers))],
+            "history": [
+                {"created": "2023-11-14T22:13:20Z", "created_by": f"layer {i}"} for i in range(len(self.layers))
+            ],
         }
 
 
@@ -159,13 +165,24 @@ def docker_archive(image: Image, *, tags: Sequence[str] = ("example.com/app:late
     (uncompressed; a repeated layer is a symlink to its first copy, as Docker writes it).
     oci: Docker 25's OCI layout with uncompressed layers plus manifest.json."""
     if form == "oci":
-        plain = Image([dataclasses.replace(layer, compression="none") for layer in image.layers],
-                      image.os, image.architecture, image.variant, image.config)
+        plain = Image(
+            [dataclasses.replace(layer, compression="none") for layer in image.layers],
+            image.os,
+            image.architecture,
+            image.variant,
+            image.config,
+        )
         files = oci_layout([plain])
         manifest = json.loads(files[blob_name(json.loads(files["index.json"])["manifests"][0]["digest"])])
-        files["manifest.json"] = canonical([{
-            "Config": blob_name(manifest["config"]["digest"]), "RepoTags": list(tags),
-            "Layers": [blob_name(x["digest"]) for x in manifest["layers"]]}])
+        files["manifest.json"] = canonical(
+            [
+                {
+                    "Config": blob_name(manifest["config"]["digest"]),
+                    "RepoTags": list(tags),
+                    "Layers": [blob_name(x["digest"]) for x in manifest["layers"]],
+                }
+            ]
+        )
         return files
     files: Files = {}
     config = canonical(image.config_json())

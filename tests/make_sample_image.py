@@ -69,8 +69,12 @@ LAYERS: list[list[tuple[str, str, int, bytes | str]]] = [
         ("symlink", "etc/os-release", 0o777, "../usr/lib/os-release"),
         ("file", "etc/passwd", 0o644, b"root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/app:/bin/sh\n"),
         ("file", "usr/bin/su", 0o4755, b"\x7fELF fake setuid binary\n"),
-        ("file", "usr/lib/os-release", 0o644,
-         b'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nNAME="Debian GNU/Linux"\nVERSION_ID="12"\nID=debian\n'),
+        (
+            "file",
+            "usr/lib/os-release",
+            0o644,
+            b'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nNAME="Debian GNU/Linux"\nVERSION_ID="12"\nID=debian\n',
+        ),
         ("file", "var/lib/dpkg/info/base-files.list", 0o644, b"/etc/debian_version\n/usr/lib/os-release\n"),
         ("file", "var/lib/dpkg/info/hello.list", 0o644, b"/bin/hello\n"),
         ("file", "var/lib/dpkg/status", 0o644, DPKG_STATUS.encode()),
@@ -85,17 +89,37 @@ LAYERS: list[list[tuple[str, str, int, bytes | str]]] = [
         ("dir", "usr/lib/python3/dist-packages", 0o755, b""),
         ("dir", "usr/lib/python3/dist-packages/sample_tool-1.2.0.dist-info", 0o755, b""),
         ("file", "app/.env", 0o600, f"NODE_ENV=production\nGITHUB_TOKEN={FAKE_GITHUB}\n".encode()),
-        ("file", "app/node_modules/left-pad/package.json", 0o644,
-         b'{"name": "left-pad", "version": "1.3.0", "license": "WTFPL"}\n'),
-        ("file", "app/package.json", 0o644,
-         b'{"name": "sample-app", "version": "0.1.0", "dependencies": {"left-pad": "1.3.0"}}\n'),
+        (
+            "file",
+            "app/node_modules/left-pad/package.json",
+            0o644,
+            b'{"name": "left-pad", "version": "1.3.0", "license": "WTFPL"}\n',
+        ),
+        (
+            "file",
+            "app/package.json",
+            0o644,
+            b'{"name": "sample-app", "version": "0.1.0", "dependencies": {"left-pad": "1.3.0"}}\n',
+        ),
         ("file", "app/server.js", 0o644, b"console.log('sample');\n"),
-        ("file", "root/.aws/credentials", 0o600,
-         f"[default]\naws_access_key_id = {FAKE_AWS_ID}\naws_secret_access_key = {FAKE_AWS_SECRET}\n".encode()),
-        ("file", "usr/lib/python3/dist-packages/sample_tool-1.2.0.dist-info/METADATA", 0o644,
-         b"Metadata-Version: 2.1\nName: sample-tool\nVersion: 1.2.0\nLicense: MIT\n"),
-        ("file", "usr/lib/python3/dist-packages/sample_tool-1.2.0.dist-info/RECORD", 0o644,
-         b"sample_tool-1.2.0.dist-info/METADATA,,\n"),
+        (
+            "file",
+            "root/.aws/credentials",
+            0o600,
+            f"[default]\naws_access_key_id = {FAKE_AWS_ID}\naws_secret_access_key = {FAKE_AWS_SECRET}\n".encode(),
+        ),
+        (
+            "file",
+            "usr/lib/python3/dist-packages/sample_tool-1.2.0.dist-info/METADATA",
+            0o644,
+            b"Metadata-Version: 2.1\nName: sample-tool\nVersion: 1.2.0\nLicense: MIT\n",
+        ),
+        (
+            "file",
+            "usr/lib/python3/dist-packages/sample_tool-1.2.0.dist-info/RECORD",
+            0o644,
+            b"sample_tool-1.2.0.dist-info/METADATA,,\n",
+        ),
     ],
     [
         ("dir", "app", 0o755, b""),
@@ -143,22 +167,36 @@ def main(out: Path = OUT) -> None:
         blob = gzip.compress(tar, compresslevel=9, mtime=0)
         layers.append({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", **write_blob(out, blob)})
         history.append({"created": "2023-11-14T22:13:20Z", "created_by": f"sample layer {i}"})
-    history.append({"created": "2023-11-14T22:13:20Z", "created_by": '/bin/sh -c #(nop)  CMD ["node","server.js"]',
-                    "empty_layer": True})
+    history.append(
+        {
+            "created": "2023-11-14T22:13:20Z",
+            "created_by": '/bin/sh -c #(nop)  CMD ["node","server.js"]',
+            "empty_layer": True,
+        }
+    )
     config = {
-        "architecture": "amd64", "os": "linux",
+        "architecture": "amd64",
+        "os": "linux",
         "config": {"User": "app", "WorkingDir": "/app", "Cmd": ["node", "server.js"]},
         "rootfs": {"type": "layers", "diff_ids": diff_ids},
         "history": history,
     }
-    config_desc = {"mediaType": "application/vnd.oci.image.config.v1+json",
-                   **write_blob(out, json.dumps(config, sort_keys=True).encode())}
-    manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "config": config_desc, "layers": layers}
-    manifest_desc = {"mediaType": "application/vnd.oci.image.manifest.v1+json",
-                     **write_blob(out, json.dumps(manifest, sort_keys=True).encode()),
-                     "annotations": {"org.opencontainers.image.ref.name": "latest"},
-                     "platform": {"architecture": "amd64", "os": "linux"}}
+    config_desc = {
+        "mediaType": "application/vnd.oci.image.config.v1+json",
+        **write_blob(out, json.dumps(config, sort_keys=True).encode()),
+    }
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": config_desc,
+        "layers": layers,
+    }
+    manifest_desc = {
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        **write_blob(out, json.dumps(manifest, sort_keys=True).encode()),
+        "annotations": {"org.opencontainers.image.ref.name": "latest"},
+        "platform": {"architecture": "amd64", "os": "linux"},
+    }
     (out / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
     (out / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [manifest_desc]}, sort_keys=True))
 

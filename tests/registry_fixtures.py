@@ -8,23 +8,32 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import requests
 
 from conftest import IMAGES
 from registry_harness import (
-    Certs, FaultProxy, RegistryServer, TokenServer, htpasswd_file, make_ca, push_index, push_layout,
+    Certs,
+    FaultProxy,
+    RegistryServer,
+    TokenServer,
+    htpasswd_file,
+    make_ca,
+    push_index,
+    push_layout,
 )
 
 USER, PASSWORD = "tester", "s3cret-pass"
 IMAGE_REPOS = {name: f"corpus/{name}" for name in ("debian-minbase", "debian-apps", "rpm-sqlite")}
 MULTI_REPO = "corpus/multi"
 # Two "platforms" of one tag; small images, so that picking one is cheap to check.
-MULTI_PLATFORMS = (("rpm-sqlite", {"os": "linux", "architecture": "amd64"}),
-                   ("debian-minbase", {"os": "linux", "architecture": "arm64", "variant": "v8"}))
+MULTI_PLATFORMS = (
+    ("rpm-sqlite", {"os": "linux", "architecture": "amd64"}),
+    ("debian-minbase", {"os": "linux", "architecture": "arm64", "variant": "v8"}),
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,10 +60,12 @@ def registry(tmp_path_factory: pytest.TempPathFactory, registry_storage: Path) -
         with requests.Session() as s:
             for name, repo in IMAGE_REPOS.items():
                 # rpm-sqlite goes up in chunks, to exercise the chunked upload path too.
-                digests[f"{repo}:latest"] = push_layout(s, server.url, repo, "latest", IMAGES / name,
-                                                        chunk=4096 if name == "rpm-sqlite" else 0)
+                digests[f"{repo}:latest"] = push_layout(
+                    s, server.url, repo, "latest", IMAGES / name, chunk=4096 if name == "rpm-sqlite" else 0
+                )
             digests[f"{MULTI_REPO}:latest"] = push_index(
-                s, server.url, MULTI_REPO, "latest", [(IMAGES / n, p) for n, p in MULTI_PLATFORMS])
+                s, server.url, MULTI_REPO, "latest", [(IMAGES / n, p) for n, p in MULTI_PLATFORMS]
+            )
         yield Pushed(server, registry_storage, digests)
     finally:
         server.stop()
@@ -77,8 +88,12 @@ def token_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TokenServ
 
 
 @pytest.fixture(scope="session")
-def token_registry(tmp_path_factory: pytest.TempPathFactory, registry: Pushed, token_server: TokenServer) -> Iterator[Pushed]:
-    server = RegistryServer(tmp_path_factory.mktemp("registry-token"), registry.storage, auth=token_server.registry_auth())
+def token_registry(
+    tmp_path_factory: pytest.TempPathFactory, registry: Pushed, token_server: TokenServer
+) -> Iterator[Pushed]:
+    server = RegistryServer(
+        tmp_path_factory.mktemp("registry-token"), registry.storage, auth=token_server.registry_auth()
+    )
     yield Pushed(server, registry.storage, registry.digests)
     server.stop()
 
@@ -90,8 +105,9 @@ def tls_certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
 
 @pytest.fixture(scope="session")
 def tls_registry(tmp_path_factory: pytest.TempPathFactory, registry: Pushed, tls_certs: Certs) -> Iterator[Pushed]:
-    server = RegistryServer(tmp_path_factory.mktemp("registry-tls"), registry.storage,
-                            tls=(tls_certs.server_cert, tls_certs.server_key))
+    server = RegistryServer(
+        tmp_path_factory.mktemp("registry-tls"), registry.storage, tls=(tls_certs.server_cert, tls_certs.server_key)
+    )
     yield Pushed(server, registry.storage, registry.digests)
     server.stop()
 

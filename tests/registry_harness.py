@@ -28,8 +28,8 @@ import subprocess
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 from urllib.parse import parse_qs, urlsplit
 
 import requests
@@ -66,8 +66,9 @@ def wait_port(host: str, port: int, timeout: float = 15.0, proc: subprocess.Pope
 class RegistryServer:
     """One docker-registry process. `auth` is the registry config's `auth:` section (or None)."""
 
-    def __init__(self, workdir: Path, storage: Path, *, auth: dict | None = None,
-                 tls: tuple[Path, Path] | None = None) -> None:
+    def __init__(
+        self, workdir: Path, storage: Path, *, auth: dict | None = None, tls: tuple[Path, Path] | None = None
+    ) -> None:
         self.port = free_port()
         self.host = f"127.0.0.1:{self.port}"
         self.url = f"{'https' if tls else 'http'}://{self.host}"
@@ -87,8 +88,12 @@ class RegistryServer:
         self.config_path.write_text(yaml.safe_dump(config))
         self.log_path = workdir / "registry.log"
         self._log = self.log_path.open("wb")
-        self.proc = subprocess.Popen([REGISTRY_BIN, "serve", str(self.config_path)],
-                                     stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            [REGISTRY_BIN, "serve", str(self.config_path)],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
         try:
             wait_port("127.0.0.1", self.port, proc=self.proc)
         except RuntimeError:
@@ -107,8 +112,10 @@ class RegistryServer:
 
 
 def htpasswd_file(path: Path, users: dict[str, str]) -> Path:
-    lines = [subprocess.run(["htpasswd", "-Bbn", u, p], check=True, capture_output=True, text=True).stdout.strip()
-             for u, p in users.items()]
+    lines = [
+        subprocess.run(["htpasswd", "-Bbn", u, p], check=True, capture_output=True, text=True).stdout.strip()
+        for u, p in users.items()
+    ]
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -125,17 +132,22 @@ def push_blob(session: requests.Session, base: str, repo: str, digest: str, data
     location = requests.compat.urljoin(base, resp.headers["Location"])
     if chunk:
         for start in range(0, len(data), chunk):
-            part = data[start:start + chunk]
-            resp = session.patch(location, data=part, headers={
-                "Content-Type": "application/octet-stream",
-                "Content-Range": f"{start}-{start + len(part) - 1}",
-            })
+            part = data[start : start + chunk]
+            resp = session.patch(
+                location,
+                data=part,
+                headers={
+                    "Content-Type": "application/octet-stream",
+                    "Content-Range": f"{start}-{start + len(part) - 1}",
+                },
+            )
             resp.raise_for_status()
             location = requests.compat.urljoin(base, resp.headers["Location"])
         data = b""
     sep = "&" if "?" in location else "?"
-    resp = session.put(f"{location}{sep}digest={digest}", data=data,
-                       headers={"Content-Type": "application/octet-stream"})
+    resp = session.put(
+        f"{location}{sep}digest={digest}", data=data, headers={"Content-Type": "application/octet-stream"}
+    )
     resp.raise_for_status()
 
 
@@ -164,8 +176,7 @@ def push_layout(session: requests.Session, base: str, repo: str, tag: str, layou
     return push_manifest(session, base, repo, tag, raw, manifest.get("mediaType", OCI_MANIFEST))
 
 
-def push_index(session: requests.Session, base: str, repo: str, tag: str,
-               images: list[tuple[Path, dict]]) -> str:
+def push_index(session: requests.Session, base: str, repo: str, tag: str, images: list[tuple[Path, dict]]) -> str:
     """Push several layouts by digest into `repo` and an OCI index of them (platform dicts given) as `tag`."""
     manifests = []
     for layout, platform in images:
@@ -203,8 +214,9 @@ def _key():
 def _pem_key(key) -> bytes:
     from cryptography.hazmat.primitives import serialization
 
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
-                             serialization.NoEncryption())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+    )
 
 
 def self_signed(common_name: str):
@@ -215,14 +227,20 @@ def self_signed(common_name: str):
 
     key = _key()
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(hours=1)).not_valid_after(now + datetime.timedelta(days=2))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-            .sign(key, hashes.SHA256()))
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=2))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
     return cert, key
 
 
@@ -237,16 +255,23 @@ def make_ca(directory: Path) -> Certs:
     directory.mkdir(parents=True, exist_ok=True)
     ca, ca_key = self_signed("layerscan test CA")
     key = _key()
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
-            .issuer_name(ca.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(hours=1)).not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                                                        x509.DNSName("localhost")]), critical=False)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
-            .sign(ca_key, hashes.SHA256()))
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
+            critical=False,
+        )
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
     certs = Certs(directory / "ca.pem", directory / "server.pem", directory / "server.key")
     certs.ca_cert.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     certs.server_cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
@@ -262,7 +287,9 @@ class _Server(http.server.ThreadingHTTPServer):
     allow_reuse_address = True
 
 
-def _serve(host: str, handler: type[http.server.BaseHTTPRequestHandler], owner: object) -> tuple[_Server, threading.Thread]:
+def _serve(
+    host: str, handler: type[http.server.BaseHTTPRequestHandler], owner: object
+) -> tuple[_Server, threading.Thread]:
     server = _Server((host, 0), handler)
     server.owner = owner  # type: ignore[attr-defined]
     thread = threading.Thread(target=server.serve_forever, name=f"{type(owner).__name__}", daemon=True)
@@ -297,7 +324,9 @@ class TokenServer:
     issuer = "layerscan-test-issuer"
     service = "layerscan-test-registry"
 
-    def __init__(self, directory: Path, users: dict[str, str], *, anonymous: bool = False, expires_in: int = 300) -> None:
+    def __init__(
+        self, directory: Path, users: dict[str, str], *, anonymous: bool = False, expires_in: int = 300
+    ) -> None:
         from cryptography.hazmat.primitives import serialization
 
         self.users = users
@@ -314,8 +343,14 @@ class TokenServer:
         self.realm = f"http://127.0.0.1:{self._server.server_address[1]}/token"
 
     def registry_auth(self) -> dict:
-        return {"token": {"realm": self.realm, "service": self.service, "issuer": self.issuer,
-                          "rootcertbundle": str(self.cert_path)}}
+        return {
+            "token": {
+                "realm": self.realm,
+                "service": self.service,
+                "issuer": self.issuer,
+                "rootcertbundle": str(self.cert_path),
+            }
+        }
 
     def token(self, subject: str, scope: str) -> str:
         import jwt
@@ -326,8 +361,16 @@ class TokenServer:
             name, _, actions = rest.rpartition(":")
             access.append({"type": kind, "name": name, "actions": actions.split(",")})
         now = int(time.time())
-        claims = {"iss": self.issuer, "sub": subject, "aud": self.service, "iat": now, "nbf": now - 5,
-                  "exp": now + self.expires_in, "jti": uuid.uuid4().hex, "access": access}
+        claims = {
+            "iss": self.issuer,
+            "sub": subject,
+            "aud": self.service,
+            "iat": now,
+            "nbf": now - 5,
+            "exp": now + self.expires_in,
+            "jti": uuid.uuid4().hex,
+            "access": access,
+        }
         self.issued.append((subject, scope))
         return jwt.encode(claims, self._key, algorithm="RS256", headers={"x5c": self._x5c})
 
@@ -345,8 +388,9 @@ class _TokenHandler(_Handler):
         if form.get("grant_type") != ["refresh_token"] or user is None:
             self.send_body(401, b'{"details":"bad refresh token"}', {"Content-Type": "application/json"})
             return
-        body = json.dumps({"access_token": owner.token(user, " ".join(form.get("scope", []))),
-                           "expires_in": owner.expires_in}).encode()
+        body = json.dumps(
+            {"access_token": owner.token(user, " ".join(form.get("scope", []))), "expires_in": owner.expires_in}
+        ).encode()
         self.send_body(200, body, {"Content-Type": "application/json"})
 
     def do_GET(self) -> None:
@@ -431,10 +475,30 @@ class FaultProxy:
         self.blob_host.stop()
 
 
-_HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade",
-                         "proxy-authorization", "proxy-authenticate", "host"})
-SCHEMA1 = json.dumps({"schemaVersion": 1, "name": "x", "tag": "latest", "architecture": "amd64",
-                      "fsLayers": [], "history": [], "signatures": []}).encode()
+_HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "transfer-encoding",
+        "te",
+        "trailer",
+        "upgrade",
+        "proxy-authorization",
+        "proxy-authenticate",
+        "host",
+    }
+)
+SCHEMA1 = json.dumps(
+    {
+        "schemaVersion": 1,
+        "name": "x",
+        "tag": "latest",
+        "architecture": "amd64",
+        "fsLayers": [],
+        "history": [],
+        "signatures": [],
+    }
+).encode()
 
 
 class _ProxyHandler(_Handler):
@@ -495,7 +559,7 @@ class _ProxyHandler(_Handler):
                     return
                 if stream_fault and stream_fault.kind == "corrupt" and sent <= stream_fault.at < sent + len(chunk):
                     i = stream_fault.at - sent
-                    chunk = chunk[:i] + bytes([chunk[i] ^ 0xFF]) + chunk[i + 1:]
+                    chunk = chunk[:i] + bytes([chunk[i] ^ 0xFF]) + chunk[i + 1 :]
                 self.wfile.write(chunk)
                 sent += len(chunk)
         finally:

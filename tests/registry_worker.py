@@ -41,8 +41,13 @@ def main() -> int:
         for desc in source.layers:
             with source.open_layer(desc) as blob:
                 assert blob is not None
-                result = scan_layer(blob.data, ScanOptions(compute_diff_id=True), engine=args.engine, name=desc.digest,
-                                    expected_digest=None if blob.verified else desc.digest)
+                result = scan_layer(
+                    blob.data,
+                    ScanOptions(compute_diff_id=True),
+                    engine=args.engine,
+                    name=desc.digest,
+                    expected_digest=None if blob.verified else desc.digest,
+                )
             diff_ids[desc.digest] = result.diff_id
     finally:
         source.close()

@@ -44,11 +44,11 @@ def assert_same(native: LayerResult, reference: LayerResult) -> None:
             for col in COLUMNS:
                 x, y = a[key][col], b[key][col]
                 if x != y:
-                    i = next((i for i, (p, q) in enumerate(zip(x, y)) if p != q), min(len(x), len(y)))
+                    i = next((i for i, (p, q) in enumerate(zip(x, y, strict=False)) if p != q), min(len(x), len(y)))
                     where = reference.entries.paths[i] if i < len(reference.entries) else "<past the end>"
                     raise AssertionError(
                         f"native and reference differ in column {col!r} at entry {i} ({where!r}): "
-                        f"native {x[i:i + 1]!r} (of {len(x)}), reference {y[i:i + 1]!r} (of {len(y)})"
+                        f"native {x[i : i + 1]!r} (of {len(x)}), reference {y[i : i + 1]!r} (of {len(y)})"
                     )
         else:
             assert a[key] == b[key], f"native and reference differ in {key}: native {a[key]!r}, reference {b[key]!r}"

@@ -15,7 +15,8 @@ import gzip
 import hashlib
 import io
 import tarfile
-from typing import Iterator, Literal, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Literal
 
 import pyzstd
 
@@ -25,16 +26,33 @@ Compression = Literal["gzip", "zstd", "none"]
 
 FORMATS: dict[str, int] = {"pax": tarfile.PAX_FORMAT, "gnu": tarfile.GNU_FORMAT, "ustar": tarfile.USTAR_FORMAT}
 TYPEFLAGS: dict[str, bytes] = {
-    "file": tarfile.REGTYPE, "dir": tarfile.DIRTYPE, "symlink": tarfile.SYMTYPE, "hardlink": tarfile.LNKTYPE,
-    "char": tarfile.CHRTYPE, "block": tarfile.BLKTYPE, "fifo": tarfile.FIFOTYPE,
+    "file": tarfile.REGTYPE,
+    "dir": tarfile.DIRTYPE,
+    "symlink": tarfile.SYMTYPE,
+    "hardlink": tarfile.LNKTYPE,
+    "char": tarfile.CHRTYPE,
+    "block": tarfile.BLKTYPE,
+    "fifo": tarfile.FIFOTYPE,
 }
 
 # (offset, length) of the ustar header fields.
 FIELDS: dict[str, tuple[int, int]] = {
-    "name": (0, 100), "mode": (100, 8), "uid": (108, 8), "gid": (116, 8), "size": (124, 12),
-    "mtime": (136, 12), "chksum": (148, 8), "typeflag": (156, 1), "linkname": (157, 100),
-    "magic": (257, 6), "version": (263, 2), "uname": (265, 32), "gname": (297, 32),
-    "devmajor": (329, 8), "devminor": (337, 8), "prefix": (345, 155),
+    "name": (0, 100),
+    "mode": (100, 8),
+    "uid": (108, 8),
+    "gid": (116, 8),
+    "size": (124, 12),
+    "mtime": (136, 12),
+    "chksum": (148, 8),
+    "typeflag": (156, 1),
+    "linkname": (157, 100),
+    "magic": (257, 6),
+    "version": (263, 2),
+    "uname": (265, 32),
+    "gname": (297, 32),
+    "devmajor": (329, 8),
+    "devminor": (337, 8),
+    "prefix": (345, 155),
 }
 
 
@@ -137,9 +155,15 @@ def header(
     """One ustar header block. `size` may be raw field bytes; `fields` overrides any field raw."""
     raw = bytearray(BLOCK)
     values: dict[str, bytes] = {
-        "name": name, "mode": octal(0o644, 8), "uid": octal(0, 8), "gid": octal(0, 8),
-        "size": size if isinstance(size, bytes) else octal(size, 12), "mtime": octal(1_700_000_000, 12),
-        "typeflag": typeflag, "magic": b"ustar\0", "version": b"00",
+        "name": name,
+        "mode": octal(0o644, 8),
+        "uid": octal(0, 8),
+        "gid": octal(0, 8),
+        "size": size if isinstance(size, bytes) else octal(size, 12),
+        "mtime": octal(1_700_000_000, 12),
+        "typeflag": typeflag,
+        "magic": b"ustar\0",
+        "version": b"00",
         **fields,
     }
     for field, value in values.items():

@@ -10,9 +10,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from analyzed import ENGINES, analysis, ground_truth
 from conftest import IMAGE_NAMES, IMAGES, answers
-
 from layerscan.cli import main
 from layerscan.report import native
 
@@ -42,9 +42,17 @@ def test_files_equal_ground_truth(name: str, engine: str) -> None:
     for path, t in truth.items():
         f = files[path]
         expected = {
-            "type": t["type"], "mode": t["mode"], "uid": t["uid"], "gid": t["gid"], "mtime": t["mtime"],
-            "layer": t["layer"], "link": t.get("linkname"), "size": t.get("size", 0),
-            "md5": t.get("md5"), "sha1": t.get("sha1"), "sha256": t.get("sha256"),
+            "type": t["type"],
+            "mode": t["mode"],
+            "uid": t["uid"],
+            "gid": t["gid"],
+            "mtime": t["mtime"],
+            "layer": t["layer"],
+            "link": t.get("linkname"),
+            "size": t.get("size", 0),
+            "md5": t.get("md5"),
+            "sha1": t.get("sha1"),
+            "sha256": t.get("sha256"),
         }
         assert {k: f[k] for k in expected} == expected, path
 
@@ -69,7 +77,8 @@ def test_layers_and_distro(name: str) -> None:
     key = answers(name)
     assert a.manifest_digest == key["manifest_digest"] and a.config_digest == key["config_digest"]
     assert [(la.descriptor.digest, la.diff_id, la.entries) for la in a.layers] == [
-        (la["digest"], la["diff_id"], la["tar_entries"]) for la in key["layers"]]
+        (la["digest"], la["diff_id"], la["tar_entries"]) for la in key["layers"]
+    ]
     assert not a.warnings and not any(la.missing for la in a.layers)
     assert a.distro is not None and a.distro.id == key["os_release"]["ID"]
     assert a.bytes_in == sum(la["size"] for la in key["layers"])
@@ -88,8 +97,9 @@ def test_cli_writes_each_format(tmp_path: Path, capsys: pytest.CaptureFixture[st
     source = f"oci-dir:{IMAGES / 'rpm-sqlite'}"
     for fmt in ("json", "anchore"):
         out = tmp_path / f"r.{fmt}"
-        code, stdout, _ = run("analyze", source, "-o", str(out), "--format", fmt, "--engine", ENGINES[0],
-                              "--json", capsys=capsys)
+        code, stdout, _ = run(
+            "analyze", source, "-o", str(out), "--format", fmt, "--engine", ENGINES[0], "--json", capsys=capsys
+        )
         assert code == 0
         summary = json.loads(stdout)
         assert summary["report"] == str(out) and summary["exit_code"] == 0
@@ -100,20 +110,31 @@ def test_cli_writes_each_format(tmp_path: Path, capsys: pytest.CaptureFixture[st
 
 def test_cli_fail_on_secrets(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with_secrets = f"oci-dir:{IMAGES / 'debian-apps'}"
-    code, _, _ = run("analyze", with_secrets, "-o", str(tmp_path / "r.json"), "--engine", ENGINES[0],
-                     "--fail-on-secrets", capsys=capsys)
+    code, _, _ = run(
+        "analyze",
+        with_secrets,
+        "-o",
+        str(tmp_path / "r.json"),
+        "--engine",
+        ENGINES[0],
+        "--fail-on-secrets",
+        capsys=capsys,
+    )
     assert code == 1
     clean = f"oci-dir:{IMAGES / 'rpm-sqlite'}"
     code, _, _ = run("analyze", clean, "-o", str(tmp_path / "c.json"), "--fail-on-secrets", capsys=capsys)
     assert code == 0
 
 
-@pytest.mark.parametrize("argv", [
-    ["analyze"],
-    ["analyze", "x", "--format", "xml"],
-    ["analyze", "x", "--platform", "linux"],
-    ["analyze", "x", "--engine", "turbo"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["analyze"],
+        ["analyze", "x", "--format", "xml"],
+        ["analyze", "x", "--platform", "linux"],
+        ["analyze", "x", "--engine", "turbo"],
+    ],
+)
 def test_cli_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as e:
         main(argv)

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import IMAGES, answers
 
+from conftest import IMAGES, answers
 from layerscan.errors import DigestMismatch
 
 
@@ -25,8 +25,20 @@ def test_flipped_byte_in_a_gzip_layer_is_a_digest_mismatch(tmp_path: Path, engin
     blob.write_bytes(bytes(data))
 
     proc = subprocess.run(
-        [sys.executable, "-m", "layerscan", "analyze", f"oci-dir:{layout}", "--engine", engine, "-o", str(tmp_path / "r.json")],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "layerscan",
+            "analyze",
+            f"oci-dir:{layout}",
+            "--engine",
+            engine,
+            "-o",
+            str(tmp_path / "r.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == DigestMismatch.exit_code, proc.stderr
     assert "digest mismatch" in proc.stderr and digest in proc.stderr

@@ -9,7 +9,6 @@ import io
 import tarfile
 
 from analyzed import ENGINE
-
 from layerscan.analyze import retrieve_files, scan_options, secret_findings
 from layerscan.config import Config, RetrieveFiles
 from layerscan.image import FinalFile, ImageFiles
@@ -86,10 +85,22 @@ def test_deleted_replaced_and_linked_secrets() -> None:
         ("symlink", "/etc/loop-b", "loop-a"),
     )
     results = [l0, l1]
-    files = final_table(results, {
-        "/app": 0, "/etc": 0, "/root": 0, "/app/notes.txt": 1, "/root/key": 0, "/root/key.hard": 0, "/root/gone.hard": 0,
-        "/etc/key": 1, "/etc/rel-key": 1, "/etc/loop-a": 1, "/etc/loop-b": 1,
-    })
+    files = final_table(
+        results,
+        {
+            "/app": 0,
+            "/etc": 0,
+            "/root": 0,
+            "/app/notes.txt": 1,
+            "/root/key": 0,
+            "/root/key.hard": 0,
+            "/root/gone.hard": 0,
+            "/etc/key": 1,
+            "/etc/rel-key": 1,
+            "/etc/loop-a": 1,
+            "/etc/loop-b": 1,
+        },
+    )
     got = findings(results, files)
 
     deleted = got[("/app/.env", "aws-access-key-id", 2)]

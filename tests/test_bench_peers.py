@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import IMAGES, ROOT, answers
 
+from conftest import IMAGES, ROOT, answers
 from layerscan.scan import native_available
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -38,9 +38,14 @@ def test_syft_report_counts_like_the_answer_key(tmp_path):
     p = a["packages"]
     found = peers.parse_syft(oracle(tmp_path, "debian-apps", "syft"))
     # The app's own package.json is a package for Syft too; every jar, the WAR and its nested jars are entries.
-    assert found.packages == {"dpkg": len(p["dpkg"]), "python": len(p["python"]), "gem": len(p["gems"]),
-                              "npm": len(p["npm_installed"]) + len(p["npm_app_manifests"]),
-                              "java": len(p["java_archives"]), "nuget": a["oracle_comparison"]["syft"]["counts"]["dotnet"]}
+    assert found.packages == {
+        "dpkg": len(p["dpkg"]),
+        "python": len(p["python"]),
+        "gem": len(p["gems"]),
+        "npm": len(p["npm_installed"]) + len(p["npm_app_manifests"]),
+        "java": len(p["java_archives"]),
+        "nuget": a["oracle_comparison"]["syft"]["counts"]["dotnet"],
+    }
     # Syft gives empty files and hardlinks no digests.
     assert 0 < files_with_digests("debian-apps") - found.files_with_digests < 100
     assert found.secrets is None
@@ -50,8 +55,13 @@ def test_trivy_report_counts_like_the_answer_key(tmp_path):
     a = answers("debian-apps")
     found = peers.parse_trivy(oracle(tmp_path, "debian-apps", "trivy"))
     counts = a["oracle_comparison"]["trivy"]["counts"]
-    assert found.packages == {"dpkg": counts["deb"], "python": counts["python"], "npm": counts["npm"],
-                              "gem": counts["gem"], "nuget": counts["dotnet"]}
+    assert found.packages == {
+        "dpkg": counts["deb"],
+        "python": counts["python"],
+        "npm": counts["npm"],
+        "gem": counts["gem"],
+        "nuget": counts["dotnet"],
+    }
     assert found.secrets == len({s["path"] for s in a["secrets"] if s.get("trivy_rule")})
     assert found.files_with_digests is None
 
@@ -75,8 +85,10 @@ def test_layerscan_run_is_measured_and_read(tmp_path):
 def test_peak_rss_is_the_child_not_the_parent(tmp_path):
     out = tmp_path / "out"
     small = peers.measure(peers.Run(["sh", "-c", f": > {out}"], dict(os.environ), out), [])
-    big = peers.measure(peers.Run([sys.executable, "-c", f"b = bytearray(80 << 20); open({str(out)!r}, 'w')"],
-                                  dict(os.environ), out), [])
+    big = peers.measure(
+        peers.Run([sys.executable, "-c", f"b = bytearray(80 << 20); open({str(out)!r}, 'w')"], dict(os.environ), out),
+        [],
+    )
     assert small.rss_kb < 10_000
     assert big.rss_kb > 80_000
 

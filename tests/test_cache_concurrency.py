@@ -21,10 +21,24 @@ IMAGES = ("debian-minbase", "debian-apps", "debian-minbase", "debian-apps")
 
 
 def run_workers(proxy_host: str, tmp_dir: Path, cache: str, start_file: Path) -> list[dict[str, str]]:
-    procs = [subprocess.Popen([sys.executable, str(WORKER), f"{proxy_host}/corpus/{name}:latest", str(tmp_dir),
-                               ENGINE, cache, "--start-file", str(start_file)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for name in IMAGES]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                str(WORKER),
+                f"{proxy_host}/corpus/{name}:latest",
+                str(tmp_dir),
+                ENGINE,
+                cache,
+                "--start-file",
+                str(start_file),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name in IMAGES
+    ]
     try:
         for p in procs:
             assert p.stdout is not None and p.stdout.readline().strip() == "ready"
@@ -35,7 +49,7 @@ def run_workers(proxy_host: str, tmp_dir: Path, cache: str, start_file: Path) ->
             if p.poll() is None:
                 p.kill()
                 p.wait()
-    for p, (out, err) in zip(procs, outs):
+    for p, (_out, err) in zip(procs, outs, strict=False):
         assert p.returncode == 0, err[-2000:]
     return [json.loads(out) for out, _ in outs]
 

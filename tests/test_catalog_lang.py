@@ -66,8 +66,12 @@ EXTRA = {
     # Trivy drops a deps.json library whose runtime-target entry has no runtime assets;
     # Syft keeps it (dotnet/testlibrary-deps-json, from Syft, expects two such libraries),
     # and Anchore parity means Syft's behaviour.
-    "deps-json-variants": {("Microsoft.NETCore.App", "1.1.2"), ("Microsoft.NETCore.Platforms", "1.1.0"),
-                           ("NETStandard.Library", "1.6.0"), ("System.Net.Http", "4.1.0")},
+    "deps-json-variants": {
+        ("Microsoft.NETCore.App", "1.1.2"),
+        ("Microsoft.NETCore.Platforms", "1.1.0"),
+        ("NETStandard.Library", "1.6.0"),
+        ("System.Net.Http", "4.1.0"),
+    },
 }
 
 
@@ -88,8 +92,11 @@ def test_fixture_packages(case: Path):
         assert e.reason and "\n" not in e.reason
 
 
-@pytest.mark.parametrize("case", [c for c in cases() if c.parent.name in ("npm", "ruby", "java", "python")],
-                         ids=lambda c: f"{c.parent.name}/{c.name}")
+@pytest.mark.parametrize(
+    "case",
+    [c for c in cases() if c.parent.name in ("npm", "ruby", "java", "python")],
+    ids=lambda c: f"{c.parent.name}/{c.name}",
+)
 def test_fixture_locations_and_licenses(case: Path):
     kind = TYPE_OF_DIR[case.parent.name]
     exp = json.loads((case / "expected.json").read_text())
@@ -125,7 +132,8 @@ def test_python_purl_vcs_url_and_record_files():
     pkgs = {p.name: p for p in catalog_dir(FIXTURES / "python" / "dist-info-and-egg-info-dirs").packages}
     # packageurl-go escapes ':' in qualifier values, our purl helper (shared with dpkg epochs) keeps it.
     assert pkgs["pygments"].purl.replace("%3A", ":") == (
-        "pkg:pypi/pygments@2.6.1?vcs_url=git%2Bhttps:%2F%2Fgithub.com%2Fpython-test%2Ftest.git%40" + "a" * 40)
+        "pkg:pypi/pygments@2.6.1?vcs_url=git%2Bhttps:%2F%2Fgithub.com%2Fpython-test%2Ftest.git%40" + "a" * 40
+    )
     assert len(pkgs["pygments"].files) == 7 and len(pkgs["requests"].files) == 6
     assert "/bin/pygmentize" in pkgs["pygments"].files  # ../../../bin from site-packages, normalized
     assert pkgs["pygments"].metadata["name"] == "Pygments"
@@ -135,12 +143,24 @@ def test_registered_with_globs_and_versions():
     names = {c.name for c in catalogers()}
     assert set(LIBRARY_TYPES) <= names
     from layerscan.scan.globs import GlobSet
+
     m = GlobSet(GLOBS)
-    for path in ("/app/node_modules/@scope/x/node_modules/y/package.json", "/app/package-lock.json",
-                 "/app/node_modules/.package-lock.json", "/usr/share/rubygems-integration/all/specifications/rack-2.2.22.gemspec",
-                 "/opt/webapps/orders-web.war", "/x/y.hpi", "/usr/local/lib/python3.11/site-packages/a-1.dist-info/METADATA",
-                 "/usr/local/lib/python3.11/site-packages/a-1.dist-info/RECORD", "/s/a.egg-info", "/s/a.egg",
-                 "/opt/dotnet/orders-api/Orders.Api.deps.json", "/src/packages.config", "/src/packages.lock.json", "/p/x.nuspec"):
+    for path in (
+        "/app/node_modules/@scope/x/node_modules/y/package.json",
+        "/app/package-lock.json",
+        "/app/node_modules/.package-lock.json",
+        "/usr/share/rubygems-integration/all/specifications/rack-2.2.22.gemspec",
+        "/opt/webapps/orders-web.war",
+        "/x/y.hpi",
+        "/usr/local/lib/python3.11/site-packages/a-1.dist-info/METADATA",
+        "/usr/local/lib/python3.11/site-packages/a-1.dist-info/RECORD",
+        "/s/a.egg-info",
+        "/s/a.egg",
+        "/opt/dotnet/orders-api/Orders.Api.deps.json",
+        "/src/packages.config",
+        "/src/packages.lock.json",
+        "/p/x.nuspec",
+    ):
         assert m.matches(path), path
 
 
@@ -178,8 +198,10 @@ def test_java_depth_and_entry_limits():
 
 
 def test_java_spills_big_nested_archives_and_reports_corrupt_ones():
-    big = _zip({"META-INF/maven/g/big/pom.properties": POM.replace(b"=a", b"=big"), "blob": bytes(range(256)) * 8192},
-               zipfile.ZIP_STORED)
+    big = _zip(
+        {"META-INF/maven/g/big/pom.properties": POM.replace(b"=a", b"=big"), "blob": bytes(range(256)) * 8192},
+        zipfile.ZIP_STORED,
+    )
     outer = _zip({"WEB-INF/lib/big-1.0.jar": big, "WEB-INF/lib/broken-2.0.jar": b"PK\x03\x04garbage"})
     out = JavaCataloger(ArchiveLimits(spill_bytes=64 << 10)).catalog_archive(outer, "/app.war")
     assert [p.location for p in out if isinstance(p, Package)] == ["/app.war:WEB-INF/lib/big-1.0.jar"]
@@ -188,8 +210,9 @@ def test_java_spills_big_nested_archives_and_reports_corrupt_ones():
 
 def test_java_too_big_to_capture_is_a_clear_error(tmp_path):
     (tmp_path / "opt").mkdir()
-    (tmp_path / "opt" / "big-1.0.jar").write_bytes(_zip({"META-INF/maven/g/a/pom.properties": POM, "pad": b"x" * 4096},
-                                                       zipfile.ZIP_STORED))
+    (tmp_path / "opt" / "big-1.0.jar").write_bytes(
+        _zip({"META-INF/maven/g/a/pom.properties": POM, "pad": b"x" * 4096}, zipfile.ZIP_STORED)
+    )
     (tmp_path / "opt" / "small-2.0.jar").write_bytes(_zip({"META-INF/MANIFEST.MF": b"Manifest-Version: 1.0\n"}))
     files = image_files_from_dir(tmp_path, GLOBS, capture_max_bytes=2048)
     result = catalog_image(files)
@@ -201,7 +224,7 @@ def test_java_too_big_to_capture_is_a_clear_error(tmp_path):
 
 
 def test_gemspec_forms():
-    text = b'''# stub
+    text = b"""# stub
 Gem::Specification.new do |s|
   s.name = %q<multi>.freeze
   s.version = '1.2.3'
@@ -214,7 +237,7 @@ Gem::Specification.new do |s|
   s.required_ruby_version = Gem::Requirement.new(">= 2.3".freeze)
   s.licenses = ["MIT".freeze, "Ruby"]
 end
-'''
+"""
     attrs = parse_gemspec(text, "/x.gemspec")
     assert attrs["name"] == "multi" and attrs["version"] == "1.2.3"
     assert attrs["homepage"] == "https://x.example/multi/v1.2.3"
@@ -223,10 +246,14 @@ end
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.one_of(
-    st.binary(max_size=400),
-    st.text(alphabet='Gem::Specification.new do |s|\n s.name="x" ver[]{}#%q<>\\\'",=.freeze end', max_size=300).map(str.encode),
-))
+@given(
+    st.one_of(
+        st.binary(max_size=400),
+        st.text(alphabet='Gem::Specification.new do |s|\n s.name="x" ver[]{}#%q<>\\\'",=.freeze end', max_size=300).map(
+            str.encode
+        ),
+    )
+)
 def test_gemspec_garbage_gives_a_clean_error(data: bytes):
     try:
         attrs = parse_gemspec(data, "/g.gemspec")
@@ -247,8 +274,10 @@ def debian_apps() -> ImageFiles:
     with gzip.open(IMAGES / "debian-apps.files.json.gz", "rt") as f:
         final = {r["path"]: r["layer"] for r in json.load(f)["files"]}
     options = ScanOptions(capture_globs=GLOBS, capture_max_bytes=capture_max_bytes())
-    results = [scan_layer(layer_blob("debian-apps", layer["digest"]).read_bytes(), options, engine=ENGINE)
-               for layer in ans["layers"]]
+    results = [
+        scan_layer(layer_blob("debian-apps", layer["digest"]).read_bytes(), options, engine=ENGINE)
+        for layer in ans["layers"]
+    ]
     tables = [{rec.path: rec for rec in r.entries} for r in results]
     files = {path: FinalFile(tables[layer][path], layer) for path, layer in final.items() if path in tables[layer]}
     captured = {p: c for layer, r in enumerate(results) for p, c in r.captured.items() if final.get(p) == layer}
@@ -264,7 +293,11 @@ def test_debian_apps_equals_syft_and_answers():
     assert [e for e in result.errors if e.cataloger in LIBRARY_TYPES] == []
     ours = {(p.type, p.name, p.version) for p in result.packages if p.type in LIBRARY_TYPES}
     with gzip.open(IMAGES / "debian-apps.syft.json.gz", "rt") as f:
-        syft = {(SYFT_TYPES[a["type"]], a["name"], a["version"]) for a in json.load(f)["artifacts"] if a["type"] in SYFT_TYPES}
+        syft = {
+            (SYFT_TYPES[a["type"]], a["name"], a["version"])
+            for a in json.load(f)["artifacts"]
+            if a["type"] in SYFT_TYPES
+        }
     assert ours == syft  # no intentional differences on this image
 
     pk = answers("debian-apps")["packages"]
@@ -286,7 +319,9 @@ def test_debian_apps_locations_as_anchore_keys():
     assert not any("/usr/share/maven-repo/" in loc for loc in java)  # symlinks: cataloged once, at the real file
     npm = {p.name: p for p in result.packages if p.type == "npm"}
     assert npm["orders-web"].location == "/app/package.json"
-    assert npm["express"].metadata["integrity"].startswith("sha512-") and npm["express"].metadata["dev"] is False  # from the lock
+    assert (
+        npm["express"].metadata["integrity"].startswith("sha512-") and npm["express"].metadata["dev"] is False
+    )  # from the lock
     assert npm["express"].purl == "pkg:npm/express@4.22.3"
     scoped = [p for p in npm.values() if p.name.startswith("@")]
     assert all(p.purl.startswith("pkg:npm/%40") for p in scoped)

@@ -14,8 +14,17 @@ from hypothesis import strategies as st
 
 from conftest import FIXTURES, IMAGES, answers
 from fsview import image_files_from_dir, image_files_from_layer
-from layerscan.catalog import CatalogResult, capture_globs, capture_max_bytes, catalog_image, catalogers, filter_owned
-from layerscan.catalog import anchore, distro, dpkg
+from layerscan.catalog import (
+    CatalogResult,
+    anchore,
+    capture_globs,
+    capture_max_bytes,
+    catalog_image,
+    catalogers,
+    distro,
+    dpkg,
+    filter_owned,
+)
 from layerscan.catalog.apk import decode_checksum
 from layerscan.catalog.model import CatalogFileError, Distro, Package
 from layerscan.catalog.rpm import bdb, header, ndb
@@ -54,34 +63,57 @@ def test_registry_declares_globs_and_versions():
     for c in catalogers():
         assert c.globs and isinstance(c.version, int)
     matcher = GlobSet(GLOBS)
-    for path in ("/var/lib/dpkg/status", "/var/lib/dpkg/status.d/libc6", "/var/lib/dpkg/info/libc6:amd64.md5sums",
-                 "/lib/apk/db/installed", "/var/lib/rpm/Packages", "/usr/lib/sysimage/rpm/rpmdb.sqlite",
-                 "/usr/lib/os-release", "/etc/os-release", "/usr/share/doc/bash/copyright"):
+    for path in (
+        "/var/lib/dpkg/status",
+        "/var/lib/dpkg/status.d/libc6",
+        "/var/lib/dpkg/info/libc6:amd64.md5sums",
+        "/lib/apk/db/installed",
+        "/var/lib/rpm/Packages",
+        "/usr/lib/sysimage/rpm/rpmdb.sqlite",
+        "/usr/lib/os-release",
+        "/etc/os-release",
+        "/usr/share/doc/bash/copyright",
+    ):
         assert matcher.matches(path), path
     assert CAPTURE_MAX >= 512 << 20  # rpm databases of full distributions
 
 
 def test_owned_package_filtering():
-    owner = Package("dpkg", "python3-yaml", "6.0-3", "/var/lib/dpkg/status",
-                    files=("/usr/lib/python3/dist-packages/PyYAML-6.0.dist-info/METADATA",))
+    owner = Package(
+        "dpkg",
+        "python3-yaml",
+        "6.0-3",
+        "/var/lib/dpkg/status",
+        files=("/usr/lib/python3/dist-packages/PyYAML-6.0.dist-info/METADATA",),
+    )
     owned = Package("python", "PyYAML", "6.0", "/usr/lib/python3/dist-packages/PyYAML-6.0.dist-info/METADATA")
-    free = Package("python", "requests", "2.34.2", "/usr/local/lib/python3.11/site-packages/requests-2.34.2.dist-info/METADATA")
+    free = Package(
+        "python", "requests", "2.34.2", "/usr/local/lib/python3.11/site-packages/requests-2.34.2.dist-info/METADATA"
+    )
     not_filtered_type = Package("java", "x", "1", "/usr/lib/python3/dist-packages/PyYAML-6.0.dist-info/METADATA")
     assert filter_owned([owner, owned, free, not_filtered_type]) == [owner, free, not_filtered_type]
 
 
 def test_owned_package_filtering_by_file():
-    owner = Package("rpm", "nodejs-lodash", "4.17-1", "/var/lib/rpm/rpmdb.sqlite",
-                    files=("/usr/lib/node_modules/lodash/index.js",))
-    npm = Package("npm", "lodash", "4.17.21", "/usr/lib/node_modules/lodash/package.json",
-                  files=("/usr/lib/node_modules/lodash/index.js",))
+    owner = Package(
+        "rpm", "nodejs-lodash", "4.17-1", "/var/lib/rpm/rpmdb.sqlite", files=("/usr/lib/node_modules/lodash/index.js",)
+    )
+    npm = Package(
+        "npm",
+        "lodash",
+        "4.17.21",
+        "/usr/lib/node_modules/lodash/package.json",
+        files=("/usr/lib/node_modules/lodash/index.js",),
+    )
     assert filter_owned([owner, npm]) == [owner]
 
 
 # ---------------------------------------------------------------- distro
 
 
-def _tree(tmp_path: Path, files: dict[str, str | bytes], links: dict[str, str] = {}) -> Path:
+def _tree(tmp_path: Path, files: dict[str, str | bytes], links: dict[str, str] = None) -> Path:
+    if links is None:
+        links = {}
     for rel, content in files.items():
         p = tmp_path / rel
         p.parent.mkdir(parents=True, exist_ok=True)
@@ -110,8 +142,13 @@ def test_distro_os_release_symlink_and_quirks(tmp_path):
 
 
 def test_distro_order_and_fallbacks(tmp_path):
-    cpe = _tree(tmp_path / "cpe", {"etc/system-release-cpe": "cpe:/o:redhat:enterprise_linux:7.9:ga:server\n",
-                                   "etc/redhat-release": "CentOS Linux release 6.10 (Final)\n"})
+    cpe = _tree(
+        tmp_path / "cpe",
+        {
+            "etc/system-release-cpe": "cpe:/o:redhat:enterprise_linux:7.9:ga:server\n",
+            "etc/redhat-release": "CentOS Linux release 6.10 (Final)\n",
+        },
+    )
     assert detect(cpe) == Distro("rhel", "7.9")
     rh = _tree(tmp_path / "rh", {"etc/redhat-release": "CentOS Linux release 7.9.2009 (Core)\n"})
     assert detect(rh) == Distro("centos", "9.2009")  # Anchore's greedy regex, kept for parity
@@ -141,7 +178,9 @@ def test_dpkg_status_fixture(case):
     result = catalog_dir(case_dir)
     got = by_name(result, "dpkg")
     assert not result.errors
-    assert {(n, p.version) for n, p in got.items()} == {(e["name"], e.get("debVersion", e["version"])) for e in exp["packages"]}
+    assert {(n, p.version) for n, p in got.items()} == {
+        (e["name"], e.get("debVersion", e["version"])) for e in exp["packages"]
+    }
     for e in exp["packages"]:
         p = got[e["name"]]
         assert p.arch == e["arch"]
@@ -163,7 +202,11 @@ def test_dpkg_status_info_fixture():
     assert set(p.licenses) == set(e["licenses"])
     m = e["metadata"]
     assert (p.source, p.arch, p.metadata["maintainer"], p.metadata["installed_size"]) == (
-        m["Source"], m["Architecture"], m["Maintainer"], m["InstalledSize"])
+        m["Source"],
+        m["Architecture"],
+        m["Maintainer"],
+        m["InstalledSize"],
+    )
     assert p.metadata["depends"] == m["Depends"]
     want = [(f["Path"], f["Digest"]["Value"], f.get("IsConfigFile", False)) for f in m["Files"]]
     got = [(f["path"], f["digest"]["value"], f["is_config_file"]) for f in p.metadata["files"]]
@@ -314,7 +357,9 @@ def test_rpm_corrupt_gives_a_per_file_error():
 
 def test_rpm_sqlite_database_behind_a_link_is_read_once(tmp_path):
     src = FIXTURES / "rpm" / "fedora36-sqlite-tzdata" / "var/lib/rpm/rpmdb.sqlite"
-    root = _tree(tmp_path, {"usr/lib/sysimage/rpm/rpmdb.sqlite": src.read_bytes()}, {"var/lib/rpm": "../../usr/lib/sysimage/rpm"})
+    root = _tree(
+        tmp_path, {"usr/lib/sysimage/rpm/rpmdb.sqlite": src.read_bytes()}, {"var/lib/rpm": "../../usr/lib/sysimage/rpm"}
+    )
     result = catalog_dir(root)
     assert not result.errors
     assert [(p.name, p.location) for p in result.packages] == [("tzdata", "/var/lib/rpm/rpmdb.sqlite")]
@@ -353,7 +398,8 @@ def test_debian_minbase_packages(minbase):
     got = by_name(minbase, "dpkg")
     assert len(got) == 88
     assert {(p.name, p.version, p.arch, p.source or p.name) for p in got.values()} == {
-        (d["name"], d["version"], d["architecture"], d["source"]) for d in ans["packages"]["dpkg"]}
+        (d["name"], d["version"], d["architecture"], d["source"]) for d in ans["packages"]["dpkg"]
+    }
     syft = syft_packages("debian-minbase", "deb")
     assert {(n, a["version"]) for n, a in syft.items()} == {(n, p.version) for n, p in got.items()}
     for name, a in syft.items():
@@ -375,14 +421,21 @@ def test_debian_apps_os_packages_are_the_base_layers():
     assert apps["layers"][0]["digest"] == base["layers"][0]["digest"]
     listing = json.loads(gzip.decompress((IMAGES / "debian-apps.files.json.gz").read_bytes()))
     registered = [f"/usr/share/doc/{d['name']}/copyright" for d in apps["packages"]["dpkg"]]
-    os_globs = GlobSet([g for c in catalogers() if c.name in ("dpkg", "apk", "rpm") for g in c.globs if "/usr/share/doc/" not in g]
-                       + list(distro.GLOBS) + registered)
-    later = [f["path"] for f in listing["files"] if f["type"] != "dir" and f["layer"] > 0 and os_globs.matches(f["path"])]
+    os_globs = GlobSet(
+        [g for c in catalogers() if c.name in ("dpkg", "apk", "rpm") for g in c.globs if "/usr/share/doc/" not in g]
+        + list(distro.GLOBS)
+        + registered
+    )
+    later = [
+        f["path"] for f in listing["files"] if f["type"] != "dir" and f["layer"] > 0 and os_globs.matches(f["path"])
+    ]
     assert later == []
     result = catalog_image(_layer_files("debian-apps", 0))
     syft = syft_packages("debian-apps", "deb")
     assert {(n, a["version"]) for n, a in syft.items()} == {(p.name, p.version) for p in result.packages}
-    assert {(d["name"], d["version"]) for d in apps["packages"]["dpkg"]} == {(p.name, p.version) for p in result.packages}
+    assert {(d["name"], d["version"]) for d in apps["packages"]["dpkg"]} == {
+        (p.name, p.version) for p in result.packages
+    }
 
 
 def test_rpm_sqlite_image(rpm_sqlite):
@@ -390,18 +443,36 @@ def test_rpm_sqlite_image(rpm_sqlite):
     assert not rpm_sqlite.errors
     assert rpm_sqlite.distro == Distro("rocky", "9.3", "rhel,centos,fedora")
     got = by_name(rpm_sqlite, "rpm")
-    assert {(p.name, p.metadata["epoch"], p.metadata["version"], p.metadata["release"], p.arch, p.licenses[0],
-             p.metadata["vendor"], p.source) for p in got.values()} == {
+    assert {
+        (
+            p.name,
+            p.metadata["epoch"],
+            p.metadata["version"],
+            p.metadata["release"],
+            p.arch,
+            p.licenses[0],
+            p.metadata["vendor"],
+            p.source,
+        )
+        for p in got.values()
+    } == {
         (r["name"], r["epoch"], r["version"], r["release"], r["arch"], r["license"], r["vendor"], r["sourcerpm"])
-        for r in ans["packages"]["rpm"]}
+        for r in ans["packages"]["rpm"]
+    }
     syft = syft_packages("rpm-sqlite", "rpm")
-    assert {(n, a["version"], a["purl"]) for n, a in syft.items()} == {(p.name, p.version, p.purl) for p in got.values()}
+    assert {(n, a["version"], a["purl"]) for n, a in syft.items()} == {
+        (p.name, p.version, p.purl) for p in got.values()
+    }
     assert got["demo-scripts"].version == "2:3.0.0-1.el9"
     for name, a in syft.items():
-        want = {f["path"]: (f["mode"], f["size"], (f.get("digest") or {}).get("value") or None, f["userName"])
-                for f in a["metadata"]["files"]}
-        ours = {f["path"]: (f["mode"], f["size"], f["digest"]["value"] if f["digest"] else None, f["username"])
-                for f in got[name].metadata["files"]}
+        want = {
+            f["path"]: (f["mode"], f["size"], (f.get("digest") or {}).get("value") or None, f["userName"])
+            for f in a["metadata"]["files"]
+        }
+        ours = {
+            f["path"]: (f["mode"], f["size"], f["digest"]["value"] if f["digest"] else None, f["username"])
+            for f in got[name].metadata["files"]
+        }
         assert ours == want, name
 
 
@@ -419,8 +490,18 @@ def test_anchore_os_elements_deb(minbase):
     assert out["pkgs_plus_source.all"]["util-linux"] == by_name(minbase, "dpkg")["util-linux"].version
     assert out["pkgfiles.all"]["/usr/sbin/adduser"] == "DPKGFILE"
     meta = json.loads(anchore.pkgfilemeta(minbase.packages)["/etc/adduser.conf"])
-    assert meta == [{"conffile": True, "digest": "cc3493ecd2d09837ffdcc3e25fdfff18", "digestalgo": "md5",
-                     "group": None, "mode": None, "package": "adduser", "size": None, "user": None}]
+    assert meta == [
+        {
+            "conffile": True,
+            "digest": "cc3493ecd2d09837ffdcc3e25fdfff18",
+            "digestalgo": "md5",
+            "group": None,
+            "mode": None,
+            "package": "adduser",
+            "size": None,
+            "user": None,
+        }
+    ]
 
 
 def test_anchore_os_elements_rpm(rpm_sqlite):
@@ -429,10 +510,20 @@ def test_anchore_os_elements_rpm(rpm_sqlite):
     assert out["pkgs_plus_source.all"] == {}
     info = out["pkgs.allinfo"]["demo-scripts"]
     assert (info["version"], info["release"], info["arch"], info["origin"], info["type"]) == (
-        "2:3.0.0", "1.el9", "noarch", "Example Corp", "rpm")
+        "2:3.0.0",
+        "1.el9",
+        "noarch",
+        "Example Corp",
+        "rpm",
+    )
     (meta,) = json.loads(anchore.pkgfilemeta(rpm_sqlite.packages)["/usr/bin/demo-hello"])
     assert (meta["package"], meta["mode"], meta["digestalgo"], meta["size"], meta["user"]) == (
-        "demo-scripts", "100755", "sha256", "21", "root")
+        "demo-scripts",
+        "100755",
+        "sha256",
+        "21",
+        "root",
+    )
 
 
 def test_anchore_os_elements_apk_and_empty():
@@ -470,7 +561,10 @@ def test_header_garbage(blob):
 
 
 @FUZZ
-@given(st.sampled_from(range(len(_VALID_HEADERS))), st.lists(st.tuples(st.integers(0, 1 << 20), st.integers(0, 255)), max_size=8))
+@given(
+    st.sampled_from(range(len(_VALID_HEADERS))),
+    st.lists(st.tuples(st.integers(0, 1 << 20), st.integers(0, 255)), max_size=8),
+)
 def test_header_mutations(which, edits):
     blob = bytearray(_VALID_HEADERS[which])
     index_end = 8 + 16 * struct.unpack_from(">I", blob)[0]
@@ -500,7 +594,13 @@ def test_bdb_garbage(db):
 
 
 @FUZZ
-@given(st.lists(st.tuples(st.integers(0, len(_BDB) // 4096 - 1), st.integers(0, 96), st.integers(0, 255)), min_size=1, max_size=16))
+@given(
+    st.lists(
+        st.tuples(st.integers(0, len(_BDB) // 4096 - 1), st.integers(0, 96), st.integers(0, 255)),
+        min_size=1,
+        max_size=16,
+    )
+)
 def test_bdb_mutations(edits):
     db = bytearray(_BDB)
     for page, offset, value in edits:  # page headers, the metadata and the first index slots

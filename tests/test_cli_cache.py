@@ -32,7 +32,10 @@ def run(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str]:
 def test_ls_stats_json(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     a, b = fill(tmp_path, b"a" * 100, b"b" * 200)
     code, out = run(capsys, "ls", "--json", "--tmp-dir", str(tmp_path))
-    assert code == 0 and [(e["digest"], e["size"], e["pinned"]) for e in json.loads(out)] == [(a, 100, False), (b, 200, False)]
+    assert code == 0 and [(e["digest"], e["size"], e["pinned"]) for e in json.loads(out)] == [
+        (a, 100, False),
+        (b, 200, False),
+    ]
     config = tmp_path / "config.yaml"
     config.write_text(f"tmp_dir: {tmp_path}\nanalyzer:\n  layer_cache_max_gigabytes: 2\n")
     code, out = run(capsys, "stats", "--json", "--config", str(config))

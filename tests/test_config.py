@@ -61,19 +61,36 @@ def test_every_analyzer_key(tmp_path: Path, section: str, caplog: pytest.LogCapt
         c = load_config(write(tmp_path, text))
     assert caplog.text == ""  # Anchore keys layerscan does not use are accepted quietly
     assert (c.tmp_dir, c.analyzer_enabled, c.require_auth, c.cycle_timer_seconds, c.max_threads) == (
-        "/scratch", False, False, 5, 7)
+        "/scratch",
+        False,
+        False,
+        5,
+        7,
+    )
     assert (c.analyzer_driver, c.endpoint_hostname, c.listen, c.port, c.enable_hints) == (
-        "nodocker", "analyzer.internal", "127.0.0.1", 9090, True)
-    assert (c.layer_cache_enable, c.layer_cache_max_gigabytes, c.keep_image_analysis_tmpfiles,
-            c.enable_owned_package_filtering) == (True, 12, True, False)
+        "nodocker",
+        "analyzer.internal",
+        "127.0.0.1",
+        9090,
+        True,
+    )
+    assert (
+        c.layer_cache_enable,
+        c.layer_cache_max_gigabytes,
+        c.keep_image_analysis_tmpfiles,
+        c.enable_owned_package_filtering,
+    ) == (True, 12, True, False)
 
 
-def test_anchore_default_config_loads_without_warnings(tmp_path: Path, caplog: pytest.LogCaptureFixture,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_anchore_default_config_loads_without_warnings(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # The shape of Anchore's conf/default_config.yaml (anchore-format.md §4.2).
     monkeypatch.setenv("ANCHORE_HINTS_ENABLED", "false")
     monkeypatch.setenv("ANCHORE_ENABLE_PACKAGE_FILTERING", "true")
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         service_dir: /anchore_service
         tmp_dir: /analysis_scratch
         log_level: INFO
@@ -101,7 +118,8 @@ def test_anchore_default_config_loads_without_warnings(tmp_path: Path, caplog: p
             port: 8084
             enable_hints: ${ANCHORE_HINTS_ENABLED}
             enable_owned_package_filtering: ${ANCHORE_ENABLE_PACKAGE_FILTERING}
-    """)
+    """,
+    )
     with caplog.at_level(logging.WARNING):
         c = load_config(path)
     # Only the unset variable of a key layerscan reads is worth a warning.
@@ -118,12 +136,17 @@ def test_env_substitution_as_anchore(tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("ANCHORE_TMP", "/from/env")  # the environment wins over the file
     monkeypatch.setenv("LAYERSCAN_CACHE", "true")
     monkeypatch.setenv("HOME_LIKE", "/nope")
-    c = load_config(write(tmp_path, """
+    c = load_config(
+        write(
+            tmp_path,
+            """
         tmp_dir: ${ANCHORE_TMP}/x
         analyzer:
           max_threads: ${ANCHORE_MAX_THREADS}
           layer_cache_enable: ${LAYERSCAN_CACHE}
-    """))
+    """,
+        )
+    )
     assert (c.tmp_dir, c.max_threads, c.layer_cache_enable) == ("/from/env/x", 3, True)
     # Only ANCHORE_* (Anchore's rule) and LAYERSCAN_* names are replaced.
     assert substitute_env("${HOME_LIKE} ${ANCHORE_TMP}", {"HOME_LIKE": "x", "ANCHORE_TMP": "y"}) == "${HOME_LIKE} y"
@@ -138,7 +161,10 @@ def test_unset_variable_keeps_the_default(tmp_path: Path, caplog: pytest.LogCapt
 
 def test_unknown_keys_are_named(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING):
-        c = load_config(write(tmp_path, """
+        c = load_config(
+            write(
+                tmp_path,
+                """
             tmp_dri: /typo
             analyzer:
               max_thread: 3
@@ -146,41 +172,46 @@ def test_unknown_keys_are_named(tmp_path: Path, caplog: pytest.LogCaptureFixture
               max_entires: 5
             secret_search:
               regexp_macth: []
-        """))
+        """,
+            )
+        )
     for key in ("tmp_dri", "analyzer.max_thread", "limits.max_entires", "secret_search.regexp_macth"):
         assert f"config {key}: unknown key" in caplog.text
     assert c.max_threads == Config().max_threads
 
 
-@pytest.mark.parametrize("text, key", [
-    ("analyzer:\n  max_threads: lots\n", "analyzer.max_threads"),
-    ("analyzer:\n  max_threads: 0\n", "analyzer.max_threads"),
-    ("analyzer:\n  layer_cache_enable: maybe\n", "analyzer.layer_cache_enable"),
-    ("analyzer:\n  layer_cache_max_gigabytes: -2\n", "analyzer.layer_cache_max_gigabytes"),
-    ("analyzer:\n  layer_cache_max_gigabytes: 1.5\n", "analyzer.layer_cache_max_gigabytes"),
-    ("services:\n  analyzer:\n    port: 70000\n", "services.analyzer.port"),
-    ("analyzer: 3\n", "analyzer"),
-    ("limits:\n  max_entries: -1\n", "limits.max_entries"),
-    ("retrieve_files:\n  file_list: [etc/passwd]\n", "retrieve_files.file_list[0]"),
-    ("retrieve_files:\n  max_file_size_kb: big\n", "retrieve_files.max_file_size_kb"),
-    ("secret_search:\n  regexp_match: ['NO_EQUALS_SIGN']\n", "secret_search.regexp_match[0]"),
-    ("secret_search:\n  regexp_match: ['BAD=(unclosed']\n", "secret_search.regexp_match[0]"),
-    ("secret_search:\n  match_params: [MAXFILESIZE=ten]\n", "secret_search.match_params 'MAXFILESIZE=ten'"),
-    ("secret_rules:\n  - {id: x, regex: '[a-'}\n", "secret_rules[0].regex"),
-    ("secret_rules:\n  - {regex: 'abc'}\n", "secret_rules[0].id"),
-    ("secret_rules:\n  - {id: x, regex: a, kind: other}\n", "secret_rules[0].kind"),
-    ("secret_rules:\n  - {id: aws-access-key-id, regex: a}\n", "secret rules"),
-    ("ca_cert: /no/such/ca.pem\n", "ca_cert"),
-    ("insecure_registries: localhost:5000\n", "insecure_registries"),
-    ("fetch_foreign_layers: maybe\n", "fetch_foreign_layers"),
-    ("registries:\n  r.example:\n    password: x\n", "registries.r.example.password"),
-    ("registries:\n  r.example:\n    insecure: sometimes\n", "registries.r.example.insecure"),
-    ("platform: linux\n", "platform"),
-    ("outputs:\n  pdf: r.pdf\n", "outputs.pdf"),
-    ("analyzer: {max_threads: 2}\nservices: {analyzer: {max_threads: 3}}\n", "analyzer section is given twice"),
-    ("[1, 2]\n", "top level must be a mapping"),
-    ("analyzer: {max_threads: 2\n", "not valid YAML"),
-])
+@pytest.mark.parametrize(
+    "text, key",
+    [
+        ("analyzer:\n  max_threads: lots\n", "analyzer.max_threads"),
+        ("analyzer:\n  max_threads: 0\n", "analyzer.max_threads"),
+        ("analyzer:\n  layer_cache_enable: maybe\n", "analyzer.layer_cache_enable"),
+        ("analyzer:\n  layer_cache_max_gigabytes: -2\n", "analyzer.layer_cache_max_gigabytes"),
+        ("analyzer:\n  layer_cache_max_gigabytes: 1.5\n", "analyzer.layer_cache_max_gigabytes"),
+        ("services:\n  analyzer:\n    port: 70000\n", "services.analyzer.port"),
+        ("analyzer: 3\n", "analyzer"),
+        ("limits:\n  max_entries: -1\n", "limits.max_entries"),
+        ("retrieve_files:\n  file_list: [etc/passwd]\n", "retrieve_files.file_list[0]"),
+        ("retrieve_files:\n  max_file_size_kb: big\n", "retrieve_files.max_file_size_kb"),
+        ("secret_search:\n  regexp_match: ['NO_EQUALS_SIGN']\n", "secret_search.regexp_match[0]"),
+        ("secret_search:\n  regexp_match: ['BAD=(unclosed']\n", "secret_search.regexp_match[0]"),
+        ("secret_search:\n  match_params: [MAXFILESIZE=ten]\n", "secret_search.match_params 'MAXFILESIZE=ten'"),
+        ("secret_rules:\n  - {id: x, regex: '[a-'}\n", "secret_rules[0].regex"),
+        ("secret_rules:\n  - {regex: 'abc'}\n", "secret_rules[0].id"),
+        ("secret_rules:\n  - {id: x, regex: a, kind: other}\n", "secret_rules[0].kind"),
+        ("secret_rules:\n  - {id: aws-access-key-id, regex: a}\n", "secret rules"),
+        ("ca_cert: /no/such/ca.pem\n", "ca_cert"),
+        ("insecure_registries: localhost:5000\n", "insecure_registries"),
+        ("fetch_foreign_layers: maybe\n", "fetch_foreign_layers"),
+        ("registries:\n  r.example:\n    password: x\n", "registries.r.example.password"),
+        ("registries:\n  r.example:\n    insecure: sometimes\n", "registries.r.example.insecure"),
+        ("platform: linux\n", "platform"),
+        ("outputs:\n  pdf: r.pdf\n", "outputs.pdf"),
+        ("analyzer: {max_threads: 2}\nservices: {analyzer: {max_threads: 3}}\n", "analyzer section is given twice"),
+        ("[1, 2]\n", "top level must be a mapping"),
+        ("analyzer: {max_threads: 2\n", "not valid YAML"),
+    ],
+)
 def test_invalid_value_names_the_key(tmp_path: Path, text: str, key: str) -> None:
     with pytest.raises(ConfigError) as e:
         load_config(write(tmp_path, text))
@@ -197,7 +228,10 @@ def test_layerscan_keys(tmp_path: Path) -> None:
     ca = tmp_path / "ca.pem"
     ca.write_text("-----BEGIN CERTIFICATE-----\n")
     (tmp_path / "pw").write_text("s3cr3t-from-file\n")
-    c = load_config(write(tmp_path, """
+    c = load_config(
+        write(
+            tmp_path,
+            """
         secret_max_file_size: 2048
         secret_skip_binary: false
         capture_max_bytes: 1000
@@ -211,7 +245,9 @@ def test_layerscan_keys(tmp_path: Path) -> None:
           ghcr.io: {username: bot, password: 12345678}
           quay.io: {username: bot2, password_file: pw, ca_cert: ca.pem}
           localhost:5000: {insecure: true}
-    """))
+    """,
+        )
+    )
     assert (c.secret_max_file_size, c.secret_skip_binary, c.capture_max_bytes) == (2048, False, 1000)
     assert c.limits == Limits(100, 10, 200, 300)
     assert c.ca_cert == str(ca) and c.insecure_registries == ("localhost:5000",)
@@ -227,14 +263,19 @@ def test_layerscan_keys(tmp_path: Path) -> None:
 
 def test_retrieve_files_and_match_params(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING):
-        c = load_config(write(tmp_path, """
+        c = load_config(
+            write(
+                tmp_path,
+                """
             retrieve_files: {max_file_size_kb: 5, file_list: [/etc/group, /etc/shadow]}
             secret_search:
               match_params: [MAXFILESIZE=4000, STOREONMATCH=y, COLOR=blue]
             content_search:
               match_params: [MAXFILESIZE=9000]
               regexp_match: ['NOPASS=.*NOPASSWD.*']
-        """))
+        """,
+            )
+        )
     assert c.retrieve_files == RetrieveFiles(("/etc/group", "/etc/shadow"), 5)
     assert c.secret_max_file_size == 9000  # one limit for both: the larger
     assert "STOREONMATCH" in caplog.text and "COLOR=blue" in caplog.text and "uses the larger" in caplog.text
@@ -257,29 +298,47 @@ def test_rule_combination(tmp_path: Path) -> None:
     c = load_config(write(tmp_path, "secret_search:\n  builtin_rules: false\n  regexp_match: []\n"))
     assert c.secret_rules == ()
     # secret_rules adds ours, of either kind.
-    c = load_config(write(tmp_path, """
+    c = load_config(
+        write(
+            tmp_path,
+            """
         secret_search: {builtin_rules: false, regexp_match: []}
         secret_rules:
           - {id: tok, regex: 'tok_[0-9]{4}'}
           - {id: note, regex: 'TODO', kind: content, anchored: true}
-    """))
+    """,
+        )
+    )
     assert ids(c.secret_rules) == ["tok"] and ids(c.content_rules) == ["note"]
     assert c.secret_rules[0].source == "config" and not c.secret_rules[0].anchored
-    assert c.content_rules[0].anchored and c.content_rules[0].matches(b"TODO x") and not c.content_rules[0].matches(b"x TODO")
+    assert (
+        c.content_rules[0].anchored
+        and c.content_rules[0].matches(b"TODO x")
+        and not c.content_rules[0].matches(b"x TODO")
+    )
 
 
 def test_analyzer_config_file_and_inline_override(tmp_path: Path) -> None:
-    write(tmp_path, """
+    write(
+        tmp_path,
+        """
         retrieve_files: {file_list: [/etc/hosts]}
         secret_search: {regexp_match: ['FROMFILE=x']}
         bogus_section: {}
-    """, "analyzer_config.yaml")
+    """,
+        "analyzer_config.yaml",
+    )
     c = load_config(write(tmp_path, "analyzer_config: analyzer_config.yaml\n"))
     assert c.retrieve_files.file_list == ("/etc/hosts",) and ids(c.secret_rules)[-1] == "FROMFILE"
-    c = load_config(write(tmp_path, """
+    c = load_config(
+        write(
+            tmp_path,
+            """
         analyzer_config: analyzer_config.yaml
         secret_search: {regexp_match: ['INLINE=y']}
-    """))
+    """,
+        )
+    )
     assert ids(c.secret_rules)[-1] == "INLINE" and c.retrieve_files.file_list == ("/etc/hosts",)
 
 
@@ -302,7 +361,8 @@ def test_examples_load(caplog: pytest.LogCaptureFixture, monkeypatch: pytest.Mon
     assert c.registries["localhost:5000"].insecure
     assert c.fetch_foreign_layers
     assert ids(c.secret_rules) == ids(BUILTIN_RULES) + [s.split("=", 1)[0] for s in ANCHORE_DEFAULT_SPECS] + [
-        "internal-api-token"]
+        "internal-api-token"
+    ]
     assert ids(c.content_rules) == ["SUDO_NOPASSWD", "todo-password"]
     assert c.secret_max_file_size == 10_000_000  # the explicit key wins over MAXFILESIZE
     assert c.outputs == {"json": "report.json", "anchore": "report.anchore.json"}
@@ -310,7 +370,8 @@ def test_examples_load(caplog: pytest.LogCaptureFixture, monkeypatch: pytest.Mon
     alone = load_config(str(EXAMPLES / "analyzer_config.yaml"))
     assert alone.secret_max_file_size == 10000 and alone.retrieve_files == RetrieveFiles()
     assert [r.pattern for r in alone.secret_rules if r.source == "anchore"] == [
-        s.split("=", 1)[1] for s in ANCHORE_DEFAULT_SPECS]
+        s.split("=", 1)[1] for s in ANCHORE_DEFAULT_SPECS
+    ]
 
 
 def test_config_is_frozen() -> None:

@@ -10,16 +10,15 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
 
+from conftest import answers, layer_blob
 from layerscan.config import Config
 from layerscan.errors import DigestMismatch
 from layerscan.store.layers import GB, LayerCache
-
-from conftest import answers, layer_blob
 
 WORKER = Path(__file__).with_name("cache_worker.py")
 
@@ -136,9 +135,13 @@ def test_minimum_is_one_gigabyte(root: Path, caplog: pytest.LogCaptureFixture) -
     with caplog.at_level(logging.WARNING):
         assert LayerCache(root, 10).max_bytes == GB
     assert "below the minimum" in caplog.text
-    cache = LayerCache.from_config(Config(tmp_dir=str(root.parent), layer_cache_enable=True, layer_cache_max_gigabytes=0))
+    cache = LayerCache.from_config(
+        Config(tmp_dir=str(root.parent), layer_cache_enable=True, layer_cache_max_gigabytes=0)
+    )
     assert cache is not None and cache.max_bytes == GB and cache.root == root
-    cache = LayerCache.from_config(Config(tmp_dir=str(root.parent), layer_cache_enable=True, layer_cache_max_gigabytes=3))
+    cache = LayerCache.from_config(
+        Config(tmp_dir=str(root.parent), layer_cache_enable=True, layer_cache_max_gigabytes=3)
+    )
     assert cache is not None and cache.max_bytes == 3 * GB  # decimal, as Anchore
     assert LayerCache.from_config(Config(tmp_dir=str(root.parent), layer_cache_enable=False)) is None
 
@@ -193,7 +196,9 @@ def put_with(cache: LayerCache, content: bytes, fetch: Callable[[], Iterator[byt
 
 
 @pytest.mark.parametrize("damage", ["flip", "truncate"])
-def test_corrupt_entry_is_dropped_and_downloaded_again(root: Path, damage: str, caplog: pytest.LogCaptureFixture) -> None:
+def test_corrupt_entry_is_dropped_and_downloaded_again(
+    root: Path, damage: str, caplog: pytest.LogCaptureFixture
+) -> None:
     cache = small(root)
     content = blob(5)
     put(cache, content)
@@ -258,8 +263,10 @@ def test_lost_index_is_rebuilt_from_disk(root: Path, damage: str) -> None:
 def test_single_flight_across_processes(root: Path, tmp_path: Path) -> None:
     content = os.urandom(64 * 4096)
     counter, go = tmp_path / "count", tmp_path / "go"
-    procs = [worker(root, 10_000_000, content, tmp_path, counter, "--chunk-delay", "0.01", "--start-file", str(go))
-             for _ in range(5)]
+    procs = [
+        worker(root, 10_000_000, content, tmp_path, counter, "--chunk-delay", "0.01", "--start-file", str(go))
+        for _ in range(5)
+    ]
     for p in procs:  # all five have opened the cache before any asks for the layer
         assert p.stdout.readline().strip() == "ready"
     go.touch()

@@ -7,22 +7,28 @@ from __future__ import annotations
 import functools
 import gzip
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
-from conftest import IMAGE_NAMES, IMAGES, layer_blob
-from scancheck import assert_same, needs_native
 
+from conftest import IMAGE_NAMES, IMAGES, layer_blob
 from layerscan.scan import reference, scan_layer
 from layerscan.scan.model import LayerResult, ScanOptions
 from layerscan.scan.rules import default_rules
+from scancheck import assert_same, needs_native
 
 pytestmark = needs_native
 
 OPTIONS = ScanOptions(
     rules=default_rules(),
-    capture_globs=("/var/lib/dpkg/status", "/etc/os-release", "**/package.json", "**/*.gemspec", "/usr/lib/sysimage/rpm/*"),
+    capture_globs=(
+        "/var/lib/dpkg/status",
+        "/etc/os-release",
+        "**/package.json",
+        "**/*.gemspec",
+        "/usr/lib/sysimage/rpm/*",
+    ),
     compute_diff_id=True,
 )
 SMALL = 3 << 20  # layers fed byte by byte must stay this small, or the test takes minutes
@@ -46,7 +52,7 @@ def layers() -> Iterator[tuple[str, str]]:
 LAYERS = list(layers())
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def expected(image: str, digest: str) -> LayerResult:
     blob = layer_blob(image, digest).read_bytes()
     return reference.scan_buffer(blob, OPTIONS, name=digest, expected_digest=digest)
@@ -106,7 +112,9 @@ def test_scan_buffer_accepts_mmap_and_memoryview(tmp_path: Path) -> None:
     path = layer_blob(image, digest)
     with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
         assert_same(scan_layer(m, OPTIONS, name=digest, expected_digest=digest), expected(image, digest))
-    assert_same(scan_layer(memoryview(path.read_bytes()), OPTIONS, name=digest, expected_digest=digest), expected(image, digest))
+    assert_same(
+        scan_layer(memoryview(path.read_bytes()), OPTIONS, name=digest, expected_digest=digest), expected(image, digest)
+    )
 
 
 def test_layers_scan_on_threads_with_their_own_scratch() -> None:
@@ -117,7 +125,7 @@ def test_layers_scan_on_threads_with_their_own_scratch() -> None:
     blobs = [layer_blob(image, digest).read_bytes() for image, digest in small] * 2
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(lambda b: scan_layer(b, OPTIONS), blobs))
-    for (image, digest), result in zip(small * 2, results):
+    for (image, digest), result in zip(small * 2, results, strict=False):
         want = expected(image, digest)
         assert result.entries == want.entries and result.secrets == want.secrets and result.captured == want.captured
 

@@ -11,20 +11,26 @@ from layerscan.refs import DOCKER_HUB, ImageRef, RefError
 DIGEST = "sha256:" + "ab" * 32
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("debian", (DOCKER_HUB, "library/debian", "latest", None)),
-    ("debian:12", (DOCKER_HUB, "library/debian", "12", None)),
-    ("docker.io/debian", (DOCKER_HUB, "library/debian", "latest", None)),
-    ("index.docker.io/library/debian:bookworm", (DOCKER_HUB, "library/debian", "bookworm", None)),
-    ("anchore/engine:v1.0", (DOCKER_HUB, "anchore/engine", "v1.0", None)),
-    ("localhost/repo", ("localhost", "repo", "latest", None)),
-    ("localhost:5000/ns/repo:tag", ("localhost:5000", "ns/repo", "tag", None)),
-    (f"quay.io/a/b/c@{DIGEST}", ("quay.io", "a/b/c", None, DIGEST)),
-    (f"127.0.0.1:5000/ns/repo:tag@{DIGEST}", ("127.0.0.1:5000", "ns/repo", "tag", DIGEST)),
-    (f"registry:Reg.Example.com:443/x_y/z-w__v:1.0_rc-1@{DIGEST}", ("reg.example.com:443", "x_y/z-w__v", "1.0_rc-1", DIGEST)),
-    ("docker://ghcr.io/org/app:sha-1", ("ghcr.io", "org/app", "sha-1", None)),
-    ("[::1]:5000/repo:1", ("[::1]:5000", "repo", "1", None)),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("debian", (DOCKER_HUB, "library/debian", "latest", None)),
+        ("debian:12", (DOCKER_HUB, "library/debian", "12", None)),
+        ("docker.io/debian", (DOCKER_HUB, "library/debian", "latest", None)),
+        ("index.docker.io/library/debian:bookworm", (DOCKER_HUB, "library/debian", "bookworm", None)),
+        ("anchore/engine:v1.0", (DOCKER_HUB, "anchore/engine", "v1.0", None)),
+        ("localhost/repo", ("localhost", "repo", "latest", None)),
+        ("localhost:5000/ns/repo:tag", ("localhost:5000", "ns/repo", "tag", None)),
+        (f"quay.io/a/b/c@{DIGEST}", ("quay.io", "a/b/c", None, DIGEST)),
+        (f"127.0.0.1:5000/ns/repo:tag@{DIGEST}", ("127.0.0.1:5000", "ns/repo", "tag", DIGEST)),
+        (
+            f"registry:Reg.Example.com:443/x_y/z-w__v:1.0_rc-1@{DIGEST}",
+            ("reg.example.com:443", "x_y/z-w__v", "1.0_rc-1", DIGEST),
+        ),
+        ("docker://ghcr.io/org/app:sha-1", ("ghcr.io", "org/app", "sha-1", None)),
+        ("[::1]:5000/repo:1", ("[::1]:5000", "repo", "1", None)),
+    ],
+)
 def test_forms(text, expected):
     r = ImageRef.parse(text)
     assert (r.registry, r.repository, r.tag, r.digest) == expected
@@ -39,20 +45,23 @@ def test_display_forms():
     assert pinned.reference == DIGEST and str(pinned) == f"h:1/r:t@{DIGEST}"
 
 
-@pytest.mark.parametrize("text, message", [
-    ("", "empty"),
-    ("registry:", "empty"),
-    ("Debian", "lowercase"),
-    ("a//b", "lowercase"),
-    ("repo:", "not a valid tag"),
-    ("repo:-bad", "not a valid tag"),
-    ("repo@sha256:abc", "not a digest"),
-    ("repo@sha256:" + "AB" * 32, "64 lowercase hex"),
-    ("host:port/x", "not a valid registry"),
-    ("localhost:5000/", "no repository"),
-    ("a/" + "b" * 300, "longer than 255"),
-    ("a..b", "lowercase"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("", "empty"),
+        ("registry:", "empty"),
+        ("Debian", "lowercase"),
+        ("a//b", "lowercase"),
+        ("repo:", "not a valid tag"),
+        ("repo:-bad", "not a valid tag"),
+        ("repo@sha256:abc", "not a digest"),
+        ("repo@sha256:" + "AB" * 32, "64 lowercase hex"),
+        ("host:port/x", "not a valid registry"),
+        ("localhost:5000/", "no repository"),
+        ("a/" + "b" * 300, "longer than 255"),
+        ("a..b", "lowercase"),
+    ],
+)
 def test_errors(text, message):
     with pytest.raises(RefError, match=message):
         ImageRef.parse(text)
@@ -68,8 +77,13 @@ _tag = st.from_regex(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,20}", fullmatch=True)
 _digest = st.binary(min_size=32, max_size=32).map(lambda b: "sha256:" + b.hex())
 
 
-@given(host=_host, path=st.lists(_component, min_size=1, max_size=4), tag=st.none() | _tag,
-       digest=st.none() | _digest, prefix=st.sampled_from(["", "registry:", "docker://"]))
+@given(
+    host=_host,
+    path=st.lists(_component, min_size=1, max_size=4),
+    tag=st.none() | _tag,
+    digest=st.none() | _digest,
+    prefix=st.sampled_from(["", "registry:", "docker://"]),
+)
 def test_round_trip(host, path, tag, digest, prefix):
     text = f"{prefix}{host}/{'/'.join(path)}" + (f":{tag}" if tag else "") + (f"@{digest}" if digest else "")
     r = ImageRef.parse(text)

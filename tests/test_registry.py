@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import mmap
 import json
+import mmap
 import os
 import stat
 import time
@@ -54,8 +54,13 @@ def pull_all(source) -> dict[str, str]:
     for desc in source.layers:
         with source.open_layer(desc) as blob:
             assert blob is not None
-            result = scan_layer(blob.data, ScanOptions(compute_diff_id=True), engine=ENGINE, name=desc.digest,
-                                expected_digest=None if blob.verified else desc.digest)
+            result = scan_layer(
+                blob.data,
+                ScanOptions(compute_diff_id=True),
+                engine=ENGINE,
+                name=desc.digest,
+                expected_digest=None if blob.verified else desc.digest,
+            )
         out[desc.digest] = result.diff_id
     return out
 
@@ -84,7 +89,9 @@ def test_anonymous_pull_matches_the_corpus(registry, tmp_path):
 
 def test_pull_by_digest_verifies_it(registry, tmp_path):
     digest = answers("rpm-sqlite")["manifest_digest"]
-    src = open_registry(f"docker://{registry.host}/{SMALL}@{digest}", platform=None, config=cfg(registry.host, tmp_path))
+    src = open_registry(
+        f"docker://{registry.host}/{SMALL}@{digest}", platform=None, config=cfg(registry.host, tmp_path)
+    )
     src.close()
     assert src.manifest_digest == digest and src.repo_tags == ()
     with pytest.raises(RegistryError, match="MANIFEST_UNKNOWN"):
@@ -309,16 +316,23 @@ def test_redirect_to_another_host_gets_no_authorization(basic_fault_proxy, tmp_p
 
 
 def test_schema1_is_a_clear_error(fault_proxy, tmp_path):
-    fault_proxy.faults.append(Fault("manifest", body=SCHEMA1, media_type="application/vnd.docker.distribution.manifest.v1+prettyjws"))
+    fault_proxy.faults.append(
+        Fault("manifest", body=SCHEMA1, media_type="application/vnd.docker.distribution.manifest.v1+prettyjws")
+    )
     with pytest.raises(RegistryError, match="schema 1 manifests are not supported"):
         _open_via(fault_proxy, tmp_path)
 
 
 def test_foreign_layer_skipped_when_not_allowed(registry, tmp_path, caplog):
-    src = open_registry(f"{registry.host}/{SMALL}:latest", platform=None, config=cfg(registry.host, tmp_path),
-                        fetch_foreign=False)
-    desc = Descriptor("application/vnd.docker.image.rootfs.foreign.diff.tar.gzip", src.layers[0].digest,
-                      src.layers[0].size, urls=("http://127.0.0.2:9/nowhere",))
+    src = open_registry(
+        f"{registry.host}/{SMALL}:latest", platform=None, config=cfg(registry.host, tmp_path), fetch_foreign=False
+    )
+    desc = Descriptor(
+        "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+        src.layers[0].digest,
+        src.layers[0].size,
+        urls=("http://127.0.0.2:9/nowhere",),
+    )
     try:
         with src.open_layer(desc) as blob:
             assert blob is None
@@ -331,8 +345,12 @@ def test_foreign_layer_fetched_from_its_urls(fault_proxy, registry, tmp_path):
     src = open_registry(f"{registry.host}/{SMALL}:latest", platform=None, config=cfg(registry.host, tmp_path))
     layer = src.layers[0]
     url = f"{fault_proxy.blob_host.url}/blobs/{layer.digest}"
-    desc = Descriptor("application/vnd.docker.image.rootfs.foreign.diff.tar.gzip", layer.digest, layer.size,
-                      urls=("http://127.0.0.2:9/down", url))
+    desc = Descriptor(
+        "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+        layer.digest,
+        layer.size,
+        urls=("http://127.0.0.2:9/down", url),
+    )
     try:
         _read_layer(src, desc)
     finally:
@@ -356,7 +374,9 @@ def test_warm_cache_downloads_no_layer(fault_proxy, tmp_path):
         if _ == 0:
             assert counts == {d: 1 for d in layers}
     assert counts == {d: 0 for d in layers}
-    cached = {p.name for p in (tmp_path / "tmp" / "anchore_layercache" / "sha256").iterdir() if not p.name.startswith(".")}
+    cached = {
+        p.name for p in (tmp_path / "tmp" / "anchore_layercache" / "sha256").iterdir() if not p.name.startswith(".")
+    }
     assert cached == {d.split(":")[1] for d in layers}
 
 
@@ -390,8 +410,9 @@ def test_credentials_order(tmp_path, monkeypatch):
     auth_file.write_text(json.dumps({"auths": {host: {"auth": base64.b64encode(b"podman:p5").decode()}}}))
     env["REGISTRY_AUTH_FILE"] = str(auth_file)
     assert found()[:2] == ("podman", "p5")
-    (home / ".docker" / "config.json").write_text(json.dumps({"auths": {
-        f"https://{host}": {"auth": base64.b64encode(b"docker:d0").decode()}}}))
+    (home / ".docker" / "config.json").write_text(
+        json.dumps({"auths": {f"https://{host}": {"auth": base64.b64encode(b"docker:d0").decode()}}})
+    )
     assert found()[:2] == ("docker", "d0")
     (home / ".docker" / "config.json").write_text(json.dumps({"auths": {host: {"identitytoken": "idtok"}}}))
     assert found()[1] == "idtok"
@@ -400,8 +421,9 @@ def test_credentials_order(tmp_path, monkeypatch):
     helper.write_text('#!/bin/sh\nread server\necho "{\\"Username\\":\\"helper\\",\\"Secret\\":\\"h3-$server\\"}"\n')
     helper.chmod(helper.stat().st_mode | stat.S_IEXEC)
     env["PATH"] = f"{helper.parent}:{os.environ['PATH']}"
-    (home / ".docker" / "config.json").write_text(json.dumps({"credHelpers": {host: "testhelper"},
-                                                               "auths": {host: {"identitytoken": "idtok"}}}))
+    (home / ".docker" / "config.json").write_text(
+        json.dumps({"credHelpers": {host: "testhelper"}, "auths": {host: {"identitytoken": "idtok"}}})
+    )
     assert found()[:2] == ("helper", f"h3-{host}")
     (home / ".docker" / "config.json").write_text(json.dumps({"credsStore": "testhelper"}))
     assert found()[0] == "helper"
@@ -418,8 +440,9 @@ def test_credentials_order(tmp_path, monkeypatch):
 def test_docker_hub_credentials_use_the_index_key(tmp_path):
     home = tmp_path / "home"
     (home / ".docker").mkdir(parents=True)
-    (home / ".docker" / "config.json").write_text(json.dumps({"auths": {
-        "https://index.docker.io/v1/": {"auth": base64.b64encode(b"hub:h").decode()}}}))
+    (home / ".docker" / "config.json").write_text(
+        json.dumps({"auths": {"https://index.docker.io/v1/": {"auth": base64.b64encode(b"hub:h").decode()}}})
+    )
     c = find_credentials("registry-1.docker.io", Config(), env={"HOME": str(home)})
     assert c is not None and (c.username, c.password) == ("hub", "h")
 

@@ -25,16 +25,38 @@ LAYERS = [la["digest"] for la in answers(IMAGE)["layers"]]
 SOURCE_KEYS = ("source", "repo_tags", "repo_digests")
 
 
-def analyze_cli(tmp_path: Path, source: str, *options: str, stdin: str = "",
-                debug: bool = False) -> tuple[subprocess.CompletedProcess, Path]:
+def analyze_cli(
+    tmp_path: Path, source: str, *options: str, stdin: str = "", debug: bool = False
+) -> tuple[subprocess.CompletedProcess, Path]:
     """`python -m layerscan [--debug] analyze SOURCE --format json -o FILE OPTIONS…` with no ambient credentials."""
     out = tmp_path / "report.json"
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("LAYERSCAN_REGISTRY_") and k not in ("DOCKER_CONFIG", "REGISTRY_AUTH_FILE", "XDG_RUNTIME_DIR")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("LAYERSCAN_REGISTRY_")
+        and k not in ("DOCKER_CONFIG", "REGISTRY_AUTH_FILE", "XDG_RUNTIME_DIR")
+    }
     env["HOME"] = str(tmp_path / "home")
     proc = subprocess.run(
-        [sys.executable, "-m", "layerscan", *(["--debug"] if debug else []), "analyze", source, "--format", "json", "-o", str(out), *options],
-        input=stdin, capture_output=True, text=True, env=env, cwd=ROOT, timeout=240,
+        [
+            sys.executable,
+            "-m",
+            "layerscan",
+            *(["--debug"] if debug else []),
+            "analyze",
+            source,
+            "--format",
+            "json",
+            "-o",
+            str(out),
+            *options,
+        ],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=240,
     )
     return proc, out
 
@@ -56,8 +78,9 @@ def assert_same_image(report: dict, layout: dict, host: str) -> None:
     assert report["secrets"] == layout["secrets"] and report["distro"] == layout["distro"]
     image, expected = report["image"], layout["image"]
     assert image["manifest_digest"] == expected["manifest_digest"] == answers(IMAGE)["manifest_digest"]
-    assert {k: v for k, v in image.items() if k not in SOURCE_KEYS} == \
-        {k: v for k, v in expected.items() if k not in SOURCE_KEYS}
+    assert {k: v for k, v in image.items() if k not in SOURCE_KEYS} == {
+        k: v for k, v in expected.items() if k not in SOURCE_KEYS
+    }
     assert image["repo_tags"] == [f"{host}/{REPO}"]
     assert image["repo_digests"] == [f"{host}/corpus/{IMAGE}@{expected['manifest_digest']}"]
 
@@ -91,8 +114,16 @@ def test_anonymous(registry, layout_report, tmp_path):
 
 def test_basic_auth_with_password_stdin(basic_registry, layout_report, tmp_path):
     host = basic_registry.host
-    proc, out = analyze_cli(tmp_path, f"docker://{host}/{REPO}", "--insecure-registry", host,
-                            "--username", USER, "--password-stdin", stdin=PASSWORD + "\n")
+    proc, out = analyze_cli(
+        tmp_path,
+        f"docker://{host}/{REPO}",
+        "--insecure-registry",
+        host,
+        "--username",
+        USER,
+        "--password-stdin",
+        stdin=PASSWORD + "\n",
+    )
     assert_same_image(ok_report(proc, out), layout_report, host)
     assert PASSWORD not in proc.stdout + proc.stderr
 
@@ -100,8 +131,16 @@ def test_basic_auth_with_password_stdin(basic_registry, layout_report, tmp_path)
 def test_token_auth(token_registry, token_server, layout_report, tmp_path):
     host = token_registry.host
     token_server.issued.clear()
-    proc, out = analyze_cli(tmp_path, f"registry:{host}/{REPO}", "--insecure-registry", host,
-                            "--username", USER, "--password-stdin", stdin=PASSWORD + "\r\n")
+    proc, out = analyze_cli(
+        tmp_path,
+        f"registry:{host}/{REPO}",
+        "--insecure-registry",
+        host,
+        "--username",
+        USER,
+        "--password-stdin",
+        stdin=PASSWORD + "\r\n",
+    )
     assert_same_image(ok_report(proc, out), layout_report, host)
     assert (USER, "repository:corpus/debian-apps:pull") in token_server.issued
     assert PASSWORD not in proc.stdout + proc.stderr
@@ -134,8 +173,9 @@ def test_cache_off_writes_nothing_under_tmp_dir(fault_proxy, layout_report, tmp_
     host, tmp = fault_proxy.host, tmp_dir(tmp_path)
     config = tmp_path / "config.yaml"
     config.write_text(f"tmp_dir: {tmp}\nanalyzer:\n  layer_cache_enable: true\n")  # --no-cache wins
-    proc, out = analyze_cli(tmp_path, f"registry:{host}/{REPO}", "--insecure-registry", host,
-                            "--config", str(config), "--no-cache")
+    proc, out = analyze_cli(
+        tmp_path, f"registry:{host}/{REPO}", "--insecure-registry", host, "--config", str(config), "--no-cache"
+    )
     assert_same_image(ok_report(proc, out), layout_report, host)
     assert list(tmp.rglob("*")) == []
     assert fault_proxy.layer_gets(LAYERS) == {d: 1 for d in LAYERS}
@@ -146,12 +186,29 @@ def test_cache_off_writes_nothing_under_tmp_dir(fault_proxy, layout_report, tmp_
 
 def test_wrong_password_is_one_line_and_never_shown(basic_registry, tmp_path):
     host, wrong = basic_registry.host, "Wr0ng-pass-7f3a"
-    proc, out = analyze_cli(tmp_path, f"registry:{host}/{REPO}", "--insecure-registry", host,
-                            "--username", USER, "--password-stdin", stdin=wrong + "\n", debug=True)
+    proc, out = analyze_cli(
+        tmp_path,
+        f"registry:{host}/{REPO}",
+        "--insecure-registry",
+        host,
+        "--username",
+        USER,
+        "--password-stdin",
+        stdin=wrong + "\n",
+        debug=True,
+    )
     assert proc.returncode == AuthError.exit_code and not out.exists()
     assert wrong not in proc.stdout + proc.stderr
-    proc, out = analyze_cli(tmp_path, f"registry:{host}/{REPO}", "--insecure-registry", host,
-                            "--username", USER, "--password-stdin", stdin=wrong + "\n")
+    proc, out = analyze_cli(
+        tmp_path,
+        f"registry:{host}/{REPO}",
+        "--insecure-registry",
+        host,
+        "--username",
+        USER,
+        "--password-stdin",
+        stdin=wrong + "\n",
+    )
     assert proc.returncode == AuthError.exit_code and not out.exists()
     assert f"registry {host} refused" in one_line_error(proc)
     assert wrong not in proc.stdout + proc.stderr
@@ -162,7 +219,9 @@ def test_wrong_password_is_one_line_and_never_shown(basic_registry, tmp_path):
 def test_corrupt_byte_is_a_digest_error_and_nothing_is_cached(fault_proxy, tmp_path, cache, layer):
     host, tmp, digest = fault_proxy.host, tmp_dir(tmp_path), LAYERS[layer]
     fault_proxy.faults.append(Fault("corrupt", digest, at=123_456, times=-1))
-    proc, out = analyze_cli(tmp_path, f"registry:{host}/{REPO}", "--insecure-registry", host, cache, "--tmp-dir", str(tmp))
+    proc, out = analyze_cli(
+        tmp_path, f"registry:{host}/{REPO}", "--insecure-registry", host, cache, "--tmp-dir", str(tmp)
+    )
     assert proc.returncode == DigestMismatch.exit_code == 5, proc.stderr
     assert f"expected {digest}" in one_line_error(proc) and not out.exists()
     if cache == "--cache":
@@ -171,11 +230,14 @@ def test_corrupt_byte_is_a_digest_error_and_nothing_is_cached(fault_proxy, tmp_p
         assert list(tmp.rglob("*")) == []
 
 
-@pytest.mark.parametrize("options, message", [
-    (("--username", USER), "--username and --password-stdin go together"),
-    (("--password-stdin",), "--username and --password-stdin go together"),
-    (("--ca-cert", __file__), "apply to registry:REF or docker://REF sources only"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (("--username", USER), "--username and --password-stdin go together"),
+        (("--password-stdin",), "--username and --password-stdin go together"),
+        (("--ca-cert", __file__), "apply to registry:REF or docker://REF sources only"),
+    ],
+)
 def test_registry_options_misused(tmp_path, options, message):
     source = f"registry:127.0.0.1:9/{REPO}" if "--ca-cert" not in options else f"oci-dir:{IMAGES / IMAGE}"
     proc, out = analyze_cli(tmp_path, source, *options, stdin="x\n")
@@ -183,8 +245,11 @@ def test_registry_options_misused(tmp_path, options, message):
 
 
 def test_option_values_are_checked(tmp_path):
-    for options in (("--insecure-registry", "http://localhost:5000"), ("--ca-cert", str(tmp_path / "none.pem")),
-                    ("--tmp-dir", str(tmp_path / "none"))):
+    for options in (
+        ("--insecure-registry", "http://localhost:5000"),
+        ("--ca-cert", str(tmp_path / "none.pem")),
+        ("--tmp-dir", str(tmp_path / "none")),
+    ):
         proc, _ = analyze_cli(tmp_path, f"registry:127.0.0.1:9/{REPO}", *options)
         assert proc.returncode == 2 and options[0] in proc.stderr
 
@@ -213,13 +278,32 @@ def test_options_merge_into_the_config_file_settings(tmp_path):
     from layerscan.config import Config, Registry
 
     host = "reg.example:5000"
-    config = Config(insecure_registries=("a.example",), layer_cache_enable=True,
-                    registries={host: Registry(insecure=True, username="from-file", password="file-pw"),
-                                "other.example": Registry(username="o", password="p")})
-    args = build_parser().parse_args([
-        "analyze", f"docker://{host}/ns/app:1", "--username", "cli-user", "--password-stdin",
-        "--ca-cert", __file__, "--insecure-registry", "a.example", "--insecure-registry", "b.example:8443",
-        "--no-cache", "--tmp-dir", str(tmp_path)])
+    config = Config(
+        insecure_registries=("a.example",),
+        layer_cache_enable=True,
+        registries={
+            host: Registry(insecure=True, username="from-file", password="file-pw"),
+            "other.example": Registry(username="o", password="p"),
+        },
+    )
+    args = build_parser().parse_args(
+        [
+            "analyze",
+            f"docker://{host}/ns/app:1",
+            "--username",
+            "cli-user",
+            "--password-stdin",
+            "--ca-cert",
+            __file__,
+            "--insecure-registry",
+            "a.example",
+            "--insecure-registry",
+            "b.example:8443",
+            "--no-cache",
+            "--tmp-dir",
+            str(tmp_path),
+        ]
+    )
     merged = with_options(config, args, lambda: "cli-pw")
     assert merged.registries == {
         host: Registry(insecure=True, ca_cert=__file__, username="cli-user", password="cli-pw"),

@@ -12,9 +12,9 @@ import re
 import stat
 
 import pytest
+
 from analyzed import analysis, ground_truth
 from conftest import SHARED, answers
-
 from layerscan.report import FORMATS, anchore
 
 IMAGE = "debian-apps"
@@ -85,7 +85,7 @@ def test_docker_history_follows_config_history(export: list) -> None:
     history = answers(IMAGE)["history"]
     assert len(ir["docker_history"]) == len(history)
     layers = iter(answers(IMAGE)["layers"])
-    for entry, h in zip(ir["docker_history"], history):
+    for entry, h in zip(ir["docker_history"], history, strict=False):
         assert set(entry) == {"Created", "CreatedBy", "Comment", "Id", "Size", "Tags"}
         if h.get("empty_layer"):
             assert (entry["Id"], entry["Size"]) == ("<missing>", 0)
@@ -106,7 +106,9 @@ def test_sizebytes_is_a_plausible_squashed_tar_size(export: list) -> None:
 
 def test_every_example_element_has_our_types(report: dict) -> None:
     # No malware scanner; library package elements exist only for ecosystems the image has.
-    optional = {("package_list", e) for e in ("pkgs.npms", "pkgs.gems", "pkgs.python", "pkgs.java", "pkgs.go", "pkgs.binary")}
+    optional = {
+        ("package_list", e) for e in ("pkgs.npms", "pkgs.gems", "pkgs.python", "pkgs.java", "pkgs.go", "pkgs.binary")
+    }
     for analyzer, elements in EXAMPLE_IMAGEDATA["analysis_report"].items():
         if analyzer == "malware":
             continue
@@ -126,8 +128,10 @@ def test_analyzer_meta_and_layer_info(report: dict) -> None:
     assert len(layer_map) == len(answers(IMAGE)["history"])
     digests = [layer["digest"].split(":")[1] for layer in answers(IMAGE)["layers"]]
     assert [e["layer"] for e in layer_map if e["layer"] != "unknown"] == digests
-    assert all(isinstance(e["layer_sizebytes"], str) and set(e) == {"layer", "dockerfile_line", "layer_sizebytes"}
-               for e in layer_map)
+    assert all(
+        isinstance(e["layer_sizebytes"], str) and set(e) == {"layer", "dockerfile_line", "layer_sizebytes"}
+        for e in layer_map
+    )
 
 
 def test_file_list_matches_ground_truth(report: dict) -> None:
@@ -135,7 +139,9 @@ def test_file_list_matches_ground_truth(report: dict) -> None:
     files_all = base(report, "file_list", "files.all")
     allinfo = base(report, "file_list", "files.allinfo")
     assert set(files_all) == set(allinfo) == set(truth)
-    example_keys = set(json.loads(next(iter(EXAMPLE_IMAGEDATA["analysis_report"]["file_list"]["files.allinfo"]["base"].values()))))
+    example_keys = set(
+        json.loads(next(iter(EXAMPLE_IMAGEDATA["analysis_report"]["file_list"]["files.allinfo"]["base"].values())))
+    )
     for path, t in truth.items():
         mode = int(t["mode"], 8)
         assert files_all[path] == oct(mode), path
@@ -188,8 +194,13 @@ def test_secret_search_keys_and_lines(report: dict) -> None:
             assert base64.b64decode(key).decode() in specs
             assert lines == sorted(lines) and all(isinstance(n, int) for n in lines)
     # The example export's exact key for Anchore's PRIV_KEY rule, at 0-based line 0.
-    example_key = next(iter(json.loads(next(iter(
-        EXAMPLE_IMAGEDATA["analysis_report"]["secret_search"]["regexp_matches.all"]["base"].values())))))
+    example_key = next(
+        iter(
+            json.loads(
+                next(iter(EXAMPLE_IMAGEDATA["analysis_report"]["secret_search"]["regexp_matches.all"]["base"].values()))
+            )
+        )
+    )
     assert matches["/root/.ssh/id_rsa"][example_key] == [0]
     for s in answers(IMAGE)["secrets"]:
         assert any(s["line"] - 1 in lines for lines in matches[s["path"]].values()), s["path"]
@@ -267,15 +278,17 @@ def test_native_json_shape(native_doc: dict) -> None:
     assert (image["architecture"], image["os"]) == ("amd64", "linux")
     layers = answers(IMAGE)["layers"]
     assert [
-        (la["index"], la["digest"], la["diff_id"], la["media_type"], la["size"], la["entries"]) for la in image["layers"]
+        (la["index"], la["digest"], la["diff_id"], la["media_type"], la["size"], la["entries"])
+        for la in image["layers"]
     ] == [(la["index"], la["digest"], la["diff_id"], la["mediaType"], la["size"], la["tar_entries"]) for la in layers]
     assert native_doc["distro"] == {"id": "debian", "version_id": "12", "id_like": ""}
     paths = [f["path"] for f in native_doc["files"]]
     assert paths == sorted(paths) and len(paths) == len(ground_truth(IMAGE))
     keys = ["path", "type", "mode", "uid", "gid", "size", "mtime", "link", "layer", "md5", "sha1", "sha256"]
     assert all(list(f) == keys for f in native_doc["files"])
-    assert all(set(s) == {"rule", "kind", "path", "line", "layer", "in_final_image", "match"}
-               for s in native_doc["secrets"])
+    assert all(
+        set(s) == {"rule", "kind", "path", "line", "layer", "in_final_image", "match"} for s in native_doc["secrets"]
+    )
     assert isinstance(native_doc["packages"], list) and isinstance(native_doc["stats"], dict)
 
 

@@ -15,10 +15,10 @@ from spdx_tools.spdx.parser.jsonlikedict.json_like_dict_parser import JsonLikeDi
 from spdx_tools.spdx.validation.document_validator import validate_full_spdx_document
 
 from conftest import answers
-from test_catalog_lang import debian_apps
 from layerscan.analysis import Analysis
 from layerscan.catalog import catalog_image
 from layerscan.report import FORMATS
+from test_catalog_lang import debian_apps
 
 SCHEMAS = Path(__file__).parent / "schemas"
 
@@ -29,10 +29,24 @@ def apps_analysis() -> Analysis:
     files = debian_apps()
     result = catalog_image(files)
     return Analysis(
-        source_name="oci-dir:debian-apps", manifest_digest=ans["manifest_digest"], config_digest=ans["config_digest"],
-        config=ans["config"], manifest={}, repo_tags=(), repo_digests=(), layers=[], files=files,
-        distro=result.distro, packages=result.packages, secrets=[], retrieved_files={},
-        catalog_errors=result.errors, warnings=[], seconds=0.0, bytes_in=0, bytes_out=0,
+        source_name="oci-dir:debian-apps",
+        manifest_digest=ans["manifest_digest"],
+        config_digest=ans["config_digest"],
+        config=ans["config"],
+        manifest={},
+        repo_tags=(),
+        repo_digests=(),
+        layers=[],
+        files=files,
+        distro=result.distro,
+        packages=result.packages,
+        secrets=[],
+        retrieved_files={},
+        catalog_errors=result.errors,
+        warnings=[],
+        seconds=0.0,
+        bytes_in=0,
+        bytes_out=0,
     )
 
 
@@ -47,8 +61,7 @@ def cyclonedx_validator() -> jsonschema.Draft7Validator:
     base = "http://cyclonedx.org/schema/"
     # The 1.6 schema refers to its neighbours by their shipped file names.
     registry = Registry().with_resources(
-        (base + name, Resource.from_contents(doc, default_specification=DRAFT7))
-        for name, doc in docs.items()
+        (base + name, Resource.from_contents(doc, default_specification=DRAFT7)) for name, doc in docs.items()
     )
     bom = docs["bom-1.6.SNAPSHOT.schema.json"]
     return jsonschema.Draft7Validator(bom, registry=registry, format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER)
@@ -93,7 +106,11 @@ def test_spdx_packages_files_and_licenses():
     assert all(p["externalRefs"][0]["referenceLocator"].startswith("pkg:") for p in pkgs)
     f = next(x for x in doc["files"] if x["fileName"] == "./app/server.js")
     rec = a.files.files["/app/server.js"].record
-    assert {c["algorithm"]: c["checksumValue"] for c in f["checksums"]} == {"SHA1": rec.sha1, "SHA256": rec.sha256, "MD5": rec.md5}
+    assert {c["algorithm"]: c["checksumValue"] for c in f["checksums"]} == {
+        "SHA1": rec.sha1,
+        "SHA256": rec.sha256,
+        "MD5": rec.md5,
+    }
     declared = {p["name"]: p["licenseDeclared"] for p in pkgs}
     assert declared["express"] == "MIT"
     refs = {x["licenseId"] for x in doc["hasExtractedLicensingInfos"]}

@@ -11,15 +11,28 @@ import zlib
 from typing import NamedTuple
 
 import pytest
-from scancheck import ENGINES
-from tarbuilder import (
-    BLOCK, Entry, base256, build, chunked, compress, end_of_archive, header, member, member_offsets, opaque, patch_header,
-    pax, pax_record, whiteout,
-)
 
 from layerscan.errors import CompressionError, DigestMismatch, LayerError, LimitExceeded, TarFormatError
 from layerscan.scan import scan_layer
 from layerscan.scan.model import Limits, ScanOptions
+from scancheck import ENGINES
+from tarbuilder import (
+    BLOCK,
+    Entry,
+    base256,
+    build,
+    chunked,
+    compress,
+    end_of_archive,
+    header,
+    member,
+    member_offsets,
+    opaque,
+    patch_header,
+    pax,
+    pax_record,
+    whiteout,
+)
 
 FILES = [Entry(f"srv/f{i:02}", data=bytes(range(256)) * (i + 1)) for i in range(12)]
 GOOD = build(FILES)
@@ -68,22 +81,32 @@ CASES: dict[str, Case] = {
     "corrupt-deflate-block-type": Case(flipped(GOOD_GZ, 10, 0xFF), CompressionError, ANY),
     "gzip-bad-crc": Case(flipped(GOOD_GZ, len(GOOD_GZ) - 8, GOOD_GZ[-8] ^ 0x55), CompressionError, ANY),
     "corrupt-second-gzip-member": Case(
-        (lambda m: flipped(m, m.index(b"\x1f\x8b", 10) + 10, 0xFF))(compress(GOOD, "gzip", members=2)), CompressionError, ANY
+        (lambda m: flipped(m, m.index(b"\x1f\x8b", 10) + 10, 0xFF))(compress(GOOD, "gzip", members=2)),
+        CompressionError,
+        ANY,
     ),
     "truncated-zstd": Case(GOOD_ZST[: len(GOOD_ZST) // 2], CompressionError, ANY),
     "truncated-tar-in-data": Case(GOOD[: OFFSETS[5] + BLOCK + 100], TarFormatError, ANY),
     "truncated-tar-in-header": Case(GOOD[: OFFSETS[5] + 100], TarFormatError, OFFSETS[5]),
     "truncated-tar-gzip": Case(compress(GOOD[: OFFSETS[7] + 300], "gzip"), TarFormatError, OFFSETS[7]),
-    "bad-checksum-mid-stream": Case(patch_header(GOOD, OFFSETS[8], {"chksum": b"000001\0 "}, fix_checksum=False), TarFormatError, OFFSETS[8]),
-    "bad-checksum-mid-stream-zstd": Case(
-        compress(patch_header(GOOD, OFFSETS[8], {"chksum": b"000001\0 "}, fix_checksum=False), "zstd"), TarFormatError, OFFSETS[8]
+    "bad-checksum-mid-stream": Case(
+        patch_header(GOOD, OFFSETS[8], {"chksum": b"000001\0 "}, fix_checksum=False), TarFormatError, OFFSETS[8]
     ),
-    "garbage-header-mid-stream": Case(GOOD[: OFFSETS[4]] + b"\xab" * BLOCK + GOOD[OFFSETS[4] :], TarFormatError, OFFSETS[4]),
+    "bad-checksum-mid-stream-zstd": Case(
+        compress(patch_header(GOOD, OFFSETS[8], {"chksum": b"000001\0 "}, fix_checksum=False), "zstd"),
+        TarFormatError,
+        OFFSETS[8],
+    ),
+    "garbage-header-mid-stream": Case(
+        GOOD[: OFFSETS[4]] + b"\xab" * BLOCK + GOOD[OFFSETS[4] :], TarFormatError, OFFSETS[4]
+    ),
     "size-not-a-number": Case(patch_header(GOOD, OFFSETS[3], {"size": b"12x45\0"}), TarFormatError, OFFSETS[3]),
     "negative-size": Case(patch_header(GOOD, OFFSETS[3], {"size": base256(-5, 12)}), TarFormatError, OFFSETS[3]),
     "size-past-the-end-octal": Case(patch_header(GOOD, OFFSETS[3], {"size": b"77777777777\0"}), TarFormatError, ANY),
     # Past the end of the stream, and past max_total_bytes too: truncated, or refused up front.
-    "size-past-the-end-base256": Case(patch_header(GOOD, OFFSETS[3], {"size": base256(2**62, 12)}), (TarFormatError, LimitExceeded), ANY),
+    "size-past-the-end-base256": Case(
+        patch_header(GOOD, OFFSETS[3], {"size": base256(2**62, 12)}), (TarFormatError, LimitExceeded), ANY
+    ),
     "pax-record-longer-than-header": Case(pax_entry(b"99999999 path=abc\n"), TarFormatError, 0),
     "pax-record-length-huge": Case(pax_entry(b"99999999999999999999999 path=abc\n"), TarFormatError, 0),
     "pax-record-length-zero": Case(pax_entry(b"0 path=abc\n"), TarFormatError, 0),
@@ -93,17 +116,29 @@ CASES: dict[str, Case] = {
     "pax-record-without-equals": Case(pax_entry(b"11 pathabc\n"), TarFormatError, 0),
     "pax-garbage-after-records": Case(pax_entry(pax_record("path", "abc") + b"junk"), TarFormatError, 0),
     "pax-header-over-limit": Case(
-        build([Entry("a", data=b"x", xattrs={"user.big": "v" * 5000})]), LimitExceeded, 0, Limits(max_ext_header_bytes=4096)
+        build([Entry("a", data=b"x", xattrs={"user.big": "v" * 5000})]),
+        LimitExceeded,
+        0,
+        Limits(max_ext_header_bytes=4096),
     ),
     "pax-path-over-ext-limit": Case(
-        build([Entry("p/" + "x" * 5000, data=b"x")]), LimitExceeded, 0, Limits(max_ext_header_bytes=4096, max_path_bytes=1 << 20)
+        build([Entry("p/" + "x" * 5000, data=b"x")]),
+        LimitExceeded,
+        0,
+        Limits(max_ext_header_bytes=4096, max_path_bytes=1 << 20),
     ),
     "gnu-longname-over-ext-limit": Case(
-        build([Entry("g/" + "y" * 5000, data=b"x")], "gnu"), LimitExceeded, 0, Limits(max_ext_header_bytes=4096, max_path_bytes=1 << 20)
+        build([Entry("g/" + "y" * 5000, data=b"x")], "gnu"),
+        LimitExceeded,
+        0,
+        Limits(max_ext_header_bytes=4096, max_path_bytes=1 << 20),
     ),
     "too-many-entries": Case(GOOD, LimitExceeded, OFFSETS[10], Limits(max_entries=10)),
     "too-many-entries-whiteouts-count": Case(
-        build([*FILES[:8], whiteout("etc/motd"), opaque("app"), Entry("z", data=b"")]), LimitExceeded, ANY, Limits(max_entries=10)
+        build([*FILES[:8], whiteout("etc/motd"), opaque("app"), Entry("z", data=b"")]),
+        LimitExceeded,
+        ANY,
+        Limits(max_entries=10),
     ),
     "path-over-limit": Case(build([Entry("q/" + "z" * 255, data=b"1")]), LimitExceeded, 0, Limits(max_path_bytes=256)),
     "dotdot-escapes-root": Case(build([FILES[0], Entry("../etc/passwd", data=b"root")]), TarFormatError, OFFSETS[1]),
@@ -137,7 +172,9 @@ def test_bad_layer_gives_typed_error(case: str, chunks: bool, engine: str) -> No
     with pytest.raises(c.error) as info:
         scan(c.blob, engine, chunks, c.limits)
     err = info.value
-    assert err.layer == "sha256:feedface" and "sha256:feedface" in str(err), f"{engine}: the error does not name the layer: {err}"
+    assert err.layer == "sha256:feedface" and "sha256:feedface" in str(err), (
+        f"{engine}: the error does not name the layer: {err}"
+    )
     if c.offset == ANY:
         assert isinstance(err.offset, int) and err.offset >= 0, f"{engine}: no offset in {err!r}"
     elif c.offset is not None:

@@ -14,19 +14,32 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import random
-from typing import Sequence
-
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-from scancheck import ENGINES, assert_same, columns, needs_native
-from tarbuilder import Entry, build, chunked, compress, digests, end_of_archive, gnu_sparse, member_offsets, opaque, whiteout
+from collections.abc import Sequence
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from layerscan.scan import scan_layer
 from layerscan.scan.model import EntryTable, FileRecord, LayerResult, ScanOptions, ScanStats, SecretHit, Whiteout
 from layerscan.scan.rules import builtin_rules, mask
+from scancheck import ENGINES, assert_same, columns, needs_native
+from tarbuilder import (
+    Entry,
+    build,
+    chunked,
+    compress,
+    digests,
+    end_of_archive,
+    gnu_sparse,
+    member_offsets,
+    opaque,
+    whiteout,
+)
 
-SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+SETTINGS = settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
 
 # Fake secrets, each with the builtin rule that must find it.
 SECRETS: dict[bytes, str] = {
@@ -42,9 +55,9 @@ CAPTURE_MAX = 2000
 WINDOW = 1 << 16
 RULES = tuple(builtin_rules())
 
-component = st.text(
-    st.sampled_from("abcXYZ019_-+.@ éü日本🙂"), min_size=1, max_size=12
-).filter(lambda c: c not in (".", "..") and not c.startswith(".wh."))
+component = st.text(st.sampled_from("abcXYZ019_-+.@ éü日本🙂"), min_size=1, max_size=12).filter(
+    lambda c: c not in (".", "..") and not c.startswith(".wh.")
+)
 long_component = st.text(st.sampled_from("abcdefghijklmnop日"), min_size=90, max_size=160)
 components = st.lists(st.one_of(component, component, long_component), min_size=1, max_size=5)
 suffix = st.sampled_from(["", "", ".json", ".txt"])
@@ -94,7 +107,11 @@ def layers(draw: st.DrawFn) -> Layer:
     planted: dict[int, Planted] = {}
     stored: list[str] = []  # names of earlier entries, for hardlinks
     for _ in range(draw(st.integers(0, 8))):
-        kind = draw(st.sampled_from(["file", "file", "file", "dir", "symlink", "hardlink", "char", "block", "fifo", "whiteout", "opaque"]))
+        kind = draw(
+            st.sampled_from(
+                ["file", "file", "file", "dir", "symlink", "hardlink", "char", "block", "fifo", "whiteout", "opaque"]
+            )
+        )
         parts = draw(components)
         name = "/".join(parts) + draw(suffix)
         if kind == "whiteout":
@@ -115,17 +132,32 @@ def layers(draw: st.DrawFn) -> Layer:
             mtime=draw(mtimes(fmt)),
         )
         if fmt == "pax":
-            fields["xattrs"] = draw(st.dictionaries(st.sampled_from(["user.a", "security.capability", "user.日本"]), st.text(max_size=10), max_size=2))
+            fields["xattrs"] = draw(
+                st.dictionaries(
+                    st.sampled_from(["user.a", "security.capability", "user.日本"]), st.text(max_size=10), max_size=2
+                )
+            )
         if kind == "file":
             p = draw(contents())
             planted[len(entries)] = p
             entries.append(Entry(stored_name, "file", p.data, **fields))  # type: ignore[arg-type]
         elif kind == "symlink":
-            entries.append(Entry(stored_name, "symlink", link=draw(st.sampled_from(["", "/", "../"])) + "/".join(draw(components)), **fields))  # type: ignore[arg-type]
+            entries.append(
+                Entry(
+                    stored_name,
+                    "symlink",
+                    link=draw(st.sampled_from(["", "/", "../"])) + "/".join(draw(components)),
+                    **fields,
+                )
+            )  # type: ignore[arg-type]
         elif kind == "hardlink":
             entries.append(Entry(stored_name, "hardlink", link=draw(st.sampled_from(stored)), **fields))  # type: ignore[arg-type]
         elif kind in ("char", "block"):
-            entries.append(Entry(stored_name, kind, devmajor=draw(st.integers(0, 255)), devminor=draw(st.integers(0, 255)), **fields))  # type: ignore[arg-type]
+            entries.append(
+                Entry(
+                    stored_name, kind, devmajor=draw(st.integers(0, 255)), devminor=draw(st.integers(0, 255)), **fields
+                )
+            )  # type: ignore[arg-type]
         else:
             entries.append(Entry(stored_name, kind, **fields))  # type: ignore[arg-type]
         stored.append(stored_name)
@@ -147,7 +179,11 @@ SPARSE_SIZE = 10_000
 def tar_of(layer: Layer) -> bytes:
     if not layer.sparse:
         return build(layer.entries, layer.fmt)  # type: ignore[arg-type]
-    return build(layer.entries, layer.fmt, end=False) + gnu_sparse(b"var/sparse.img", SPARSE_CHUNKS, SPARSE_SIZE) + end_of_archive()  # type: ignore[arg-type]
+    return (
+        build(layer.entries, layer.fmt, end=False)
+        + gnu_sparse(b"var/sparse.img", SPARSE_CHUNKS, SPARSE_SIZE)
+        + end_of_archive()
+    )  # type: ignore[arg-type]
 
 
 def normalized(name: str) -> str:
@@ -174,7 +210,22 @@ def expected(layer: Layer, tar: bytes, blob: bytes, options: ScanOptions) -> dic
             continue
         link = {"symlink": e.link, "hardlink": normalized(e.link)}.get(e.type)
         size = len(e.data) if e.type == "file" else 0
-        rec = FileRecord(path, e.type, e.mode, e.uid, e.gid, e.uname, e.gname, size, int(e.mtime), link, None, None, None, tuple(sorted(e.xattrs)))
+        rec = FileRecord(
+            path,
+            e.type,
+            e.mode,
+            e.uid,
+            e.gid,
+            e.uname,
+            e.gname,
+            size,
+            int(e.mtime),
+            link,
+            None,
+            None,
+            None,
+            tuple(sorted(e.xattrs)),
+        )
         table.append(rec, digests(e.data) if e.type == "file" else None)
         if e.type != "file":
             continue
@@ -184,10 +235,18 @@ def expected(layer: Layer, tar: bytes, blob: bytes, options: ScanOptions) -> dic
             else:
                 too_big.append(path)
         if size <= options.secret_max_file_size:
-            secrets += [SecretHit(rule, path, line, mask(next(s for s, r in SECRETS.items() if r == rule))) for rule, line in layer.planted[i].hits]
+            secrets += [
+                SecretHit(rule, path, line, mask(next(s for s, r in SECRETS.items() if r == rule)))
+                for rule, line in layer.planted[i].hits
+            ]
     if layer.sparse:
         count += 1
-        table.append(FileRecord("/var/sparse.img", "file", 0o644, 0, 0, "", "", SPARSE_SIZE, 1_700_000_000, None, None, None, None), None)
+        table.append(
+            FileRecord(
+                "/var/sparse.img", "file", 0o644, 0, 0, "", "", SPARSE_SIZE, 1_700_000_000, None, None, None, None
+            ),
+            None,
+        )
     return {
         "entries": columns(table),
         "whiteouts": whiteouts,
@@ -210,7 +269,11 @@ compressions = st.sampled_from(["none", "gzip", "zstd"])
 chunkings = st.one_of(st.none(), st.lists(st.integers(1, 70_000), min_size=1, max_size=6))
 optionses = st.builds(
     lambda max_secret: ScanOptions(
-        rules=RULES, secret_max_file_size=max_secret, capture_globs=(CAPTURE_GLOB,), capture_max_bytes=CAPTURE_MAX, compute_diff_id=True
+        rules=RULES,
+        secret_max_file_size=max_secret,
+        capture_globs=(CAPTURE_GLOB,),
+        capture_max_bytes=CAPTURE_MAX,
+        compute_diff_id=True,
     ),
     st.sampled_from([10_000_000, 1024]),
 )
@@ -219,7 +282,9 @@ optionses = st.builds(
 @pytest.mark.parametrize("engine", ENGINES)
 @SETTINGS
 @given(layer=layers(), compression=compressions, members=st.integers(1, 3), chunk_sizes=chunkings, options=optionses)
-def test_engine_matches_generated_records(engine: str, layer: Layer, compression: str, members: int, chunk_sizes: list[int] | None, options: ScanOptions) -> None:
+def test_engine_matches_generated_records(
+    engine: str, layer: Layer, compression: str, members: int, chunk_sizes: list[int] | None, options: ScanOptions
+) -> None:
     tar = tar_of(layer)
     blob = compress(tar, compression, members=members)  # type: ignore[arg-type]
     got = scan(blob, options, engine, chunk_sizes)
@@ -232,15 +297,25 @@ def test_engine_matches_generated_records(engine: str, layer: Layer, compression
 @needs_native
 @SETTINGS
 @given(layer=layers(), compression=compressions, members=st.integers(1, 3), chunk_sizes=chunkings, options=optionses)
-def test_native_equals_reference(layer: Layer, compression: str, members: int, chunk_sizes: list[int] | None, options: ScanOptions) -> None:
+def test_native_equals_reference(
+    layer: Layer, compression: str, members: int, chunk_sizes: list[int] | None, options: ScanOptions
+) -> None:
     blob = compress(tar_of(layer), compression, members=members)  # type: ignore[arg-type]
     assert_same(scan(blob, options, "native", chunk_sizes), scan(blob, options, "reference", None))
 
 
 @pytest.mark.parametrize("engine", ENGINES)
 @settings(SETTINGS, max_examples=50)
-@given(secret=st.sampled_from(sorted(SECRETS)), split=st.integers(1, 60), chunk=st.integers(1, 4096), lead=st.integers(0, 1500), compression=compressions)
-def test_secret_straddling_chunks(engine: str, secret: bytes, split: int, chunk: int, lead: int, compression: str) -> None:
+@given(
+    secret=st.sampled_from(sorted(SECRETS)),
+    split=st.integers(1, 60),
+    chunk=st.integers(1, 4096),
+    lead=st.integers(0, 1500),
+    compression=compressions,
+)
+def test_secret_straddling_chunks(
+    engine: str, secret: bytes, split: int, chunk: int, lead: int, compression: str
+) -> None:
     """A secret cut by an input chunk boundary (and, uncompressed, exactly at byte `split` of it) is still found once."""
     split = min(split, len(secret) - 1)
     probe = build([Entry("app/.env", data=b"x")])

@@ -16,32 +16,59 @@ from functools import cache
 from pathlib import Path
 
 import hyperscan
-from conftest import FIXTURES, answers, layer_blob
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scancheck import ENGINES
-from tarbuilder import Entry, build
 
-import pytest
+from conftest import FIXTURES, answers, layer_blob
 from layerscan.scan import scan_layer
 from layerscan.scan.model import LayerResult, ScanOptions
 from layerscan.scan.rules import BUILTIN_RULES, builtin_rules, check_unique, default_rules, mask
+from scancheck import ENGINES
+from tarbuilder import Entry, build
 
 SECRETS = FIXTURES / "secrets"
 OPTIONS = ScanOptions(rules=tuple(builtin_rules()))
 
 # Upstream finding kind -> the rule ids of ours that find it.
 TRIVY_KINDS: dict[str, set[str]] = {
-    **{k: {k} for k in (
-        "aws-access-key-id", "aws-secret-access-key", "private-key", "github-pat", "github-fine-grained-pat", "github-app-token",
-        "alibaba-access-key-id", "azure-ai-services-key", "azure-app-config-connection-string", "azure-container-registry-credential",
-        "azure-container-registry-password", "azure-devops-pat", "azure-entra-client-secret", "azure-sas-token",
-        "azure-storage-account-key", "dockerconfig-secret", "grafana-api-token", "hugging-face-access-token",
-        "openai-realtime-client-secret", "private-packagist-token", "symfony-default-secret", "maven-settings-password",
-    )},
-    **{k: {"openai-api-key"} for k in (
-        "openai-admin-api-key", "openai-legacy-api-key", "openai-project-api-key", "openai-service-account-key", "openai-service-api-key",
-    )},
+    **{
+        k: {k}
+        for k in (
+            "aws-access-key-id",
+            "aws-secret-access-key",
+            "private-key",
+            "github-pat",
+            "github-fine-grained-pat",
+            "github-app-token",
+            "alibaba-access-key-id",
+            "azure-ai-services-key",
+            "azure-app-config-connection-string",
+            "azure-container-registry-credential",
+            "azure-container-registry-password",
+            "azure-devops-pat",
+            "azure-entra-client-secret",
+            "azure-sas-token",
+            "azure-storage-account-key",
+            "dockerconfig-secret",
+            "grafana-api-token",
+            "hugging-face-access-token",
+            "openai-realtime-client-secret",
+            "private-packagist-token",
+            "symfony-default-secret",
+            "maven-settings-password",
+        )
+    },
+    **{
+        k: {"openai-api-key"}
+        for k in (
+            "openai-admin-api-key",
+            "openai-legacy-api-key",
+            "openai-project-api-key",
+            "openai-service-account-key",
+            "openai-service-api-key",
+        )
+    },
     "maven-settings-passphrase": {"maven-settings-password"},
     "maven-settings-security-master": {"maven-settings-master-password"},
     "jwt-token": {"jwt"},
@@ -113,10 +140,14 @@ def test_planted_corpus_secrets(engine: str) -> None:
     kind_to_rule = {"rsa-private-key": "private-key"}
     for secret in planted:
         want = (kind_to_rule.get(secret["kind"], secret["kind"]), secret["path"], secret["line"])
-        assert want in found, f"{engine}: planted {secret['kind']} not found at {secret['path']}:{secret['line']}; found {sorted(found)}"
+        assert want in found, (
+            f"{engine}: planted {secret['kind']} not found at {secret['path']}:{secret['line']}; found {sorted(found)}"
+        )
         if secret["kind"] != "rsa-private-key":  # its "value" is the BEGIN line, not a secret
             assert secret["value"] not in text, f"{engine}: the full value of {secret['kind']} is in the output"
-    assert {(p, n) for _, p, n in found} == {(s["path"], s["line"]) for s in planted}, "a finding where nothing was planted"
+    assert {(p, n) for _, p, n in found} == {(s["path"], s["line"]) for s in planted}, (
+        "a finding where nothing was planted"
+    )
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -151,7 +182,9 @@ def test_detect_secrets_fixtures(engine: str) -> None:
     got = hits(name, engine)
     assert {f["type"] for f in exp["findings"]} == set(DETECT_SECRETS_KINDS) | set(DETECT_SECRETS_NOT_COVERED)
     missed = [
-        (f["file"], f["type"], f["line"]) for f in exp["findings"] if f["type"] in DETECT_SECRETS_KINDS
+        (f["file"], f["type"], f["line"])
+        for f in exp["findings"]
+        if f["type"] in DETECT_SECRETS_KINDS
         and not any(rule in DETECT_SECRETS_KINDS[f["type"]] and n == f["line"] for rule, n in got.get(f["file"], ()))
     ]
     assert not missed, f"{engine}: expected findings not found: {missed}"
@@ -164,7 +197,9 @@ def test_gitleaks_plain_files(engine: str) -> None:
     name = "gitleaks-plain-files"
     got = hits(name, engine)
     for f in expected_json(name)["findings"]:
-        assert (f["kind"], f["startLine"]) in got.get(f["file"], set()), f"{engine}: {f['kind']} not found at {f['file']}:{f['startLine']}"
+        assert (f["kind"], f["startLine"]) in got.get(f["file"], set()), (
+            f"{engine}: {f['kind']} not found at {f['file']}:{f['startLine']}"
+        )
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -205,10 +240,14 @@ def test_no_finding_holds_its_whole_match(engine: str) -> None:
     by_id = {r.id: r for r in BUILTIN_RULES}
     for name in ("trivy-builtin-rules", "detect-secrets-test-data", "gitleaks-plain-files"):
         result = scan_case(name, engine)
-        contents = {"/" + str(p.relative_to(SECRETS / name)): p.read_bytes() for p in (SECRETS / name).rglob("*") if p.is_file()}
+        contents = {
+            "/" + str(p.relative_to(SECRETS / name)): p.read_bytes() for p in (SECRETS / name).rglob("*") if p.is_file()
+        }
         for s in result.secrets:
             line = contents[s.path].split(b"\n")[s.line - 1]
             m = by_id[s.rule].matches(line + b"\n")
             assert m is not None
             secret = m.group(0).decode("utf-8", "replace").strip()
-            assert secret not in s.masked and secret not in json.dumps(result.to_json()), f"{s.rule} at {s.path}:{s.line}"
+            assert secret not in s.masked and secret not in json.dumps(result.to_json()), (
+                f"{s.rule} at {s.path}:{s.line}"
+            )

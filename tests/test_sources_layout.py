@@ -8,16 +8,35 @@ import json
 import mmap
 import os
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
+
 from conftest import IMAGES, answers
 from imagebuilder import (
-    OCI_CONFIG, OCI_MANIFEST, Files, Image, Layer, Link, blob_name, canonical, d, digest_of, docker_archive, f, h, l, oci_layout,
-    opaque, put_blob, put_json, whiteout, write_dir, write_tar,
+    OCI_CONFIG,
+    OCI_MANIFEST,
+    Files,
+    Image,
+    Layer,
+    Link,
+    blob_name,
+    canonical,
+    d,
+    digest_of,
+    docker_archive,
+    f,
+    h,
+    l,
+    oci_layout,
+    opaque,
+    put_blob,
+    put_json,
+    whiteout,
+    write_dir,
+    write_tar,
 )
-
 from layerscan.cli import main as cli_main
 from layerscan.config import Config
 from layerscan.errors import DigestMismatch, LayerscanError, SourceError
@@ -32,19 +51,34 @@ ENGINES = ["reference", *(["native"] if native_available() else [])]
 CONFIG = Config()
 CAPTURE = ScanOptions(capture_globs=("/**",))
 
-APP = Image([
-    Layer([d("etc"), f("etc/motd", b"welcome"), f("etc/passwd", b"root:x:0:0"), d("app"), d("app/cfg"),
-           f("app/cfg/a.json", b"{}"), f("bin-real", b"#!/bin/sh", mode=0o755)], "gzip"),
-    Layer([whiteout("etc/motd"), opaque("app/cfg"), f("app/cfg/b.json", b"[]"), h("bin-link", "bin-real")], "zstd"),
-    Layer([f("etc/passwd", b"root:x:0:0\napp:x:1000:1000", uid=0), l("app/start", "cfg/b.json")], "none"),
-], config={"User": "app"})
+APP = Image(
+    [
+        Layer(
+            [
+                d("etc"),
+                f("etc/motd", b"welcome"),
+                f("etc/passwd", b"root:x:0:0"),
+                d("app"),
+                d("app/cfg"),
+                f("app/cfg/a.json", b"{}"),
+                f("bin-real", b"#!/bin/sh", mode=0o755),
+            ],
+            "gzip",
+        ),
+        Layer([whiteout("etc/motd"), opaque("app/cfg"), f("app/cfg/b.json", b"[]"), h("bin-link", "bin-real")], "zstd"),
+        Layer([f("etc/passwd", b"root:x:0:0\napp:x:1000:1000", uid=0), l("app/start", "cfg/b.json")], "none"),
+    ],
+    config={"User": "app"},
+)
 
 FORMATS: dict[str, Callable[[Path, Image], str]] = {
     "oci-dir": lambda tmp, img: f"oci-dir:{write_dir(oci_layout([img]), tmp / 'layout')}",
     "oci-archive": lambda tmp, img: f"oci-archive:{write_tar(oci_layout([img]), tmp / 'oci.tar')}",
     "oci-archive ./": lambda tmp, img: f"oci-archive:{write_tar(oci_layout([img]), tmp / 'oci.tar', dot_prefix=True)}",
     "docker-archive": lambda tmp, img: f"docker-archive:{write_tar(docker_archive(img), tmp / 'docker.tar')}",
-    "docker-archive oci": lambda tmp, img: f"docker-archive:{write_tar(docker_archive(img, form='oci'), tmp / 'd.tar')}",
+    "docker-archive oci": lambda tmp, img: (
+        f"docker-archive:{write_tar(docker_archive(img, form='oci'), tmp / 'd.tar')}"
+    ),
 }
 
 
@@ -53,9 +87,17 @@ def analyze(spec: str, engine: str = "reference", **kw: object) -> tuple[ImageSo
         results = []
         for desc in source.layers:
             with source.open_layer(desc) as blob:
-                results.append(None if blob is None else scan_layer(
-                    blob.data, CAPTURE, engine=engine, name=desc.digest,
-                    expected_digest=None if blob.verified else desc.digest))
+                results.append(
+                    None
+                    if blob is None
+                    else scan_layer(
+                        blob.data,
+                        CAPTURE,
+                        engine=engine,
+                        name=desc.digest,
+                        expected_digest=None if blob.verified else desc.digest,
+                    )
+                )
     return source, squash(results)
 
 
@@ -74,8 +116,16 @@ def test_every_format_reads_the_image(tmp_path: Path, fmt: str, engine: str) -> 
     spec = FORMATS[fmt](tmp_path, APP)
     source, files = analyze(spec, engine)
     assert table(files) == table(direct(APP))
-    assert set(files) == {"/etc", "/etc/passwd", "/app", "/app/cfg", "/app/cfg/b.json", "/app/start",
-                          "/bin-real", "/bin-link"}
+    assert set(files) == {
+        "/etc",
+        "/etc/passwd",
+        "/app",
+        "/app/cfg",
+        "/app/cfg/b.json",
+        "/app/start",
+        "/bin-real",
+        "/bin-link",
+    }
     assert files.read("/app/start") == b"[]" and files.read("/bin-link") == b"#!/bin/sh"
     assert source.config["config"]["User"] == "app"
     assert source.config_digest == digest_of(canonical(APP.config_json()))
@@ -117,15 +167,21 @@ def test_a_layer_used_twice(tmp_path: Path) -> None:
         assert {p: (e.layer, files.read(p)) for p, e in files.files.items()} == {"/a": (2, b"1"), "/b": (2, b"1")}
 
 
-MULTI = [Image([Layer([f("arch", arch.encode())])], architecture=arch, variant=variant)
-         for arch, variant in (("amd64", ""), ("arm64", "v8"), ("arm", "v7"))]
+MULTI = [
+    Image([Layer([f("arch", arch.encode())])], architecture=arch, variant=variant)
+    for arch, variant in (("amd64", ""), ("arm64", "v8"), ("arm", "v7"))
+]
 
 
 @pytest.mark.parametrize("nested", [False, True])
 def test_platform_choice_in_a_multi_platform_index(tmp_path: Path, nested: bool) -> None:
     spec = f"oci-dir:{write_dir(oci_layout(MULTI, nested=nested), tmp_path / 'multi')}"
-    for plat, want in (("linux/arm64", b"arm64"), ("linux/arm64/v8", b"arm64"), ("linux/arm/v7", b"arm"),
-                       (Platform("linux", "amd64"), b"amd64")):
+    for plat, want in (
+        ("linux/arm64", b"arm64"),
+        ("linux/arm64/v8", b"arm64"),
+        ("linux/arm/v7", b"arm"),
+        (Platform("linux", "amd64"), b"amd64"),
+    ):
         assert analyze(spec, platform=plat)[1].read("/arch") == want
     default = {"x86_64": b"amd64", "aarch64": b"arm64"}.get(os.uname().machine, b"amd64")
     assert analyze(spec)[1].read("/arch") == default  # the host's platform, then linux/amd64
@@ -134,8 +190,11 @@ def test_platform_choice_in_a_multi_platform_index(tmp_path: Path, nested: bool)
 
 
 def test_foreign_layer_not_present_yields_none(tmp_path: Path) -> None:
-    foreign = Layer([f("windows", b"base")], media_type="application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
-                    present=False)
+    foreign = Layer(
+        [f("windows", b"base")],
+        media_type="application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+        present=False,
+    )
     image = Image([foreign, Layer([f("app", b"x")])])
     source, files = analyze(FORMATS["oci-archive"](tmp_path, image))
     assert set(files) == {"/app"} and files.files["/app"].layer == 1
@@ -172,6 +231,7 @@ def test_a_docker_archive_written_by_skopeo(tmp_path: Path) -> None:
 
 # Bad input: each a one-line typed error, and nothing written anywhere.
 
+
 def _layout(tmp_path: Path, change: Callable[[Files, dict], None], image: Image = APP) -> str:
     files = oci_layout([image])
     manifest_desc = json.loads(files["index.json"])["manifests"][0]
@@ -192,26 +252,61 @@ def _replace_manifest(files: Files, manifest: dict) -> None:
 BAD_LAYOUTS: dict[str, tuple[Callable[[Files, dict], None], type[Exception], str]] = {
     "missing manifest": (lambda fs, m: fs.pop(_manifest_name(fs)), SourceError, "manifest .* is missing"),
     "missing config": (lambda fs, m: fs.pop(blob_name(m["config"]["digest"])), SourceError, "config .* is missing"),
-    "manifest digest": (lambda fs, m: fs.update({_manifest_name(fs): canonical({**m, "x": 1})}), DigestMismatch,
-                        "manifest: digest mismatch"),
-    "config digest": (lambda fs, m: fs.update({blob_name(m["config"]["digest"]): b'{"os": "linux"}'}),
-                      DigestMismatch, "config: digest mismatch"),
-    "manifest json": (lambda fs, m: fs.update({"index.json": canonical({"schemaVersion": 2, "manifests": [
-        put_blob(fs, b"{nope", OCI_MANIFEST)]})}), SourceError, "manifest .* is not valid JSON"),
-    "config json": (lambda fs, m: _replace_manifest(fs, {**m, "config": put_blob(fs, b"[1,", OCI_CONFIG)}),
-                    SourceError, "config .* is not valid JSON"),
-    "index json": (lambda fs, m: fs.update({"index.json": b"\x00garbage"}), SourceError, "index.json is not valid JSON"),
-    "unknown manifest type": (lambda fs, m: _replace_manifest(fs, {**m, "mediaType": "application/x-helm"}), SourceError,
-                              "unknown media type 'application/x-helm'"),
-    "unknown layer type": (lambda fs, m: _replace_manifest(fs, {**m, "layers": [
-        {**m["layers"][0], "mediaType": "application/vnd.cncf.helm.chart.content.v1.tar+gzip"}]}), SourceError,
-        "layer 0 has unknown media type"),
-    "schema 1": (lambda fs, m: _replace_manifest(fs, {"schemaVersion": 1, "name": "x", "fsLayers": []}), SourceError,
-                 "schema 1"),
-    "digest path": (lambda fs, m: _replace_manifest(fs, {**m, "config": {**m["config"], "digest": "sha256:../../etc"}}),
-                    SourceError, "not a valid digest"),
-    "empty index": (lambda fs, m: fs.update({"index.json": canonical({"schemaVersion": 2, "manifests": []})}),
-                    SourceError, "lists no image"),
+    "manifest digest": (
+        lambda fs, m: fs.update({_manifest_name(fs): canonical({**m, "x": 1})}),
+        DigestMismatch,
+        "manifest: digest mismatch",
+    ),
+    "config digest": (
+        lambda fs, m: fs.update({blob_name(m["config"]["digest"]): b'{"os": "linux"}'}),
+        DigestMismatch,
+        "config: digest mismatch",
+    ),
+    "manifest json": (
+        lambda fs, m: fs.update(
+            {"index.json": canonical({"schemaVersion": 2, "manifests": [put_blob(fs, b"{nope", OCI_MANIFEST)]})}
+        ),
+        SourceError,
+        "manifest .* is not valid JSON",
+    ),
+    "config json": (
+        lambda fs, m: _replace_manifest(fs, {**m, "config": put_blob(fs, b"[1,", OCI_CONFIG)}),
+        SourceError,
+        "config .* is not valid JSON",
+    ),
+    "index json": (
+        lambda fs, m: fs.update({"index.json": b"\x00garbage"}),
+        SourceError,
+        "index.json is not valid JSON",
+    ),
+    "unknown manifest type": (
+        lambda fs, m: _replace_manifest(fs, {**m, "mediaType": "application/x-helm"}),
+        SourceError,
+        "unknown media type 'application/x-helm'",
+    ),
+    "unknown layer type": (
+        lambda fs, m: _replace_manifest(
+            fs,
+            {**m, "layers": [{**m["layers"][0], "mediaType": "application/vnd.cncf.helm.chart.content.v1.tar+gzip"}]},
+        ),
+        SourceError,
+        "layer 0 has unknown media type",
+    ),
+    "schema 1": (
+        lambda fs, m: _replace_manifest(fs, {"schemaVersion": 1, "name": "x", "fsLayers": []}),
+        SourceError,
+        "schema 1",
+    ),
+    "digest path": (
+        lambda fs, m: _replace_manifest(fs, {**m, "config": {**m["config"], "digest": "sha256:../../etc"}}),
+        SourceError,
+        "not a valid digest",
+    ),
+    "empty index": (
+        lambda fs, m: fs.update({"index.json": canonical({"schemaVersion": 2, "manifests": []})}),
+        SourceError,
+        "lists no image",
+    ),
 }
 
 
@@ -265,11 +360,14 @@ def test_names_that_point_outside_the_image_are_refused(tmp_path: Path) -> None:
     assert list(outside.iterdir()) == []
 
 
-@pytest.mark.parametrize("spec, message", [
-    ("s3:bucket/key", "unknown source scheme 's3'"),
-    ("/no/such/image.tar", "not a file or directory"),
-    ("oci-archive:/no/such.tar", "no such file"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("s3:bucket/key", "unknown source scheme 's3'"),
+        ("/no/such/image.tar", "not a file or directory"),
+        ("oci-archive:/no/such.tar", "no such file"),
+    ],
+)
 def test_bad_specs(spec: str, message: str) -> None:
     with pytest.raises(SourceError, match=message):
         open_source(spec, config=CONFIG)

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Sequence
+from collections.abc import Sequence
 
 import pytest
-from tarbuilder import Entry, build, opaque, whiteout
 
 from layerscan.image import ImageFiles, SymlinkLoop
 from layerscan.scan import native_available, scan_layer
 from layerscan.scan.model import LayerResult, ScanOptions
 from layerscan.squash import squash
+from tarbuilder import Entry, build, opaque, whiteout
 
 ENGINES = ["reference", *(["native"] if native_available() else [])]
 CAPTURE = ScanOptions(capture_globs=("/**",))
@@ -127,17 +127,31 @@ def test_hardlink_keeps_the_content_of_a_target_deleted_or_replaced_later(engine
 
 
 def test_hardlink_to_a_hardlink_and_to_nothing(engine: str) -> None:
-    files = image(engine, [f("t", b"abc"), Entry("l1", "hardlink", link="t"), Entry("l2", "hardlink", link="l1"),
-                           Entry("dangling", "hardlink", link="nowhere")])
+    files = image(
+        engine,
+        [
+            f("t", b"abc"),
+            Entry("l1", "hardlink", link="t"),
+            Entry("l2", "hardlink", link="l1"),
+            Entry("dangling", "hardlink", link="nowhere"),
+        ],
+    )
     assert files.files["/l2"].record.sha256 == sha(b"abc")
     assert files.files["/dangling"].record.sha256 is None
     assert files.read("/dangling") is None
 
 
 def test_symlinks_stay_links_and_loops_stop(engine: str) -> None:
-    files = image(engine, [f("real", b"r"), Entry("s", "symlink", link="real"),
-                           Entry("loop1", "symlink", link="/loop2"), Entry("loop2", "symlink", link="loop1"),
-                           Entry("self", "symlink", link="self/x")])
+    files = image(
+        engine,
+        [
+            f("real", b"r"),
+            Entry("s", "symlink", link="real"),
+            Entry("loop1", "symlink", link="/loop2"),
+            Entry("loop2", "symlink", link="loop1"),
+            Entry("self", "symlink", link="self/x"),
+        ],
+    )
     assert files.files["/s"].record.type == "symlink" and files.files["/s"].record.link == "real"
     assert files.read("/s") == b"r"
     for path in ("/loop1", "/loop2/x", "/self"):

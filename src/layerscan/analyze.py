@@ -12,8 +12,8 @@ import mmap
 import posixpath
 import sys
 import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from typing import Callable, Iterable, Iterator, Sequence
 
 from . import catalog
 from .analysis import Analysis, LayerInfo, SecretFinding
@@ -62,14 +62,16 @@ def analyze(
     warnings: list[str] = []
     for i, desc in enumerate(source.layers):
         if results[i] is None:
-            warnings.append(f"layer {i} ({desc.digest}, {desc.media_type}) is not present "
-                            "(foreign or non-distributable): its files are not in this analysis")
+            warnings.append(
+                f"layer {i} ({desc.digest}, {desc.media_type}) is not present "
+                "(foreign or non-distributable): its files are not in this analysis"
+            )
     for w in warnings:
         log.warning("%s", w)
 
     files = squash(results)
     cat = catalog.catalog_image(files, owned_package_filtering=config.enable_owned_package_filtering)
-    unique = {d.digest: r for d, r in zip(source.layers, results) if r is not None}
+    unique = {d.digest: r for d, r in zip(source.layers, results, strict=False) if r is not None}
     return Analysis(
         source_name=source.name,
         manifest_digest=source.manifest_digest,
@@ -101,8 +103,7 @@ def scan_options(config: Config, rules: Sequence[Rule]) -> ScanOptions:
         secret_max_file_size=config.secret_max_file_size,
         secret_skip_binary=config.secret_skip_binary,
         capture_globs=tuple(dict.fromkeys(globs)),
-        capture_max_bytes=max(config.capture_max_bytes, catalog.capture_max_bytes(),
-                              retrieve.max_file_size_kb * 1024),
+        capture_max_bytes=max(config.capture_max_bytes, catalog.capture_max_bytes(), retrieve.max_file_size_kb * 1024),
         limits=config.limits,
     )
 
@@ -132,8 +133,9 @@ def scan_layers(
     return [by_digest[d.digest] for d in source.layers]
 
 
-def scan_one(source: ImageSource, desc: Descriptor, options: ScanOptions, engine: str,
-             advance: Advance) -> LayerResult | None:
+def scan_one(
+    source: ImageSource, desc: Descriptor, options: ScanOptions, engine: str, advance: Advance
+) -> LayerResult | None:
     with source.open_layer(desc) as blob:
         if blob is None:
             advance(desc.size)
@@ -144,7 +146,10 @@ def scan_one(source: ImageSource, desc: Descriptor, options: ScanOptions, engine
             data = _counted(data, advance)  # type: ignore[arg-type]
         try:
             result = scan_layer(
-                data, options, engine=engine, name=desc.digest,
+                data,
+                options,
+                engine=engine,
+                name=desc.digest,
                 expected_digest=None if blob.verified else desc.digest,
             )
         except LayerError:
@@ -166,20 +171,23 @@ def layer_infos(layers: Sequence[Descriptor], config: dict, results: Sequence[La
     diff_ids = list((config.get("rootfs") or {}).get("diff_ids") or [])
     created = [h.get("created_by", "") for h in config.get("history") or [] if not h.get("empty_layer", False)]
     out = []
-    for i, (desc, r) in enumerate(zip(layers, results)):
-        out.append(LayerInfo(
-            index=i,
-            descriptor=desc,
-            diff_id=diff_ids[i] if i < len(diff_ids) else "",
-            stats=r.stats if r is not None else None,
-            entries=r.stats.entries if r is not None else 0,
-            created_by=created[i] if i < len(created) else "",
-        ))
+    for i, (desc, r) in enumerate(zip(layers, results, strict=False)):
+        out.append(
+            LayerInfo(
+                index=i,
+                descriptor=desc,
+                diff_id=diff_ids[i] if i < len(diff_ids) else "",
+                stats=r.stats if r is not None else None,
+                entries=r.stats.entries if r is not None else 0,
+                created_by=created[i] if i < len(created) else "",
+            )
+        )
     return out
 
 
-def secret_findings(results: Sequence[LayerResult | None], files: ImageFiles,
-                    rules: Sequence[Rule]) -> list[SecretFinding]:
+def secret_findings(
+    results: Sequence[LayerResult | None], files: ImageFiles, rules: Sequence[Rule]
+) -> list[SecretFinding]:
     """Every hit of every layer, marked in_final_image when the final file at that path
     was written by that layer; plus, as Anchore does, the hits of the content a final
     symlink or hardlink leads to, again under the link's path."""
@@ -195,7 +203,8 @@ def secret_findings(results: Sequence[LayerResult | None], files: ImageFiles,
             final = table.get(hit.path)
             in_final = final is not None and final.layer == i and final.record.type == "file"
             found[(hit.path, hit.rule, hit.line, i)] = SecretFinding(
-                hit.rule, hit.path, hit.line, i, in_final, hit.masked, kind.get(hit.rule, "secret"))
+                hit.rule, hit.path, hit.line, i, in_final, hit.masked, kind.get(hit.rule, "secret")
+            )
     by_content: dict[tuple[str, int], list[SecretFinding]] = {}
     for f in found.values():
         by_content.setdefault((f.path, f.layer), []).append(f)
@@ -203,7 +212,8 @@ def secret_findings(results: Sequence[LayerResult | None], files: ImageFiles,
         for path, entry in table.items():
             for f in by_content.get(_link_content(files, entry) or ("", -1), ()):
                 found[(path, f.rule, f.line, f.layer)] = SecretFinding(
-                    f.rule, path, f.line, f.layer, True, f.masked, f.kind)
+                    f.rule, path, f.line, f.layer, True, f.masked, f.kind
+                )
     return sorted(found.values(), key=lambda f: (f.path, f.line, f.rule, f.layer))
 
 
@@ -241,8 +251,12 @@ def retrieve_files(files: ImageFiles, config: Config) -> dict[str, bytes]:
         if entry is None or entry.record.type != "file":
             continue
         if entry.record.size > limit:
-            log.warning("retrieve_files: %s is %d bytes, more than max_file_size_kb=%d; skipped",
-                        path, entry.record.size, config.retrieve_files.max_file_size_kb)
+            log.warning(
+                "retrieve_files: %s is %d bytes, more than max_file_size_kb=%d; skipped",
+                path,
+                entry.record.size,
+                config.retrieve_files.max_file_size_kb,
+            )
             continue
         content = files.captured.get(norm)
         if content is not None:
@@ -276,5 +290,13 @@ def _progress_enabled(progress: bool | None) -> bool:
 def _bar(name: str, total: int):  # -> tqdm
     from tqdm import tqdm
 
-    return tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=name,
-                file=sys.stderr, leave=False, dynamic_ncols=True)
+    return tqdm(
+        total=total,
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        desc=name,
+        file=sys.stderr,
+        leave=False,
+        dynamic_ncols=True,
+    )

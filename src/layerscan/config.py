@@ -21,8 +21,9 @@ import logging
 import os
 import re
 import tempfile
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping, TypeVar
+from typing import Any, TypeVar
 
 import yaml
 
@@ -87,19 +88,54 @@ class Config:
 
 # Anchore keys that mean something to other Anchore services, or to features layerscan does
 # not have; accepted quietly so that an Anchore config.yaml loads without a wall of warnings.
-_ANCHORE_TOP_IGNORED = frozenset({
-    "service_dir", "log_level", "logging", "host_id", "internal_ssl_verify", "auto_restart_services",
-    "allow_awsecr_iam_auto", "skopeo_global_timeout", "max_compressed_image_size_mb",
-    "image_analyze_timeout_seconds", "cleanup_images", "default_admin_password", "default_admin_email",
-    "credentials", "webhooks", "metrics", "keys", "user_authentication", "policy_bundles", "feeds",
-    "global_client_read_timeout", "global_client_connect_timeout", "server_request_timeout_seconds",
-    "image_content_types", "image_metadata_types", "docker_conn", "docker_conn_timeout",
-    "license_file", "hints_enabled", "malware",
-})
-_ANALYZER_IGNORED = frozenset({
-    "external_port", "external_tls", "max_request_threads", "cycle_timers", "ssl_enable", "ssl_cert",
-    "ssl_key", "ssl_chain", "authorization_handler", "authorization_handler_config",
-})
+_ANCHORE_TOP_IGNORED = frozenset(
+    {
+        "service_dir",
+        "log_level",
+        "logging",
+        "host_id",
+        "internal_ssl_verify",
+        "auto_restart_services",
+        "allow_awsecr_iam_auto",
+        "skopeo_global_timeout",
+        "max_compressed_image_size_mb",
+        "image_analyze_timeout_seconds",
+        "cleanup_images",
+        "default_admin_password",
+        "default_admin_email",
+        "credentials",
+        "webhooks",
+        "metrics",
+        "keys",
+        "user_authentication",
+        "policy_bundles",
+        "feeds",
+        "global_client_read_timeout",
+        "global_client_connect_timeout",
+        "server_request_timeout_seconds",
+        "image_content_types",
+        "image_metadata_types",
+        "docker_conn",
+        "docker_conn_timeout",
+        "license_file",
+        "hints_enabled",
+        "malware",
+    }
+)
+_ANALYZER_IGNORED = frozenset(
+    {
+        "external_port",
+        "external_tls",
+        "max_request_threads",
+        "cycle_timers",
+        "ssl_enable",
+        "ssl_cert",
+        "ssl_key",
+        "ssl_chain",
+        "authorization_handler",
+        "authorization_handler_config",
+    }
+)
 _ANALYZER_CONFIG_SECTIONS = ("secret_search", "content_search", "retrieve_files", "malware")
 # Variables Anchore substitutes (ANCHORE_*), and ours.
 _ENV_NAME = re.compile(r"\$\{((?:ANCHORE|LAYERSCAN)[A-Za-z0-9_]*)\}")
@@ -170,7 +206,7 @@ def _load_yaml(path: Path) -> dict:
     return doc
 
 
-def _analyzer_config_doc(top: "_Section", base: Path) -> dict:
+def _analyzer_config_doc(top: _Section, base: Path) -> dict:
     """The analyzer_config.yaml named by `analyzer_config`, or Anchore's `<service_dir>/analyzer_config.yaml`."""
     named = top.get("analyzer_config", _file_in(base), None)
     if named is not None:
@@ -194,7 +230,7 @@ def _only_sections(doc: dict, where: str) -> dict:
 # ---------------------------------------------------------------------------- sections
 
 
-def _top_level(top: "_Section") -> dict[str, Any]:
+def _top_level(top: _Section) -> dict[str, Any]:
     kw: dict[str, Any] = {}
     top.put(kw, "tmp_dir", _nonempty_str)
     top.put(kw, "secret_max_file_size", _nonneg_int)
@@ -220,7 +256,7 @@ def _top_level(top: "_Section") -> dict[str, Any]:
     return kw
 
 
-def _registry(sec: "_Section | None") -> Registry:
+def _registry(sec: _Section | None) -> Registry:
     if sec is None:
         return Registry()
     kw: dict[str, Any] = {}
@@ -239,7 +275,7 @@ def _registry(sec: "_Section | None") -> Registry:
     return Registry(**kw)
 
 
-def _analyzer_section(top: "_Section") -> dict[str, Any]:
+def _analyzer_section(top: _Section) -> dict[str, Any]:
     services = top.section("services")
     anchore = services.section("analyzer") if services is not None else None
     if services is not None:
@@ -271,7 +307,7 @@ def _analyzer_section(top: "_Section") -> dict[str, Any]:
     return kw
 
 
-def _analyzer_config(doc: "_Section", top: "_Section") -> dict[str, Any]:
+def _analyzer_config(doc: _Section, top: _Section) -> dict[str, Any]:
     kw: dict[str, Any] = {}
     builtin, anchore, secret_size = True, anchore_default_rules(), None
     secret = doc.section("secret_search")
@@ -289,8 +325,11 @@ def _analyzer_config(doc: "_Section", top: "_Section") -> dict[str, Any]:
         content.finish()
     sizes = [s for s in (secret_size, content_size) if s is not None]
     if len(set(sizes)) > 1:
-        log.warning("secret_search and content_search set different MAXFILESIZE; layerscan has one limit "
-                    "for both and uses the larger, %d", max(sizes))
+        log.warning(
+            "secret_search and content_search set different MAXFILESIZE; layerscan has one limit "
+            "for both and uses the larger, %d",
+            max(sizes),
+        )
     if sizes and "secret_max_file_size" not in top.raw:
         kw["secret_max_file_size"] = max(sizes)
     own = top.get("secret_rules", _own_rules, [])
@@ -321,7 +360,7 @@ def _analyzer_config(doc: "_Section", top: "_Section") -> dict[str, Any]:
     return kw
 
 
-def _match_params(sec: "_Section") -> int | None:
+def _match_params(sec: _Section) -> int | None:
     """Anchore's `match_params: [MAXFILESIZE=n, STOREONMATCH=y|n]`; returns MAXFILESIZE (bytes)."""
     params = sec.get("match_params", _str_tuple, ())
     size = None
@@ -464,7 +503,7 @@ def _own_rules(v: Any, key: str) -> list[Rule]:
         rule = Rule(rid, pattern, anchored=sec.get("anchored", _bool, False), kind=kind, source="config")
         sec.finish()
         try:
-            rule.regex  # compile now: a bad rule fails at load time
+            _ = rule.regex  # compile now: a bad rule fails at load time
         except RuleError as e:
             raise ConfigError(f"config {where}.regex: {e}") from None
         rules.append(rule)
@@ -498,7 +537,9 @@ class _Section:
         if isinstance(value, str) and _UNSET.match(value):
             if default is _REQUIRED:
                 raise ConfigError(f"config {self.key(name)}: the environment variable in {value} is not set")
-            log.warning("config %s: the environment variable in %s is not set; using the default", self.key(name), value)
+            log.warning(
+                "config %s: the environment variable in %s is not set; using the default", self.key(name), value
+            )
             return default
         return parse(value, self.key(name))
 
@@ -509,7 +550,7 @@ class _Section:
         if value is not _missing:
             kw[field or name] = value
 
-    def section(self, name: str) -> "_Section | None":
+    def section(self, name: str) -> _Section | None:
         self.used.add(name)
         value = self.raw.get(name)
         if value is None:

@@ -9,13 +9,22 @@ from __future__ import annotations
 import dataclasses
 import platform as _platform
 import posixpath
-from typing import ContextManager, Iterable, Iterator, Mapping, NamedTuple, Protocol, Union
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager
+from typing import NamedTuple, Protocol
 
 from .scan.model import FileRecord
 
-Buffer = Union[bytes, bytearray, memoryview]
+Buffer = bytes | bytearray | memoryview
 
-_MACHINE_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386", "ppc64le": "ppc64le", "s390x": "s390x"}
+_MACHINE_ARCH = {
+    "x86_64": "amd64",
+    "aarch64": "arm64",
+    "armv7l": "arm",
+    "i686": "386",
+    "ppc64le": "ppc64le",
+    "s390x": "s390x",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,7 +34,7 @@ class Platform:
     variant: str = ""
 
     @classmethod
-    def parse(cls, text: str) -> "Platform":
+    def parse(cls, text: str) -> Platform:
         """'linux/arm64/v8' -> Platform('linux', 'arm64', 'v8')."""
         parts = text.split("/")
         if len(parts) not in (2, 3) or not all(parts):
@@ -33,7 +42,7 @@ class Platform:
         return cls(*parts)
 
     @classmethod
-    def host(cls) -> "Platform":
+    def host(cls) -> Platform:
         machine = _platform.machine()
         return cls("linux", _MACHINE_ARCH.get(machine, machine), "v8" if machine == "aarch64" else "")
 
@@ -52,7 +61,7 @@ class Descriptor:
     platform: Platform | None = None
 
     @classmethod
-    def from_json(cls, d: Mapping) -> "Descriptor":
+    def from_json(cls, d: Mapping) -> Descriptor:
         p = d.get("platform")
         plat = Platform(p.get("os", ""), p.get("architecture", ""), p.get("variant", "")) if p else None
         return cls(str(d["mediaType"]), str(d["digest"]), int(d["size"]), tuple(d.get("urls") or ()), plat)
@@ -81,7 +90,7 @@ class ImageSource(Protocol):
     config: dict
     layers: list[Descriptor]
 
-    def open_layer(self, desc: Descriptor) -> ContextManager[LayerBlob | None]:
+    def open_layer(self, desc: Descriptor) -> AbstractContextManager[LayerBlob | None]:
         """The layer's blob; None for a foreign/non-distributable layer that is not present."""
         ...
 

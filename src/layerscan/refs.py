@@ -37,12 +37,12 @@ class ImageRef:
     digest: str | None  # "sha256:<hex>"
 
     @classmethod
-    def parse(cls, text: str) -> "ImageRef":
+    def parse(cls, text: str) -> ImageRef:
         """Parse a reference; a missing tag and digest means `latest`, as Docker does."""
         ref = text.strip()
         for prefix in _PREFIXES:
             if ref.startswith(prefix):
-                ref = ref[len(prefix):]
+                ref = ref[len(prefix) :]
                 break
         if not ref:
             raise RefError(f"image reference {text!r} is empty")
@@ -57,7 +57,7 @@ class ImageRef:
         slash = name.rfind("/")
         colon = name.rfind(":")
         if colon > slash:
-            name, tag = name[:colon], name[colon + 1:]
+            name, tag = name[:colon], name[colon + 1 :]
             if not _TAG.fullmatch(tag):
                 raise RefError(f"image reference {text!r}: {tag!r} is not a valid tag")
         registry, path = _split_host(name)

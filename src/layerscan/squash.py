@@ -11,7 +11,8 @@ was below that path; a directory replacing a file simply takes its place.
 from __future__ import annotations
 
 import posixpath
-from typing import NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 from .image import FinalFile, ImageFiles
 from .scan.model import TYPE_BYTES, FileRecord, LayerResult

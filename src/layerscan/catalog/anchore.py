@@ -102,8 +102,16 @@ def pkgfilemeta(packages: list[Package]) -> dict[str, str]:
 
 
 def _record(package: str, **fields) -> dict:
-    rec = {"conffile": False, "digest": None, "digestalgo": None, "group": None, "mode": None,
-           "package": package, "size": None, "user": None}
+    rec = {
+        "conffile": False,
+        "digest": None,
+        "digestalgo": None,
+        "group": None,
+        "mode": None,
+        "package": package,
+        "size": None,
+        "user": None,
+    }
     rec.update(fields)
     return rec
 
@@ -114,25 +122,38 @@ def _file_records(p: Package):
         # dpkg has no modes, owners or sizes to offer: the engine leaves them null.
         for f in files:
             d = f["digest"]
-            yield f["path"], _record(p.name, digest=d["value"] if d else None, digestalgo="md5",
-                                     conffile=f["is_config_file"])
+            yield (
+                f["path"],
+                _record(p.name, digest=d["value"] if d else None, digestalgo="md5", conffile=f["is_config_file"]),
+            )
     elif p.type == "apk":
         # The engine's Z: decoding fails on py3, so its apk digests are always null: kept for parity.
         for f in files:
             if f["is_dir"]:
                 continue
-            yield f["path"], _record(
-                p.name, digestalgo="sha1",
-                mode=format(f["mode"], "o").zfill(4) if f["mode"] is not None else None,
-                group=str(f["gid"]) if f["gid"] is not None else None,
-                user=str(f["uid"]) if f["uid"] is not None else None,
+            yield (
+                f["path"],
+                _record(
+                    p.name,
+                    digestalgo="sha1",
+                    mode=format(f["mode"], "o").zfill(4) if f["mode"] is not None else None,
+                    group=str(f["gid"]) if f["gid"] is not None else None,
+                    user=str(f["uid"]) if f["uid"] is not None else None,
+                ),
             )
     elif p.type == "rpm":
         for f in files:
             d = f["digest"]
-            yield f["path"], _record(
-                p.name, digest=d["value"] if d else None,
-                digestalgo=p.metadata["digest_algo"],
-                mode=format(f["mode"], "o"), group=f["groupname"] or None, user=f["username"] or None,
-                size=str(f["size"]), conffile=bool(f["flags"] & 1),  # RPMFILE_CONFIG
+            yield (
+                f["path"],
+                _record(
+                    p.name,
+                    digest=d["value"] if d else None,
+                    digestalgo=p.metadata["digest_algo"],
+                    mode=format(f["mode"], "o"),
+                    group=f["groupname"] or None,
+                    user=f["username"] or None,
+                    size=str(f["size"]),
+                    conffile=bool(f["flags"] & 1),  # RPMFILE_CONFIG
+                ),
             )

@@ -17,7 +17,7 @@ import base64
 import binascii
 import logging
 import re
-from typing import Iterator
+from collections.abc import Iterator
 
 from ..image import ImageFiles
 from .model import CatalogError, Distro, Package
@@ -66,8 +66,14 @@ def parse_installed(content: bytes, path: str) -> Iterator[dict | CatalogError]:
                 last = {"path": "/" + cur_dir, "digest": None, "uid": None, "gid": None, "mode": None, "is_dir": True}
                 entry["files"].append(last)
             elif key == "R":
-                last = {"path": "/" + "/".join(p for p in (cur_dir, value) if p), "digest": None,
-                        "uid": None, "gid": None, "mode": None, "is_dir": False}
+                last = {
+                    "path": "/" + "/".join(p for p in (cur_dir, value) if p),
+                    "digest": None,
+                    "uid": None,
+                    "gid": None,
+                    "mode": None,
+                    "is_dir": False,
+                }
                 entry["files"].append(last)
             elif key in "aM" and last is not None and last["is_dir"] == (key == "M"):
                 last.update(_attrs(value))
@@ -106,7 +112,10 @@ def to_package(e: dict, distro: Distro | None, location: str) -> Package:
         version=version,
         location=location,
         purl=purl(
-            "apk", distro.id if distro else "alpine", name, version,
+            "apk",
+            distro.id if distro else "alpine",
+            name,
+            version,
             {"arch": arch, "distro": distro_qualifier(distro), "upstream": origin if origin != name else ""},
         ),
         licenses=split_license(e.get("L", "")),

@@ -32,8 +32,13 @@ GLOBS = (
 )
 
 FLAVORS = {
-    "centos": "RHEL", "rhel": "RHEL", "redhat": "RHEL", "fedora": "RHEL", "ol": "RHEL",
-    "debian": "DEB", "ubuntu": "DEB",
+    "centos": "RHEL",
+    "rhel": "RHEL",
+    "redhat": "RHEL",
+    "fedora": "RHEL",
+    "ol": "RHEL",
+    "debian": "DEB",
+    "ubuntu": "DEB",
     "busybox": "BUSYB",
     "alpine": "ALPINE",
 }
@@ -117,7 +122,14 @@ def _redhat_release(content: bytes) -> dict[str, str]:
     out: dict[str, str] = {}
     for line in _lines(content):
         low = line.lower()
-        name = next((known for marker, known in (("centos", "centos"), ("redhat", "rhel"), ("fedora", "fedora")) if marker in low), None)
+        name = next(
+            (
+                known
+                for marker, known in (("centos", "centos"), ("redhat", "rhel"), ("fedora", "fedora"))
+                if marker in low
+            ),
+            None,
+        )
         # Anchore's greedy '.*(\d+\.\d+)' keeps only the last digit of the major version: kept for parity.
         m = re.match(r".*(\d+\.\d+)", line) or re.match(r".*(\d+)", line)
         if name:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import posixpath
 import re
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 from ..image import ImageFiles
 from .model import CatalogError, CatalogFileError, Distro, Package
@@ -30,8 +30,19 @@ DOC = "/usr/share/doc"
 # The control files dpkg keeps next to a package's stanza; in status.d only the
 # stanza file itself (named after the package, no suffix) is a package.
 _CONTROL_SUFFIXES = (
-    ".md5sums", ".list", ".conffiles", ".preinst", ".postinst", ".prerm", ".postrm",
-    ".triggers", ".shlibs", ".symbols", ".templates", ".config", ".control",
+    ".md5sums",
+    ".list",
+    ".conffiles",
+    ".preinst",
+    ".postinst",
+    ".prerm",
+    ".postrm",
+    ".triggers",
+    ".shlibs",
+    ".symbols",
+    ".templates",
+    ".config",
+    ".control",
 )
 
 _LICENSE = re.compile(r"^License: (\S*)")
@@ -75,7 +86,9 @@ class DpkgCataloger:
         found += sorted(
             p
             for p, f in files.files.items()
-            if p.startswith(prefix) and "/" not in p[len(prefix):] and f.record.type != "dir"
+            if p.startswith(prefix)
+            and "/" not in p[len(prefix) :]
+            and f.record.type != "dir"
             and not p.endswith(_CONTROL_SUFFIXES)
         )
         return found
@@ -104,7 +117,10 @@ class DpkgCataloger:
             version=version,
             location=location,
             purl=purl(
-                "deb", distro.id if distro else "debian", name, version,
+                "deb",
+                distro.id if distro else "debian",
+                name,
+                version,
                 {"arch": arch, "distro": distro_qualifier(distro), "upstream": upstream if source else ""},
             ),
             licenses=parse_copyright(copyright_text) if copyright_text else (),

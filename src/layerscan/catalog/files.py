@@ -11,7 +11,7 @@ path, once, as Syft does when it resolves a link to its real path.
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from ..image import ImageFiles
 from ..scan.globs import GlobSet
@@ -37,8 +37,12 @@ def read(files: ImageFiles, cataloger: str, path: str) -> bytes | CatalogError:
     return CatalogError(cataloger, path, "content not captured by the scan")
 
 
-def parse_each(files: ImageFiles, cataloger: str, globs: tuple[str, ...],
-               parse: Callable[[bytes, str], Iterable[Package | CatalogError]]) -> Iterator[Package | CatalogError]:
+def parse_each(
+    files: ImageFiles,
+    cataloger: str,
+    globs: tuple[str, ...],
+    parse: Callable[[bytes, str], Iterable[Package | CatalogError]],
+) -> Iterator[Package | CatalogError]:
     """The per-file loop every library cataloger runs: one file's failure is that file's error."""
     for path in regular_files(files, globs):
         content = read(files, cataloger, path)

@@ -22,7 +22,8 @@ Package.metadata (for reports and SBOMs):
 from __future__ import annotations
 
 import re
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from ..image import ImageFiles
 from .files import parse_each
@@ -31,7 +32,18 @@ from .purl import purl
 
 _BLOCK = re.compile(r"Gem::Specification\.new\s+do\s*\|\s*([a-z_]\w*)\s*\|")
 _ASSIGN = re.compile(r"^[ \t]*([a-z_]\w*)\.([a-z_]\w*)[ \t]*=(?![=~>])[ \t]*", re.M)
-_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "0": "\0", "s": " ", "e": "\x1b", "a": "\a", "b": "\b", "f": "\f", "v": "\v"}
+_ESCAPES = {
+    "n": "\n",
+    "t": "\t",
+    "r": "\r",
+    "0": "\0",
+    "s": " ",
+    "e": "\x1b",
+    "a": "\a",
+    "b": "\b",
+    "f": "\f",
+    "v": "\v",
+}
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 _SPACE = re.compile(r"(?:\s|#[^{\n][^\n]*|#$)*", re.M)  # whitespace and comments
 _PERCENT_PAIRS = {"<": ">", "(": ")", "[": "]", "{": "}"}
@@ -48,8 +60,9 @@ class GemCataloger:
     globs = ("/**/specifications/*.gemspec",)
 
     def catalog(self, files: ImageFiles, distro: Distro | None) -> Iterator[Package | CatalogError]:
-        return parse_each(files, self.name, self.globs,
-                          lambda content, path: [to_package(parse_gemspec(content, path), path)])
+        return parse_each(
+            files, self.name, self.globs, lambda content, path: [to_package(parse_gemspec(content, path), path)]
+        )
 
 
 def parse_gemspec(content: bytes, path: str) -> dict[str, Any]:

@@ -28,7 +28,8 @@ import re
 import tempfile
 import xml.etree.ElementTree as ET
 import zipfile
-from typing import IO, Iterator
+from collections.abc import Iterator
+from typing import IO
 
 from ..image import ImageFiles
 from .files import parse_each
@@ -141,7 +142,9 @@ class JavaCataloger:
         budget.take_bytes(len(data))
         return data
 
-    def _packages(self, zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo], vpath: str, budget: _Budget) -> list[Package]:
+    def _packages(
+        self, zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo], vpath: str, budget: _Budget
+    ) -> list[Package]:
         by_name = {i.filename: i for i in infos}
         mf_info = by_name.get("META-INF/MANIFEST.MF")
         manifest = parse_manifest(self._member(zf, mf_info, vpath, budget)) if mf_info else {}
@@ -159,8 +162,15 @@ class JavaCataloger:
         if poms:
             main = _main_artifact(list(poms), stem, manifest)
             return [
-                _package(a, v, g, vpath, lic or (manifest_licenses if key == main else ()),
-                         manifest if key == main else {}, {"groupId": g, "artifactId": a, "version": v})
+                _package(
+                    a,
+                    v,
+                    g,
+                    vpath,
+                    lic or (manifest_licenses if key == main else ()),
+                    manifest if key == main else {},
+                    {"groupId": g, "artifactId": a, "version": v},
+                )
                 for key, lic in poms.items()
                 for g, a, v in [key]
             ]
@@ -182,8 +192,15 @@ def _main_artifact(keys: list[tuple[str, str, str]], stem: str, manifest: dict[s
     return keys[0]
 
 
-def _package(name: str, version: str, group: str, vpath: str, licenses: tuple[str, ...],
-             manifest: dict[str, str], pom: dict[str, str]) -> Package:
+def _package(
+    name: str,
+    version: str,
+    group: str,
+    vpath: str,
+    licenses: tuple[str, ...],
+    manifest: dict[str, str],
+    pom: dict[str, str],
+) -> Package:
     metadata: dict = {"manifest": manifest, "group_id": group, "virtual_path": vpath}
     if pom:
         metadata["pom_properties"] = pom
@@ -233,9 +250,11 @@ def from_manifest(manifest: dict[str, str]) -> tuple[str, str, str]:
     name = _first(manifest, "Implementation-Title", "Specification-Title", "Bundle-Name", "Short-Name")
     version = _first(manifest, "Implementation-Version", "Specification-Version", "Bundle-Version")
     symbolic = manifest.get("Bundle-SymbolicName", "").split(";")[0].strip()
-    group = _first(manifest, "Implementation-Vendor-Id", "Group-Id") or (
-        symbolic.rpartition(".")[0] if "." in symbolic else ""
-    ) or _first(manifest, "Implementation-Vendor", "Specification-Vendor")
+    group = (
+        _first(manifest, "Implementation-Vendor-Id", "Group-Id")
+        or (symbolic.rpartition(".")[0] if "." in symbolic else "")
+        or _first(manifest, "Implementation-Vendor", "Specification-Vendor")
+    )
     return group, name, version
 
 

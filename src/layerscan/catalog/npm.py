@@ -18,7 +18,8 @@ from __future__ import annotations
 import json
 import posixpath
 import re
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from ..image import ImageFiles
 from .files import read, regular_files
@@ -123,7 +124,11 @@ def licenses(doc: dict) -> tuple[str, ...]:
             out.append(value.strip())
     legacy = doc.get("licenses")
     if isinstance(legacy, list):
-        out += [i["type"].strip() for i in legacy if isinstance(i, dict) and isinstance(i.get("type"), str) and i["type"].strip()]
+        out += [
+            i["type"].strip()
+            for i in legacy
+            if isinstance(i, dict) and isinstance(i.get("type"), str) and i["type"].strip()
+        ]
     return tuple(dict.fromkeys(out))
 
 

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from ..image import ImageFiles
 from .files import parse_each
@@ -63,13 +64,20 @@ def parse_deps_json(content: bytes, path: str) -> list[Package]:
         name, _, version = key.partition("/")
         name = name.removeprefix("runtimepack.") if lib["type"] == "runtimepack" else name
         deps = entry.get("dependencies") if isinstance(entry, dict) else None
-        out.append(_package(name, version, path, {
-            "kind": lib["type"],
-            "sha512": _str(lib.get("sha512")),
-            "path": _str(lib.get("path")),
-            "hash_path": _str(lib.get("hashPath")),
-            "dependencies": [f"{n}/{v}" for n, v in deps.items()] if isinstance(deps, dict) else [],
-        }))
+        out.append(
+            _package(
+                name,
+                version,
+                path,
+                {
+                    "kind": lib["type"],
+                    "sha512": _str(lib.get("sha512")),
+                    "path": _str(lib.get("path")),
+                    "hash_path": _str(lib.get("hashPath")),
+                    "dependencies": [f"{n}/{v}" for n, v in deps.items()] if isinstance(deps, dict) else [],
+                },
+            )
+        )
     return out
 
 
@@ -82,7 +90,9 @@ def parse_nuspec(content: bytes, path: str) -> list[Package]:
         raise CatalogFileError(path, "no <id> or <version>")
     lic = metadata.find("license")
     licenses = (lic.text.strip(),) if lic is not None and lic.get("type") == "expression" and lic.text else ()
-    return [_package(name, version, path, {"kind": "nuspec", "authors": metadata.findtext("authors", "").strip()}, licenses)]
+    return [
+        _package(name, version, path, {"kind": "nuspec", "authors": metadata.findtext("authors", "").strip()}, licenses)
+    ]
 
 
 def parse_packages_config(content: bytes, path: str) -> list[Package]:
@@ -91,7 +101,11 @@ def parse_packages_config(content: bytes, path: str) -> list[Package]:
     for p in root.iter("package"):
         name, version = p.get("id", "").strip(), p.get("version", "").strip()
         if name and version:
-            out.append(_package(name, version, path, {"kind": "packages.config", "target_framework": p.get("targetFramework", "")}))
+            out.append(
+                _package(
+                    name, version, path, {"kind": "packages.config", "target_framework": p.get("targetFramework", "")}
+                )
+            )
     return out
 
 
@@ -102,16 +116,26 @@ def parse_packages_lock(content: bytes, path: str) -> list[Package]:
         raise CatalogFileError(path, "no 'dependencies' object")
     seen: dict[tuple[str, str], Package] = {}
     for deps in frameworks.values():
-        for name, dep in (deps.items() if isinstance(deps, dict) else ()):
+        for name, dep in deps.items() if isinstance(deps, dict) else ():
             version = dep.get("resolved") if isinstance(dep, dict) else None
             if isinstance(version, str) and version and dep.get("type") != "Project":
-                seen.setdefault((name, version), _package(name, version, path, {"kind": "packages.lock.json", "type": _str(dep.get("type"))}))
+                seen.setdefault(
+                    (name, version),
+                    _package(name, version, path, {"kind": "packages.lock.json", "type": _str(dep.get("type"))}),
+                )
     return list(seen.values())
 
 
 def _package(name: str, version: str, path: str, metadata: dict, licenses: tuple[str, ...] = ()) -> Package:
-    return Package(type="nuget", name=name, version=version, location=path,
-                   purl=purl("nuget", "", name, version), licenses=licenses, metadata=metadata)
+    return Package(
+        type="nuget",
+        name=name,
+        version=version,
+        location=path,
+        purl=purl("nuget", "", name, version),
+        licenses=licenses,
+        metadata=metadata,
+    )
 
 
 def _json(content: bytes, path: str) -> dict[str, Any]:

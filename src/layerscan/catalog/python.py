@@ -22,7 +22,7 @@ import json
 import posixpath
 import re
 import zipfile
-from typing import Iterator
+from collections.abc import Iterator
 
 from ..image import ImageFiles
 from .files import parse_each
@@ -51,14 +51,24 @@ class PythonCataloger:
     )
 
     def catalog(self, files: ImageFiles, distro: Distro | None) -> Iterator[Package | CatalogError]:
-        return parse_each(files, self.name, METADATA_GLOBS + EGG_ZIPS, lambda content, path: [
-            self._egg_zip(content, path) if path.endswith(".egg") else self._installed(files, content, path)])
+        return parse_each(
+            files,
+            self.name,
+            METADATA_GLOBS + EGG_ZIPS,
+            lambda content, path: [
+                self._egg_zip(content, path) if path.endswith(".egg") else self._installed(files, content, path)
+            ],
+        )
 
     def _installed(self, files: ImageFiles, content: bytes, path: str) -> Package:
         fields = parse_metadata(content, path)
         single_file = path.endswith(".egg-info")
         meta_dir = path if single_file else posixpath.dirname(path)
-        site = posixpath.dirname(posixpath.dirname(meta_dir)) if meta_dir.endswith("/EGG-INFO") else posixpath.dirname(meta_dir)
+        site = (
+            posixpath.dirname(posixpath.dirname(meta_dir))
+            if meta_dir.endswith("/EGG-INFO")
+            else posixpath.dirname(meta_dir)
+        )
         owned: list[str] = []
         top_level: list[str] = []
         direct_url = None
@@ -76,7 +86,9 @@ class PythonCataloger:
                     raise CatalogFileError(path, f"EGG-INFO/PKG-INFO is {info.file_size} bytes")
                 with zf.open(info) as f:
                     metadata = f.read(MAX_METADATA_BYTES + 1)
-                top_level = _lines(zf.read("EGG-INFO/top_level.txt")) if "EGG-INFO/top_level.txt" in zf.namelist() else []
+                top_level = (
+                    _lines(zf.read("EGG-INFO/top_level.txt")) if "EGG-INFO/top_level.txt" in zf.namelist() else []
+                )
         except KeyError:
             raise CatalogFileError(path, "no EGG-INFO/PKG-INFO in the egg") from None
         except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, NotImplementedError) as e:
@@ -99,8 +111,12 @@ def parse_metadata(content: bytes, path: str) -> dict[str, list[str]]:
 
 
 def to_package(
-    fields: dict[str, list[str]], path: str, site: str, owned: tuple[str, ...],
-    top_level: list[str], direct_url: dict | None,
+    fields: dict[str, list[str]],
+    path: str,
+    site: str,
+    owned: tuple[str, ...],
+    top_level: list[str],
+    direct_url: dict | None,
 ) -> Package:
     def one(key: str) -> str:
         return fields.get(key, [""])[0]
@@ -164,7 +180,9 @@ def _direct_url(content: bytes | None) -> dict | None:
     except (UnicodeDecodeError, json.JSONDecodeError):
         return None  # an optional PEP 610 file: a bad one costs only the purl qualifier
     vcs = doc.get("vcs_info") if isinstance(doc, dict) else None
-    if not isinstance(vcs, dict) or not all(isinstance(x, str) for x in (doc.get("url"), vcs.get("vcs"), vcs.get("commit_id"))):
+    if not isinstance(vcs, dict) or not all(
+        isinstance(x, str) for x in (doc.get("url"), vcs.get("vcs"), vcs.get("commit_id"))
+    ):
         return None
     return {"url": doc["url"], "vcs": vcs["vcs"], "commit_id": vcs["commit_id"]}
 

@@ -10,7 +10,8 @@ import os
 import re
 import sys
 import tempfile
-from typing import Callable, TextIO
+from collections.abc import Callable
+from typing import TextIO
 
 from ..analysis import Analysis
 from ..config import Config, Registry, load_config
@@ -79,32 +80,77 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("source", metavar="SOURCE", help="the image (see sources below)")
-    p.add_argument("-o", "--output", metavar="FILE",
-                   help="write the report to FILE (replaced only once the report is complete); default stdout")
-    p.add_argument("--format", choices=sorted(FORMATS), default="json",
-                   help="json: layerscan JSON (default); anchore: Anchore Engine image export; table: summary")
-    p.add_argument("--platform", type=_platform, metavar="OS/ARCH[/VARIANT]",
-                   help="the platform to pick from a multi-platform index (default: the host's, then linux/amd64)")
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="write the report to FILE (replaced only once the report is complete); default stdout",
+    )
+    p.add_argument(
+        "--format",
+        choices=sorted(FORMATS),
+        default="json",
+        help="json: layerscan JSON (default); anchore: Anchore Engine image export; table: summary",
+    )
+    p.add_argument(
+        "--platform",
+        type=_platform,
+        metavar="OS/ARCH[/VARIANT]",
+        help="the platform to pick from a multi-platform index (default: the host's, then linux/amd64)",
+    )
     default_engine = "native" if native_available() else "reference"
-    p.add_argument("--engine", choices=ENGINES, default=default_engine,
-                   help=f"scan engine: native (fast) or reference (pure Python); default here: {default_engine}")
+    p.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default=default_engine,
+        help=f"scan engine: native (fast) or reference (pure Python); default here: {default_engine}",
+    )
     p.add_argument("--config", metavar="config.yaml", help="Anchore-style config (secret rules, retrieve_files, ...)")
-    p.add_argument("--fail-on-secrets", action="store_true",
-                   help="exit 1 when any secret is found, including in deleted files (for CI)")
-    p.add_argument("--json", action="store_true",
-                   help="with -o, print a one-line JSON summary on stdout: report path, counts, exit code")
+    p.add_argument(
+        "--fail-on-secrets",
+        action="store_true",
+        help="exit 1 when any secret is found, including in deleted files (for CI)",
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="with -o, print a one-line JSON summary on stdout: report path, counts, exit code",
+    )
     reg = p.add_argument_group("registry sources")
-    reg.add_argument("--username", metavar="USER", help="log in to the image's registry as USER (with --password-stdin)")
-    reg.add_argument("--password-stdin", action="store_true",
-                     help="read the password (or token) for --username from the first line of stdin")
-    reg.add_argument("--ca-cert", type=_file, metavar="FILE",
-                     help="trust the CA certificates in FILE (PEM) for the image's registry, instead of the system's")
-    reg.add_argument("--insecure-registry", type=_host, action="append", default=[], metavar="HOST[:PORT]",
-                     help="talk to HOST over plain HTTP, or HTTPS without verification (repeatable)")
-    reg.add_argument("--cache", action=argparse.BooleanOptionalAction, default=None,
-                     help="use the layer cache (overrides layer_cache_enable); --no-cache streams layers, writing nothing")
-    reg.add_argument("--tmp-dir", type=_directory, metavar="DIR",
-                     help="scratch space; the layer cache lives in DIR/anchore_layercache (overrides tmp_dir)")
+    reg.add_argument(
+        "--username", metavar="USER", help="log in to the image's registry as USER (with --password-stdin)"
+    )
+    reg.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password (or token) for --username from the first line of stdin",
+    )
+    reg.add_argument(
+        "--ca-cert",
+        type=_file,
+        metavar="FILE",
+        help="trust the CA certificates in FILE (PEM) for the image's registry, instead of the system's",
+    )
+    reg.add_argument(
+        "--insecure-registry",
+        type=_host,
+        action="append",
+        default=[],
+        metavar="HOST[:PORT]",
+        help="talk to HOST over plain HTTP, or HTTPS without verification (repeatable)",
+    )
+    reg.add_argument(
+        "--cache",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="use the layer cache (overrides layer_cache_enable); --no-cache streams layers, writing nothing",
+    )
+    reg.add_argument(
+        "--tmp-dir",
+        type=_directory,
+        metavar="DIR",
+        help="scratch space; the layer cache lives in DIR/anchore_layercache (overrides tmp_dir)",
+    )
     p.set_defaults(func=run)
 
 
@@ -139,13 +185,16 @@ def with_options(config: Config, args: argparse.Namespace, read_password: Callab
     if login or args.ca_cert is not None:
         ref = registry_reference(args.source)
         if ref is None:
-            raise ConfigError("--username, --password-stdin and --ca-cert apply to registry:REF or docker://REF sources only")
+            raise ConfigError(
+                "--username, --password-stdin and --ca-cert apply to registry:REF or docker://REF sources only"
+            )
         host = ImageRef.parse(ref).registry
         per_registry: dict = {}
         if login:
             if not (args.username and read_password):
-                raise ConfigError("--username and --password-stdin go together: "
-                                  "give the user name, and the password on stdin")
+                raise ConfigError(
+                    "--username and --password-stdin go together: give the user name, and the password on stdin"
+                )
             per_registry.update(username=args.username, password=read_password())
         if args.ca_cert is not None:
             per_registry["ca_cert"] = args.ca_cert

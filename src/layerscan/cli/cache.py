@@ -18,7 +18,9 @@ EXIT_CORRUPT = 1  # `verify` found (and dropped) corrupt entries
 def register(sub: argparse._SubParsersAction) -> None:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", metavar="config.yaml", help="read tmp_dir and the cache size from this config")
-    common.add_argument("--tmp-dir", metavar="DIR", help="the tmp_dir whose anchore_layercache to use (overrides the config)")
+    common.add_argument(
+        "--tmp-dir", metavar="DIR", help="the tmp_dir whose anchore_layercache to use (overrides the config)"
+    )
     common.add_argument("--json", action="store_true", help="print JSON instead of text")
     p = sub.add_parser(
         "cache",
@@ -29,16 +31,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     verbs = p.add_subparsers(dest="verb", metavar="VERB", required=True)
     verbs.add_parser("ls", parents=[common], help="list entries, least recently used first").set_defaults(func=_ls)
-    verbs.add_parser("stats", parents=[common], help="entries, bytes, limit, pinned, interrupted downloads").set_defaults(
-        func=_stats)
-    prune = verbs.add_parser("prune", parents=[common],
-                             help="evict least recently used entries down to the limit; remove dead downloads")
-    prune.add_argument("--max-gigabytes", type=float, metavar="GB",
-                       help="prune down to this size (decimal GB) instead of the configured limit")
+    verbs.add_parser(
+        "stats", parents=[common], help="entries, bytes, limit, pinned, interrupted downloads"
+    ).set_defaults(func=_stats)
+    prune = verbs.add_parser(
+        "prune", parents=[common], help="evict least recently used entries down to the limit; remove dead downloads"
+    )
+    prune.add_argument(
+        "--max-gigabytes",
+        type=float,
+        metavar="GB",
+        help="prune down to this size (decimal GB) instead of the configured limit",
+    )
     prune.set_defaults(func=_prune)
     verbs.add_parser("clear", parents=[common], help="remove every entry not in use").set_defaults(func=_clear)
-    verbs.add_parser("verify", parents=[common],
-                     help="re-check every entry's sha256; drop corrupt ones (exit 1 if any)").set_defaults(func=_verify)
+    verbs.add_parser(
+        "verify", parents=[common], help="re-check every entry's sha256; drop corrupt ones (exit 1 if any)"
+    ).set_defaults(func=_verify)
 
 
 def _open(args: argparse.Namespace) -> LayerCache:
@@ -54,7 +63,7 @@ def _print_json(doc: object) -> None:
 
 
 def _when(ts: float) -> str:
-    return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.datetime.fromtimestamp(ts, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _ls(args: argparse.Namespace) -> int:

@@ -20,10 +20,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         "of every regular file, whiteouts, and secrets. Prints one JSON document.",
     )
     p.add_argument("file", help="the layer blob")
-    p.add_argument("--compression", choices=("auto", "gzip", "zstd", "none"), default="auto",
-                   help="compression of the blob (default: detected from its magic bytes)")
-    p.add_argument("--engine", choices=ENGINES, default="native",
-                   help="native (fast, default) or reference (pure Python, the oracle)")
+    p.add_argument(
+        "--compression",
+        choices=("auto", "gzip", "zstd", "none"),
+        default="auto",
+        help="compression of the blob (default: detected from its magic bytes)",
+    )
+    p.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="native",
+        help="native (fast, default) or reference (pure Python, the oracle)",
+    )
     p.add_argument("--no-secrets", action="store_true", help="do not search for secrets")
     p.set_defaults(func=run)
 

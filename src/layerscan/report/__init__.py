@@ -6,7 +6,8 @@ document in memory (see jsonstream).
 
 from __future__ import annotations
 
-from typing import Callable, TextIO
+from collections.abc import Callable
+from typing import TextIO
 
 from ..analysis import Analysis
 from . import anchore, cyclonedx, native, spdx, table

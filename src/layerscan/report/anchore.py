@@ -13,7 +13,8 @@ import json
 import posixpath
 import re
 import stat
-from typing import Any, Iterable, Iterator, TextIO
+from collections.abc import Iterable, Iterator
+from typing import Any, TextIO
 
 from ..analysis import Analysis, SecretFinding
 from ..catalog import anchore as catalog_anchore
@@ -28,12 +29,24 @@ _NOP_DOCKERFILE = re.compile(r"^/bin/sh -c #\(nop\) +(.*)")
 
 # S_IFMT bits as Anchore ORs them onto the tar mode; hardlinks count as regular files.
 _MODE_MASK = {
-    "file": stat.S_IFREG, "hardlink": stat.S_IFREG, "dir": stat.S_IFDIR, "symlink": stat.S_IFLNK,
-    "char": stat.S_IFCHR, "block": stat.S_IFBLK, "fifo": stat.S_IFIFO,
+    "file": stat.S_IFREG,
+    "hardlink": stat.S_IFREG,
+    "dir": stat.S_IFDIR,
+    "symlink": stat.S_IFLNK,
+    "char": stat.S_IFCHR,
+    "block": stat.S_IFBLK,
+    "fifo": stat.S_IFIFO,
 }
 # tarfile.isdev() is true for char, block and fifo entries alike.
-_ALLINFO_TYPE = {"file": "file", "hardlink": "file", "dir": "dir", "symlink": "slink",
-                 "char": "dev", "block": "dev", "fifo": "dev"}
+_ALLINFO_TYPE = {
+    "file": "file",
+    "hardlink": "file",
+    "dir": "dir",
+    "symlink": "slink",
+    "char": "dev",
+    "block": "dev",
+    "fifo": "dev",
+}
 
 
 def write(analysis: Analysis, out: TextIO) -> None:
@@ -43,11 +56,13 @@ def write(analysis: Analysis, out: TextIO) -> None:
 
 def document(a: Analysis) -> Arr:
     image_id = image_id_of(a)
-    imagedata = Obj([
-        ("analyzer_manifest", {}),
-        ("analysis_report", Obj(_analysis_report(a))),
-        ("image_report", image_report(a)),
-    ])
+    imagedata = Obj(
+        [
+            ("analyzer_manifest", {}),
+            ("analysis_report", Obj(_analysis_report(a))),
+            ("image_report", image_report(a)),
+        ]
+    )
     return Arr([Obj([("image", Obj([("imageId", image_id), ("imagedata", imagedata)]))])])
 
 
@@ -105,8 +120,16 @@ def docker_history(manifest: dict, config: dict) -> list[dict[str, Any]]:
         else:
             layer = layers.pop(0)
             lid, size = layer.get("digest", ""), int(layer.get("size", 0))
-        out.append({"Created": entry.get("created", ""), "CreatedBy": entry.get("created_by", ""),
-                    "Comment": "", "Id": lid, "Size": size, "Tags": []})
+        out.append(
+            {
+                "Created": entry.get("created", ""),
+                "CreatedBy": entry.get("created_by", ""),
+                "Comment": "",
+                "Id": lid,
+                "Size": size,
+                "Tags": [],
+            }
+        )
     return out
 
 
@@ -172,16 +195,24 @@ def _analysis_report(a: Analysis) -> Iterator[tuple[str, Any]]:
     paths = sorted(files)
     yield "analyzer_meta", _element("analyzer_meta", analyzer_meta(a).items())
     history = docker_history(a.manifest, a.config)
-    yield "layer_info", _element("layers_to_dockerfile", [
-        ("dockerfile_to_layer_map", json.dumps(layers_to_dockerfile(history)))])
-    yield "file_list", Obj([
-        ("files.all", _base((p, oct(files[p].record.mode & 0o7777)) for p in paths)),
-        ("files.allinfo", _base((p, json.dumps(allinfo(files[p]))) for p in paths)),
-    ])
+    yield (
+        "layer_info",
+        _element("layers_to_dockerfile", [("dockerfile_to_layer_map", json.dumps(layers_to_dockerfile(history)))]),
+    )
+    yield (
+        "file_list",
+        Obj(
+            [
+                ("files.all", _base((p, oct(files[p].record.mode & 0o7777)) for p in paths)),
+                ("files.allinfo", _base((p, json.dumps(allinfo(files[p]))) for p in paths)),
+            ]
+        ),
+    )
     # Beyond Anchore: sha1sums for every distro, not only Alpine.
-    yield "file_checksums", Obj([
-        (f"files.{algo}sums", _base(_checksums(files, paths, algo))) for algo in ("sha256", "md5", "sha1")
-    ])
+    yield (
+        "file_checksums",
+        Obj([(f"files.{algo}sums", _base(_checksums(files, paths, algo))) for algo in ("sha256", "md5", "sha1")]),
+    )
     pkgfilemeta = catalog_anchore.pkgfilemeta(a.packages)
     if pkgfilemeta:
         yield "file_package_verify", _element("distro.pkgfilemeta", sorted(pkgfilemeta.items()))
@@ -189,8 +220,13 @@ def _analysis_report(a: Analysis) -> Iterator[tuple[str, Any]]:
     if suids:  # Anchore leaves out an element with no entries
         yield "file_suids", _element("files.suids", suids)
     if a.retrieved_files:
-        yield "retrieve_files", _element("file_content.all", [
-            (path, base64.b64encode(content).decode("ascii")) for path, content in a.retrieved_files.items()])
+        yield (
+            "retrieve_files",
+            _element(
+                "file_content.all",
+                [(path, base64.b64encode(content).decode("ascii")) for path, content in a.retrieved_files.items()],
+            ),
+        )
     for analyzer, kind in (("secret_search", "secret"), ("content_search", "content")):
         matches = regexp_matches(a.secrets, a.rules, kind)
         if matches:
@@ -210,17 +246,24 @@ def analyzer_meta(a: Analysis) -> dict[str, str]:
     # Anchore writes Unknown / 0 / =DISTRO when nothing identifies the distro.
     if a.distro is None or not a.distro.id:
         return {"DISTRO": "Unknown", "DISTROVERS": "0", "LIKEDISTRO": "Unknown"}
-    return {"DISTRO": a.distro.id, "DISTROVERS": a.distro.version_id or "0",
-            "LIKEDISTRO": a.distro.id_like or a.distro.id}
+    return {
+        "DISTRO": a.distro.id,
+        "DISTROVERS": a.distro.version_id or "0",
+        "LIKEDISTRO": a.distro.id_like or a.distro.id,
+    }
 
 
 def layers_to_dockerfile(history: list[dict[str, Any]]) -> list[dict[str, str]]:
     out = []
     for h in history:
         layer = h["Id"].removeprefix("sha256:")
-        out.append({"layer": "unknown" if layer == "<missing>" else layer,
-                    "dockerfile_line": _NOP.sub("", h["CreatedBy"]),
-                    "layer_sizebytes": str(h["Size"])})
+        out.append(
+            {
+                "layer": "unknown" if layer == "<missing>" else layer,
+                "dockerfile_line": _NOP.sub("", h["CreatedBy"]),
+                "layer_sizebytes": str(h["Size"]),
+            }
+        )
     return out
 
 

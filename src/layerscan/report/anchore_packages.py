@@ -16,7 +16,8 @@ loader's generic branch stops at the first empty `pkgs.*` element.
 from __future__ import annotations
 
 import posixpath
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ..catalog.anchore import os_package_list
 from ..catalog.model import Distro, Package
@@ -47,20 +48,35 @@ def _cpes(p: Package) -> list[str]:
 def npm(p: Package) -> tuple[str, Entry]:
     m = p.metadata
     origins = ([m["author"]] if m.get("author") else []) + list(m.get("authors", []))
-    return "pkgs.npms", (p.location, {
-        "name": p.name, "versions": [p.version], "latest": p.version,
-        "sourcepkg": m.get("url") or m.get("homepage") or "",
-        "origins": origins, "lics": _licenses(p), "cpes": _cpes(p),
-    })
+    return "pkgs.npms", (
+        p.location,
+        {
+            "name": p.name,
+            "versions": [p.version],
+            "latest": p.version,
+            "sourcepkg": m.get("url") or m.get("homepage") or "",
+            "origins": origins,
+            "lics": _licenses(p),
+            "cpes": _cpes(p),
+        },
+    )
 
 
 def gem(p: Package) -> tuple[str, Entry]:
     m = p.metadata
-    return "pkgs.gems", (p.location, {
-        "name": p.name, "versions": [p.version], "latest": p.version,
-        "sourcepkg": m.get("homepage", ""), "files": list(m.get("files", [])),
-        "origins": list(m.get("authors", [])), "lics": _licenses(p), "cpes": _cpes(p),
-    })
+    return "pkgs.gems", (
+        p.location,
+        {
+            "name": p.name,
+            "versions": [p.version],
+            "latest": p.version,
+            "sourcepkg": m.get("homepage", ""),
+            "files": list(m.get("files", [])),
+            "origins": list(m.get("authors", [])),
+            "lics": _licenses(p),
+            "cpes": _cpes(p),
+        },
+    )
 
 
 def python(p: Package) -> tuple[str, Entry]:
@@ -72,11 +88,20 @@ def python(p: Package) -> tuple[str, Entry]:
     origin = m.get("author", "") or ""
     if m.get("author_email"):
         origin += f" <{m['author_email']}>"
-    return "pkgs.python", (posixpath.join(site, key_name), {
-        "name": p.name, "version": p.version, "latest": p.version, "files": list(p.files),
-        "origin": origin, "license": " ".join(p.licenses), "location": site,
-        "type": "python", "cpes": _cpes(p),
-    })
+    return "pkgs.python", (
+        posixpath.join(site, key_name),
+        {
+            "name": p.name,
+            "version": p.version,
+            "latest": p.version,
+            "files": list(p.files),
+            "origin": origin,
+            "license": " ".join(p.licenses),
+            "location": site,
+            "type": "python",
+            "cpes": _cpes(p),
+        },
+    )
 
 
 def java(p: Package) -> tuple[str, Entry]:
@@ -86,19 +111,25 @@ def java(p: Package) -> tuple[str, Entry]:
     last = p.location.split(":")[-1]
     ext = posixpath.splitext(last)[1].lstrip(".") or "jar"
     origin = pom.get("groupId") or manifest.get("Specification-Vendor") or manifest.get("Implementation-Vendor")
-    return "pkgs.java", (p.location, {
-        "name": p.name,
-        "specification-version": manifest.get("Specification-Version", "N/A"),
-        "implementation-version": manifest.get("Implementation-Version", "N/A"),
-        "maven-version": pom.get("version", "N/A"),
-        "origin": origin or "N/A",
-        "location": p.location,
-        "type": f"java-{ext}",
-        "cpes": _cpes(p),
-        # The loader parses this string for groupId:artifactId; it must be a dict holding it.
-        "metadata": {"pom.properties": "\ngroupId={}\nartifactId={}\nversion={}\n".format(
-            pom.get("groupId"), pom.get("artifactId"), pom.get("version"))},
-    })
+    return "pkgs.java", (
+        p.location,
+        {
+            "name": p.name,
+            "specification-version": manifest.get("Specification-Version", "N/A"),
+            "implementation-version": manifest.get("Implementation-Version", "N/A"),
+            "maven-version": pom.get("version", "N/A"),
+            "origin": origin or "N/A",
+            "location": p.location,
+            "type": f"java-{ext}",
+            "cpes": _cpes(p),
+            # The loader parses this string for groupId:artifactId; it must be a dict holding it.
+            "metadata": {
+                "pom.properties": "\ngroupId={}\nartifactId={}\nversion={}\n".format(
+                    pom.get("groupId"), pom.get("artifactId"), pom.get("version")
+                )
+            },
+        },
+    )
 
 
 def nuget(p: Package) -> tuple[str, Entry]:
@@ -108,13 +139,28 @@ def nuget(p: Package) -> tuple[str, Entry]:
     policy engine's generic `pkgs.<x>` loader reads (version, type, license, origin),
     so the export still loads. Several packages share one deps.json, hence the key.
     """
-    return "pkgs.nuget", (f"{p.location}:{p.name}@{p.version}", {
-        "name": p.name, "versions": [p.version], "latest": p.version, "sourcepkg": p.source or "",
-        "origins": [], "lics": _licenses(p), "cpes": _cpes(p),
-        "version": p.version, "type": "nuget", "license": " ".join(p.licenses) or "N/A", "origin": "N/A",
-    })
+    return "pkgs.nuget", (
+        f"{p.location}:{p.name}@{p.version}",
+        {
+            "name": p.name,
+            "versions": [p.version],
+            "latest": p.version,
+            "sourcepkg": p.source or "",
+            "origins": [],
+            "lics": _licenses(p),
+            "cpes": _cpes(p),
+            "version": p.version,
+            "type": "nuget",
+            "license": " ".join(p.licenses) or "N/A",
+            "origin": "N/A",
+        },
+    )
 
 
 _CONVERTERS: dict[str, Callable[[Package], tuple[str, Entry]]] = {
-    "npm": npm, "gem": gem, "python": python, "java": java, "nuget": nuget,
+    "npm": npm,
+    "gem": gem,
+    "python": python,
+    "java": java,
+    "nuget": nuget,
 }

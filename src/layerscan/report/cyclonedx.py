@@ -4,7 +4,8 @@ Streamed: the component list is written as it is produced."""
 
 from __future__ import annotations
 
-from typing import Any, Iterator, TextIO
+from collections.abc import Iterator
+from typing import Any, TextIO
 
 from .. import __version__
 from ..analysis import Analysis
@@ -21,16 +22,20 @@ def write(analysis: Analysis, out: TextIO) -> None:
 
 
 def document(a: Analysis) -> Obj:
-    return Obj(iter([
-        ("$schema", "http://cyclonedx.org/schema/bom-1.6.schema.json"),
-        ("bomFormat", "CycloneDX"),
-        ("specVersion", "1.6"),
-        ("serialNumber", f"urn:uuid:{document_uuid(a)}"),
-        ("version", 1),
-        ("metadata", _metadata(a)),
-        ("components", Arr(_components(a))),
-        ("dependencies", [{"ref": IMAGE_REF, "dependsOn": [_ref(i) for i in range(len(a.packages))]}]),
-    ]))
+    return Obj(
+        iter(
+            [
+                ("$schema", "http://cyclonedx.org/schema/bom-1.6.schema.json"),
+                ("bomFormat", "CycloneDX"),
+                ("specVersion", "1.6"),
+                ("serialNumber", f"urn:uuid:{document_uuid(a)}"),
+                ("version", 1),
+                ("metadata", _metadata(a)),
+                ("components", Arr(_components(a))),
+                ("dependencies", [{"ref": IMAGE_REF, "dependsOn": [_ref(i) for i in range(len(a.packages))]}]),
+            ]
+        )
+    )
 
 
 def _metadata(a: Analysis) -> dict[str, Any]:
@@ -45,7 +50,9 @@ def _metadata(a: Analysis) -> dict[str, Any]:
         + [{"name": "layerscan:image:layer", "value": layer.descriptor.digest} for layer in a.layers],
     }
     if a.distro is not None:
-        image["properties"].append({"name": "layerscan:distro", "value": f"{a.distro.id} {a.distro.version_id}".strip()})
+        image["properties"].append(
+            {"name": "layerscan:distro", "value": f"{a.distro.id} {a.distro.version_id}".strip()}
+        )
     return {
         "timestamp": timestamp(),
         "tools": {"components": [{"type": "application", "name": TOOL, "version": __version__}]},
@@ -85,6 +92,10 @@ def component(p: Package, ref: str) -> dict[str, Any]:
     if p.purl:
         c["purl"] = p.purl
     props = [("layerscan:package:type", p.type), ("layerscan:location:0:path", p.location)]
-    props += [(f"layerscan:package:{k}", v) for k, v in (("source", p.source), ("source-version", p.source_version), ("arch", p.arch)) if v]
+    props += [
+        (f"layerscan:package:{k}", v)
+        for k, v in (("source", p.source), ("source-version", p.source_version), ("arch", p.arch))
+        if v
+    ]
     c["properties"] = [{"name": k, "value": v} for k, v in props]
     return c

@@ -7,7 +7,8 @@ writing (generators are fine); any other value is encoded whole with `json.dumps
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable, TextIO
+from collections.abc import Iterable
+from typing import Any, TextIO
 
 
 class Obj:

@@ -7,7 +7,8 @@ Things without a field of their own (warnings, catalog errors, timings) live in 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Iterator, TextIO
+from collections.abc import Iterator
+from typing import Any, TextIO
 
 from ..analysis import Analysis, LayerInfo, SecretFinding
 from ..catalog.model import Package

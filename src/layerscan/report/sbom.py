@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 import uuid
-from typing import Iterator
+from collections.abc import Iterator
 
 from ..analysis import Analysis
 from ..scan.model import FileRecord
@@ -28,4 +28,4 @@ def document_uuid(a: Analysis) -> uuid.UUID:
 
 
 def timestamp() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

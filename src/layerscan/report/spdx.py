@@ -7,8 +7,9 @@ like the other writers."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from functools import cache
-from typing import Any, Iterator, TextIO
+from typing import Any, TextIO
 
 from license_expression import ExpressionError, Licensing, get_spdx_licensing
 
@@ -33,18 +34,25 @@ def document(a: Analysis) -> Obj:
     licenses = _Licenses()
     # Package licenses are resolved first so that the extracted LicenseRef texts are known.
     packages = [package(p, _package_id(i), licenses) for i, p in enumerate(a.packages)]
-    return Obj(iter([
-        ("spdxVersion", "SPDX-2.3"),
-        ("dataLicense", "CC0-1.0"),
-        ("SPDXID", "SPDXRef-DOCUMENT"),
-        ("name", a.source_name),
-        ("documentNamespace", f"https://layerscan.dev/spdx/{_UNSAFE.sub('-', a.source_name).strip('-')}-{document_uuid(a)}"),
-        ("creationInfo", {"created": timestamp(), "creators": [f"Tool: {TOOL}-{__version__}"]}),
-        ("packages", Arr(iter([_image(a), *packages]))),
-        ("files", Arr(_files(a, file_ids))),
-        ("hasExtractedLicensingInfos", licenses.extracted()),
-        ("relationships", Arr(_relationships(a, file_ids))),
-    ]))
+    return Obj(
+        iter(
+            [
+                ("spdxVersion", "SPDX-2.3"),
+                ("dataLicense", "CC0-1.0"),
+                ("SPDXID", "SPDXRef-DOCUMENT"),
+                ("name", a.source_name),
+                (
+                    "documentNamespace",
+                    f"https://layerscan.dev/spdx/{_UNSAFE.sub('-', a.source_name).strip('-')}-{document_uuid(a)}",
+                ),
+                ("creationInfo", {"created": timestamp(), "creators": [f"Tool: {TOOL}-{__version__}"]}),
+                ("packages", Arr(iter([_image(a), *packages]))),
+                ("files", Arr(_files(a, file_ids))),
+                ("hasExtractedLicensingInfos", licenses.extracted()),
+                ("relationships", Arr(_relationships(a, file_ids))),
+            ]
+        )
+    )
 
 
 def _package_id(i: int) -> str:
@@ -66,7 +74,7 @@ def _image(a: Analysis) -> dict[str, Any]:
     }
 
 
-def package(p: Package, spdx_id: str, licenses: "_Licenses") -> dict[str, Any]:
+def package(p: Package, spdx_id: str, licenses: _Licenses) -> dict[str, Any]:
     out: dict[str, Any] = {
         "SPDXID": spdx_id,
         "name": p.name,
@@ -80,7 +88,9 @@ def package(p: Package, spdx_id: str, licenses: "_Licenses") -> dict[str, Any]:
         "primaryPackagePurpose": "LIBRARY",
     }
     if p.purl:
-        out["externalRefs"] = [{"referenceCategory": "PACKAGE-MANAGER", "referenceType": "purl", "referenceLocator": p.purl}]
+        out["externalRefs"] = [
+            {"referenceCategory": "PACKAGE-MANAGER", "referenceType": "purl", "referenceLocator": p.purl}
+        ]
     return out
 
 
@@ -106,8 +116,12 @@ def _relationships(a: Analysis, file_ids: dict[str, str]) -> Iterator[dict[str, 
         for f in p.files:
             if f in file_ids:
                 # CONTAINS would need filesAnalyzed (a verification code over all files); Syft uses OTHER too.
-                yield {"spdxElementId": _package_id(i), "relationshipType": "OTHER", "relatedSpdxElement": file_ids[f],
-                       "comment": "owns: the package's metadata lists this file"}
+                yield {
+                    "spdxElementId": _package_id(i),
+                    "relationshipType": "OTHER",
+                    "relatedSpdxElement": file_ids[f],
+                    "comment": "owns: the package's metadata lists this file",
+                }
 
 
 @cache

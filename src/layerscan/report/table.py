@@ -46,8 +46,10 @@ def write(a: Analysis, out: TextIO) -> None:
         w(f"  {len(a.catalog_errors)} file(s) could not be cataloged\n")
 
     rate = a.bytes_out / a.seconds / 1e6 if a.seconds > 0 else 0.0
-    w(f"\nTime      {a.seconds:.2f} s, {_size(a.bytes_in)} compressed, {_size(a.bytes_out)} uncompressed, "
-      f"{rate:.1f} MB/s\n")
+    w(
+        f"\nTime      {a.seconds:.2f} s, {_size(a.bytes_in)} compressed, {_size(a.bytes_out)} uncompressed, "
+        f"{rate:.1f} MB/s\n"
+    )
     for warning in a.warnings:
         w(f"Warning   {warning}\n")
 
@@ -55,7 +57,8 @@ def write(a: Analysis, out: TextIO) -> None:
 def _size(n: float) -> str:
     if n < 1000:
         return f"{int(n)} B"
-    for unit in ("kB", "MB", "GB"):
+    unit = "B"
+    for unit in ("kB", "MB", "GB"):  # noqa: B007 - the last unit divided by is the one printed
         n /= 1000
         if n < 1000:
             break

@@ -10,12 +10,12 @@ state machine (`feed`/`finish`), for layers streamed straight from the network.
 from __future__ import annotations
 
 import mmap
-from typing import Iterable, Union
+from collections.abc import Iterable
 
 from . import reference
 from .model import LayerResult, ScanOptions
 
-Buffer = Union[bytes, bytearray, memoryview]
+Buffer = bytes | bytearray | memoryview
 ENGINES = ("native", "reference")
 
 

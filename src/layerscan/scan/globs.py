@@ -8,7 +8,7 @@ A glob is matched against the whole absolute path ("/var/lib/dpkg/status").
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 
 def glob_to_regex(glob: str) -> str:

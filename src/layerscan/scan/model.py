@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 from array import array
-from typing import Iterator, Mapping, NamedTuple, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from typing import NamedTuple
 
 # One byte per entry in EntryTable.types; the tar typeflag family each stands for.
 TYPE_CODES: dict[str, str] = {
@@ -94,9 +95,20 @@ class EntryTable:
             sha1 = d[MD5_LEN : MD5_LEN + SHA1_LEN].hex()
             sha256 = d[MD5_LEN + SHA1_LEN :].hex()
         return FileRecord(
-            self.paths[i], kind, self.modes[i], self.uids[i], self.gids[i],
-            self.unames[i], self.gnames[i], self.sizes[i], self.mtimes[i],
-            self.links[i], md5, sha1, sha256, self.xattrs[i],
+            self.paths[i],
+            kind,
+            self.modes[i],
+            self.uids[i],
+            self.gids[i],
+            self.unames[i],
+            self.gnames[i],
+            self.sizes[i],
+            self.mtimes[i],
+            self.links[i],
+            md5,
+            sha1,
+            sha256,
+            self.xattrs[i],
         )
 
     def __iter__(self) -> Iterator[FileRecord]:
@@ -158,7 +170,7 @@ class Limits:
 class ScanOptions:
     """What a scan looks for besides records and digests."""
 
-    rules: "Sequence[object]" = ()  # layerscan.scan.rules.Rule; typed loosely to avoid a cycle
+    rules: Sequence[object] = ()  # layerscan.scan.rules.Rule; typed loosely to avoid a cycle
     secret_max_file_size: int = 10_000_000  # files larger are not searched for secrets
     secret_skip_binary: bool = True  # a NUL in the first 8000 bytes marks a file binary
     capture_globs: tuple[str, ...] = ()  # files whose content comes back whole

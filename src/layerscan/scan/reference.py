@@ -14,7 +14,7 @@ import re
 import tarfile
 import time
 import zlib
-from typing import Iterable
+from collections.abc import Iterable
 
 import pyzstd
 
@@ -30,9 +30,15 @@ OPAQUE_MARKER = ".wh..wh..opq"
 CHUNK = 1 << 20
 
 _TYPES = {
-    tarfile.REGTYPE: "file", tarfile.AREGTYPE: "file", tarfile.CONTTYPE: "file",
-    tarfile.GNUTYPE_SPARSE: "file", tarfile.DIRTYPE: "dir", tarfile.SYMTYPE: "symlink",
-    tarfile.LNKTYPE: "hardlink", tarfile.CHRTYPE: "char", tarfile.BLKTYPE: "block",
+    tarfile.REGTYPE: "file",
+    tarfile.AREGTYPE: "file",
+    tarfile.CONTTYPE: "file",
+    tarfile.GNUTYPE_SPARSE: "file",
+    tarfile.DIRTYPE: "dir",
+    tarfile.SYMTYPE: "symlink",
+    tarfile.LNKTYPE: "hardlink",
+    tarfile.CHRTYPE: "char",
+    tarfile.BLKTYPE: "block",
     tarfile.FIFOTYPE: "fifo",
 }
 
@@ -231,8 +237,11 @@ def scan_chunks(
     count = sparse = 0
     try:
         tf = tarfile.open(
-            fileobj=io.BufferedReader(plain, CHUNK), mode="r|", encoding="utf-8",
-            errors="surrogateescape", tarinfo=_StrictTarInfo,
+            fileobj=io.BufferedReader(plain, CHUNK),
+            mode="r|",
+            encoding="utf-8",
+            errors="surrogateescape",
+            tarinfo=_StrictTarInfo,
         )
         for ti in tf:
             offset = ti.offset
@@ -251,7 +260,7 @@ def scan_chunks(
                 if base == OPAQUE_MARKER:
                     whiteouts.append(Whiteout(parent, True))
                 elif not base.startswith(WHITEOUT_PREFIX + WHITEOUT_PREFIX):  # other .wh..wh.* are aufs metadata
-                    whiteouts.append(Whiteout(posixpath.join(parent, base[len(WHITEOUT_PREFIX):]), False))
+                    whiteouts.append(Whiteout(posixpath.join(parent, base[len(WHITEOUT_PREFIX) :]), False))
                 continue
             kind = _TYPES.get(ti.type, "file")  # POSIX: unknown typeflags read as regular files
             link: str | None = None
@@ -285,11 +294,23 @@ def scan_chunks(
                         too_big.append(path)
                 if want_secrets and not (options.secret_skip_binary and is_binary(content)):
                     secrets.extend(confirm(path, content, secret_rules))
-            xattrs = tuple(sorted(k[len("SCHILY.xattr."):] for k in ti.pax_headers if k.startswith("SCHILY.xattr.")))
+            xattrs = tuple(sorted(k[len("SCHILY.xattr.") :] for k in ti.pax_headers if k.startswith("SCHILY.xattr.")))
             entries.append(
                 FileRecord(
-                    path, kind, ti.mode & 0o7777, ti.uid, ti.gid, ti.uname, ti.gname,
-                    ti.size if kind == "file" else 0, int(ti.mtime), link, None, None, None, xattrs,
+                    path,
+                    kind,
+                    ti.mode & 0o7777,
+                    ti.uid,
+                    ti.gid,
+                    ti.uname,
+                    ti.gname,
+                    ti.size if kind == "file" else 0,
+                    int(ti.mtime),
+                    link,
+                    None,
+                    None,
+                    None,
+                    xattrs,
                 ),
                 digests,
             )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from ..errors import RuleError
 from .model import SecretHit
@@ -54,7 +54,7 @@ def parse_anchore_rule(spec: str, kind: str = "secret", source: str = "anchore")
     if not sep or not name:
         raise RuleError(f"rule {spec!r} is not of the form NAME=regex")
     rule = Rule(id=name, pattern=pattern, anchored=True, kind=kind, source=source)
-    rule.regex  # compile now, so a bad rule fails at load time
+    _ = rule.regex  # compile now, so a bad rule fails at load time
     return rule
 
 
@@ -128,13 +128,31 @@ BUILTIN_RULES: tuple[Rule, ...] = (
     # Azure: Cognitive Services / Container Registry keys (84 chars, JQQJ99 and a provider signature),
     # storage account keys, App Configuration connection strings, SAS tokens, Entra client secrets,
     # DevOps PATs (52 base32 chars next to a DevOps name), registry passwords next to <name>.azurecr.io.
-    Rule("azure-ai-services-key", r"(?<![A-Za-z0-9])[A-Za-z0-9]{52}JQQJ99[A-Za-z0-9]{18}ACOG[A-Za-z0-9]{4}(?![A-Za-z0-9])"),
-    Rule("azure-container-registry-credential", r"(?<![A-Za-z0-9])[A-Za-z0-9]{52}JQQJ99[A-Za-z0-9]{18}AZCR[A-Za-z0-9]{4}(?![A-Za-z0-9])"),
+    Rule(
+        "azure-ai-services-key",
+        r"(?<![A-Za-z0-9])[A-Za-z0-9]{52}JQQJ99[A-Za-z0-9]{18}ACOG[A-Za-z0-9]{4}(?![A-Za-z0-9])",
+    ),
+    Rule(
+        "azure-container-registry-credential",
+        r"(?<![A-Za-z0-9])[A-Za-z0-9]{52}JQQJ99[A-Za-z0-9]{18}AZCR[A-Za-z0-9]{4}(?![A-Za-z0-9])",
+    ),
     Rule("azure-storage-account-key", rf"(?i)AccountKey=(?-i:[{_B64}]{{86}}==)"),
-    Rule("azure-app-config-connection-string", r"(?i)Endpoint=https://[a-z0-9-]+\.azconfig\.io;Id=[^;\s]+;Secret=[A-Za-z0-9+/=]{30,}"),
-    Rule("azure-sas-token", r"(?<![A-Za-z0-9])sv=[0-9]{4}-[0-9]{2}-[0-9]{2}&\S{0,400}?sig=[A-Za-z0-9%+/]{30,}(?:=|%3D){0,2}"),
-    Rule("azure-entra-client-secret", r"(?<![A-Za-z0-9_~.-])[A-Za-z0-9_~.-]{3}[0-9]Q~[A-Za-z0-9_~.-]{31,34}(?![A-Za-z0-9_~.-])"),
-    Rule("azure-devops-pat", r"(?i)(?:azure[_-]?devops|\bado|vsts)[a-z0-9_-]{0,20}[\"']?\s*[:=]\s*[\"']?(?-i:[a-z2-7]{52})(?![A-Za-z0-9])"),
+    Rule(
+        "azure-app-config-connection-string",
+        r"(?i)Endpoint=https://[a-z0-9-]+\.azconfig\.io;Id=[^;\s]+;Secret=[A-Za-z0-9+/=]{30,}",
+    ),
+    Rule(
+        "azure-sas-token",
+        r"(?<![A-Za-z0-9])sv=[0-9]{4}-[0-9]{2}-[0-9]{2}&\S{0,400}?sig=[A-Za-z0-9%+/]{30,}(?:=|%3D){0,2}",
+    ),
+    Rule(
+        "azure-entra-client-secret",
+        r"(?<![A-Za-z0-9_~.-])[A-Za-z0-9_~.-]{3}[0-9]Q~[A-Za-z0-9_~.-]{31,34}(?![A-Za-z0-9_~.-])",
+    ),
+    Rule(
+        "azure-devops-pat",
+        r"(?i)(?:azure[_-]?devops|\bado|vsts)[a-z0-9_-]{0,20}[\"']?\s*[:=]\s*[\"']?(?-i:[a-z2-7]{52})(?![A-Za-z0-9])",
+    ),
     Rule(
         "azure-container-registry-password",
         r"(?i)[a-z0-9-]+\.azurecr\.io\b.{0,80}?(?:password|passwd|pwd)[\"']?\s*[:=]\s*[\"']?(?-i:[A-Za-z0-9/+=]{32,})",

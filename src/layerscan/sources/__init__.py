@@ -37,8 +37,11 @@ def open_source(spec: str, *, platform: str | Platform | None = None, config: Co
     if os.path.exists(spec):
         return open_layout(spec, platform, _detect(spec))
     if sep and "/" not in scheme and "." not in scheme and not scheme.isdigit():
-        raise SourceError(f"unknown source scheme {scheme!r} in {spec!r}; use one of: "
-                          + ", ".join(f"{s}:" for s in SCHEMES[:-1]) + ", docker://")
+        raise SourceError(
+            f"unknown source scheme {scheme!r} in {spec!r}; use one of: "
+            + ", ".join(f"{s}:" for s in SCHEMES[:-1])
+            + ", docker://"
+        )
     raise SourceError(f"{spec!r} is not a file or directory; to pull from a registry, write registry:{spec}")
 
 
@@ -46,7 +49,7 @@ def registry_reference(spec: str) -> str | None:
     """The image reference in a `registry:REF` or `docker://REF` spec; None for a local source."""
     for prefix in ("registry:", "docker://"):
         if spec.startswith(prefix):
-            return spec[len(prefix):]
+            return spec[len(prefix) :]
     return None
 
 

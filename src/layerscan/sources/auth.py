@@ -18,8 +18,8 @@ import re
 import subprocess
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import requests
 
@@ -64,11 +64,7 @@ def find_credentials(
     explicit = config.registries.get(registry)
     if explicit is not None and explicit.username:
         return Credentials(explicit.username, explicit.password or "", source="explicit credentials")
-    return (
-        _from_env(registry, env)
-        or _from_docker_config(registry, env, home)
-        or _from_containers_auth(registry, env)
-    )
+    return _from_env(registry, env) or _from_docker_config(registry, env, home) or _from_containers_auth(registry, env)
 
 
 def _env_suffix(registry: str) -> str:
@@ -153,8 +149,12 @@ def _from_helper(helper: str, registry: str, env: Mapping[str, str]) -> Credenti
     server = "https://index.docker.io/v1/" if registry == DOCKER_HUB else registry
     try:
         proc = subprocess.run(
-            [program, "get"], input=server.encode(), capture_output=True, timeout=_HELPER_TIMEOUT,
-            env=dict(env), check=False,
+            [program, "get"],
+            input=server.encode(),
+            capture_output=True,
+            timeout=_HELPER_TIMEOUT,
+            env=dict(env),
+            check=False,
         )
     except FileNotFoundError:
         raise AuthError(f"credential helper {program} is configured but not on PATH") from None
@@ -196,7 +196,9 @@ class Challenge:
     params: dict[str, str]
 
 
-_CHALLENGE_TOKEN = re.compile(r"""\s*,?\s*([!#$%&'*+.^_`|~0-9A-Za-z-]+)(\s*=\s*("(?:[^"\\]|\\.)*"|[^\s,]*)|\s+[A-Za-z0-9._~+/-]+=*(?=\s*(?:,|$)))?""")
+_CHALLENGE_TOKEN = re.compile(
+    r"""\s*,?\s*([!#$%&'*+.^_`|~0-9A-Za-z-]+)(\s*=\s*("(?:[^"\\]|\\.)*"|[^\s,]*)|\s+[A-Za-z0-9._~+/-]+=*(?=\s*(?:,|$)))?"""
+)
 
 
 def parse_www_authenticate(header: str) -> list[Challenge]:
@@ -235,7 +237,9 @@ class RegistryAuth:
     again when the registry answers 401 to one.
     """
 
-    def __init__(self, session: requests.Session, registry: str, credentials: Credentials | None, verify: bool | str) -> None:
+    def __init__(
+        self, session: requests.Session, registry: str, credentials: Credentials | None, verify: bool | str
+    ) -> None:
         self._session = session
         self._registry = registry
         self._credentials = credentials
@@ -292,9 +296,15 @@ class RegistryAuth:
             if creds and creds.identity_token:
                 # OAuth2 refresh-token grant, as Docker does with an identity token.
                 resp = self._session.post(
-                    realm, data={**params, "grant_type": "refresh_token", "refresh_token": creds.identity_token,
-                                 "client_id": "layerscan"},
-                    verify=self._verify, timeout=_TOKEN_TIMEOUT,
+                    realm,
+                    data={
+                        **params,
+                        "grant_type": "refresh_token",
+                        "refresh_token": creds.identity_token,
+                        "client_id": "layerscan",
+                    },
+                    verify=self._verify,
+                    timeout=_TOKEN_TIMEOUT,
                 )
             else:
                 auth = (creds.username, creds.password) if creds and creds.username else None

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from typing import Union
 
 from ..errors import DigestMismatch, SourceError
 from ..image import Buffer, Descriptor, Platform
@@ -14,14 +13,18 @@ OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-DOCKER_SCHEMA1 = ("application/vnd.docker.distribution.manifest.v1+json",
-                  "application/vnd.docker.distribution.manifest.v1+prettyjws")
+DOCKER_SCHEMA1 = (
+    "application/vnd.docker.distribution.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v1+prettyjws",
+)
 INDEX_MEDIA_TYPES = (OCI_INDEX, DOCKER_LIST)
 MANIFEST_MEDIA_TYPES = (OCI_MANIFEST, DOCKER_MANIFEST)
 DEFAULT_PLATFORM = Platform("linux", "amd64")
 # Layer types a scanner can read: OCI (also non-distributable) and Docker (also foreign) tars.
-_LAYER_TYPE = re.compile(r"^application/vnd\.(?:oci\.image\.layer\.(?:nondistributable\.)?v1\.tar(?:\+gzip|\+zstd)?"
-                         r"|docker\.image\.rootfs\.(?:foreign\.)?diff\.tar(?:\.gzip)?)$")
+_LAYER_TYPE = re.compile(
+    r"^application/vnd\.(?:oci\.image\.layer\.(?:nondistributable\.)?v1\.tar(?:\+gzip|\+zstd)?"
+    r"|docker\.image\.rootfs\.(?:foreign\.)?diff\.tar(?:\.gzip)?)$"
+)
 
 # An OCI digest: algorithm, then an encoded hash. Checking this is also what keeps a
 # digest from naming a path outside blobs/ ("sha256:../../etc/passwd").
@@ -62,8 +65,10 @@ def parse_manifest(raw: Buffer, what: str, media_type: str = "") -> tuple[str, d
     doc = parse_json(raw, what)
     kind = doc.get("mediaType") or media_type
     if doc.get("schemaVersion") == 1 or kind in DOCKER_SCHEMA1:
-        raise SourceError(f"{what} is a Docker schema 1 manifest, which is not supported "
-                          "(re-push the image with a current Docker or skopeo)")
+        raise SourceError(
+            f"{what} is a Docker schema 1 manifest, which is not supported "
+            "(re-push the image with a current Docker or skopeo)"
+        )
     if not kind:
         kind = OCI_INDEX if "manifests" in doc else OCI_MANIFEST if "layers" in doc else ""
     if kind not in INDEX_MEDIA_TYPES + MANIFEST_MEDIA_TYPES:
@@ -114,10 +119,12 @@ def select_manifest(index: dict, platform: Platform | None) -> Descriptor:
     # Attestation manifests of buildx indexes carry unknown/unknown: not a platform to offer.
     offered = ", ".join(str(d.platform) for d in images if d.platform != Platform("unknown", "unknown")) or "none"
     asked = " or ".join(str(w) for w in wanted)
-    raise PlatformNotFound(f"no image for platform {asked} in the index (it has: {offered}); choose one with --platform")
+    raise PlatformNotFound(
+        f"no image for platform {asked} in the index (it has: {offered}); choose one with --platform"
+    )
 
 
-def verify_digest(data: Union[Buffer, "hashlib._Hash"], digest: str, what: str) -> None:
+def verify_digest(data: Buffer | hashlib._Hash, digest: str, what: str) -> None:
     """Raise DigestMismatch unless `data` (bytes, or a finished hasher of the digest's algorithm) has `digest`."""
     alg, _ = check_digest(digest, what)
     hasher = data if hasattr(data, "hexdigest") else hashlib.new(alg, data)  # type: ignore[arg-type]

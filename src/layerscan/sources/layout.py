@@ -22,14 +22,22 @@ import mmap
 import os
 import posixpath
 import tarfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, NamedTuple, Protocol
+from typing import NamedTuple, Protocol
 
 from ..errors import SourceError
 from ..image import Buffer, Descriptor, LayerBlob, Platform
 from .index import (
-    DOCKER_MANIFEST, INDEX_MEDIA_TYPES, check_digest, descriptor, manifest_parts, parse_json, parse_manifest,
-    select_manifest, verify_digest,
+    DOCKER_MANIFEST,
+    INDEX_MEDIA_TYPES,
+    check_digest,
+    descriptor,
+    manifest_parts,
+    parse_json,
+    parse_manifest,
+    select_manifest,
+    verify_digest,
 )
 
 log = logging.getLogger(__name__)
@@ -211,7 +219,7 @@ class LayoutSource:
         self._files = files
         self._layer_names: dict[str, str] = {}  # digest -> member name, where it is not blobs/<alg>/<hex>
 
-    def __enter__(self) -> "LayoutSource":
+    def __enter__(self) -> LayoutSource:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -230,7 +238,9 @@ class LayoutSource:
         data = self._read(blob_name(desc.digest, what), f"{what} {desc.digest}")
         verify_digest(data, desc.digest, f"{self.name}: {what}")
         if len(data) != desc.size:
-            raise SourceError(f"{self.name}: {what} {desc.digest} is {len(data)} bytes, its descriptor says {desc.size}")
+            raise SourceError(
+                f"{self.name}: {what} {desc.digest} is {len(data)} bytes, its descriptor says {desc.size}"
+            )
         return data
 
     def load_oci(self, platform: Platform | None) -> None:
@@ -240,8 +250,9 @@ class LayoutSource:
             raise SourceError(f"{self.name}: index.json is a {kind}, not an image index")
         desc = _choose(index, platform, self.name)
         for _ in range(MAX_INDEX_DEPTH):
-            kind, doc = parse_manifest(self._blob(desc, "manifest"), f"{self.name}: manifest {desc.digest}",
-                                       desc.media_type)
+            kind, doc = parse_manifest(
+                self._blob(desc, "manifest"), f"{self.name}: manifest {desc.digest}", desc.media_type
+            )
             if kind not in INDEX_MEDIA_TYPES:
                 break
             desc = _choose(doc, platform, self.name)
@@ -285,7 +296,7 @@ class LayoutSource:
         if not isinstance(names, list) or not isinstance(diff_ids, list) or len(names) != len(diff_ids):
             raise SourceError(f"{what}: Layers and the config's rootfs.diff_ids do not match")
         foreign = {k: v for k, v in (entry.get("LayerSources") or {}).items() if isinstance(v, dict)}
-        for i, (layer_name, diff_id) in enumerate(zip(names, diff_ids)):
+        for i, (layer_name, diff_id) in enumerate(zip(names, diff_ids, strict=False)):
             member = safe_name(layer_name, f"{what}: layer {i}")
             check_digest(diff_id, f"{self.name}: config diff_id {i}")
             self._layer_names[diff_id] = member
@@ -300,8 +311,9 @@ class LayoutSource:
             "config": {"mediaType": DOCKER_CONFIG, "size": len(raw_config), "digest": self.config_digest},
             "layers": [{"mediaType": d.media_type, "size": d.size, "digest": d.digest} for d in self.layers],
         }
-        self.manifest_digest = "sha256:" + hashlib.sha256(
-            json.dumps(self.manifest, separators=(",", ":")).encode()).hexdigest()
+        self.manifest_digest = (
+            "sha256:" + hashlib.sha256(json.dumps(self.manifest, separators=(",", ":")).encode()).hexdigest()
+        )
         self.repo_tags = tuple(t for t in entry.get("RepoTags") or () if isinstance(t, str))
 
     def _size(self, name: str) -> int | None:
@@ -318,7 +330,9 @@ class LayoutSource:
                     return
                 raise SourceError(f"{self.name}: layer {desc.digest} is missing ({name})")
             if len(view) != desc.size:
-                raise SourceError(f"{self.name}: layer {desc.digest} is {len(view)} bytes, the manifest says {desc.size}")
+                raise SourceError(
+                    f"{self.name}: layer {desc.digest} is {len(view)} bytes, the manifest says {desc.size}"
+                )
             yield LayerBlob(view, verified=False)
 
 
@@ -356,7 +370,11 @@ def open_layout(path: str | Path, platform: Platform | None, kind: str) -> Layou
         elif kind == "docker-archive" and "manifest.json" in names:
             source.load_docker(source._read("manifest.json", "manifest.json"))
         else:
-            found = "manifest.json (use docker-archive:)" if "manifest.json" in names else "neither index.json nor manifest.json"
+            found = (
+                "manifest.json (use docker-archive:)"
+                if "manifest.json" in names
+                else "neither index.json nor manifest.json"
+            )
             raise SourceError(f"{name}: not an image archive of that kind: it has {found}")
     return source
 

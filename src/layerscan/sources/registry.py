@@ -15,7 +15,7 @@ import hashlib
 import json
 import logging
 import time
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -31,10 +31,12 @@ from .index import INDEX_MEDIA_TYPES, MANIFEST_MEDIA_TYPES, select_manifest, ver
 
 log = logging.getLogger(__name__)
 
-SCHEMA1_MEDIA_TYPES = frozenset({
-    "application/vnd.docker.distribution.manifest.v1+json",
-    "application/vnd.docker.distribution.manifest.v1+prettyjws",
-})
+SCHEMA1_MEDIA_TYPES = frozenset(
+    {
+        "application/vnd.docker.distribution.manifest.v1+json",
+        "application/vnd.docker.distribution.manifest.v1+prettyjws",
+    }
+)
 _ACCEPT = ", ".join([*MANIFEST_MEDIA_TYPES, *INDEX_MEDIA_TYPES])
 _CHUNK = 256 << 10  # what a cut connection can lose before the Range resume
 _TIMEOUT = (10, 60)  # connect, read
@@ -87,8 +89,16 @@ class RegistryClient:
                 self.base = f"http://{self.ref.registry}"
         self._request("GET", "/v2/", scope="").close()
 
-    def _request(self, method: str, path: str, *, scope: str | None = None, headers: dict | None = None,
-                 stream: bool = False, ok: tuple[int, ...] = (200,)) -> requests.Response:
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        scope: str | None = None,
+        headers: dict | None = None,
+        stream: bool = False,
+        ok: tuple[int, ...] = (200,),
+    ) -> requests.Response:
         """A request to the registry with auth, retries and hand-followed redirects."""
         url = urljoin(self.base, path)
         scope = self.scope if scope is None else scope
@@ -97,11 +107,15 @@ class RegistryClient:
             try:
                 resp = self._send(method, url, scope, headers or {}, stream)
             except requests.exceptions.SSLError as e:
-                raise RegistryError(f"registry {self.ref.registry}: TLS verification failed ({_reason(e)}); "
-                                    "give its CA with ca_cert, or list it in insecure_registries") from None
+                raise RegistryError(
+                    f"registry {self.ref.registry}: TLS verification failed ({_reason(e)}); "
+                    "give its CA with ca_cert, or list it in insecure_registries"
+                ) from None
             except (requests.ConnectionError, requests.Timeout) as e:
                 if attempt == self.attempts:
-                    raise RegistryError(f"registry {self.ref.registry}: {_reason(e)} (after {attempt} attempts)") from None
+                    raise RegistryError(
+                        f"registry {self.ref.registry}: {_reason(e)} (after {attempt} attempts)"
+                    ) from None
                 self._sleep(attempt, None, f"{method} {url}: {type(e).__name__}")
                 continue
             if resp.status_code in ok:
@@ -116,9 +130,13 @@ class RegistryClient:
             if resp.status_code in _RETRY_STATUS and attempt < self.attempts:
                 self._sleep(attempt, resp.headers.get("Retry-After"), f"{method} {url}: HTTP {resp.status_code}")
                 continue
-            raise RegistryError(f"registry {self.ref.registry}: {method} {urlsplit(url).path}: "
-                                f"HTTP {resp.status_code}{_error_detail(resp)}")
-        raise RegistryError(f"registry {self.ref.registry}: {method} {urlsplit(url).path}: gave up after {self.attempts} attempts")
+            raise RegistryError(
+                f"registry {self.ref.registry}: {method} {urlsplit(url).path}: "
+                f"HTTP {resp.status_code}{_error_detail(resp)}"
+            )
+        raise RegistryError(
+            f"registry {self.ref.registry}: {method} {urlsplit(url).path}: gave up after {self.attempts} attempts"
+        )
 
     def _send(self, method: str, url: str, scope: str, headers: dict, stream: bool) -> requests.Response:
         registry_origin = _origin(url)
@@ -129,8 +147,9 @@ class RegistryClient:
                 value = self.auth.header(scope)
                 if value:
                     h["Authorization"] = value
-            resp = self.session.request(method, url, headers=h, stream=stream, allow_redirects=False,
-                                        verify=self.verify, timeout=_TIMEOUT)
+            resp = self.session.request(
+                method, url, headers=h, stream=stream, allow_redirects=False, verify=self.verify, timeout=_TIMEOUT
+            )
             if resp.status_code not in (301, 302, 303, 307, 308) or "Location" not in resp.headers:
                 return resp
             resp.close()
@@ -157,11 +176,14 @@ class RegistryClient:
             doc = json.loads(raw)
         except ValueError:
             raise RegistryError(f"manifest {reference} of {self.ref.repository} is not JSON") from None
-        media_type = (doc.get("mediaType") if isinstance(doc, dict) else None) or \
-            resp.headers.get("Content-Type", "").split(";")[0].strip()
+        media_type = (doc.get("mediaType") if isinstance(doc, dict) else None) or resp.headers.get(
+            "Content-Type", ""
+        ).split(";")[0].strip()
         if media_type in SCHEMA1_MEDIA_TYPES or (isinstance(doc, dict) and doc.get("schemaVersion") == 1):
-            raise RegistryError(f"{self.ref}: Docker schema 1 manifests are not supported (deprecated since 2017); "
-                                "push the image again with a current client")
+            raise RegistryError(
+                f"{self.ref}: Docker schema 1 manifests are not supported (deprecated since 2017); "
+                "push the image again with a current client"
+            )
         return raw, media_type
 
     def blob(self, desc: Descriptor) -> bytes:
@@ -198,8 +220,12 @@ class RegistryClient:
             except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError, requests.Timeout) as e:
                 cuts += 1
                 if cuts >= self.attempts:
-                    raise RegistryError(f"blob {desc.digest}: download interrupted {cuts} times ({_reason(e)})") from None
-                log.warning("blob %s: cut after %d of %d bytes (%s); resuming", desc.digest, got, desc.size, type(e).__name__)
+                    raise RegistryError(
+                        f"blob {desc.digest}: download interrupted {cuts} times ({_reason(e)})"
+                    ) from None
+                log.warning(
+                    "blob %s: cut after %d of %d bytes (%s); resuming", desc.digest, got, desc.size, type(e).__name__
+                )
                 continue
             finally:
                 resp.close()
@@ -214,8 +240,9 @@ class RegistryClient:
 
     def _open_blob(self, desc: Descriptor, urls: tuple[str, ...], headers: dict) -> requests.Response:
         if not urls:
-            return self._request("GET", f"/v2/{self.ref.repository}/blobs/{desc.digest}", headers=headers,
-                                 stream=True, ok=(200, 206))
+            return self._request(
+                "GET", f"/v2/{self.ref.repository}/blobs/{desc.digest}", headers=headers, stream=True, ok=(200, 206)
+            )
         failures = []
         for url in urls:
             try:
@@ -233,8 +260,14 @@ class RegistryClient:
 class RegistrySource:
     """An ImageSource for one image of a registry, resolved to one platform."""
 
-    def __init__(self, ref: ImageRef, client: RegistryClient, cache: LayerCache | None, fetch_foreign: bool,
-                 platform: Platform | None) -> None:
+    def __init__(
+        self,
+        ref: ImageRef,
+        client: RegistryClient,
+        cache: LayerCache | None,
+        fetch_foreign: bool,
+        platform: Platform | None,
+    ) -> None:
         self.name = str(ref)
         self._client = client
         self._cache = cache
@@ -272,8 +305,12 @@ class RegistrySource:
         fetch: Callable[[], Iterator[bytes]]
         if _is_foreign(desc):
             if not (self._fetch_foreign and desc.urls):
-                log.warning("layer %s (%s) is foreign and %s: skipped", desc.digest, desc.media_type,
-                            "has no urls" if self._fetch_foreign else "fetching foreign layers is off")
+                log.warning(
+                    "layer %s (%s) is foreign and %s: skipped",
+                    desc.digest,
+                    desc.media_type,
+                    "has no urls" if self._fetch_foreign else "fetching foreign layers is off",
+                )
                 yield None
                 return
             fetch = lambda: self._client.blob_chunks(desc, desc.urls)  # noqa: E731
@@ -287,7 +324,7 @@ class RegistrySource:
         with self._cache.layer(desc.digest, desc.size, fetch) as blob:
             yield blob
 
-    def __enter__(self) -> "RegistrySource":
+    def __enter__(self) -> RegistrySource:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -297,8 +334,9 @@ class RegistrySource:
         self._client.close()
 
 
-def open_registry(ref: str | ImageRef, *, platform: Platform | None, config: Config,
-                  fetch_foreign: bool = True) -> RegistrySource:
+def open_registry(
+    ref: str | ImageRef, *, platform: Platform | None, config: Config, fetch_foreign: bool = True
+) -> RegistrySource:
     """Resolve `ref` on its registry to one image. Foreign layers are fetched from their urls, as Anchore does, unless `fetch_foreign` is off."""
     parsed = ref if isinstance(ref, ImageRef) else ImageRef.parse(ref)
     client = RegistryClient(parsed, config)

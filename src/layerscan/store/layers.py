@@ -33,8 +33,9 @@ import threading
 import time
 import uuid
 import weakref
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING
 
 import xxhash
 
@@ -139,7 +140,9 @@ class LayerCache:
         if max_bytes < minimum_bytes:
             log.warning(
                 "layer cache size %.3g GB is below the minimum of %.3g GB; using %.3g GB",
-                max_bytes / GB, minimum_bytes / GB, minimum_bytes / GB,
+                max_bytes / GB,
+                minimum_bytes / GB,
+                minimum_bytes / GB,
             )
             max_bytes = minimum_bytes
         self.root = Path(root)
@@ -153,7 +156,7 @@ class LayerCache:
         self._sweep_temps()
 
     @classmethod
-    def from_config(cls, config: "Config") -> "LayerCache | None":
+    def from_config(cls, config: Config) -> LayerCache | None:
         if not config.layer_cache_enable:
             return None
         return cls(Path(config.tmp_dir) / DIRNAME, int(config.layer_cache_max_gigabytes * GB))
@@ -169,8 +172,12 @@ class LayerCache:
         """
         hex_ = _hex_of(digest)
         if size > self.max_bytes:
-            log.info("layer %s (%d bytes) is larger than the whole layer cache (%d bytes); streaming it",
-                     digest, size, self.max_bytes)
+            log.info(
+                "layer %s (%d bytes) is larger than the whole layer cache (%d bytes); streaming it",
+                digest,
+                size,
+                self.max_bytes,
+            )
             yield LayerBlob(fetch(), verified=False)
             return
         for _ in range(_MAX_ATTEMPTS):
@@ -221,7 +228,9 @@ class LayerCache:
         # (well over 10 GB/s, a few ms for a typical layer), under 1% of the scan that follows,
         # and it is what catches a flipped byte before a wrong digest lands in a report.
         if actual_size != size:
-            log.warning("layer cache entry sha256:%s has %d bytes, %d recorded; it will be dropped", hex_, actual_size, size)
+            log.warning(
+                "layer cache entry sha256:%s has %d bytes, %d recorded; it will be dropped", hex_, actual_size, size
+            )
         elif xxhash.xxh3_64_hexdigest(data) != xxh3:
             log.warning("layer cache entry sha256:%s fails its xxh3 check; it will be dropped", hex_)
         else:
@@ -328,7 +337,7 @@ class LayerCache:
         """Remove temp files of every download whose worker is gone; returns how many."""
         removed = 0
         for tmp in self.blobs.glob(f"{_TMP_PREFIX}*"):
-            hex_ = tmp.name[len(_TMP_PREFIX):].split(".", 1)[0]
+            hex_ = tmp.name[len(_TMP_PREFIX) :].split(".", 1)[0]
             lock = _Lock(self.locks / hex_)
             if lock.acquire(fcntl.LOCK_EX, blocking=False):
                 try:
@@ -349,14 +358,22 @@ class LayerCache:
 
     def entries(self) -> list[Entry]:
         """Every entry, least recently used first."""
-        return [Entry(f"sha256:{h}", size, xxh3, atime / 1e9, self._is_pinned(h))
-                for h, size, atime, xxh3 in self._query("SELECT hex, size, atime, xxh3 FROM entries ORDER BY atime, hex")]
+        return [
+            Entry(f"sha256:{h}", size, xxh3, atime / 1e9, self._is_pinned(h))
+            for h, size, atime, xxh3 in self._query("SELECT hex, size, atime, xxh3 FROM entries ORDER BY atime, hex")
+        ]
 
     def stats(self) -> Stats:
         entries = self.entries()
         temps = sum(1 for _ in self.blobs.glob(f"{_TMP_PREFIX}*"))
-        return Stats(str(self.root), len(entries), sum(e.size for e in entries), self.max_bytes,
-                     sum(e.pinned for e in entries), temps)
+        return Stats(
+            str(self.root),
+            len(entries),
+            sum(e.size for e in entries),
+            self.max_bytes,
+            sum(e.pinned for e in entries),
+            temps,
+        )
 
     def prune(self, max_bytes: int | None = None) -> int:
         """Evict down to `max_bytes` (default: the cache's limit) and sweep dead temp files; returns bytes freed."""
@@ -451,8 +468,10 @@ class LayerCache:
         db = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
-        db.execute("CREATE TABLE IF NOT EXISTS entries (hex TEXT PRIMARY KEY, size INTEGER NOT NULL, "
-                   "xxh3 TEXT NOT NULL, atime INTEGER NOT NULL)")
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS entries (hex TEXT PRIMARY KEY, size INTEGER NOT NULL, "
+            "xxh3 TEXT NOT NULL, atime INTEGER NOT NULL)"
+        )
         return db
 
     def _rebuild(self) -> None:
@@ -468,8 +487,9 @@ class LayerCache:
                 _close(data)
                 # Keep the LRU order the files carry (Anchore's cache and ours touch them on use).
                 with self._db_lock:
-                    self._db.execute("UPDATE entries SET atime=? WHERE hex=?",
-                                     (os.stat(self.blobs / hex_).st_mtime_ns, hex_))
+                    self._db.execute(
+                        "UPDATE entries SET atime=? WHERE hex=?", (os.stat(self.blobs / hex_).st_mtime_ns, hex_)
+                    )
             finally:
                 lock.release()
             if data is None:
@@ -492,8 +512,10 @@ class LayerCache:
         return int(self._query("SELECT COALESCE(SUM(size), 0) FROM entries")[0][0])
 
     def _record(self, hex_: str, size: int, xxh3: str, when: float) -> None:
-        self._query("INSERT OR REPLACE INTO entries (hex, size, xxh3, atime) VALUES (?, ?, ?, ?)",
-                    (hex_, size, xxh3, int(when * 1e9)))
+        self._query(
+            "INSERT OR REPLACE INTO entries (hex, size, xxh3, atime) VALUES (?, ?, ?, ?)",
+            (hex_, size, xxh3, int(when * 1e9)),
+        )
 
     def _touch(self, hex_: str) -> None:
         now = time.time_ns()

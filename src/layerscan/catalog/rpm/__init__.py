@@ -20,7 +20,7 @@ file name (Anchore's sourcepkg). Package.metadata (for reports and SBOMs):
 from __future__ import annotations
 
 import stat
-from typing import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from ...image import ImageFiles
 from ..model import CatalogError, Distro, Package
@@ -87,7 +87,10 @@ def to_package(h: RpmHeader, distro: Distro | None, location: str, fmt: str) -> 
         version=h.evr,
         location=location,
         purl=purl(
-            "rpm", distro.id if distro else "", h.name, vr,
+            "rpm",
+            distro.id if distro else "",
+            h.name,
+            vr,
             {
                 "arch": h.arch,
                 "epoch": str(h.epoch) if h.epoch is not None else "",

@@ -10,7 +10,7 @@ a page, so garbage ends in BdbError.
 from __future__ import annotations
 
 import struct
-from typing import Iterator
+from collections.abc import Iterator
 
 HASH_MAGIC = 0x061561
 META_MIN = 72 + 4  # the generic DBMETA plus max_bucket
@@ -29,12 +29,12 @@ def read_values(db: bytes) -> Iterator[bytes]:
     if len(db) < META_MIN:
         raise BdbError(f"{len(db)} bytes is too short for a Berkeley DB metadata page")
     order = _byte_order(db)
-    pagesize, = struct.unpack_from(order + "I", db, 20)
+    (pagesize,) = struct.unpack_from(order + "I", db, 20)
     if pagesize not in VALID_PAGE_SIZES:
         raise BdbError(f"page size {pagesize} is not a Berkeley DB page size")
     if db[25] != P_HASHMETA:
         raise BdbError(f"page 0 has type {db[25]}, not a hash metadata page")
-    last_pgno, = struct.unpack_from(order + "I", db, 32)
+    (last_pgno,) = struct.unpack_from(order + "I", db, 32)
     npages = len(db) // pagesize
     if last_pgno >= npages:
         raise BdbError(f"last page {last_pgno} is beyond the file ({npages} pages)")
@@ -42,7 +42,7 @@ def read_values(db: bytes) -> Iterator[bytes]:
         page = memoryview(db)[pgno * pagesize : (pgno + 1) * pagesize]
         if page[25] not in (P_HASH, P_HASH_UNSORTED):
             continue
-        entries, = struct.unpack_from(order + "H", page, 20)
+        (entries,) = struct.unpack_from(order + "H", page, 20)
         if PAGE_HEADER + 2 * entries > pagesize:
             raise BdbError(f"page {pgno}: {entries} index entries do not fit the page")
         offsets = struct.unpack_from(f"{order}{entries}H", page, PAGE_HEADER)
@@ -76,8 +76,8 @@ def _overflow(db: bytes, order: str, pagesize: int, npages: int, pgno: int, leng
         base = pgno * pagesize
         if db[base + 25] != P_OVERFLOW:
             raise BdbError(f"page {pgno} in an overflow chain has type {db[base + 25]}")
-        next_pgno, = struct.unpack_from(order + "I", db, base + 16)
-        used, = struct.unpack_from(order + "H", db, base + 22)  # hf_offset: bytes of data on this page
+        (next_pgno,) = struct.unpack_from(order + "I", db, base + 16)
+        (used,) = struct.unpack_from(order + "H", db, base + 22)  # hf_offset: bytes of data on this page
         if used > pagesize - PAGE_HEADER:
             raise BdbError(f"overflow page {pgno} claims {used} bytes")
         out += db[base + PAGE_HEADER : base + PAGE_HEADER + used]

@@ -27,7 +27,18 @@ CHAR, INT8, INT16, INT32, INT64, STRING, BIN, STRING_ARRAY, I18NSTRING = 1, 2, 3
 _INT_FORMATS = {CHAR: "B", INT8: "B", INT16: "H", INT32: "I", INT64: "Q"}
 _STRING_TYPES = (STRING, STRING_ARRAY, I18NSTRING)
 
-DIGEST_ALGOS = {1: "md5", 2: "sha1", 3: "ripemd160", 5: "md2", 6: "tiger192", 7: "haval-5-160", 8: "sha256", 9: "sha384", 10: "sha512", 11: "sha224"}
+DIGEST_ALGOS = {
+    1: "md5",
+    2: "sha1",
+    3: "ripemd160",
+    5: "md2",
+    6: "tiger192",
+    7: "haval-5-160",
+    8: "sha256",
+    9: "sha384",
+    10: "sha512",
+    11: "sha224",
+}
 DEFAULT_DIGEST_ALGO = 1  # headers without FILEDIGESTALGO are md5
 
 
@@ -170,7 +181,7 @@ def _files(r: _Reader) -> tuple[RpmFile, ...]:
         dirindexes = r.ints(DIRINDEXES)
         if len(dirindexes) != len(basenames) or any(i >= len(dirnames) for i in dirindexes):
             raise HeaderError("DIRINDEXES do not match BASENAMES/DIRNAMES")
-        paths = [dirnames[i] + b for i, b in zip(dirindexes, basenames)]
+        paths = [dirnames[i] + b for i, b in zip(dirindexes, basenames, strict=False)]
     else:
         paths = r.strings(OLDFILENAMES)
     n = len(paths)
@@ -180,9 +191,7 @@ def _files(r: _Reader) -> tuple[RpmFile, ...]:
     digests = _column(r.strings(FILEDIGESTS), n, "")
     users = _column(r.strings(FILEUSERNAME), n, "")
     groups = _column(r.strings(FILEGROUPNAME), n, "")
-    return tuple(
-        RpmFile(paths[i], modes[i], sizes[i], digests[i], users[i], groups[i], flags[i]) for i in range(n)
-    )
+    return tuple(RpmFile(paths[i], modes[i], sizes[i], digests[i], users[i], groups[i], flags[i]) for i in range(n))
 
 
 def _column(values: list, n: int, default=0) -> list:

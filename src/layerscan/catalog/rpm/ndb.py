@@ -1,14 +1,14 @@
 """rpm's NDB `Packages.db` (SUSE): slot pages pointing at blobs in 16-byte blocks.
 
-    header (32 B, LE): magic "RpmP", version 0, generation, slot page count, 4 reserved
-    slots (16 B each, filling the slot pages after the header): magic "Slot", package index, block offset, block count
-    blob at block offset * 16: magic "BlbS", package index, checksum, length, then the header blob
+header (32 B, LE): magic "RpmP", version 0, generation, slot page count, 4 reserved
+slots (16 B each, filling the slot pages after the header): magic "Slot", package index, block offset, block count
+blob at block offset * 16: magic "BlbS", package index, checksum, length, then the header blob
 """
 
 from __future__ import annotations
 
 import struct
-from typing import Iterator
+from collections.abc import Iterator
 
 HEADER_MAGIC = int.from_bytes(b"RpmP", "little")
 SLOT_MAGIC = int.from_bytes(b"Slot", "little")
