@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: setup build demo test bench bench-peers clean
+.PHONY: setup build demo test lint bench bench-peers clean
 
 setup: $(STAMP)
 
@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml setup.py $(wildcard ext/*.pyx ext/*.pxd ext/*.c ext/*.h
 	bash scripts/bootstrap.sh
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e '.[test]'
+	$(VENV)/bin/pip install -q -e '.[test,lint]'
 	touch $(STAMP)
 
 # Rebuild the native extension in place after editing ext/.
@@ -23,6 +23,15 @@ demo: setup
 
 test: setup
 	$(VENV)/bin/python -m pytest -q tests
+
+# The quality gate, run by .ci/run before the tests and by the pre-commit hook.
+C_SOURCES := $(filter-out ext/_scan.c,$(wildcard ext/*.c))
+lint: setup
+	$(VENV)/bin/ruff check src tests benchmarks scripts
+	$(VENV)/bin/ruff format --check src tests benchmarks scripts
+	$(VENV)/bin/mypy
+	for f in $(C_SOURCES); do gcc -fsyntax-only -std=c11 -Wall -Wextra -Wshadow -Werror $$(pkg-config --cflags libhs libcrypto libzstd zlib) -Iext $$f || exit 1; done
+	clang-format --dry-run --Werror $(C_SOURCES) ext/*.h
 
 bench: setup
 	$(VENV)/bin/python benchmarks/scan.py

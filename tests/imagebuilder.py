@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 import pyzstd
 
-from tarbuilder import Compression, Entry, build
+from tarbuilder import Compression, Entry, build, opaque, whiteout  # noqa: F401 - re-exported for the tests
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
