@@ -44,7 +44,7 @@ from layerscan.image import ImageFiles, ImageSource, Platform
 from layerscan.scan import native_available, scan_layer
 from layerscan.scan.model import ScanOptions
 from layerscan.sources import open_source
-from layerscan.sources.index import PlatformNotFound
+from layerscan.sources.resolve import PlatformNotFound
 from layerscan.squash import squash
 
 ENGINES = ["reference", *(["native"] if native_available() else [])]

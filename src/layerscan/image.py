@@ -7,6 +7,7 @@ squash produces `ImageFiles`; catalogers and reports read `ImageFiles`.
 from __future__ import annotations
 
 import dataclasses
+import mmap
 import platform as _platform
 import posixpath
 from collections.abc import Iterable, Iterator, Mapping
@@ -15,7 +16,7 @@ from typing import NamedTuple, Protocol
 
 from .scan.model import FileRecord
 
-Buffer = bytes | bytearray | memoryview
+Buffer = bytes | bytearray | memoryview | mmap.mmap
 
 _MACHINE_ARCH = {
     "x86_64": "amd64",

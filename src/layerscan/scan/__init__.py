@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from . import reference
 from .model import LayerResult, ScanOptions
 
-Buffer = bytes | bytearray | memoryview
+Buffer = bytes | bytearray | memoryview | mmap.mmap  # an mmap is scanned window by window
 ENGINES = ("native", "reference")
 
 
