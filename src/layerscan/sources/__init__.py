@@ -22,7 +22,7 @@ from ..refs import ImageRef
 from .files import DirFiles, TarFiles
 from .layout import LayoutSource
 from .resolve import BlobSource, ResolvedImage, resolve
-from .spec import LOCAL_SCHEMES, REGISTRY_PREFIXES, SourceSpec, parse_spec, registry_reference
+from .spec import LOCAL_SCHEMES, REGISTRY_PREFIXES, Choice, SourceSpec, parse_spec, registry_reference
 
 __all__ = ["open_source", "registry_reference"]
 
@@ -35,6 +35,11 @@ def open_source(spec: str, *, platform: str | Platform | None = None, config: Co
         except ValueError as e:
             raise SourceError(str(e)) from None
     parsed = parse_spec(spec) or _bare_path(spec)
+    if parsed.kind in LOCAL_SCHEMES and parsed.choice != Choice() and not os.path.exists(parsed.location):
+        raise SourceError(
+            f"{spec!r}: no file or directory {parsed.location!r}: the path ends at the first ':', as skopeo "
+            f"reads it; a path with a ':' is given bare, without {parsed.kind}:"
+        )
     return resolve(_source(parsed, config), parsed.choice, platform)
 
 

@@ -18,7 +18,15 @@ from ..errors import SourceError
 from ..image import Descriptor, Platform
 from ..refs import ImageRef, RefError
 from .files import Files, safe_name
-from .media import DOCKER_CONFIG, DOCKER_MANIFEST, check_digest, descriptor, parse_json, sha256_digest
+from .media import (
+    DOCKER_CONFIG,
+    DOCKER_MANIFEST,
+    check_digest,
+    config_platform,
+    descriptor,
+    parse_json,
+    sha256_digest,
+)
 from .resolve import Entry, Listing
 
 log = logging.getLogger(__name__)
@@ -66,13 +74,9 @@ def _parsed(tag: str) -> ImageRef | None:
 def _platform(files: Files, item: dict[str, Any]) -> Platform | None:
     """The platform the image's config states; None if it cannot be read (the chosen image's config is checked later)."""
     try:
-        raw = files.read(safe_name(item.get("Config"), "Config"))
-        config = json.loads(raw) if raw is not None else None
-    except (SourceError, ValueError):
+        return config_platform(files.read(safe_name(item.get("Config"), "Config")))
+    except SourceError:
         return None
-    if not isinstance(config, dict) or not isinstance(config.get("os"), str):
-        return None
-    return Platform(config["os"], str(config.get("architecture", "")), str(config.get("variant", "")))
 
 
 def made_up_manifest(files: Files, item: dict[str, Any], name: str) -> tuple[bytes, dict[str, str]]:

@@ -10,15 +10,16 @@ one pass over them.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 from collections.abc import Iterator
 from typing import Any
 
 from ..errors import SourceError
-from ..image import Descriptor, LayerBlob
+from ..image import Descriptor, LayerBlob, Platform
 from . import docker_archive
 from .files import Files, blob_name
-from .media import INDEX_MEDIA_TYPES, index_entries, parse_manifest
+from .media import INDEX_MEDIA_TYPES, MANIFEST_MEDIA_TYPES, config_platform, index_entries, parse_manifest
 from .resolve import Document, Entry, Listing
 
 log = logging.getLogger(__name__)
@@ -64,12 +65,30 @@ class LayoutSource:
         # Docker's OCI form keeps docker-archive's meaning of a tag: the full image name, normalised.
         key = CONTAINERD_NAME if self._kind == "docker-archive" else REF_NAME
         entries = tuple(
-            Entry(i, tuple(n for n in (self._annotations[i].get(key),) if isinstance(n, str)), d.platform, d)
+            Entry(
+                i,
+                tuple(n for n in (self._annotations[i].get(key),) if isinstance(n, str)),
+                d.platform or (self._stated_platform(d) if len(descriptors) > 1 else None),
+                d,
+            )
             for i, d in enumerate(descriptors)
         )
         if self._kind == "docker-archive":
             return Listing("index.json", entries, docker_archive.same_tag, "tag")
         return Listing("index.json", entries, lambda chosen, entry: chosen in entry.names, "ref.name")
+
+    def _stated_platform(self, desc: Descriptor) -> Platform | None:
+        """The platform an image's config states, where index.json does not give it (Docker's OCI form).
+
+        Only to choose among images and list them: the chosen image's blobs are checked by resolve().
+        """
+        if desc.media_type not in MANIFEST_MEDIA_TYPES:
+            return None
+        try:
+            manifest = json.loads(self._files.read(self._member(desc.digest)) or b"")
+            return config_platform(self._files.read(self._member(manifest["config"]["digest"])))
+        except (SourceError, ValueError, TypeError, KeyError):
+            return None
 
     def _read(self, member: str, what: str) -> bytes:
         data = self._files.read(member)
@@ -106,16 +125,14 @@ class LayoutSource:
         assert entry is not None  # a layout always lists its images
         if self._docker_items is not None:
             return docker_archive.repo_tags(self._docker_items[entry.position]), ()
-        tags: list[str] = []
+        tags: tuple[str, ...] = ()
         if self._files.has("manifest.json"):  # Docker's OCI form: the tags are in its manifest.json
             try:
-                tags += docker_archive.config_tags(docker_archive.read_items(self._files, self.name), config_digest)
+                tags = docker_archive.config_tags(docker_archive.read_items(self._files, self.name), config_digest)
             except SourceError as e:
                 log.warning("%s; no tags taken from it", e)
         name = self._annotations[entry.position].get(CONTAINERD_NAME)
-        if isinstance(name, str) and name:
-            tags.append(name)
-        return tuple(dict.fromkeys(tags)), ()
+        return tags or tuple(n for n in (name,) if isinstance(n, str) and n), ()
 
     def close(self) -> None:
         self._files.close()

@@ -10,7 +10,7 @@ import re
 from typing import Any
 
 from ..errors import DigestMismatch, SourceError
-from ..image import Buffer, Descriptor
+from ..image import Buffer, Descriptor, Platform
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -109,6 +109,17 @@ def parse_manifest(raw: Buffer, what: str, media_type: str = "") -> tuple[str, d
     if not isinstance(doc.get(key), list):
         raise SourceError(f"{what} ({kind}) has no {key} list")
     return kind, doc
+
+
+def config_platform(raw: bytes | None) -> Platform | None:
+    """The platform an image config states; None if it states none or does not parse."""
+    try:
+        config = json.loads(raw) if raw is not None else None
+    except ValueError:
+        return None
+    if not isinstance(config, dict) or not isinstance(config.get("os"), str):
+        return None
+    return Platform(config["os"], str(config.get("architecture", "")), str(config.get("variant", "")))
 
 
 def descriptor(d: object, what: str) -> Descriptor:

@@ -234,7 +234,8 @@ def _resolve(source: BlobSource, choice: Choice, platform: Platform | None) -> R
 def choose(listing: Listing, choice: Choice, platform: Platform | None, name: str) -> Entry:
     """The entry `choice` names, else the only image, else the one for `platform`.
 
-    Entries that share their names are platforms of one image; entries with different
+    Entries with the same manifest are one image (Docker lists an image once per tag).
+    Entries that share their names are the platforms of one image; entries with different
     names are different images, and choosing among them takes a name (or @N).
     """
     entries = [e for e in listing.entries if e.platform != _NOT_A_PLATFORM]
@@ -251,7 +252,11 @@ def choose(listing: Listing, choice: Choice, platform: Platform | None, name: st
                 f"{name}: no image with {listing.name_kind} {choice.name!r} in {listing.what}; "
                 f"it has {_describe(listing)}"
             )
-    elif len({e.names for e in entries}) > 1:
+    images: dict[str | int, Entry] = {}
+    for e in entries:
+        images.setdefault(e.descriptor.digest if e.descriptor is not None else e.position, e)
+    entries = list(images.values())
+    if len(entries) > 1 and choice.name is None and len({e.names for e in entries}) > 1:
         raise SourceError(
             f"{name}: {listing.what} holds {len(entries)} images; choose one with {name}:{listing.name_kind.upper()} "
             f"or {name}:@N; it has {_describe(listing)}"
@@ -263,7 +268,7 @@ def choose(listing: Listing, choice: Choice, platform: Platform | None, name: st
         raise PlatformNotFound(_no_platform([platform], [only.platform], name))
     for want in _wanted(platform):
         found = [e for e in entries if e.platform is not None and _matches(e.platform, want)]
-        if len({e.descriptor.digest if e.descriptor else e.position for e in found}) > 1:
+        if len(found) > 1:
             raise SourceError(
                 f"{name}: {len(found)} images for platform {want} in {listing.what}; choose one with "
                 f"{name}:@N; it has {_describe(listing)}"
