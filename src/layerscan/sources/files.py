@@ -16,6 +16,7 @@ import logging
 import mmap
 import os
 import posixpath
+import stat
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -55,6 +56,35 @@ def blob_name(digest: str, what: str) -> str:
     return f"blobs/{alg}/{hexpart}"
 
 
+@contextlib.contextmanager
+def map_file(path: Path) -> Iterator[Buffer | None]:
+    """A regular file's bytes, mmapped (b"" when empty, which mmap refuses); None if it does not exist.
+
+    Anything else (a directory, a FIFO, no permission) is a SourceError; opening never blocks.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except (FileNotFoundError, NotADirectoryError):
+        yield None
+        return
+    except OSError as e:
+        raise SourceError(f"{path}: cannot read ({e.strerror})") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise SourceError(f"{path}: not a regular file")
+        mm = mmap.mmap(fd, 0, access=mmap.ACCESS_READ) if st.st_size else None
+    finally:
+        os.close(fd)  # a mapping keeps its own reference to the file
+    if mm is None:
+        yield b""
+        return
+    try:
+        yield mm
+    finally:
+        _unmap(mm)
+
+
 class DirFiles:
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -74,24 +104,8 @@ class DirFiles:
         except OSError as e:
             raise SourceError(f"{self.root / name}: cannot read ({e.strerror})") from None
 
-    @contextlib.contextmanager
-    def view(self, name: str) -> Iterator[Buffer | None]:
-        try:
-            f = open(self.root / name, "rb")
-        except (FileNotFoundError, NotADirectoryError):
-            yield None
-            return
-        except OSError as e:
-            raise SourceError(f"{self.root / name}: cannot read ({e.strerror})") from None
-        with f:
-            if os.fstat(f.fileno()).st_size == 0:  # mmap refuses empty files
-                yield b""
-                return
-            mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-            try:
-                yield mm
-            finally:
-                _unmap(mm)
+    def view(self, name: str) -> contextlib.AbstractContextManager[Buffer | None]:
+        return map_file(self.root / name)
 
     def close(self) -> None:
         pass
