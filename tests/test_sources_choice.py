@@ -23,6 +23,7 @@ from imagebuilder import (
     write_dir,
     write_tar,
 )
+from layerscan.cli import main as cli_main
 from layerscan.config import Config
 from layerscan.errors import SourceError
 from layerscan.refs import RefError
@@ -285,3 +286,17 @@ def test_the_digests_name_the_bytes_kept(tmp_path: Path) -> None:
     index = json.loads(oci_layout([MULTI_AMD64, MULTI_ARM64], nested=True)["index.json"])
     assert nested.parent_digest == index["manifests"][0]["digest"] != nested.manifest_digest
     assert canonical(nested.config) == canonical(MULTI_ARM64.config_json())
+
+
+def test_analyze_command_with_a_choice(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    archive = write_tar(docker_save(DOCKER_IMAGES), tmp_path / "multi.tar")
+    out = tmp_path / "report.json"
+    spec = f"docker-archive:{archive}:registry.example.com:5000/tool:2"
+    assert cli_main(["analyze", "--engine", "reference", spec, "-o", str(out)]) == 0
+    report = json.loads(out.read_text())["image"]
+    assert report["repo_tags"] == list(TAGS["tool"]) and report["source"] == spec
+    assert report["manifest_digest"] == skopeo_inspect(spec)["Digest"]
+    capsys.readouterr()
+    assert cli_main(["analyze", "--engine", "reference", f"docker-archive:{archive}"]) == SourceError.exit_code
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("layerscan: error: ") and "holds 3 images" in err and "\n" not in err
