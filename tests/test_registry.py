@@ -397,6 +397,14 @@ def test_registry_and_layout_refuse_the_same_documents_alike(fault_proxy, tmp_pa
     assert all("\n" not in str(e) for e in errors)
 
 
+def test_a_manifest_served_as_application_json_is_read_by_its_shape(fault_proxy, tmp_path):
+    raw, manifest = layout_manifest(IMAGES / "rpm-sqlite")
+    bare = json.dumps({k: v for k, v in manifest.items() if k != "mediaType"}).encode()  # OCI allows leaving it out
+    fault_proxy.faults.append(Fault("manifest", body=bare, media_type="application/json"))
+    with _open_via(fault_proxy, tmp_path, repo=f"{SMALL}:latest") as src:
+        assert src.raw_manifest == bare and src.config_digest == answers("rpm-sqlite")["config_digest"]
+
+
 def test_foreign_layer_skipped_when_not_allowed(registry, tmp_path, caplog):
     src = open_registry(
         f"{registry.host}/{SMALL}:latest",

@@ -29,12 +29,13 @@ from ..image import Descriptor, LayerBlob
 from ..refs import ImageRef
 from ..store.layers import LayerCache
 from .auth import AuthError, Credentials, RegistryAuth, find_credentials
-from .media import INDEX_MEDIA_TYPES, MANIFEST_MEDIA_TYPES, is_foreign, verify_digest
+from .media import INDEX_MEDIA_TYPES, MANIFEST_MEDIA_TYPES, SCHEMA1_MEDIA_TYPES, is_foreign, verify_digest
 from .resolve import Document, Entry
 
 log = logging.getLogger(__name__)
 
 _ACCEPT = ", ".join([*MANIFEST_MEDIA_TYPES, *INDEX_MEDIA_TYPES])
+_MANIFEST_TYPES = frozenset({*MANIFEST_MEDIA_TYPES, *INDEX_MEDIA_TYPES, *SCHEMA1_MEDIA_TYPES})
 _CHUNK = 256 << 10  # what a cut connection can lose before the Range resume
 _TIMEOUT = (10, 60)  # connect, read
 _MAX_REDIRECTS = 5
@@ -163,13 +164,15 @@ class RegistryClient:
     # ------------------------------------------------------------------ manifests and blobs
 
     def manifest(self, reference: str) -> tuple[bytes, str]:
-        """The raw manifest or index and the media type its Content-Type gives."""
+        """The raw manifest or index and the media type its Content-Type gives ("" if it names none)."""
         resp = self._request("GET", f"/v2/{self.ref.repository}/manifests/{reference}", headers={"Accept": _ACCEPT})
         with resp:
             raw = resp.content
         if len(raw) > _MAX_MANIFEST:
             raise RegistryError(f"manifest {reference}: larger than {_MAX_MANIFEST} bytes")
-        return raw, resp.headers.get("Content-Type", "").split(";")[0].strip()
+        content_type = resp.headers.get("Content-Type", "").split(";")[0].strip()
+        # Some registries say application/json: then the document's mediaType, or its shape, tells.
+        return raw, content_type if content_type in _MANIFEST_TYPES else ""
 
     def blob(self, desc: Descriptor) -> bytes:
         """A small blob (config), read whole and verified."""
@@ -279,8 +282,7 @@ class RegistrySource:
         return Document(raw, "manifest", desc.media_type or media_type, desc.digest, desc.size)
 
     def blob(self, desc: Descriptor, what: str) -> bytes:
-        """A small blob, read whole; checked as it streams."""
-        return b"".join(self.client.blob_chunks(desc))
+        return self.client.blob(desc)
 
     @contextlib.contextmanager
     def layer(self, desc: Descriptor) -> Iterator[LayerBlob | None]:

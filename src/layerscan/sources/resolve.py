@@ -114,6 +114,7 @@ class BlobSource(Protocol):
     def close(self) -> None: ...
 
 
+@dataclasses.dataclass(eq=False)
 class ResolvedImage:
     """One image of a source, resolved to one manifest and its config: the ImageSource the pipeline reads.
 
@@ -122,34 +123,18 @@ class ResolvedImage:
     manifest's own.
     """
 
-    def __init__(
-        self,
-        source: BlobSource,
-        name: str,
-        *,
-        manifest: dict[str, Any],
-        raw_manifest: bytes,
-        manifest_digest: str,
-        parent_digest: str,
-        config: dict[str, Any],
-        raw_config: bytes,
-        config_digest: str,
-        layers: list[Descriptor],
-        repo_tags: tuple[str, ...],
-        repo_digests: tuple[str, ...],
-    ) -> None:
-        self.source = source
-        self.name = name
-        self.manifest = manifest
-        self.raw_manifest = raw_manifest
-        self.manifest_digest = manifest_digest
-        self.parent_digest = parent_digest
-        self.config = config
-        self.raw_config = raw_config
-        self.config_digest = config_digest
-        self.layers = layers
-        self.repo_tags = repo_tags
-        self.repo_digests = repo_digests
+    source: BlobSource
+    name: str
+    manifest: dict[str, Any]
+    raw_manifest: bytes
+    manifest_digest: str
+    parent_digest: str
+    config: dict[str, Any]
+    raw_config: bytes
+    config_digest: str
+    layers: list[Descriptor]
+    repo_tags: tuple[str, ...]
+    repo_digests: tuple[str, ...]
 
     @contextlib.contextmanager
     def open_layer(self, desc: Descriptor) -> Iterator[LayerBlob | None]:
@@ -244,8 +229,8 @@ def choose(listing: Listing, choice: Choice, platform: Platform | None, name: st
     if choice.index is not None:
         if choice.index >= len(listing.entries):
             raise SourceError(f"{name}: {listing.what} has no image @{choice.index}; it has {_describe(listing)}")
-        return listing.entries[choice.index]
-    if choice.name is not None:
+        entries = [listing.entries[choice.index]]
+    elif choice.name is not None:
         entries = [e for e in entries if listing.matches(choice.name, e)]
         if not entries:
             raise SourceError(
@@ -256,7 +241,7 @@ def choose(listing: Listing, choice: Choice, platform: Platform | None, name: st
     for e in entries:
         images.setdefault(e.descriptor.digest if e.descriptor is not None else e.position, e)
     entries = list(images.values())
-    if len(entries) > 1 and choice.name is None and len({e.names for e in entries}) > 1:
+    if len(entries) > 1 and choice == Choice() and len({e.names for e in entries}) > 1:
         raise SourceError(
             f"{name}: {listing.what} holds {len(entries)} images; choose one with {name}:{listing.name_kind.upper()} "
             f"or {name}:@N; it has {_describe(listing)}"
