@@ -16,8 +16,9 @@ import stat
 from collections.abc import Iterable, Iterator
 from typing import Any, TextIO
 
-from ..analysis import Analysis, SecretFinding
+from ..analysis import Analysis
 from ..catalog import anchore as catalog_anchore
+from ..findings import SecretFinding
 from ..image import FinalFile, ImageFiles
 from ..scan.rules import Rule
 from .anchore_packages import package_list

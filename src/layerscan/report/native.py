@@ -10,8 +10,9 @@ import dataclasses
 from collections.abc import Iterator
 from typing import Any, TextIO
 
-from ..analysis import Analysis, LayerInfo, SecretFinding
+from ..analysis import Analysis, LayerInfo
 from ..catalog.model import Package
+from ..findings import SecretFinding
 from ..image import FinalFile
 from .jsonstream import Arr, Obj, dump
 
