@@ -10,8 +10,8 @@ import tarfile
 
 from analyzed import ENGINE
 from layerscan.config import Config, RetrieveFiles
+from layerscan.filetree import FinalFile, ImageFiles
 from layerscan.findings import secret_findings
-from layerscan.image import FinalFile, ImageFiles
 from layerscan.pipeline import scan_options
 from layerscan.retrieve import retrieve_files
 from layerscan.scan import scan_layer

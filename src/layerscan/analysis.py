@@ -5,8 +5,9 @@ from __future__ import annotations
 import dataclasses
 
 from .catalog.model import CatalogError, Distro, Package
+from .filetree import ImageFiles
 from .findings import SecretFinding
-from .image import Descriptor, ImageFiles
+from .image import Descriptor
 from .scan.model import ScanStats
 from .scan.rules import Rule
 

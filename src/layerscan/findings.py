@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-from .image import FinalFile, ImageFiles, SymlinkLoop
+from .filetree import FinalFile, ImageFiles, SymlinkLoop
 from .scan.model import LayerResult
 from .scan.rules import Rule
 

@@ -11,7 +11,7 @@ import logging
 import posixpath
 
 from .config import RetrieveFiles
-from .image import ImageFiles
+from .filetree import ImageFiles
 
 log = logging.getLogger(__name__)
 

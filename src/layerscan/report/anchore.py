@@ -18,8 +18,8 @@ from typing import Any, TextIO
 
 from ..analysis import Analysis
 from ..catalog import anchore as catalog_anchore
+from ..filetree import FinalFile, ImageFiles
 from ..findings import SecretFinding
-from ..image import FinalFile, ImageFiles
 from ..scan.rules import Rule
 from .anchore_packages import package_list
 from .jsonstream import Arr, Obj, dump

@@ -12,8 +12,8 @@ from typing import Any, TextIO
 
 from ..analysis import Analysis, LayerInfo
 from ..catalog.model import Package
+from ..filetree import FinalFile
 from ..findings import SecretFinding
-from ..image import FinalFile
 from .jsonstream import Arr, Obj, dump
 
 SCHEMA = "layerscan/v1"
