@@ -21,7 +21,7 @@ from layerscan.catalog.gem import parse_gemspec
 from layerscan.catalog.java import ArchiveLimits, JavaCataloger
 from layerscan.catalog.model import CatalogError, CatalogFileError, Package
 from layerscan.catalog.python import normalize
-from layerscan.image import FinalFile, ImageFiles
+from layerscan.filetree import FinalFile, ImageFiles
 from layerscan.scan import scan_layer
 from layerscan.scan.model import ScanOptions
 

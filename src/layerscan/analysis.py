@@ -5,7 +5,9 @@ from __future__ import annotations
 import dataclasses
 
 from .catalog.model import CatalogError, Distro, Package
-from .image import Descriptor, ImageFiles
+from .filetree import ImageFiles
+from .findings import SecretFinding
+from .image import Descriptor
 from .scan.model import ScanStats
 from .scan.rules import Rule
 
@@ -22,17 +24,6 @@ class LayerInfo:
     @property
     def missing(self) -> bool:
         return self.stats is None
-
-
-@dataclasses.dataclass(frozen=True)
-class SecretFinding:
-    rule: str
-    path: str  # absolute
-    line: int  # 1-based
-    layer: int
-    in_final_image: bool  # False: a later layer deleted or replaced the file; still in the blobs
-    masked: str  # never the full value
-    kind: str = "secret"  # or "content" (content_search)
 
 
 @dataclasses.dataclass

@@ -21,7 +21,7 @@ import importlib
 import logging
 from functools import cache
 
-from ..image import ImageFiles
+from ..filetree import ImageFiles
 from . import distro as _distro
 from .model import Cataloger, CatalogError, Distro, Package
 

@@ -19,7 +19,7 @@ import logging
 import re
 from collections.abc import Iterator
 
-from ..image import ImageFiles
+from ..filetree import ImageFiles
 from .model import CatalogError, Distro, Package
 from .purl import distro_qualifier, purl
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from ..image import ImageFiles
+from ..filetree import ImageFiles
 from .model import Distro
 
 VERSION = 1

@@ -18,7 +18,7 @@ import posixpath
 import re
 from collections.abc import Iterable, Iterator
 
-from ..image import ImageFiles
+from ..filetree import ImageFiles
 from .model import CatalogError, CatalogFileError, Distro, Package
 from .purl import distro_qualifier, purl
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 
-from ..image import ImageFiles
+from ..filetree import ImageFiles
 from ..scan.globs import GlobSet
 from .model import CatalogError, CatalogFileError, Package
 

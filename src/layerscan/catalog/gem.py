@@ -25,7 +25,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from ..image import ImageFiles
+from ..filetree import ImageFiles
 from .files import parse_each
 from .model import CatalogError, CatalogFileError, Distro, Package
 from .purl import purl

@@ -31,7 +31,7 @@ import zipfile
 from collections.abc import Iterator
 from typing import IO
 
-from ..image import ImageFiles
+from ..filetree import ImageFiles
 from .files import parse_each
 from .model import CatalogError, CatalogFileError, Distro, Package
 from .purl import purl

@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Iterable
 from typing import Protocol
 
-from ..image import ImageFiles
+from ..filetree import ImageFiles
 
 PACKAGE_TYPES = ("dpkg", "apk", "rpm", "npm", "gem", "java", "python", "nuget")
 

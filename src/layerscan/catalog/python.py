@@ -24,7 +24,7 @@ import re
 import zipfile
 from collections.abc import Iterator
 
-from ..image import ImageFiles
+from ..filetree import ImageFiles
 from .files import parse_each
 from .model import CatalogError, CatalogFileError, Distro, Package
 from .purl import purl

@@ -161,7 +161,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..analyze import analyze  # here, so other commands never import the whole pipeline
+    from ..pipeline import analyze  # here, so other commands never import the whole pipeline
 
     config = with_options(load_config(args.config), args, _read_password if args.password_stdin else None)
     analysis = analyze(args.source, config, engine=args.engine, platform=args.platform)

@@ -16,9 +16,10 @@ import stat
 from collections.abc import Iterable, Iterator
 from typing import Any, TextIO
 
-from ..analysis import Analysis, SecretFinding
+from ..analysis import Analysis
 from ..catalog import anchore as catalog_anchore
-from ..image import FinalFile, ImageFiles
+from ..filetree import FinalFile, ImageFiles
+from ..findings import SecretFinding
 from ..scan.rules import Rule
 from .anchore_packages import package_list
 from .jsonstream import Arr, Obj, dump

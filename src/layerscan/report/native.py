@@ -10,9 +10,10 @@ import dataclasses
 from collections.abc import Iterator
 from typing import Any, TextIO
 
-from ..analysis import Analysis, LayerInfo, SecretFinding
+from ..analysis import Analysis, LayerInfo
 from ..catalog.model import Package
-from ..image import FinalFile
+from ..filetree import FinalFile
+from ..findings import SecretFinding
 from .jsonstream import Arr, Obj, dump
 
 SCHEMA = "layerscan/v1"

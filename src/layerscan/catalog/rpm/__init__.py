@@ -22,7 +22,7 @@ from __future__ import annotations
 import stat
 from collections.abc import Callable, Iterable, Iterator
 
-from ...image import ImageFiles
+from ...filetree import ImageFiles
 from ..model import CatalogError, Distro, Package
 from ..purl import distro_qualifier, purl
 from . import bdb, ndb, sqlite
