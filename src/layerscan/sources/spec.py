@@ -12,8 +12,10 @@ REF is matched exactly against the `org.opencontainers.image.ref.name` annotatio
 index.json; TAG is a Docker reference without a digest, matched after Docker's
 normalisation against the RepoTags of manifest.json (`app:1.0` is
 `docker.io/library/app:1.0`, `app` is `app:latest`), or against the
-`io.containerd.image.name` annotations of Docker's OCI form. `@N` counts the entries of
-manifest.json or index.json; skopeo reads it for docker-archive, layerscan for all three.
+`io.containerd.image.name` annotations of Docker's OCI form. `@N` counts the items of
+manifest.json (docker save's classic form) or the entries of index.json (an OCI layout, and
+Docker's OCI form, which lists an image once per tag); skopeo reads @N for docker-archive,
+layerscan for all three. Several images and no choice: the error lists each entry.
 
 Parsing rule, skopeo's: after a local scheme, the path ends at the FIRST colon and
 everything after it is REF, TAG or @N. The choice may hold colons, the path may not:
