@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from .catalog.model import CatalogError, Distro, Package
 from .filetree import ImageFiles
@@ -31,8 +32,10 @@ class Analysis:
     source_name: str
     manifest_digest: str
     config_digest: str
-    config: dict  # the image config JSON
-    manifest: dict
+    # The image's own JSON documents as its source gave them (digest-checked, not
+    # otherwise validated): readers check the type of each field they use.
+    config: dict[str, Any]
+    manifest: dict[str, Any]
     repo_tags: tuple[str, ...]
     repo_digests: tuple[str, ...]
     layers: list[LayerInfo]
