@@ -329,7 +329,7 @@ def _analyzer_config(doc: _Section, top: _Section) -> dict[str, Any]:
         )
     if sizes and "secret_max_file_size" not in top.raw:
         kw["secret_max_file_size"] = max(sizes)
-    own = top.get("secret_rules", _own_rules, [])
+    own: list[Rule] = top.get("secret_rules", _own_rules, [])
     secret_rules = (builtin_rules() if builtin else []) + anchore + [r for r in own if r.kind == "secret"]
     content_rules += [r for r in own if r.kind == "content"]
     for where, rules in (("secret rules", secret_rules), ("content rules", content_rules)):
@@ -359,7 +359,7 @@ def _analyzer_config(doc: _Section, top: _Section) -> dict[str, Any]:
 
 def _match_params(sec: _Section) -> int | None:
     """Anchore's `match_params: [MAXFILESIZE=n, STOREONMATCH=y|n]`; returns MAXFILESIZE (bytes)."""
-    params = sec.get("match_params", _str_tuple, ())
+    params: tuple[str, ...] = sec.get("match_params", _str_tuple, ())
     size = None
     for p in params:
         name, _, value = p.partition("=")
@@ -498,7 +498,11 @@ def _own_rules(v: Any, key: str) -> list[Rule]:
 
 # ---------------------------------------------------------------------------- key bookkeeping
 
-_REQUIRED = object()
+class _Required:
+    """The default of a key that must be given."""
+
+
+_REQUIRED = _Required()
 
 
 class _Section:
@@ -513,15 +517,15 @@ class _Section:
     def key(self, name: str) -> str:
         return f"{self.where}.{name}" if self.where else name
 
-    def get(self, name: str, parse: Callable[..., T], default: Any = _REQUIRED) -> T:
+    def get(self, name: str, parse: Callable[..., T], default: T | _Required = _REQUIRED) -> T:
         self.used.add(name)
         if name not in self.raw or self.raw[name] is None:
-            if default is _REQUIRED:
+            if isinstance(default, _Required):
                 raise ConfigError(f"config {self.key(name)}: required")
             return default
         value = self.raw[name]
         if isinstance(value, str) and _UNSET.match(value):
-            if default is _REQUIRED:
+            if isinstance(default, _Required):
                 raise ConfigError(f"config {self.key(name)}: the environment variable in {value} is not set")
             log.warning(
                 "config %s: the environment variable in %s is not set; using the default", self.key(name), value
@@ -530,9 +534,9 @@ class _Section:
         return parse(value, self.key(name))
 
     def put(self, kw: dict[str, Any], name: str, parse: Callable[..., Any]) -> None:
-        """kw[field] = the parsed value, when the file sets one."""
+        """kw[name] = the parsed value, when the file sets one."""
         _missing = object()
-        value = self.get(name, parse, _missing)
+        value: object = self.get(name, parse, _missing)
         if value is not _missing:
             kw[name] = value
 

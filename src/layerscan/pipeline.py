@@ -14,6 +14,9 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from typing import NoReturn
+
+from tqdm import tqdm
 
 from . import catalog, retrieve
 from .analysis import Analysis, LayerInfo
@@ -118,7 +121,11 @@ def scan_layers(
     for desc in source.layers:
         unique.setdefault(desc.digest, desc)
     bar = _bar(source.name, sum(d.size for d in unique.values())) if progress else None
-    advance: Advance = bar.update if bar is not None else (lambda n: None)
+
+    def advance(n: int) -> None:
+        if bar is not None:
+            bar.update(n)
+
     pool = ThreadPoolExecutor(max_workers=max(1, min(max_threads, len(unique))), thread_name_prefix="scan")
     try:
         futures: dict[str, Future[LayerResult | None]] = {
@@ -142,31 +149,28 @@ def scan_one(
         if blob is None:
             advance(desc.size)
             return None
+        expected = None if blob.verified else desc.digest
+        # A blob corrupted at rest or in transit is the DigestMismatch it is, not the malformed
+        # layer it looks like: when the scan fails, the digest check is finished before reporting.
         data = blob.data
-        streamed = not isinstance(data, (bytes, bytearray, memoryview, mmap.mmap))
-        if streamed:
-            data = _counted(data, advance)  # type: ignore[arg-type]
-        try:
-            result = scan_layer(
-                data,
-                options,
-                engine=engine,
-                name=desc.digest,
-                expected_digest=None if blob.verified else desc.digest,
-            )
-        except LayerError:
-            # A blob corrupted at rest or in transit is the DigestMismatch it is, not the
-            # malformed layer it looks like: finish the digest check before reporting.
-            if streamed and blob.verified:
-                _drain(data)  # type: ignore[arg-type]
-            elif not streamed and not blob.verified:
-                actual = "sha256:" + hashlib.sha256(data).hexdigest()
-                if actual != desc.digest:
-                    raise DigestMismatch(f"layer {desc.digest}", desc.digest, actual) from None
-            raise
-        if not streamed:
+        if isinstance(data, (bytes, bytearray, memoryview, mmap.mmap)):
+            try:
+                result = scan_layer(data, options, engine=engine, name=desc.digest, expected_digest=expected)
+            except LayerError:
+                if expected is not None:
+                    actual = "sha256:" + hashlib.sha256(data).hexdigest()
+                    if actual != expected:
+                        raise DigestMismatch(f"layer {desc.digest}", expected, actual) from None
+                raise
             advance(desc.size)
-        return result
+            return result
+        chunks = _counted(data, advance)
+        try:
+            return scan_layer(chunks, options, engine=engine, name=desc.digest, expected_digest=expected)
+        except LayerError:
+            if blob.verified:  # the source checks the digest at the end of the stream
+                _drain(chunks)
+            raise
 
 
 def layer_infos(layers: Sequence[Descriptor], config: dict, results: Sequence[LayerResult | None]) -> list[LayerInfo]:
@@ -204,9 +208,7 @@ def _progress_enabled(progress: bool | None) -> bool:
     return sys.stderr.isatty() if progress is None else progress
 
 
-def _bar(name: str, total: int):  # -> tqdm
-    from tqdm import tqdm
-
+def _bar(name: str, total: int) -> tqdm[NoReturn]:
     return tqdm(
         total=total,
         unit="B",
