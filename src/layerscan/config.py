@@ -498,6 +498,7 @@ def _own_rules(v: Any, key: str) -> list[Rule]:
 
 # ---------------------------------------------------------------------------- key bookkeeping
 
+
 class _Required:
     """The default of a key that must be given."""
 
