@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 from pathlib import Path
 
-from ..errors import SourceError
+from ..errors import SourceError, exit_codes_help
 from ..scan import ENGINES, scan_layer
 from ..scan.model import ScanOptions
 from ..scan.rules import default_rules
@@ -23,8 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog="examples:\n"
         "  layerscan scan-layer blobs/sha256/HEX                 a layer of an OCI layout\n"
         "  layerscan scan-layer layer.tar --no-secrets --engine reference\n\n"
-        "exit codes: 0 ok, 4 not a valid layer (corrupt compression, malformed tar, a limit exceeded),\n"
-        "7 the file cannot be read (missing, not a regular file, no permission).",
+        "A blob that is not a valid layer (corrupt compression, malformed tar, a limit exceeded)\n"
+        "exits 4; a file that cannot be read (missing, not a regular file, no permission) exits 7.\n"
+        + textwrap.fill(exit_codes_help(), width=88),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("file", help="the layer blob")
