@@ -307,7 +307,7 @@ def _analyzer_section(top: _Section) -> dict[str, Any]:
     services = top.section("services")
     anchore = services.section("analyzer") if services is not None else None
     if services is not None:
-        services.ignore(set(services.raw) - {"analyzer", "apiext"})  # the other Anchore services are not ours
+        services.ignore(set(services.raw) - {"analyzer"})  # the other services: not ours, or read by _service_section
         services.finish()
     ours = top.section("analyzer")
     if anchore is not None and ours is not None:
