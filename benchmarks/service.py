@@ -1,7 +1,7 @@
 """Images per minute: `layerscan batch` with N worker processes against `layerscan analyze` run once
 per image in a loop, on the corpus images in a local docker-registry.
 
-    .venv/bin/python benchmarks/service.py [--workers 1,2] [--copies 2] [--image NAME ...]
+    .venv/bin/python benchmarks/service.py [--workers 1,2] [--copies 3] [--image NAME ...]
 
 Starts Debian's docker-registry on loopback (tests/registry_harness.py) and pushes each corpus
 image under `--copies` repositories (the same blobs, as a registry full of images built on
@@ -79,7 +79,7 @@ def batch(refs: list[str], config: Path, out: Path, workers: int) -> float:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--workers", default="1,2", help="comma-separated worker counts for batch (default 1,2)")
-    ap.add_argument("--copies", type=int, default=2, help="repositories per corpus image (default 2)")
+    ap.add_argument("--copies", type=int, default=3, help="repositories per corpus image (default 3)")
     ap.add_argument("--image", nargs="*", default=list(CORPUS))
     args = ap.parse_args()
     counts = [int(n) for n in args.workers.split(",")]
