@@ -4,9 +4,14 @@ report equals `layerscan analyze`'s, a failing image fails alone."""
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import pty
+import struct
 import subprocess
 import sys
+import termios
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -105,3 +110,44 @@ def test_batch_usage_errors_exit_2(tmp_path: Path) -> None:
     assert result.returncode == 2 and "absent.txt" in result.stderr and "Traceback" not in result.stderr
     result = layerscan("batch", str(empty), "--workers", "0")
     assert result.returncode == 2 and "not a positive number" in result.stderr
+
+
+def test_progress_bar_on_a_terminal(tmp_path: Path) -> None:
+    """With stderr a terminal, a bar counts images there; stdout keeps one clean JSON line per image."""
+    sample = Path(__file__).resolve().parent.parent / "examples" / "sample-image"
+    listing = tmp_path / "images.txt"
+    listing.write_text(f"oci-dir:{sample}\n" * 2)
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({"tmp_dir": str(tmp_path)}))
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "layerscan",
+            "batch",
+            str(listing),
+            "--workers",
+            "1",
+            "--config",
+            str(tmp_path / "c.yaml"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=slave,
+        text=True,
+    )
+    os.close(slave)
+    stdout, _ = proc.communicate(timeout=120)
+    terminal = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the other end is closed
+            break
+        if not chunk:
+            break
+        terminal += chunk
+    os.close(master)
+    assert proc.returncode == 0, terminal.decode(errors="replace")
+    assert b"2/2" in terminal and b"image" in terminal
+    assert [json.loads(line)["status"] for line in stdout.splitlines()] == ["analyzed", "analyzed"]

@@ -140,10 +140,8 @@ class AnalyzerWorker:
                     if job is None:
                         break
                     self._launch(job)
-            except StoreError as e:
-                log.error("worker %s: the store failed while claiming: %s", self.worker_id, e)
-            except Exception:  # the database went away, a lock timed out: try again next cycle
-                log.exception("worker %s: claiming failed", self.worker_id)
+            except Exception as e:  # the database went away, a lock timed out: try again next cycle
+                log.error("worker %s: claiming failed: %s", self.worker_id, e)
             self._wake.wait(self.cycle)
 
     def _heartbeat(self) -> None:
