@@ -319,7 +319,7 @@ def _analyzer_section(top: _Section) -> dict[str, Any]:
     sec.put(kw, "enabled", _bool, field="analyzer_enabled")
     sec.put(kw, "require_auth", _bool)
     sec.put(kw, "cycle_timer_seconds", _nonneg_int)
-    sec.put(kw, "max_threads", _pos_int)
+    sec.put(kw, "max_threads", _nonneg_int)  # 0: `serve` runs no analyzer (API only)
     sec.put(kw, "analyzer_driver", _nonempty_str)
     sec.put(kw, "endpoint_hostname", _nonempty_str)
     sec.put(kw, "listen", _nonempty_str)

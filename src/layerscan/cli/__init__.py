@@ -10,9 +10,9 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import LayerscanError
-from . import analyze, cache, scan_layer
+from . import analyze, cache, scan_layer, serve
 
-COMMANDS = (analyze, cache, scan_layer)
+COMMANDS = (analyze, cache, scan_layer, serve)
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 
