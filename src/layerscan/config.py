@@ -323,7 +323,7 @@ def _analyzer_section(top: _Section) -> dict[str, Any]:
     sec.put(kw, "analyzer_driver", _nonempty_str)
     sec.put(kw, "endpoint_hostname", _nonempty_str)
     sec.put(kw, "listen", _nonempty_str)
-    sec.put(kw, "port", _port)
+    sec.put(kw, "port", _port_or_off)
     sec.put(kw, "enable_hints", _bool)
     sec.put(kw, "layer_cache_enable", _bool)
     # Anchore parses it with int(); the 1 GB floor is applied (with a warning) by the cache.
@@ -366,6 +366,11 @@ def _service_section(top: _Section) -> ServiceSettings:
         analyzer.put(kw, "lease_seconds", _pos_int)
         analyzer.put(kw, "max_attempts", _pos_int)
     return ServiceSettings(**kw)
+
+
+def _port_or_off(v: Any, key: str) -> int:
+    """A TCP port, or 0: the worker serves no status port."""
+    return 0 if _int(v, key) == 0 else _port(v, key)
 
 
 def _user_password(sec: _Section | None) -> str:

@@ -10,9 +10,9 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import LayerscanError
-from . import analyze, cache, scan_layer, serve
+from . import analyze, batch, cache, scan_layer, serve, worker
 
-COMMANDS = (analyze, cache, scan_layer, serve)
+COMMANDS = (analyze, cache, scan_layer, batch, worker, serve)
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 

@@ -1,0 +1,18 @@
+"""The service's Prometheus metrics: defined once here, updated by the worker, served by the API's
+/metrics (and by each `layerscan worker` on its status port)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+IMAGES_ANALYZED = Counter("layerscan_images_analyzed", "Images analyzed and stored by this process")
+IMAGES_FAILED = Counter(
+    "layerscan_images_failed", "Analysis attempts that failed in this process (requeued or analysis_failed)"
+)
+# Anchore's name, so existing dashboards keep working.
+ANALYSIS_TIME = Histogram(
+    "anchore_analysis_time_seconds",
+    "Seconds one successful image analysis took, pipeline and reports",
+    buckets=(0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600),
+)
+BUSY_WORKERS = Gauge("layerscan_busy_workers", "Analyses running now in this process")
