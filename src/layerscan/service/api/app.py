@@ -38,7 +38,7 @@ class StripV1:
 
 def create_app(config: Config, store: Store, worker: AnalyzerWorker | None = None) -> ASGIApp:
     routes = [*system.ROUTES, *images.ROUTES, *imageimport.ROUTES, *metrics.ROUTES, *ui.ROUTES]
-    app = Starlette(routes=routes, exception_handlers=HANDLERS)  # type: ignore[arg-type]
+    app = Starlette(routes=routes, exception_handlers=HANDLERS)
     app.state.context = ApiContext(config, store, worker)
     app.state.metrics = metrics.state_registry(store, config)
     return StripV1(BasicAuth(app, users_of(config), required=config.service.apiext_require_auth))

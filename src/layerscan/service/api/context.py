@@ -27,9 +27,7 @@ class ApiContext:
     store: Store
     worker: AnalyzerWorker | None = None
     started_at: datetime.datetime = dataclasses.field(default_factory=lambda: datetime.datetime.now(datetime.UTC))
-    _exports: collections.OrderedDict[tuple[str, str], Any] = dataclasses.field(
-        default_factory=collections.OrderedDict
-    )
+    _exports: collections.OrderedDict[tuple[str, str], Any] = dataclasses.field(default_factory=collections.OrderedDict)
     _metadata: dict[tuple[str, str], dict[str, Any]] = dataclasses.field(default_factory=dict)
     _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
 

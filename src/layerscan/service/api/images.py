@@ -86,7 +86,7 @@ def analysis_request(body: Any) -> tuple[str | None, str | None]:
     if source is not None:
         if not isinstance(source, dict) or len(source) != 1:
             raise ApiError(400, "source must hold exactly one of: tag, digest")
-        (kind, spec), = source.items()
+        ((kind, spec),) = source.items()
         if kind not in ("tag", "digest") or not isinstance(spec, dict):
             raise ApiError(400, f"source.{kind} is not supported; submit source.tag or source.digest")
         pullstring = _text(spec, "pullstring", f"source.{kind}")
