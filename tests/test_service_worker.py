@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import collections
 import itertools
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from layerscan.config import load_config
 from layerscan.service.exports import read_export
 from layerscan.service.store import Store
 from layerscan.service.submit import submit
+from layerscan.service.worker import AnalyzerWorker
 from registry_harness import REGISTRY_BIN, RegistryServer, free_port
 from service_harness import ThrottleProxy, WorkerProcess, app_image, push_image, service_config, wait_for
 
@@ -187,3 +189,22 @@ def test_a_failing_job_is_analysis_failed_then_force_requeues(service: Service, 
     after = service.store.get_image(good)
     assert after is not None and after.analysis_status == "analyzed"
     assert after.analyzed_at is not None and after.analyzed_at > before.analyzed_at
+
+
+def test_stop_gives_unfinished_analyses_back_and_drops_their_results(
+    service: Service, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="layerscan.service.worker")
+    digest = service.submit(0)
+    worker = AnalyzerWorker(service.config, service.store, worker_id="in-process")
+    worker.start()
+    assert [w.worker_id for w in service.store.list_workers()] == ["in-process"]
+    wait_for(lambda: service.status(digest) == "analyzing", 30, "the worker to claim the image")
+    worker.stop(graceful=True, timeout=0)  # the throttled registry keeps the analysis running past this
+    rec = service.store.get_image(digest)
+    assert rec is not None
+    assert (rec.analysis_status, rec.attempts, rec.worker_id) == ("not_analyzed", 0, None)
+    assert service.store.list_workers() == []
+    wait_for(lambda: "result dropped" in caplog.text, 30, "the abandoned analysis to end")
+    assert service.status(digest) == "not_analyzed"
+    assert service.store.get_report(digest, "anchore") is None

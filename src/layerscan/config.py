@@ -386,22 +386,7 @@ def _user_password(sec: _Section | None) -> str:
 _DATABASE_IGNORED = frozenset(
     {"db_connect_args", "db_pool_size", "db_pool_max_overflow", "db_engine_args", "db_user", "db_pass", "db_name"}
 )
-_APIEXT_IGNORED = frozenset(
-    {
-        "enabled",
-        "endpoint_hostname",
-        "max_request_threads",
-        "external_port",
-        "external_tls",
-        "ssl_enable",
-        "ssl_cert",
-        "ssl_key",
-        "ssl_chain",
-        "authorization_handler",
-        "authorization_handler_config",
-        "cycle_timers",
-    }
-)
+_APIEXT_IGNORED = _ANALYZER_IGNORED | {"enabled", "endpoint_hostname"}  # the same service keys as the analyzer's
 
 
 def _analyzer_config(doc: _Section, top: _Section) -> dict[str, Any]:

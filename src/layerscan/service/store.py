@@ -18,7 +18,6 @@ import dataclasses
 import datetime
 import json
 import logging
-import os
 import secrets
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -495,23 +494,7 @@ class Store:
         cutoff = utcnow() - datetime.timedelta(seconds=stale_after)
         with self._read() as conn:
             rows = list(conn.execute(select(workers).order_by(workers.c.started_at, workers.c.worker_id)).mappings())
-        return [
-            WorkerRecord(
-                worker_id=r["worker_id"],
-                host=r["host"],
-                port=r["port"],
-                max_threads=r["max_threads"],
-                busy=r["busy"],
-                started_at=r["started_at"],
-                last_seen=r["last_seen"],
-                status="up" if r["last_seen"] >= cutoff else "down",
-            )
-            for r in rows
-        ]
-
-
-def default_db_url(service_dir: str) -> str:
-    return f"sqlite:///{os.path.join(os.path.abspath(service_dir), 'layerscan.db')}"
+        return [WorkerRecord(**r, status="up" if r["last_seen"] >= cutoff else "down") for r in rows]
 
 
 def _record(r: RowMapping, tags: dict[str, datetime.datetime]) -> ImageRecord:

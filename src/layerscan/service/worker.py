@@ -67,9 +67,12 @@ class AnalyzerWorker:
         self.started_at: datetime.datetime | None = None
         self._running: dict[str, _Running] = {}
         self._lock = threading.Lock()
-        self._stopping = threading.Event()
+        self._stopping = threading.Event()  # no more claims
+        self._closed = threading.Event()  # no more lease renewals: every job finished or given back
         self._wake = threading.Event()
-        self._threads: list[threading.Thread] = []
+        self._poller: threading.Thread | None = None
+        self._heart: threading.Thread | None = None
+        self._http_thread: threading.Thread | None = None
         self._http: uvicorn.Server | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -80,10 +83,10 @@ class AnalyzerWorker:
         if self.config.port:
             self._serve_status()
         self.store.register_worker(self.worker_id, self.config.endpoint_hostname, self.config.port, self.max_threads)
-        for target, name in ((self._poll, "poll"), (self._heartbeat, "heartbeat")):
-            t = threading.Thread(target=target, name=f"worker-{name}", daemon=True)
-            t.start()
-            self._threads.append(t)
+        self._poller = threading.Thread(target=self._poll, name="worker-poll", daemon=True)
+        self._heart = threading.Thread(target=self._heartbeat, name="worker-heartbeat", daemon=True)
+        self._poller.start()
+        self._heart.start()
         log.info(
             "worker %s: up to %d analyses at a time, polling every %.1fs%s",
             self.worker_id,
@@ -97,21 +100,25 @@ class AnalyzerWorker:
         (None: as long as they take); whatever is still running then goes back to the queue."""
         self._stopping.set()
         self._wake.set()
+        if self._poller is not None:
+            self._poller.join()  # after this, no job can be claimed behind our back
         if graceful:
             deadline = None if timeout is None else time.monotonic() + timeout
             for run in self._snapshot():
                 left = None if deadline is None else max(0.0, deadline - time.monotonic())
-                run.thread.join(left)
+                run.thread.join(left)  # the heartbeat keeps renewing their leases meanwhile
         for run in self._snapshot():
             self._release(run)
-        for t in self._threads:
-            t.join()
+        self._closed.set()
+        if self._heart is not None:
+            self._heart.join()
         try:
             self.store.unregister_worker(self.worker_id)
         except StoreError as e:
             log.warning("worker %s: could not unregister: %s", self.worker_id, e)
-        if self._http is not None:
+        if self._http is not None and self._http_thread is not None:
             self._http.should_exit = True
+            self._http_thread.join(_STARTUP_TIMEOUT_S)
         log.info("worker %s: stopped", self.worker_id)
 
     def busy(self) -> int:
@@ -133,16 +140,14 @@ class AnalyzerWorker:
                     if job is None:
                         break
                     self._launch(job)
-            except StoreError as e:
-                log.error("worker %s: the store failed while claiming: %s", self.worker_id, e)
-            except Exception:  # the database went away, a lock timed out: try again next cycle
-                log.exception("worker %s: claiming failed", self.worker_id)
+            except Exception as e:  # the database went away, a lock timed out: try again next cycle
+                log.error("worker %s: claiming failed: %s", self.worker_id, e)
             self._wake.wait(self.cycle)
 
     def _heartbeat(self) -> None:
         """Renew every running job's lease a few times per lease, and say we are alive."""
         interval = max(min(self.lease_seconds / 3, 10.0), 0.05)
-        while not self._stopping.wait(interval):
+        while not self._closed.wait(interval):
             for run in self._snapshot():
                 if run.lost:
                     continue
@@ -256,7 +261,7 @@ class AnalyzerWorker:
             if not thread.is_alive() or time.monotonic() > deadline:
                 raise WorkerError(f"worker: cannot serve its status on {self.config.listen}:{self.config.port}")
             time.sleep(0.02)
-        self._http = server
+        self._http, self._http_thread = server, thread
 
 
 def status_app(status: Callable[[], dict[str, object]], healthy: Callable[[], bool]) -> Starlette:
