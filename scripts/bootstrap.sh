@@ -4,9 +4,10 @@
 set -euo pipefail
 
 # Build: a C compiler, pkg-config, and the native libraries (headers + .pc files).
-# Tests: a real registry, Redis, valgrind for the memory check, skopeo for pushing.
+# Tests: a real registry, Redis, valgrind for the memory check, skopeo for pushing, and chromium
+# (driven by Playwright through its executable_path) for the web page.
 want=(build-essential pkg-config libisal-dev libssl-dev zlib1g-dev libzstd-dev
-      docker-registry redis-server apache2-utils valgrind openssl zstd time skopeo)
+      docker-registry redis-server apache2-utils valgrind openssl zstd time skopeo chromium)
 
 missing=()
 for p in "${want[@]}"; do
