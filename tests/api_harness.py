@@ -1,13 +1,15 @@
-"""What the API tests run: `layerscan serve` as a real process (its config, its port, its log),
+"""What the API tests run: `layerscan serve` as a real process (a WorkerProcess with an API port),
 anchore-cli 0.9.3 from its own venv (made by `make anchore-cli`), and an HTTP client with
 the admin's credentials."""
 
 from __future__ import annotations
 
+import contextlib
 import os
-import signal
+import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import requests
@@ -15,7 +17,7 @@ import yaml
 
 from conftest import ROOT
 from registry_harness import free_port, wait_port
-from service_harness import service_config
+from service_harness import WorkerProcess, service_config
 
 ADMIN_PASSWORD = "test-admin-pass"
 ANCHORE_CLI = ROOT / ".venv-anchorecli" / "bin" / "anchore-cli"
@@ -34,7 +36,7 @@ def api_config(
     return path
 
 
-class ServeProcess:
+class ServeProcess(WorkerProcess):
     """`layerscan serve --config CONFIG`, its log in a file; `url` is the API's /v1 base."""
 
     def __init__(self, config: Path, port: int, name: str = "serve") -> None:
@@ -49,27 +51,23 @@ class ServeProcess:
             stdin=subprocess.DEVNULL,
             cwd=ROOT,
         )
+        self.worker_prefix = f"{socket.gethostname()}-{self.proc.pid}-"  # its in-process analyzer's id
         try:
             wait_port("127.0.0.1", port, timeout=30, proc=self.proc)
         except RuntimeError:
             self.stop()
             raise RuntimeError(f"layerscan serve did not start:\n{self.log()}") from None
 
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
 
-    def terminate(self, timeout: float = 60) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        code = self.proc.wait(timeout)
-        self._log.close()
-        return code
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-        if not self._log.closed:
-            self._log.close()
+@contextlib.contextmanager
+def serving(directory: Path, registry_host: str, **analyzer: object) -> Iterator[ServeProcess]:
+    """`layerscan serve` on a free port with api_config's settings, stopped at the end."""
+    port = api_port()
+    serve = ServeProcess(api_config(directory, registry_host, api_port=port, **analyzer), port)
+    try:
+        yield serve
+    finally:
+        serve.stop()
 
 
 def admin_session() -> requests.Session:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from api_harness import ADMIN_PASSWORD, ServeProcess, admin_session, api_config, api_port
+from api_harness import ADMIN_PASSWORD, ServeProcess, admin_session, serving
 from conftest import IMAGES, ROOT
 from registry_fixtures import IMAGE_REPOS, Pushed
 from registry_harness import REGISTRY_BIN
@@ -49,11 +49,8 @@ def reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory, registry: Pushed) -> Iterator[ServeProcess]:
     """API only (no analyzer): what is submitted stays queued."""
-    work = tmp_path_factory.mktemp("api")
-    port = api_port()
-    serve = ServeProcess(api_config(work, registry.host, api_port=port, max_threads=0), port)
-    yield serve
-    serve.stop()
+    with serving(tmp_path_factory.mktemp("api"), registry.host, max_threads=0) as serve:
+        yield serve
 
 
 @pytest.fixture(scope="module")

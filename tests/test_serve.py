@@ -37,13 +37,24 @@ def analyzed_by(serve: ServeProcess) -> list[str]:
     return re.findall(r": analyzed (sha256:[0-9a-f]{64}) in ", serve.log())
 
 
+def metric_values(text: str) -> dict[str, float]:
+    """Unlabelled samples of a Prometheus text exposition."""
+    return {
+        name: float(value)
+        for name, value in (line.split(" ", 1) for line in text.splitlines() if line and not line.startswith("#"))
+        if "{" not in name
+    }
+
+
 def statuses(url: str) -> dict[str, str]:
     return {i["imageDigest"]: i["analysis_status"] for i in admin_session().get(f"{url}/images").json()}
 
 
 def test_sigterm_mid_queue_then_restart_resumes(tmp_path: Path, slow_registry: ThrottleProxy) -> None:
     port = api_port()
-    config = api_config(tmp_path, slow_registry.host, api_port=port, max_threads=1, lease_seconds=30)
+    config = api_config(
+        tmp_path, slow_registry.host, api_port=port, max_threads=1, lease_seconds=30, layer_cache_enable=True
+    )
     first = ServeProcess(config, port, name="serve-1")
     try:
         digests = []
@@ -68,6 +79,12 @@ def test_sigterm_mid_queue_then_restart_resumes(tmp_path: Path, slow_registry: T
     second = ServeProcess(config, port, name="serve-2")
     try:
         wait_for(lambda: set(statuses(second.url).values()) == {"analyzed"}, 180, "the queue finished", interval=0.5)
+        # The images share their two base layers, cached by the first serve: the second reads them from the cache.
+        metrics = metric_values(admin_session().get(f"http://127.0.0.1:{port}/metrics").text)
+        assert metrics["layerscan_layer_cache_hits_total"] >= 2 * (N_IMAGES - len(done_first))
+        assert metrics["layerscan_layer_cache_misses_total"] == N_IMAGES - len(done_first)  # each one's own top layer
+        assert metrics["layerscan_layer_cache_bytes"] > 0
+        assert metrics["layerscan_images_analyzed_total"] == N_IMAGES - len(done_first)
         assert second.terminate() == 0
     finally:
         second.stop()

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from api_harness import ADMIN_PASSWORD, ServeProcess, admin_session, api_config, api_port
+from api_harness import ADMIN_PASSWORD, ServeProcess, admin_session, serving
 from registry_fixtures import Pushed
 from registry_harness import REGISTRY_BIN
 from service_harness import app_image, push_image
@@ -39,11 +39,8 @@ SECRET = "A" * 39 + "7"  # app_image(7)'s planted aws_secret_access_key
 @pytest.fixture(scope="module")
 def serve(tmp_path_factory: pytest.TempPathFactory, registry: Pushed) -> Iterator[ServeProcess]:
     push_image(registry.server.url, "ui/app7", "latest", app_image(7))
-    work = tmp_path_factory.mktemp("ui")
-    port = api_port()
-    s = ServeProcess(api_config(work, registry.host, api_port=port, max_threads=1), port)
-    yield s
-    s.stop()
+    with serving(tmp_path_factory.mktemp("ui"), registry.host, max_threads=1) as s:
+        yield s
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,13 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from collections.abc import Iterator
+
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from ..store import layers
 
 IMAGES_ANALYZED = Counter("layerscan_images_analyzed", "Images analyzed and stored by this process")
 IMAGES_FAILED = Counter(
@@ -16,3 +22,20 @@ ANALYSIS_TIME = Histogram(
     buckets=(0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600),
 )
 BUSY_WORKERS = Gauge("layerscan_busy_workers", "Analyses running now in this process")
+
+
+class _LayerCacheCounts(Collector):
+    """The layer cache's own process-wide counts (store/layers.py keeps them), read at each scrape."""
+
+    def collect(self) -> Iterator[Metric]:
+        for name, text in (
+            ("hits", "Layers read from the layer cache without downloading them"),
+            ("misses", "Layers this process downloaded into the layer cache"),
+            ("evictions", "Layer cache entries evicted to stay under the size limit"),
+        ):
+            family = CounterMetricFamily(f"layerscan_layer_cache_{name}", text)
+            family.add_metric([], getattr(layers.COUNTS, name))
+            yield family
+
+
+REGISTRY.register(_LayerCacheCounts())

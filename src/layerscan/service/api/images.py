@@ -61,6 +61,12 @@ def record_of(request: Request) -> ImageRecord:
     return ctx.image(digest_param(request))
 
 
+def analyzed_of(request: Request) -> tuple[ImageRecord, Any]:
+    """The image a path names and its parsed Anchore export (404 until it is analyzed)."""
+    record = record_of(request)
+    return record, context_of(request).analyzed(record)
+
+
 def images_response(ctx: ApiContext, records: list[ImageRecord]) -> JSONResponse:
     return JSONResponse([anchore_image(r, ctx.metadata(r)) for r in records])
 
@@ -171,10 +177,9 @@ def content_types(request: Request) -> Response:
 
 
 def image_content(request: Request) -> Response:
-    ctx = context_of(request)
-    record = record_of(request)
+    record, export = analyzed_of(request)
     ctype = str(request.path_params["ctype"])
-    rows = content(ctx.analyzed(record), ctype)
+    rows = content(export, ctype)
     return JSONResponse({"imageDigest": record.image_digest, "content_type": ctype, "content": rows})
 
 
@@ -184,17 +189,15 @@ def metadata_types(request: Request) -> Response:
 
 
 def image_metadata(request: Request) -> Response:
-    ctx = context_of(request)
-    record = record_of(request)
+    record, export = analyzed_of(request)
     mtype = str(request.path_params["mtype"])
-    text = metadata(ctx.analyzed(record), mtype, record.manifest)
+    text = metadata(export, mtype, record.manifest)
     return JSONResponse({"imageDigest": record.image_digest, "metadata_type": mtype, "metadata": text})
 
 
 def image_artifacts(request: Request) -> Response:
-    ctx = context_of(request)
-    record = record_of(request)
-    return JSONResponse(artifacts(ctx.analyzed(record), str(request.path_params["atype"])))
+    _, export = analyzed_of(request)
+    return JSONResponse(artifacts(export, str(request.path_params["atype"])))
 
 
 ROUTES = [
