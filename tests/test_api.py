@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -116,17 +117,37 @@ def test_any_configured_user_may_log_in_and_nobody_else(api: ServeProcess) -> No
     assert ADMIN_PASSWORD not in api.log() and "reader-pass" not in api.log()
 
 
-def test_serve_refuses_to_start_with_auth_and_no_user(tmp_path: Path) -> None:
-    (tmp_path / "config.yaml").write_text("services:\n  analyzer: {enabled: false}\n")
-    proc = subprocess.run(
+def serve_once(tmp_path: Path, config: str) -> subprocess.CompletedProcess:
+    """`layerscan serve` with a config it should refuse: its exit code and one-line error."""
+    (tmp_path / "config.yaml").write_text(config)
+    return subprocess.run(
         [sys.executable, "-m", "layerscan", "serve", "--config", str(tmp_path / "config.yaml")],
         capture_output=True,
         text=True,
         cwd=ROOT,
         timeout=60,
     )
+
+
+def test_serve_refuses_to_start_with_auth_and_no_user(tmp_path: Path) -> None:
+    proc = serve_once(tmp_path, "services:\n  analyzer: {enabled: false}\n")
     assert proc.returncode == 2
     assert "no user can log in" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_serve_on_a_port_in_use_exits_3(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = serve_once(
+            tmp_path,
+            f"default_admin_password: x\nservice_dir: {tmp_path}\n"
+            f"services:\n  analyzer: {{enabled: false}}\n  apiext: {{listen: 127.0.0.1, port: {port}}}\n",
+        )
+    assert proc.returncode == 3
+    assert f"layerscan: error: serve: cannot listen on 127.0.0.1:{port}" in proc.stderr
+    assert "Traceback" not in proc.stderr
 
 
 # ---------------------------------------------------------------------------- bad requests
