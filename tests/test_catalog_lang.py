@@ -21,7 +21,7 @@ from layerscan.catalog.gem import parse_gemspec
 from layerscan.catalog.java import ArchiveLimits, JavaCataloger
 from layerscan.catalog.model import CatalogError, CatalogFileError, Package
 from layerscan.catalog.python import normalize
-from layerscan.image import FinalFile, ImageFiles
+from layerscan.filetree import FinalFile, ImageFiles
 from layerscan.scan import scan_layer
 from layerscan.scan.model import ScanOptions
 
@@ -45,7 +45,7 @@ def key(p: Package, kind: str) -> tuple[str, str]:
     python names as declared; we name java by artifactId (as Syft) and normalize python
     names (PEP 503, as Syft), so both sides are brought to one form."""
     if kind == "java":
-        return (f"{p.metadata['group_id']}:{p.name}", p.version)
+        return (f"{p.metadata.group_id}:{p.name}", p.version)
     if kind == "python":
         return (normalize(p.name), p.version)
     return (p.name, p.version)
@@ -124,8 +124,8 @@ def test_npm_author_as_syft_joins_it():
     for e in exp["packages"]:
         if "metadata" in e:
             m = got[e["location"]]
-            assert m["author"] == e["metadata"]["Author"]
-            assert m["url"] == e["metadata"]["URL"] and m["homepage"] == e["metadata"]["Homepage"]
+            assert m.author == e["metadata"]["Author"]
+            assert m.url == e["metadata"]["URL"] and m.homepage == e["metadata"]["Homepage"]
 
 
 def test_python_purl_vcs_url_and_record_files():
@@ -136,10 +136,10 @@ def test_python_purl_vcs_url_and_record_files():
     )
     assert len(pkgs["pygments"].files) == 7 and len(pkgs["requests"].files) == 6
     assert "/bin/pygmentize" in pkgs["pygments"].files  # ../../../bin from site-packages, normalized
-    assert pkgs["pygments"].metadata["name"] == "Pygments"
+    assert pkgs["pygments"].metadata.name == "Pygments"
 
 
-def test_registered_with_globs_and_versions():
+def test_registered_with_globs():
     names = {c.name for c in catalogers()}
     assert set(LIBRARY_TYPES) <= names
     from layerscan.scan.globs import GlobSet
@@ -320,7 +320,7 @@ def test_debian_apps_locations_as_anchore_keys():
     npm = {p.name: p for p in result.packages if p.type == "npm"}
     assert npm["orders-web"].location == "/app/package.json"
     assert (
-        npm["express"].metadata["integrity"].startswith("sha512-") and npm["express"].metadata["dev"] is False
+        npm["express"].metadata.integrity.startswith("sha512-") and npm["express"].metadata.dev is False
     )  # from the lock
     assert npm["express"].purl == "pkg:npm/express@4.22.3"
     scoped = [p for p in npm.values() if p.name.startswith("@")]

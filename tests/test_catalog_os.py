@@ -16,7 +16,6 @@ from conftest import FIXTURES, IMAGES, answers
 from fsview import image_files_from_dir, image_files_from_layer
 from layerscan.catalog import (
     CatalogResult,
-    anchore,
     capture_globs,
     capture_max_bytes,
     catalog_image,
@@ -26,8 +25,11 @@ from layerscan.catalog import (
     filter_owned,
 )
 from layerscan.catalog.apk import decode_checksum
+from layerscan.catalog.metadata import DpkgMetadata, FileDigest, JavaMetadata, NpmMetadata, PythonMetadata, RpmMetadata
 from layerscan.catalog.model import CatalogFileError, Distro, Package
 from layerscan.catalog.rpm import bdb, header, ndb
+from layerscan.report.anchore import distro as anchore_distro
+from layerscan.report.anchore import os_packages as anchore
 from layerscan.scan.globs import GlobSet
 
 GLOBS = capture_globs()
@@ -57,11 +59,11 @@ def from_syft(exp: dict) -> bool:
 # ---------------------------------------------------------------- the runner
 
 
-def test_registry_declares_globs_and_versions():
+def test_registry_declares_globs():
     names = [c.name for c in catalogers()]
     assert {"dpkg", "apk", "rpm"} <= set(names)
     for c in catalogers():
-        assert c.globs and isinstance(c.version, int)
+        assert c.globs
     matcher = GlobSet(GLOBS)
     for path in (
         "/var/lib/dpkg/status",
@@ -85,18 +87,36 @@ def test_owned_package_filtering():
         "6.0-3",
         "/var/lib/dpkg/status",
         files=("/usr/lib/python3/dist-packages/PyYAML-6.0.dist-info/METADATA",),
+        metadata=DpkgMetadata(),
     )
-    owned = Package("python", "PyYAML", "6.0", "/usr/lib/python3/dist-packages/PyYAML-6.0.dist-info/METADATA")
+    owned = Package(
+        "python",
+        "PyYAML",
+        "6.0",
+        "/usr/lib/python3/dist-packages/PyYAML-6.0.dist-info/METADATA",
+        metadata=PythonMetadata(),
+    )
     free = Package(
-        "python", "requests", "2.34.2", "/usr/local/lib/python3.11/site-packages/requests-2.34.2.dist-info/METADATA"
+        "python",
+        "requests",
+        "2.34.2",
+        "/usr/local/lib/python3.11/site-packages/requests-2.34.2.dist-info/METADATA",
+        metadata=PythonMetadata(),
     )
-    not_filtered_type = Package("java", "x", "1", "/usr/lib/python3/dist-packages/PyYAML-6.0.dist-info/METADATA")
+    not_filtered_type = Package(
+        "java", "x", "1", "/usr/lib/python3/dist-packages/PyYAML-6.0.dist-info/METADATA", metadata=JavaMetadata()
+    )
     assert filter_owned([owner, owned, free, not_filtered_type]) == [owner, free, not_filtered_type]
 
 
 def test_owned_package_filtering_by_file():
     owner = Package(
-        "rpm", "nodejs-lodash", "4.17-1", "/var/lib/rpm/rpmdb.sqlite", files=("/usr/lib/node_modules/lodash/index.js",)
+        "rpm",
+        "nodejs-lodash",
+        "4.17-1",
+        "/var/lib/rpm/rpmdb.sqlite",
+        files=("/usr/lib/node_modules/lodash/index.js",),
+        metadata=RpmMetadata(),
     )
     npm = Package(
         "npm",
@@ -104,6 +124,7 @@ def test_owned_package_filtering_by_file():
         "4.17.21",
         "/usr/lib/node_modules/lodash/package.json",
         files=("/usr/lib/node_modules/lodash/index.js",),
+        metadata=NpmMetadata(),
     )
     assert filter_owned([owner, npm]) == [owner]
 
@@ -137,8 +158,8 @@ def test_distro_os_release_symlink_and_quirks(tmp_path):
     )
     d = detect(root)
     assert d == Distro("centos", "8", "rhel,fedora")
-    assert distro.anchore_meta(d) == {"DISTRO": "centos", "DISTROVERS": "8", "LIKEDISTRO": "rhel,fedora"}
-    assert distro.flavor(d) == "RHEL"
+    assert anchore_distro.analyzer_meta(d) == {"DISTRO": "centos", "DISTROVERS": "8", "LIKEDISTRO": "rhel,fedora"}
+    assert anchore_distro.flavor(d) == "RHEL"
 
 
 def test_distro_order_and_fallbacks(tmp_path):
@@ -155,17 +176,17 @@ def test_distro_order_and_fallbacks(tmp_path):
     bb = _tree(tmp_path / "bb", {"bin/busybox": b"\x7fELF\0junk BusyBox v1.21.1 (2014-01-01) multi-call\0"})
     d = detect(bb)
     assert d == Distro("busybox", "v1.21.1")
-    assert distro.anchore_meta(d) == {"DISTRO": "busybox", "DISTROVERS": "v1.21.1", "LIKEDISTRO": "busybox"}
-    assert distro.flavor(d) == "BUSYB"
+    assert anchore_distro.analyzer_meta(d) == {"DISTRO": "busybox", "DISTROVERS": "v1.21.1", "LIKEDISTRO": "busybox"}
+    assert anchore_distro.flavor(d) == "BUSYB"
     deb = _tree(tmp_path / "deb", {"etc/os-release": "ID=debian\nPRETTY_NAME=x\n", "etc/debian_version": "9.13\n"})
     assert detect(deb) == Distro("debian", "9")
     sid = _tree(tmp_path / "sid", {"etc/os-release": "ID=debian\n", "etc/debian_version": "bookworm/sid\n"})
     assert detect(sid) == Distro("debian", "unstable")
     none = _tree(tmp_path / "none", {"etc/hostname": "x\n"})
     assert detect(none) is None
-    assert distro.anchore_meta(None) == {"DISTRO": "Unknown", "DISTROVERS": "0", "LIKEDISTRO": "Unknown"}
-    assert distro.flavor(Distro("rocky", "9.3", "rhel,centos,fedora")) == "RHEL"
-    assert distro.flavor(Distro("wolfi", "1")) == "Unknown"
+    assert anchore_distro.analyzer_meta(None) == {"DISTRO": "Unknown", "DISTROVERS": "0", "LIKEDISTRO": "Unknown"}
+    assert anchore_distro.flavor(Distro("rocky", "9.3", "rhel,centos,fedora")) == "RHEL"
+    assert anchore_distro.flavor(Distro("wolfi", "1")) == "Unknown"
 
 
 # ---------------------------------------------------------------- dpkg fixtures
@@ -184,7 +205,7 @@ def test_dpkg_status_fixture(case):
     for e in exp["packages"]:
         p = got[e["name"]]
         assert p.arch == e["arch"]
-        assert p.metadata["maintainer"] == e["maintainer"]
+        assert p.metadata.maintainer == e["maintainer"]
         if "srcName" in e:  # trivy fills the source from the package when the stanza has none
             assert (p.source or p.name) == e["srcName"]
             # trivy's srcVersion is the upstream part only: no epoch, no Debian revision
@@ -201,15 +222,15 @@ def test_dpkg_status_info_fixture():
     assert (p.name, p.version, p.purl) == (e["name"], e["version"], e["purl"])
     assert set(p.licenses) == set(e["licenses"])
     m = e["metadata"]
-    assert (p.source, p.arch, p.metadata["maintainer"], p.metadata["installed_size"]) == (
+    assert (p.source, p.arch, p.metadata.maintainer, p.metadata.installed_size) == (
         m["Source"],
         m["Architecture"],
         m["Maintainer"],
         m["InstalledSize"],
     )
-    assert p.metadata["depends"] == m["Depends"]
+    assert list(p.metadata.depends) == m["Depends"]
     want = [(f["Path"], f["Digest"]["Value"], f.get("IsConfigFile", False)) for f in m["Files"]]
-    got = [(f["path"], f["digest"]["value"], f["is_config_file"]) for f in p.metadata["files"]]
+    got = [(f.path, f.digest.value, f.is_config_file) for f in p.metadata.files]
     assert sorted(got) == sorted(want)
 
 
@@ -223,7 +244,7 @@ def test_dpkg_distroless_fixture():
     assert p.location == "/var/lib/dpkg/status.d/libsqlite3-0"
     assert set(p.licenses) == set(e["licenses"])
     want = {f["Path"]: f["Digest"]["Value"] for f in e["metadata"]["Files"]}
-    assert {f["path"]: f["digest"]["value"] for f in p.metadata["files"]} == want
+    assert {f.path: f.digest.value for f in p.metadata.files} == want
 
 
 def test_dpkg_statusd_edge_cases():
@@ -239,11 +260,11 @@ def test_dpkg_statusd_edge_cases():
             assert p.version == e.get("version", "")
             assert p.source == e.get("source", "")
             assert p.arch == e.get("arch", "")
-            assert p.metadata["installed_size"] == e.get("installedSizeKiB", 0)
-            assert p.metadata["provides"] == e.get("provides", [])
-            assert p.metadata["depends"] == e.get("depends", [])
-            assert p.metadata["pre_depends"] == e.get("preDepends", [])
-            assert [f["path"] for f in p.metadata["files"] if f["is_config_file"]] == sorted(e.get("conffiles", []))
+            assert p.metadata.installed_size == e.get("installedSizeKiB", 0)
+            assert list(p.metadata.provides) == e.get("provides", [])
+            assert list(p.metadata.depends) == e.get("depends", [])
+            assert list(p.metadata.pre_depends) == e.get("preDepends", [])
+            assert [f.path for f in p.metadata.files if f.is_config_file] == sorted(e.get("conffiles", []))
     # corrupt/status is not at a dpkg path in the fixture: parse it on its own.
     with pytest.raises(CatalogFileError, match="line 5"):
         dpkg.parse_status((case_dir / "corrupt" / "status").read_bytes(), "corrupt/status")
@@ -278,27 +299,27 @@ def test_apk_fixture(case):
         meta = e.get("metadata", {})
         assert p.source == e.get("origin", meta.get("OriginPackage", p.source))
         assert p.arch == e.get("arch", meta.get("Architecture", p.arch))
-        assert p.metadata["maintainer"] == e.get("maintainer", meta.get("Maintainer", p.metadata["maintainer"]))
+        assert p.metadata.maintainer == e.get("maintainer", meta.get("Maintainer", p.metadata.maintainer))
         if from_syft(exp) or "TestApkDBCataloger" in exp["source"]:
             # Syft's license rule (ours): an SPDX expression whole, a space list split. Trivy and
             # osv-scalibr normalize ("GPL2+" -> "GPL-2.0-or-later"), so their lists are not compared.
             assert list(p.licenses) == e["licenses"]
         if "digest" in e:  # trivy: the package C: checksum as sha1 hex
-            assert "sha1:" + decode_checksum(p.metadata["checksum"])["value"] == e["digest"]
+            assert "sha1:" + decode_checksum(p.metadata.checksum).value == e["digest"]
         if "installedFiles" in e:
             assert [f.lstrip("/") for f in p.files] == e["installedFiles"]
         if "InstalledSize" in meta:
-            assert (p.metadata["size"], p.metadata["installed_size"]) == (meta["Size"], meta["InstalledSize"])
-            assert p.metadata["depends"] == meta.get("Dependencies", [])
-            assert p.metadata["provides"] == meta.get("Provides", [])
+            assert (p.metadata.size, p.metadata.installed_size) == (meta["Size"], meta["InstalledSize"])
+            assert list(p.metadata.depends) == meta.get("Dependencies", [])
+            assert list(p.metadata.provides) == meta.get("Provides", [])
 
 
 def test_apk_file_digests_are_decoded():
     result = catalog_dir(FIXTURES / "apk" / "alpine3.4-with-invalid-entry")
     musl = by_name(result, "apk")["musl"]
-    f = next(f for f in musl.metadata["files"] if f["path"] == "/lib/ld-musl-x86_64.so.1")
-    assert f["digest"] == {"algorithm": "sha1", "value": "294c2c1462c79ff7a7a4df7e408a4afc59a2c6d4"}
-    assert (f["uid"], f["gid"], f["mode"]) == (0, 0, 0o755)
+    f = next(f for f in musl.metadata.files if f.path == "/lib/ld-musl-x86_64.so.1")
+    assert f.digest == FileDigest("sha1", "294c2c1462c79ff7a7a4df7e408a4afc59a2c6d4")
+    assert (f.uid, f.gid, f.mode) == (0, 0, 0o755)
     assert decode_checksum("Q1not-base64!") is None and decode_checksum("X1abc") is None
 
 
@@ -318,7 +339,7 @@ def test_rpm_fixture(case):
     exp = expected(case_dir)
     result = catalog_dir(case_dir)
     assert not result.errors
-    got = {(p.name, p.metadata["version"], p.metadata["release"], p.arch): p for p in result.packages}
+    got = {(p.name, p.metadata.version, p.metadata.release, p.arch): p for p in result.packages}
     # gpg-pubkey has no ARCH tag (rpm -qa prints "(none)"; the expected list leaves it out).
     want = {(e["name"], e["version"], e["release"], e.get("arch", "")): e for e in exp["packages"]}
     assert set(got) == set(want)
@@ -327,20 +348,20 @@ def test_rpm_fixture(case):
         m = p.metadata
         assert p.source == e["sourceRpm"]
         if "epoch" in e:
-            assert m["epoch"] == e["epoch"]
-        for field, ours in (("size", m["size"]), ("vendor", m["vendor"]), ("license", p.licenses[0])):
+            assert m.epoch == e["epoch"]
+        for field, ours in (("size", m.size), ("vendor", m.vendor), ("license", p.licenses[0])):
             if field in e:
                 assert ours == e[field], field
         if "licenses" in e:
             assert list(p.licenses) == e["licenses"]
         if "provides" in e:
-            assert m["provides"] == e["provides"]
+            assert list(m.provides) == e["provides"]
         if from_syft(exp) or "TestParseRpmDB" in exp["source"]:
             assert p.purl == e["purl"]
     for a in exp.get("upstream_assertions", []) if isinstance(exp.get("upstream_assertions"), list) else []:
         p = next(p for p in result.packages if p.name == a["Name"])
-        assert (p.metadata["provides"], p.metadata["requires"]) == (a["Provides"], a["Requires"])
-        assert p.metadata["digest_algo"] == a["DigestAlgorithm"].lower()
+        assert (list(p.metadata.provides), list(p.metadata.requires)) == (a["Provides"], a["Requires"])
+        assert p.metadata.digest_algo == a["DigestAlgorithm"].lower()
 
 
 def test_rpm_epoch_in_version_and_purl():
@@ -406,9 +427,9 @@ def test_debian_minbase_packages(minbase):
         p = got[name]
         assert p.purl == a["purl"], name
         assert set(p.licenses) == {lic["value"] for lic in a["licenses"]}, name
-        assert p.metadata["installed_size"] == a["metadata"]["installedSize"]
+        assert p.metadata.installed_size == a["metadata"]["installedSize"]
         syft_files = {f["path"]: f["digest"]["value"] for f in a["metadata"]["files"] if f.get("digest")}
-        ours = {f["path"]: f["digest"]["value"] for f in p.metadata["files"] if f["digest"]}
+        ours = {f.path: f.digest.value for f in p.metadata.files if f.digest}
         assert ours == syft_files, name
 
 
@@ -446,12 +467,12 @@ def test_rpm_sqlite_image(rpm_sqlite):
     assert {
         (
             p.name,
-            p.metadata["epoch"],
-            p.metadata["version"],
-            p.metadata["release"],
+            p.metadata.epoch,
+            p.metadata.version,
+            p.metadata.release,
             p.arch,
             p.licenses[0],
-            p.metadata["vendor"],
+            p.metadata.vendor,
             p.source,
         )
         for p in got.values()
@@ -470,8 +491,7 @@ def test_rpm_sqlite_image(rpm_sqlite):
             for f in a["metadata"]["files"]
         }
         ours = {
-            f["path"]: (f["mode"], f["size"], f["digest"]["value"] if f["digest"] else None, f["username"])
-            for f in got[name].metadata["files"]
+            f.path: (f.mode, f.size, f.digest.value if f.digest else None, f.username) for f in got[name].metadata.files
         }
         assert ours == want, name
 
@@ -486,7 +506,7 @@ def test_anchore_os_elements_deb(minbase):
     info = out["pkgs.allinfo"]["adduser"]
     assert set(info) == {"arch", "cpes", "license", "origin", "release", "size", "sourcepkg", "type", "version"}
     assert info["origin"].endswith(" (maintainer)") and info["release"] == "N/A" and info["type"] == "dpkg"
-    assert info["size"] == str(by_name(minbase, "dpkg")["adduser"].metadata["installed_size"] * 1000)
+    assert info["size"] == str(by_name(minbase, "dpkg")["adduser"].metadata.installed_size * 1000)
     assert out["pkgs_plus_source.all"]["util-linux"] == by_name(minbase, "dpkg")["util-linux"].version
     assert out["pkgfiles.all"]["/usr/sbin/adduser"] == "DPKGFILE"
     meta = json.loads(anchore.pkgfilemeta(minbase.packages)["/etc/adduser.conf"])

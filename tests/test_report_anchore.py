@@ -15,7 +15,8 @@ import pytest
 
 from analyzed import analysis, ground_truth
 from conftest import SHARED, answers
-from layerscan.report import FORMATS, anchore
+from layerscan.report import FORMATS
+from layerscan.report.anchore.regexp_matches import rule_key
 
 IMAGE = "debian-apps"
 EXAMPLE = json.loads((SHARED / "docs" / "anchore-example-export.json").read_text())
@@ -260,9 +261,9 @@ def test_rule_key_encoding_matches_anchore() -> None:
     from layerscan.scan.rules import parse_anchore_rule
 
     rule = parse_anchore_rule(r"PRIV_KEY=(?i)-+BEGIN(.*)PRIVATE KEY-+")
-    assert anchore.rule_key(rule) == "UFJJVl9LRVk9KD9pKS0rQkVHSU4oLiopUFJJVkFURSBLRVktKw==\n"
+    assert rule_key(rule) == "UFJJVl9LRVk9KD9pKS0rQkVHSU4oLiopUFJJVkFURSBLRVktKw==\n"
     long = parse_anchore_rule("API_KEY=(?i).*api(-|_)key( *=+ *).*(?<![A-Z0-9])[A-Z0-9]{20,60}(?![A-Z0-9]).*")
-    key = anchore.rule_key(long)
+    key = rule_key(long)
     assert key.count("\n") == 2 and len(key.split("\n")[0]) == 76
 
 
@@ -290,6 +291,28 @@ def test_native_json_shape(native_doc: dict) -> None:
         set(s) == {"rule", "kind", "path", "line", "layer", "in_final_image", "match"} for s in native_doc["secrets"]
     )
     assert isinstance(native_doc["packages"], list) and isinstance(native_doc["stats"], dict)
+
+
+def test_native_json_package_metadata(native_doc: dict) -> None:
+    """Each ecosystem's typed metadata as an object of its fields: fields that do not apply
+    are left out, pom.properties keys are written as the file names them."""
+    by_type: dict[str, list[dict]] = {}
+    for p in native_doc["packages"]:
+        by_type.setdefault(p["type"], []).append(p)
+    assert set(by_type) == {"dpkg", "npm", "java", "python", "nuget", "gem"}
+    assert all(list(p)[-1] == "metadata" for p in native_doc["packages"])
+    dpkg = by_type["dpkg"][0]["metadata"]
+    assert list(dpkg) == ["installed_size", "maintainer", "status", "depends", "pre_depends", "provides", "files"]
+    assert list(dpkg["files"][0]) == ["path", "digest", "is_config_file"]
+    poms = [p["metadata"]["pom_properties"] for p in by_type["java"] if "pom_properties" in p["metadata"]]
+    assert poms and all(list(pom) == ["groupId", "artifactId", "version"] for pom in poms)
+    for p in by_type["nuget"]:  # deps.json libraries: no nuspec, packages.config or lock fields
+        assert list(p["metadata"]) == ["kind", "sha512", "path", "hash_path", "dependencies"]
+    locked = [p["metadata"] for p in by_type["npm"] if "dev" in p["metadata"]]
+    unlocked = [p["metadata"] for p in by_type["npm"] if "dev" not in p["metadata"]]
+    assert locked and unlocked
+    assert all("resolved" not in m and "integrity" not in m for m in unlocked)
+    assert all("direct_url" not in p["metadata"] for p in by_type["python"])  # no VCS origin in the image
 
 
 class _Recorder(io.StringIO):

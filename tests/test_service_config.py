@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -51,6 +53,7 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     assert s.database_url == f"sqlite:///{tmp_path / 'layerscan' / 'layerscan.db'}"
     assert (s.apiext_listen, s.apiext_port, s.apiext_require_auth) == ("0.0.0.0", 8228, True)
     assert (s.lease_seconds, s.max_attempts, s.default_admin_password, s.users) == (60, 3, None, {})
+    assert s.enabled is True
 
 
 def test_errors_name_the_key(tmp_path: Path) -> None:
@@ -60,3 +63,16 @@ def test_errors_name_the_key(tmp_path: Path) -> None:
         load_config(write(tmp_path, "services: {apiext: {port: 99999}}\n"))
     with pytest.raises(ConfigError, match=r"services\.analyzer\.lease_seconds"):
         load_config(write(tmp_path, "services: {analyzer: {lease_seconds: 0}}\n"))
+
+
+def test_an_analyzer_turned_off(tmp_path: Path) -> None:
+    """enabled: false or max_threads: 0 leaves the API only; a worker on such a config refuses to start."""
+    c = load_config(write(tmp_path, "services: {analyzer: {enabled: false}}\n"))
+    assert c.service.enabled is False
+    path = write(tmp_path, "services: {analyzer: {max_threads: 0}}\n")
+    assert load_config(path).max_threads == 0
+    proc = subprocess.run(
+        [sys.executable, "-m", "layerscan", "worker", "--config", path], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 2
+    assert "a worker would analyze nothing" in proc.stderr and "Traceback" not in proc.stderr

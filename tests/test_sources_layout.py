@@ -40,7 +40,8 @@ from imagebuilder import (
 from layerscan.cli import main as cli_main
 from layerscan.config import Config
 from layerscan.errors import DigestMismatch, LayerscanError, SourceError
-from layerscan.image import ImageFiles, ImageSource, Platform
+from layerscan.filetree import ImageFiles
+from layerscan.image import ImageSource, Platform
 from layerscan.scan import native_available, scan_layer
 from layerscan.scan.model import ScanOptions
 from layerscan.sources import open_source

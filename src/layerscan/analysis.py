@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from .catalog.model import CatalogError, Distro, Package
-from .image import Descriptor, ImageFiles
+from .filetree import ImageFiles
+from .findings import SecretFinding
+from .image import Descriptor
 from .scan.model import ScanStats
 from .scan.rules import Rule
 
@@ -24,24 +27,15 @@ class LayerInfo:
         return self.stats is None
 
 
-@dataclasses.dataclass(frozen=True)
-class SecretFinding:
-    rule: str
-    path: str  # absolute
-    line: int  # 1-based
-    layer: int
-    in_final_image: bool  # False: a later layer deleted or replaced the file; still in the blobs
-    masked: str  # never the full value
-    kind: str = "secret"  # or "content" (content_search)
-
-
 @dataclasses.dataclass
 class Analysis:
     source_name: str
     manifest_digest: str
     config_digest: str
-    config: dict  # the image config JSON
-    manifest: dict
+    # The image's own JSON documents as its source gave them (digest-checked, not
+    # otherwise validated): readers check the type of each field they use.
+    config: dict[str, Any]
+    manifest: dict[str, Any]
     repo_tags: tuple[str, ...]
     repo_digests: tuple[str, ...]
     layers: list[LayerInfo]

@@ -64,7 +64,8 @@ class ServiceSettings:
 
     service_dir, credentials.database.db_connect, default_admin_password,
     credentials.users.<name>.password, services.apiext.{listen,port,require_auth}, and
-    layerscan's services.analyzer.{lease_seconds,max_attempts}."""
+    services.analyzer.enabled, and layerscan's services.analyzer.{lease_seconds,max_attempts}.
+    No analyses run where `enabled` is false or services.analyzer.max_threads is 0."""
 
     service_dir: str = dataclasses.field(default_factory=default_service_dir)
     db_connect: str | None = dataclasses.field(default=None, repr=False)  # may hold a password
@@ -73,6 +74,7 @@ class ServiceSettings:
     apiext_listen: str = "0.0.0.0"
     apiext_port: int = 8228
     apiext_require_auth: bool = True
+    enabled: bool = True  # services.analyzer.enabled
     lease_seconds: int = 60  # a job whose worker sent no heartbeat for this long goes back to the queue
     max_attempts: int = 3  # failed or abandoned analyses of one image before it is analysis_failed
 
@@ -84,19 +86,15 @@ class ServiceSettings:
 @dataclasses.dataclass(frozen=True)
 class Config:
     tmp_dir: str = dataclasses.field(default_factory=tempfile.gettempdir)
-    # services.analyzer (Anchore's names; `enabled` is analyzer_enabled here)
-    analyzer_enabled: bool = True
+    # services.analyzer (Anchore's names). require_auth, cycle_timer_seconds, listen and
+    # port are the analyzer service's (src/layerscan/service/).
     require_auth: bool = True
     cycle_timer_seconds: int = 1
     max_threads: int = 4
-    analyzer_driver: str = "nodocker"
-    endpoint_hostname: str = "localhost"
     listen: str = "0.0.0.0"
     port: int = 8084
-    enable_hints: bool = False
     layer_cache_enable: bool = False
     layer_cache_max_gigabytes: int = 4
-    keep_image_analysis_tmpfiles: bool = False
     enable_owned_package_filtering: bool = True
     # secret_search / content_search / retrieve_files (Anchore's analyzer_config.yaml)
     secret_rules: tuple[Rule, ...] = dataclasses.field(default_factory=lambda: tuple(default_rules()))
@@ -112,7 +110,6 @@ class Config:
     insecure_registries: tuple[str, ...] = ()
     fetch_foreign_layers: bool = True  # from the layer's urls, as Anchore does; false: skip them, with a warning
     platform: str | None = None
-    outputs: dict[str, str] = dataclasses.field(default_factory=dict)  # report format -> file ("-" is stdout)
     service: ServiceSettings = dataclasses.field(default_factory=ServiceSettings)
 
 
@@ -151,6 +148,10 @@ _ANCHORE_TOP_IGNORED = frozenset(
 )
 _ANALYZER_IGNORED = frozenset(
     {
+        "enabled",
+        "analyzer_driver",  # layerscan has one way to read an image
+        "endpoint_hostname",
+        "keep_image_analysis_tmpfiles",  # layerscan writes no per-image temp files
         "external_port",
         "external_tls",
         "max_request_threads",
@@ -268,7 +269,6 @@ def _top_level(top: _Section) -> dict[str, Any]:
     top.put(kw, "insecure_registries", _str_tuple)
     top.put(kw, "fetch_foreign_layers", _bool)
     top.put(kw, "platform", _platform)
-    top.put(kw, "outputs", _outputs)
     limits = top.section("limits")
     if limits is not None:
         lkw: dict[str, Any] = {}
@@ -316,19 +316,18 @@ def _analyzer_section(top: _Section) -> dict[str, Any]:
     kw: dict[str, Any] = {}
     if sec is None:
         return kw
-    sec.put(kw, "enabled", _bool, field="analyzer_enabled")
     sec.put(kw, "require_auth", _bool)
     sec.put(kw, "cycle_timer_seconds", _nonneg_int)
-    sec.put(kw, "max_threads", _nonneg_int)  # 0: `serve` runs no analyzer (API only)
-    sec.put(kw, "analyzer_driver", _nonempty_str)
-    sec.put(kw, "endpoint_hostname", _nonempty_str)
+    sec.put(kw, "max_threads", _nonneg_int)  # 0: no analyses (the service's API only)
     sec.put(kw, "listen", _nonempty_str)
     sec.put(kw, "port", _port_or_off)
-    sec.put(kw, "enable_hints", _bool)
+    if sec.get("enable_hints", _bool, False):
+        log.warning(
+            "config %s: layerscan does not read an image's anchore_hints.json; ignored", sec.key("enable_hints")
+        )
     sec.put(kw, "layer_cache_enable", _bool)
     # Anchore parses it with int(); the 1 GB floor is applied (with a warning) by the cache.
     sec.put(kw, "layer_cache_max_gigabytes", _nonneg_int)
-    sec.put(kw, "keep_image_analysis_tmpfiles", _bool)
     sec.put(kw, "enable_owned_package_filtering", _bool)
     sec.ignore(_ANALYZER_IGNORED | {"lease_seconds", "max_attempts"})  # read by _service_section
     sec.finish()
@@ -356,13 +355,16 @@ def _service_section(top: _Section) -> ServiceSettings:
     services = _Section(raw_services, "services", top.base) if isinstance(raw_services, dict) else None
     apiext = services.section("apiext") if services is not None else None
     if apiext is not None:
-        apiext.put(kw, "listen", _nonempty_str, field="apiext_listen")
-        apiext.put(kw, "port", _port, field="apiext_port")
-        apiext.put(kw, "require_auth", _bool, field="apiext_require_auth")
-        apiext.ignore(_APIEXT_IGNORED)
+        api: dict[str, Any] = {}
+        apiext.put(api, "listen", _nonempty_str)
+        apiext.put(api, "port", _port)
+        apiext.put(api, "require_auth", _bool)
+        kw.update({f"apiext_{name}": value for name, value in api.items()})
+        apiext.ignore(_ANALYZER_IGNORED)  # the same service keys as the analyzer's
         apiext.finish()
     analyzer = (services.section("analyzer") if services is not None else None) or top.section("analyzer")
     if analyzer is not None:  # the rest of it is read (and checked) by _analyzer_section
+        analyzer.put(kw, "enabled", _bool)
         analyzer.put(kw, "lease_seconds", _pos_int)
         analyzer.put(kw, "max_attempts", _pos_int)
     return ServiceSettings(**kw)
@@ -386,7 +388,6 @@ def _user_password(sec: _Section | None) -> str:
 _DATABASE_IGNORED = frozenset(
     {"db_connect_args", "db_pool_size", "db_pool_max_overflow", "db_engine_args", "db_user", "db_pass", "db_name"}
 )
-_APIEXT_IGNORED = _ANALYZER_IGNORED | {"enabled", "endpoint_hostname"}  # the same service keys as the analyzer's
 
 
 def _analyzer_config(doc: _Section, top: _Section) -> dict[str, Any]:
@@ -543,17 +544,6 @@ def _platform(v: Any, key: str) -> str:
         raise ConfigError(f"config {key}: {e}") from None
 
 
-def _outputs(v: Any, key: str) -> dict[str, str]:
-    from .report import FORMATS
-
-    if not isinstance(v, dict):
-        raise ConfigError(f"config {key}: expected a mapping of report format to file, got {type(v).__name__}")
-    for fmt in v:
-        if fmt not in FORMATS:
-            raise ConfigError(f"config {key}.{fmt}: unknown report format; known: {', '.join(sorted(FORMATS))}")
-    return {str(fmt): _nonempty_str(path, f"{key}.{fmt}") for fmt, path in v.items()}
-
-
 def _rules(kind: str) -> Callable[[Any, str], list[Rule]]:
     def parse(v: Any, key: str) -> list[Rule]:
         specs = _str_tuple(v, key)
@@ -625,12 +615,12 @@ class _Section:
             return default
         return parse(value, self.key(name))
 
-    def put(self, kw: dict[str, Any], name: str, parse: Callable[..., Any], field: str | None = None) -> None:
+    def put(self, kw: dict[str, Any], name: str, parse: Callable[..., Any]) -> None:
         """kw[field] = the parsed value, when the file sets one."""
         _missing = object()
         value = self.get(name, parse, _missing)
         if value is not _missing:
-            kw[field or name] = value
+            kw[name] = value
 
     def section(self, name: str) -> _Section | None:
         self.used.add(name)

@@ -20,13 +20,12 @@ from typing import Any, NoReturn
 from tqdm import tqdm
 
 from ..config import Config, load_config
-from ..errors import ConfigError, LayerscanError
+from ..errors import ConfigError, ExitCode, LayerscanError
 from ..report import FORMATS
 from .analyze import _write_atomically
 
 log = logging.getLogger(__name__)
 
-EXIT_SOME_FAILED = 3
 EXTENSIONS = {"json": "json", "anchore": "anchore.json", "table": "txt", "cyclonedx": "cdx.json", "spdx": "spdx.json"}
 
 EPILOG = """\
@@ -126,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
                 bar.close()
     if failed:
         log.error("%d of %d images failed", failed, len(specs))
-    return EXIT_SOME_FAILED if failed else 0
+    return ExitCode.NOT_ANALYZED if failed else ExitCode.OK
 
 
 # ---------------------------------------------------------------------------- in the worker processes

@@ -11,7 +11,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from ..config import Config, load_config
-from ..errors import LayerscanError
+from ..errors import ExitCode, LayerscanError
 
 if TYPE_CHECKING:
     from ..service.worker import AnalyzerWorker
@@ -103,11 +103,11 @@ def run(args: argparse.Namespace) -> int:
             signals.stop_worker(worker, float(config.service.lease_seconds))
     finally:
         store.close()
-    return 0
+    return ExitCode.OK
 
 
 def _analyzer_wanted(config: Config) -> bool:
-    return config.analyzer_enabled and config.max_threads > 0
+    return config.service.enabled and config.max_threads > 0
 
 
 def _wait_started(server: object, thread: threading.Thread, where: str) -> None:

@@ -10,6 +10,7 @@ import threading
 from types import FrameType
 
 from ..config import load_config
+from ..errors import ConfigError, ExitCode
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,10 @@ def run(args: argparse.Namespace) -> int:
     from ..service.worker import AnalyzerWorker
 
     config = load_config(args.config)
+    if not (config.service.enabled and config.max_threads):
+        raise ConfigError(
+            f"config {args.config}: services.analyzer.enabled is false or max_threads is 0, so a worker would analyze nothing"
+        )
     if args.port is not None:
         config = dataclasses.replace(config, port=args.port)
     stop = threading.Event()
@@ -90,4 +95,4 @@ def run(args: argparse.Namespace) -> int:
             worker.stop(graceful=False)
     finally:
         store.close()
-    return 0
+    return ExitCode.OK

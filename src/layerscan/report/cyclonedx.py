@@ -9,6 +9,7 @@ from typing import Any, TextIO
 
 from .. import __version__
 from ..analysis import Analysis
+from ..catalog.metadata import JavaMetadata
 from ..catalog.model import Package
 from .jsonstream import Arr, Obj, dump
 from .sbom import TOOL, digested_files, document_uuid, timestamp
@@ -82,9 +83,8 @@ def _components(a: Analysis) -> Iterator[dict[str, Any]]:
 
 def component(p: Package, ref: str) -> dict[str, Any]:
     c: dict[str, Any] = {"bom-ref": ref, "type": "library", "name": p.name}
-    group = p.metadata.get("group_id")
-    if p.type == "java" and group:
-        c["group"] = group
+    if isinstance(p.metadata, JavaMetadata) and p.metadata.group_id:
+        c["group"] = p.metadata.group_id
     if p.version:
         c["version"] = p.version
     if p.licenses:

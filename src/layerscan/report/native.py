@@ -10,10 +10,12 @@ import dataclasses
 from collections.abc import Iterator
 from typing import Any, TextIO
 
-from ..analysis import Analysis, LayerInfo, SecretFinding
+from ..analysis import Analysis, LayerInfo
+from ..catalog.metadata import JSON_KEY, OPTIONAL
 from ..catalog.model import Package
-from ..image import FinalFile
-from .jsonstream import Arr, Obj, dump
+from ..filetree import FinalFile
+from ..findings import SecretFinding
+from .jsonstream import Arr, Json, Obj, dump
 
 SCHEMA = "layerscan/v1"
 
@@ -90,11 +92,29 @@ def _files(a: Analysis) -> Iterator[dict[str, Any]]:
         yield file_json(files[path])
 
 
-def package_json(p: Package) -> dict[str, Any]:
-    d = dataclasses.asdict(p)
-    d["licenses"] = list(p.licenses)
-    d["files"] = list(p.files)
-    return d
+def package_json(p: Package) -> Json:
+    """Every field of the package, its metadata as an object of the ecosystem's fields."""
+    return value_json(p)
+
+
+def value_json(value: object) -> Json:
+    """A catalog value as JSON: a dataclass as an object of its fields in order (a field
+    marked OPTIONAL is left out while None; JSON_KEY renames one), tuples as arrays."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        out: dict[str, Json] = {}
+        for f in dataclasses.fields(value):
+            item = getattr(value, f.name)
+            if item is None and f.metadata.get(OPTIONAL):
+                continue
+            out[f.metadata.get(JSON_KEY, f.name)] = value_json(item)
+        return out
+    if isinstance(value, (list, tuple)):
+        return [value_json(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): value_json(v) for k, v in value.items()}
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    raise TypeError(f"{type(value).__name__} is not a catalog value")
 
 
 def secret_json(s: SecretFinding) -> dict[str, Any]:

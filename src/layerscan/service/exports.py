@@ -10,7 +10,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import LayerscanError
+from ..errors import ExitCode, LayerscanError
 
 # Anchore's content types that hold packages, and the package_list element each comes from.
 PACKAGE_ELEMENTS = {
@@ -31,7 +31,7 @@ _IMAGE_ID = re.compile(r"[0-9a-f]{64}")
 class ExportError(LayerscanError):
     """An Anchore export that is not one: wrong shape, or no image identity in it."""
 
-    exit_code = 2
+    exit_code = ExitCode.USAGE
 
 
 @dataclasses.dataclass(frozen=True)

@@ -7,8 +7,8 @@ import collections
 import io
 
 from ..analysis import Analysis
-from ..analyze import analyze  # the service's one import of the pipeline
 from ..config import Config
+from ..pipeline import analyze  # the service's one import of the pipeline
 from ..report import FORMATS
 from ..scan import native_available
 

@@ -25,8 +25,6 @@ _SHA256 = re.compile(r"sha256:[0-9a-f]{64}")
 class SubmitError(LayerscanError):
     """An image that cannot be queued; `status` is the HTTP status that says why."""
 
-    exit_code = 2
-
     def __init__(self, status: int, reason: str) -> None:
         self.status = status
         self.reason = reason

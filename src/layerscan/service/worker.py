@@ -82,7 +82,7 @@ class AnalyzerWorker:
         self.started_at = datetime.datetime.now(datetime.UTC)
         if self.config.port:
             self._serve_status()
-        self.store.register_worker(self.worker_id, self.config.endpoint_hostname, self.config.port, self.max_threads)
+        self.store.register_worker(self.worker_id, socket.gethostname(), self.config.port, self.max_threads)
         self._poller = threading.Thread(target=self._poll, name="worker-poll", daemon=True)
         self._heart = threading.Thread(target=self._heartbeat, name="worker-heartbeat", daemon=True)
         self._poller.start()

@@ -1,7 +1,8 @@
-"""One image end to end: source -> scan -> squash -> catalog -> Analysis.
+"""One image end to end: source -> scan -> squash -> catalog, findings -> Analysis.
 
-This is the only module that knows every stage. Each unique layer is scanned once,
-on up to `config.max_threads` threads (the native scanner releases the GIL).
+Wiring only: the one module that knows every stage, holding none of their logic.
+Each unique layer is scanned once, on up to `config.max_threads` threads (the
+native scanner releases the GIL).
 """
 
 from __future__ import annotations
@@ -9,17 +10,17 @@ from __future__ import annotations
 import hashlib
 import logging
 import mmap
-import posixpath
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 
-from . import catalog
-from .analysis import Analysis, LayerInfo, SecretFinding
+from . import catalog, retrieve
+from .analysis import Analysis, LayerInfo
 from .config import Config
 from .errors import DigestMismatch, LayerError, LayerscanError
-from .image import Descriptor, FinalFile, ImageFiles, ImageSource, Platform, SymlinkLoop
+from .findings import secret_findings
+from .image import Descriptor, ImageSource, Platform
 from .scan import native_available, scan_layer
 from .scan.model import LayerResult, ScanOptions
 from .scan.rules import Rule, check_unique
@@ -85,7 +86,7 @@ def analyze(
         distro=cat.distro,
         packages=cat.packages,
         secrets=secret_findings(results, files, rules),
-        retrieved_files=retrieve_files(files, config),
+        retrieved_files=retrieve.retrieve_files(files, config.retrieve_files),
         catalog_errors=cat.errors,
         warnings=warnings,
         seconds=time.perf_counter() - t0,
@@ -96,14 +97,15 @@ def analyze(
 
 
 def scan_options(config: Config, rules: Sequence[Rule]) -> ScanOptions:
-    retrieve = config.retrieve_files
-    globs = (*catalog.capture_globs(), *(_escape_glob(p) for p in retrieve.file_list))
+    globs = (*catalog.capture_globs(), *retrieve.capture_globs(config.retrieve_files))
     return ScanOptions(
         rules=tuple(rules),
         secret_max_file_size=config.secret_max_file_size,
         secret_skip_binary=config.secret_skip_binary,
         capture_globs=tuple(dict.fromkeys(globs)),
-        capture_max_bytes=max(config.capture_max_bytes, catalog.capture_max_bytes(), retrieve.max_file_size_kb * 1024),
+        capture_max_bytes=max(
+            config.capture_max_bytes, catalog.capture_max_bytes(), retrieve.capture_max_bytes(config.retrieve_files)
+        ),
         limits=config.limits,
     )
 
@@ -183,91 +185,6 @@ def layer_infos(layers: Sequence[Descriptor], config: dict, results: Sequence[La
             )
         )
     return out
-
-
-def secret_findings(
-    results: Sequence[LayerResult | None], files: ImageFiles, rules: Sequence[Rule]
-) -> list[SecretFinding]:
-    """Every hit of every layer, marked in_final_image when the final file at that path
-    was written by that layer; plus, as Anchore does, the hits of the content a final
-    symlink or hardlink leads to, again under the link's path."""
-    kind = {r.id: r.kind for r in rules}
-    table = files.files
-    # A layer used twice is reported at its last position, the only one where its files can be final.
-    last: dict[int, int] = {id(r): i for i, r in enumerate(results) if r is not None}
-    found: dict[tuple[str, str, int, int], SecretFinding] = {}
-    for i, result in enumerate(results):
-        if result is None or last[id(result)] != i:
-            continue
-        for hit in result.secrets:
-            final = table.get(hit.path)
-            in_final = final is not None and final.layer == i and final.record.type == "file"
-            found[(hit.path, hit.rule, hit.line, i)] = SecretFinding(
-                hit.rule, hit.path, hit.line, i, in_final, hit.masked, kind.get(hit.rule, "secret")
-            )
-    by_content: dict[tuple[str, int], list[SecretFinding]] = {}
-    for f in found.values():
-        by_content.setdefault((f.path, f.layer), []).append(f)
-    if by_content:
-        for path, entry in table.items():
-            for f in by_content.get(_link_content(files, entry) or ("", -1), ()):
-                found[(path, f.rule, f.line, f.layer)] = SecretFinding(
-                    f.rule, path, f.line, f.layer, True, f.masked, f.kind
-                )
-    return sorted(found.values(), key=lambda f: (f.path, f.line, f.rule, f.layer))
-
-
-def _link_content(files: ImageFiles, entry: FinalFile) -> tuple[str, int] | None:
-    """(path, layer) of the file content a link leads to; None for non-links and dead ends."""
-    r = entry.record
-    if r.type == "hardlink":
-        # The link's content is its target as of the link's layer: the final target when no
-        # later layer replaced it, else (deleted or replaced later; Anchore's squash then
-        # copies the content under the link's name) the target in the link's own layer,
-        # where tar hardlinks point.
-        target = files.files.get(r.link or "")
-        layer = target.layer if target is not None and target.layer <= entry.layer else entry.layer
-        return (r.link or "", layer)
-    if r.type != "symlink":
-        return None
-    try:
-        real = files.resolve(r.path)
-    except SymlinkLoop:
-        return None
-    target = files.files.get(real) if real else None
-    if real is None or target is None or target.record.type != "file":
-        return None
-    return real, target.layer
-
-
-def retrieve_files(files: ImageFiles, config: Config) -> dict[str, bytes]:
-    """Anchore's retrieve_files: regular files only (links are not followed), at most
-    max_file_size_kb KiB, keyed by the path exactly as configured."""
-    limit = config.retrieve_files.max_file_size_kb * 1024
-    out: dict[str, bytes] = {}
-    for path in config.retrieve_files.file_list:
-        norm = posixpath.normpath("/" + path.lstrip("/"))
-        entry = files.get(norm)
-        if entry is None or entry.record.type != "file":
-            continue
-        if entry.record.size > limit:
-            log.warning(
-                "retrieve_files: %s is %d bytes, more than max_file_size_kb=%d; skipped",
-                path,
-                entry.record.size,
-                config.retrieve_files.max_file_size_kb,
-            )
-            continue
-        content = files.captured.get(norm)
-        if content is not None:
-            out[path] = content
-    return out
-
-
-def _escape_glob(path: str) -> str:
-    """A literal path as a capture glob. A glob character becomes `?`: capturing a
-    sibling too is harmless, as retrieve_files looks the exact path up."""
-    return "".join("?" if c in "*?[" else c for c in "/" + path.lstrip("/"))
 
 
 def _drain(chunks: Iterable[bytes]) -> None:
