@@ -68,7 +68,7 @@ def analyzed_of(request: Request) -> tuple[ImageRecord, Any]:
 
 
 def images_response(ctx: ApiContext, records: list[ImageRecord]) -> JSONResponse:
-    return JSONResponse([anchore_image(r, ctx.metadata(r)) for r in records])
+    return JSONResponse([anchore_image(r, ctx.metadata(r), ctx.untagged_name(r)) for r in records])
 
 
 async def json_body(request: Request) -> Any:
