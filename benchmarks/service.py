@@ -1,7 +1,8 @@
-"""Images per minute: `layerscan batch` with N worker processes against `layerscan analyze` run once
-per image in a loop, on the corpus images in a local docker-registry.
+"""Images per minute: `layerscan batch` with N worker processes, and the service (`layerscan serve`,
+API only, plus N `layerscan worker` processes, images submitted through its API), against
+`layerscan analyze` run once per image in a loop, on the corpus images in a local docker-registry.
 
-    .venv/bin/python benchmarks/service.py [--workers 1,2] [--copies 3] [--image NAME ...]
+    .venv/bin/python benchmarks/service.py [--workers 1,2] [--service-workers 1,2,4] [--copies 3] [--image NAME ...]
 
 Starts Debian's docker-registry on loopback (tests/registry_harness.py) and pushes each corpus
 image under `--copies` repositories (the same blobs, as a registry full of images built on
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import shutil
 import subprocess
@@ -30,7 +32,15 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from registry_harness import RegistryServer, push_layout  # noqa: E402
+from registry_harness import (  # noqa: E402
+    OCI_MANIFEST,
+    RegistryServer,
+    free_port,
+    layout_manifest,
+    push_layout,
+    push_manifest,
+    wait_port,
+)
 
 IMAGES = ROOT.parent / "shared" / "corpus" / "images"
 BAR = 1.6  # batch --workers 2 over the analyze loop, in images per minute
@@ -46,8 +56,15 @@ def corpus_registry(work: Path, names: tuple[str, ...], copies: int) -> Iterator
         with requests.Session() as s:
             for i in range(copies):
                 for name in names:
-                    push_layout(s, server.url, f"bench/{name}-{i}", "latest", IMAGES / name)
-                    refs.append(f"{server.host}/bench/{name}-{i}:latest")
+                    repo = f"bench/{name}-{i}"
+                    push_layout(s, server.url, repo, "latest", IMAGES / name)
+                    # Each copy gets a manifest digest of its own (an annotation) over the same blobs:
+                    # the service analyzes an image once per digest, as Anchore does.
+                    _, manifest = layout_manifest(IMAGES / name)
+                    manifest.setdefault("annotations", {})["org.layerscan.bench.copy"] = str(i)
+                    raw = json.dumps(manifest).encode()
+                    push_manifest(s, server.url, repo, "latest", raw, manifest.get("mediaType", OCI_MANIFEST))
+                    refs.append(f"{server.host}/{repo}:latest")
         yield server.host, refs
     finally:
         server.stop()
@@ -76,13 +93,66 @@ def batch(refs: list[str], config: Path, out: Path, workers: int) -> float:
     return time.perf_counter() - t0
 
 
+def service(refs: list[str], config_doc: dict, work: Path, workers: int) -> float:
+    """Seconds from the first POST /images until every image is analyzed, with `workers` worker processes."""
+    password = "bench-admin"
+    port = free_port()
+    doc = dict(config_doc, default_admin_password=password, service_dir=str(work / "state"))
+    doc["services"] = {
+        "apiext": {"listen": "127.0.0.1", "port": port},
+        "analyzer": dict(doc["services"]["analyzer"], max_threads=1, port=0, cycle_timer_seconds=1),
+    }
+    workers_config, serve_config = work / "worker.yaml", work / "serve.yaml"
+    workers_config.write_text(yaml.safe_dump(doc))
+    doc["services"]["analyzer"] = dict(doc["services"]["analyzer"], enabled=False)  # serve answers, workers analyze
+    serve_config.write_text(yaml.safe_dump(doc))
+    url = f"http://127.0.0.1:{port}/v1"
+    procs = [_quiet("serve", "--config", str(serve_config))]
+    try:
+        wait_port("127.0.0.1", port, timeout=30, proc=procs[0])
+        procs += [_quiet("worker", "--config", str(workers_config)) for _ in range(workers)]
+        with requests.Session() as s:
+            s.auth = ("admin", password)
+            while (
+                sum(st["servicename"] == "analyzer" for st in s.get(f"{url}/system").json()["service_states"]) < workers
+            ):
+                time.sleep(0.1)
+            t0 = time.perf_counter()
+            for ref in refs:
+                s.post(f"{url}/images", json={"tag": ref}).raise_for_status()
+            while True:
+                states = [i["analysis_status"] for i in s.get(f"{url}/images").json()]
+                if len(states) != len(refs):
+                    raise RuntimeError(f"{len(refs)} references are {len(states)} images: copies must differ")
+                if "analysis_failed" in states:
+                    raise RuntimeError("an image failed to analyze; see the service's logs")
+                if states.count("analyzed") == len(refs):
+                    return time.perf_counter() - t0
+                time.sleep(0.2)
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(60)
+
+
+def _quiet(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "layerscan", "-q", *args], stdout=subprocess.DEVNULL)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--workers", default="1,2", help="comma-separated worker counts for batch (default 1,2)")
+    ap.add_argument(
+        "--service-workers",
+        default="1,2,4",
+        help="comma-separated `layerscan worker` counts for the service ('' skips)",
+    )
     ap.add_argument("--copies", type=int, default=3, help="repositories per corpus image (default 3)")
     ap.add_argument("--image", nargs="*", default=list(CORPUS))
     args = ap.parse_args()
     counts = [int(n) for n in args.workers.split(",")]
+    service_counts = [int(n) for n in args.service_workers.split(",") if n]
     cores = len(os.sched_getaffinity(0))
     with tempfile.TemporaryDirectory(prefix="layerscan-bench-service-") as tmp:
         work = Path(tmp)
@@ -98,20 +168,21 @@ def main() -> int:
                 out.mkdir()
                 return out
 
-            config.write_text(
-                yaml.safe_dump(
-                    {
-                        "tmp_dir": str(scratch),
-                        "insecure_registries": [host],
-                        "services": {"analyzer": {"layer_cache_enable": True}},
-                    }
-                )
-            )
+            config_doc = {
+                "tmp_dir": str(scratch),
+                "insecure_registries": [host],
+                "services": {"analyzer": {"layer_cache_enable": True}},
+            }
+            config.write_text(yaml.safe_dump(config_doc))
             print(f"{len(refs)} images ({', '.join(args.image)} x {args.copies}), {cores} cores, layer cache on, cold")
             base = analyze_loop(refs, config, fresh("loop"))
             rows = [("analyze, once per image", base)]
             for n in counts:
                 rows.append((f"batch --workers {n}", batch(refs, config, fresh(f"batch-{n}"), n)))
+            for n in service_counts:
+                rows.append(
+                    (f"service, {n} worker{'s' if n > 1 else ''}", service(refs, config_doc, fresh(f"service-{n}"), n))
+                )
     print(f"{'':<26}{'seconds':>9}{'images/min':>12}{'ratio':>8}")
     for label, seconds in rows:
         print(f"{label:<26}{seconds:>9.1f}{per_minute(len(refs), seconds):>12.1f}{base / seconds:>7.2f}x")

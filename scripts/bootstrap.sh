@@ -7,9 +7,9 @@ set -euo pipefail
 # Tests: a real registry (docker-registry, htpasswd from apache2-utils), skopeo to make
 # docker-archives. Benchmarks: zstd and GNU time (benchmarks/peers.py). openssl: the CLI
 # beside libssl, for looking at the test registry's certificates by hand. Lint: clang-format
-# (make lint, the CI gate).
+# (make lint, the CI gate). chromium: the web page's browser test (Playwright drives it by path).
 want=(build-essential pkg-config libisal-dev libssl-dev zlib1g-dev libzstd-dev
-      docker-registry apache2-utils skopeo openssl zstd time clang-format)
+      docker-registry apache2-utils skopeo openssl zstd time clang-format chromium)
 
 missing=()
 for p in "${want[@]}"; do

@@ -10,9 +10,9 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import ExitCode, LayerscanError, exit_codes_help
-from . import analyze, batch, cache, scan_layer, worker
+from . import analyze, batch, cache, scan_layer, serve, worker
 
-COMMANDS = (analyze, cache, scan_layer, worker, batch)
+COMMANDS = (analyze, cache, scan_layer, batch, worker, serve)
 
 
 def build_parser() -> argparse.ArgumentParser:

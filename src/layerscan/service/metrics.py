@@ -7,10 +7,11 @@ import threading
 from collections.abc import Iterator
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from ..config import Config
+from ..store import layers
 from ..store.layers import LayerCache
 
 IMAGES_ANALYZED = Counter("layerscan_images_analyzed", "Images analyzed and stored by this process")
@@ -29,7 +30,7 @@ BUSY_WORKERS = Gauge("layerscan_busy_workers", "Analyses running now in this pro
 class LayerCacheCollector(Collector):
     """The layer cache's size, read from the cache itself at each scrape (it is shared by processes).
 
-    Hits, misses and evictions are not here: the cache keeps no counters of them yet."""
+    Hits, misses and evictions are this process's own: _LayerCacheCounts."""
 
     def __init__(self, cache: LayerCache) -> None:
         self.cache = cache
@@ -57,3 +58,20 @@ def watch_layer_cache(config: Config) -> None:
         if cache is not None:
             _watched = LayerCacheCollector(cache)
             REGISTRY.register(_watched)
+
+
+class _LayerCacheCounts(Collector):
+    """The layer cache's own process-wide counts (store/layers.py keeps them), read at each scrape."""
+
+    def collect(self) -> Iterator[Metric]:
+        for name, text in (
+            ("hits", "Layers read from the layer cache without downloading them"),
+            ("misses", "Layers this process downloaded into the layer cache"),
+            ("evictions", "Layer cache entries evicted to stay under the size limit"),
+        ):
+            family = CounterMetricFamily(f"layerscan_layer_cache_{name}", text)
+            family.add_metric([], getattr(layers.COUNTS, name))
+            yield family
+
+
+REGISTRY.register(_LayerCacheCounts())

@@ -53,6 +53,21 @@ DIRNAME = "anchore_layercache"
 _HEX = re.compile(r"[0-9a-f]{64}")
 _TMP_PREFIX = ".tmp-"
 _READ_CHUNK = 1 << 20
+
+
+class _Counts:
+    """Process-wide layer cache hits, misses and evictions, for the service's /metrics."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.hits = self.misses = self.evictions = 0
+
+    def add(self, name: str, n: int = 1) -> None:
+        with self._lock:
+            setattr(self, name, getattr(self, name) + n)
+
+
+COUNTS = _Counts()
 _MAX_ATTEMPTS = 3  # fetches of one layer per call: a corrupt download or a lost race may repeat
 
 
@@ -180,6 +195,7 @@ class LayerCache:
             )
             yield LayerBlob(fetch(), verified=False)
             return
+        fetched = False
         for _ in range(_MAX_ATTEMPTS):
             lock = _Lock(self.locks / hex_)
             lock.acquire(fcntl.LOCK_SH)  # waits while another worker downloads it
@@ -189,6 +205,8 @@ class LayerCache:
                 lock.release()
                 raise
             if data is not None:
+                if not fetched:
+                    COUNTS.add("hits")
                 self._touch(hex_)
                 try:
                     yield LayerBlob(data, verified=True)
@@ -196,7 +214,7 @@ class LayerCache:
                     self._unpin(data, lock)
                 return
             lock.release()
-            self._download(hex_, size, fetch)
+            fetched = self._download(hex_, size, fetch)
         raise CacheError(f"layer {digest}: evicted or dropped {_MAX_ATTEMPTS} times before it could be read")
 
     # ------------------------------------------------------------------ reading
@@ -251,15 +269,15 @@ class LayerCache:
 
     # ------------------------------------------------------------------ writing
 
-    def _download(self, hex_: str, size: int, fetch: Callable[[], Iterable[bytes]]) -> None:
-        """Fetch, verify and publish one entry, unless another worker did while we waited."""
+    def _download(self, hex_: str, size: int, fetch: Callable[[], Iterable[bytes]]) -> bool:
+        """Fetch, verify and publish one entry, unless another worker did while we waited (False)."""
         lock = _Lock(self.locks / hex_)
         lock.acquire(fcntl.LOCK_EX)
         try:
             data = self._open_entry(hex_)
             if data is not None:  # published while we waited for the lock
                 _close(data)
-                return
+                return False
             self._remove_entry(hex_)  # a corrupt one, if any: nobody else can have it open now
             self._remove_temps(hex_)  # left by a dead downloader: we hold its lock, so it is dead
             self._make_room(size)
@@ -274,9 +292,11 @@ class LayerCache:
             _fsync_dir(self.blobs)
             self._record(hex_, n, xxh3, time.time())
             log.debug("layer cache: stored sha256:%s (%d bytes)", hex_, n)
+            COUNTS.add("misses")
         finally:
             lock.release()
         self._make_room(0)
+        return True
 
     @staticmethod
     def _write_verified(tmp: Path, hex_: str, size: int, fetch: Callable[[], Iterable[bytes]]) -> tuple[int, str]:
@@ -304,6 +324,7 @@ class LayerCache:
             if self._total() + need <= self.max_bytes:
                 break
             if self._try_drop(hex_):
+                COUNTS.add("evictions")
                 log.info("layer cache: evicted sha256:%s (%d bytes)", hex_, size)
                 freed += size
         over = self._total() + need - self.max_bytes
