@@ -20,6 +20,7 @@ import requests
 import schemathesis
 import yaml
 from hypothesis import settings
+from schemathesis.config import NotAServerErrorConfig
 
 from api_harness import ADMIN_PASSWORD, ServeProcess, admin_session, api_config, api_port
 from conftest import IMAGES, ROOT
@@ -270,14 +271,19 @@ def test_a_wrong_harbor_credential_is_refused(harbor: ServeProcess, basic_regist
     assert bearer.status_code == 401
 
 
-def test_unknown_scan_and_bad_report_requests(harbor: ServeProcess) -> None:
+def test_unknown_scan_and_bad_report_requests(harbor: ServeProcess, basic_registry: Pushed) -> None:
     assert get_report(harbor, "not-a-scan", "spdx").status_code == 404
     any_id = base64.urlsafe_b64encode(b"corpus/none@sha256:" + b"1" * 64).decode().rstrip("=")
     assert get_report(harbor, any_id, "spdx").status_code == 404
-    resp = admin_session().get(f"{base(harbor)}/scan/{any_id}/report", allow_redirects=False)
+    name = "rpm-sqlite"
+    known = base64.urlsafe_b64encode(
+        f"{IMAGE_REPOS[name]}@{basic_registry.digests[IMAGE_REPOS[name] + ':latest']}".encode()
+    )
+    known_id = known.decode().rstrip("=")
+    resp = admin_session().get(f"{base(harbor)}/scan/{known_id}/report", allow_redirects=False)
     assert resp.status_code == 400 and "sbom_media_type" in resp.json()["error"]["message"]
     vuln = admin_session().get(
-        f"{base(harbor)}/scan/{any_id}/report",
+        f"{base(harbor)}/scan/{known_id}/report",
         params={"sbom_media_type": MEDIA_TYPES["spdx"]},
         headers={"Accept": "application/vnd.security.vulnerability.report; version=1.1"},
     )
@@ -286,20 +292,19 @@ def test_unknown_scan_and_bad_report_requests(harbor: ServeProcess) -> None:
 
 # ---------------------------------------------------------------------------- the spec, fuzzed
 
-schema = schemathesis.pytest.from_fixture("harbor_schema")
-
-
-@pytest.fixture(scope="module")
-def harbor_schema(harbor: ServeProcess) -> schemathesis.BaseSchema:
-    loaded = schemathesis.openapi.from_path(SPEC)
-    loaded.config.update(base_url=base(harbor))
-    return loaded
+# Loaded at import, with the serve process's URL given per call (schemathesis's from_fixture does
+# not run on pytest 9).
+schema = schemathesis.openapi.from_path(SPEC)
+# 501 is the spec's answer to a request for a capability the scanner lacks (a vulnerability report).
+schema.config.checks.not_a_server_error = NotAServerErrorConfig(expected_statuses=["2xx", "3xx", "4xx", "501"])
+# 422 is its answer to a field the schema allows but the scanner cannot use: a digest that is not
+# sha256:<hex>, an authorization that is not Basic base64(user:password), a registry not reachable.
+schema.config.checks.positive_data_acceptance.expected_statuses += ["422"]
+ADMIN = "Basic " + base64.b64encode(f"admin:{ADMIN_PASSWORD}".encode()).decode()
 
 
 @schema.parametrize()
 @settings(max_examples=40, deadline=None)
-def test_the_published_openapi_document(case: schemathesis.Case) -> None:
+def test_the_published_openapi_document(case: schemathesis.Case, harbor: ServeProcess) -> None:
     """Every answer to generated requests (valid and not) is one the spec documents, in its shape."""
-    case.call_and_validate(
-        headers={"Authorization": "Basic " + base64.b64encode(f"admin:{ADMIN_PASSWORD}".encode()).decode()}
-    )
+    case.call_and_validate(base_url=base(harbor), headers={"Authorization": ADMIN})

@@ -114,6 +114,8 @@ async def accept_scan(request: Request) -> Response:
     body = await request.body()
     if len(body) > MAX_BODY:
         raise HarborError(400, f"the scan request is larger than {MAX_BODY} bytes")
+    if not body.strip():  # the spec leaves the body optional; its registry and artifact are not
+        raise HarborError(422, "the scan request is empty: registry and artifact are required")
     try:
         doc = json.loads(body)
     except ValueError:
@@ -183,6 +185,9 @@ def _check_capabilities(enabled: Any) -> None:
     types = [c.get("type") for c in enabled]
     if not all(isinstance(t, str) for t in types):
         raise HarborError(400, "enabled_capabilities[].type must be a string")
+    unknown = [t for t in types if t not in ("sbom", "vulnerability")]
+    if unknown:
+        raise HarborError(422, f"enabled_capabilities: unknown type {unknown[0]!r}; the spec's are sbom, vulnerability")
     if "sbom" not in types:
         raise HarborError(501, f"layerscan has only the sbom capability; asked for {', '.join(map(str, types))}")
 
@@ -243,9 +248,9 @@ def _queue(store: Any, config: Config, scan: ScanRequest) -> ImageRecord:
         record = submit(store, JOB_CREDENTIALS.config_for(spec, config), tag, scan.digest, force=force)
     except SubmitError as e:
         JOB_CREDENTIALS.discard(scan.digest)
-        # The artifact is not there, or the registry refused Harbor's credentials: a field Harbor
-        # gave is wrong (422). A registry that fails or cannot be reached is our failure (500).
-        raise HarborError(422 if e.status < 500 else 500, e.reason) from None
+        # The artifact is not there, the registry refused Harbor's credentials, or it cannot be
+        # reached at the URL given: a field Harbor gave cannot be used (422, the reason says which).
+        raise HarborError(422, e.reason) from None
     if record.analysis_status == ANALYZED:
         JOB_CREDENTIALS.discard(scan.digest)  # answered from the store: nothing will pull it
     return record
@@ -272,13 +277,13 @@ def parse_scan_id(value: str) -> tuple[str, str]:
 
 @harbor_errors
 async def scan_report(request: Request) -> Response:
+    repository, digest = parse_scan_id(str(request.path_params["scan_request_id"]))
     accept = request.headers.get("accept", "")
     if accept and not _accepts_sbom(accept):
         raise HarborError(501, f"layerscan produces {SBOM_REPORT} only; Accept was {accept!r}")
     media_type = request.query_params.get("sbom_media_type")
     if media_type not in SBOM_KINDS:
         raise HarborError(400, f"sbom_media_type must be one of {', '.join(SBOM_KINDS)}")
-    repository, digest = parse_scan_id(str(request.path_params["scan_request_id"]))
     return await run_in_threadpool(_report, request, repository, digest, media_type)
 
 
