@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import base64
 import json
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +24,7 @@ from api_harness import ADMIN_PASSWORD, ServeProcess, admin_session, api_config,
 from conftest import IMAGES, ROOT
 from registry_fixtures import IMAGE_REPOS, PASSWORD, USER, Pushed
 from registry_harness import REGISTRY_BIN, Fault, FaultProxy, TokenServer
+from test_registry_analyze import analyze_cli
 
 pytestmark = [
     pytest.mark.skipif(not IMAGES.is_dir(), reason=f"the corpus is not at {IMAGES}"),
@@ -117,18 +116,10 @@ def poll(serve: ServeProcess, scan_id: str, fmt: str, timeout: float = 240) -> t
 
 def analyze(registry: str, name: str, digest: str, fmt: str, tmp: Path) -> dict:
     """`layerscan analyze --format fmt` of the same image at the same registry, as a user runs it."""
-    out = tmp / f"{name}.{fmt}.json"
-    subprocess.run(
-        [sys.executable, "-m", "layerscan", "analyze", f"registry:{registry}/{IMAGE_REPOS[name]}@{digest}"]
-        + ["--format", fmt, "-o", str(out), "--insecure-registry", registry, "--no-cache"]
-        + ["--username", USER, "--password-stdin"],
-        input=PASSWORD,
-        text=True,
-        check=True,
-        cwd=ROOT,
-        capture_output=True,
-        timeout=300,
-    )
+    source = f"registry:{registry}/{IMAGE_REPOS[name]}@{digest}"
+    options = ("--format", fmt, "--insecure-registry", registry, "--no-cache", "--username", USER, "--password-stdin")
+    proc, out = analyze_cli(tmp, source, *options, stdin=PASSWORD)  # the last --format wins
+    assert proc.returncode == 0, proc.stderr
     return json.loads(out.read_text())
 
 
