@@ -248,3 +248,24 @@ def test_claims_are_exclusive_across_processes(tmp_path: Path) -> None:
     claimed = [d for got in results.values() for d in got]
     assert sorted(claimed) == [digest(n) for n in range(60)]  # each exactly once
     assert sum(1 for got in results.values() if got) >= 2  # they really competed
+
+
+def _open_and_count(url: str, out: multiprocessing.Queue) -> None:
+    with Store.open(url) as s:
+        out.put(sum(s.queue_depth().values()))
+
+
+def test_processes_opening_a_new_database_together_migrate_it_once(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'fresh' / 'db.sqlite'}"
+    ctx = multiprocessing.get_context("spawn")
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_open_and_count, args=(url, out)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    assert [out.get(timeout=120) for _ in procs] == [0, 0, 0, 0]
+    for p in procs:
+        p.join(30)
+        assert p.exitcode == 0
+    db = sqlite3.connect(tmp_path / "fresh" / "db.sqlite")
+    assert db.execute("SELECT count(*) FROM alembic_version").fetchone()[0] == 1
+    db.close()

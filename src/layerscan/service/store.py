@@ -1,7 +1,7 @@
 """The service's state: images and their tags, reports, workers, and the job queue.
 
-One SQLAlchemy 2 Core engine over `db_connect` (SQLite in WAL mode by default; the same
-statements run on PostgreSQL). The queue is the `images` table itself: an image waits as
+One SQLAlchemy 2 Core engine over `db_connect` (SQLite in WAL mode by default; the statements
+are written for PostgreSQL too, which issue 10 puts behind this seam and tests). The queue is the `images` table itself: an image waits as
 `not_analyzed`, a worker claims it with a lease (`analyzing`, a token and an expiry), renews
 the lease while it works, and completes, fails or releases it with that token. A claim
 whose lease expired (its worker died) is claimable again, so nothing is lost; a stale

@@ -80,6 +80,7 @@ class AnalyzerWorker:
     def start(self) -> None:
         """Register, serve the status port, and start polling."""
         self.started_at = datetime.datetime.now(datetime.UTC)
+        metrics.watch_layer_cache(self.config)
         if self.config.port:
             self._serve_status()
         self.store.register_worker(self.worker_id, socket.gethostname(), self.config.port, self.max_threads)
