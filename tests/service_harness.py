@@ -145,6 +145,9 @@ class _ThrottleHandler(_Handler):
 # ---------------------------------------------------------------------------- service config and worker processes
 
 
+STATUS_PASSWORD = "worker-status-secret"
+
+
 def service_config(directory: Path, registry_host: str, **analyzer: object) -> Path:
     """A config.yaml for a service in `directory` (SQLite state, scratch space) pulling from `registry_host`."""
     settings = {"cycle_timer_seconds": 1, "max_threads": 1, "lease_seconds": 3, "max_attempts": 2, "port": 0}
@@ -153,6 +156,7 @@ def service_config(directory: Path, registry_host: str, **analyzer: object) -> P
         "tmp_dir": str(directory / "scratch"),
         "service_dir": str(directory / "service"),
         "insecure_registries": [registry_host],
+        "default_admin_password": STATUS_PASSWORD,  # the worker's status port requires auth
         "services": {"analyzer": settings},
     }
     (directory / "scratch").mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,8 @@ import itertools
 import json
 import logging
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,7 +24,15 @@ from layerscan.service.store import Store
 from layerscan.service.submit import submit
 from layerscan.service.worker import AnalyzerWorker
 from registry_harness import REGISTRY_BIN, RegistryServer, free_port
-from service_harness import ThrottleProxy, WorkerProcess, app_image, push_image, service_config, wait_for
+from service_harness import (
+    STATUS_PASSWORD,
+    ThrottleProxy,
+    WorkerProcess,
+    app_image,
+    push_image,
+    service_config,
+    wait_for,
+)
 
 pytestmark = pytest.mark.skipif(not Path(REGISTRY_BIN).exists(), reason=f"{REGISTRY_BIN} is not installed")
 
@@ -183,11 +193,16 @@ def check_failure_force_and_status_port(service: Service) -> None:
     assert service.status(good) == "analyzed"
 
     base = f"http://127.0.0.1:{port}"
-    assert requests.get(f"{base}/health", timeout=5).text == "ok"
-    status = requests.get(f"{base}/status", timeout=5).json()
+    assert requests.get(f"{base}/health", timeout=5).text == "ok"  # public, as Anchore's
+    for path in ("/status", "/metrics"):
+        refused = requests.get(f"{base}{path}", timeout=5)
+        assert refused.status_code == 401 and refused.headers["WWW-Authenticate"].startswith("Basic")
+        assert requests.get(f"{base}{path}", auth=("admin", "wrong"), timeout=5).status_code == 401
+    admin = ("admin", STATUS_PASSWORD)
+    status = requests.get(f"{base}/status", auth=admin, timeout=5).json()
     assert status["worker_id"].startswith(worker.worker_prefix) and status["max_threads"] == 1
     assert status["queue"]["analysis_failed"] == 1
-    metrics_text = requests.get(f"{base}/metrics", timeout=5).text
+    metrics_text = requests.get(f"{base}/metrics", auth=admin, timeout=5).text
     assert "anchore_analysis_time_seconds_count 1.0" in metrics_text
     assert "layerscan_images_failed_total 2.0" in metrics_text
     cache_bytes = re.search(r"^layerscan_layer_cache_bytes (\S+)$", metrics_text, re.MULTILINE)
@@ -221,3 +236,18 @@ def test_stop_gives_unfinished_analyses_back_and_drops_their_results(
     wait_for(lambda: "result dropped" in caplog.text, 30, "the abandoned analysis to end")
     assert service.status(digest) == "not_analyzed"
     assert service.store.get_report(digest, "anchore") is None
+
+
+def test_a_status_port_that_nobody_could_log_in_to_is_refused(tmp_path: Path) -> None:
+    """require_auth (the default) with no user: the worker says so and exits 2, rather than serve a
+    port that answers every request with 401 or, worse, one without auth."""
+    config = tmp_path / "config.yaml"
+    config.write_text(f"service_dir: {tmp_path / 'service'}\nservices:\n  analyzer:\n    port: {free_port()}\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "layerscan", "worker", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "services.analyzer.require_auth is true but no user can log in" in done.stderr

@@ -67,12 +67,12 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from ..service.api import create_app
-    from ..service.api.auth import check_users
+    from ..service.auth import check_users
     from ..service.store import Store
     from ..service.worker import AnalyzerWorker  # noqa: F811  (the class, at run time)
 
     config = load_config(args.config)
-    check_users(config)
+    check_users(config, config.service.apiext_require_auth, "services.apiext.require_auth")
     signals = _Signals()
     store = Store.open(config.service.database_url)
     try:

@@ -32,6 +32,7 @@ from .. import __version__
 from ..config import Config
 from ..errors import LayerscanError
 from . import metrics
+from .auth import BasicAuth, check_users, users_of
 from .exports import read_export
 from .jobs import STORED_REPORTS, analyze_image, render
 from .store import Job, LeaseLost, Store, StoreError
@@ -82,6 +83,7 @@ class AnalyzerWorker:
         self.started_at = datetime.datetime.now(datetime.UTC)
         metrics.watch_layer_cache(self.config)
         if self.config.port:
+            check_users(self.config, self.config.require_auth, "services.analyzer.require_auth")
             self._serve_status()
         self.store.register_worker(self.worker_id, socket.gethostname(), self.config.port, self.max_threads)
         self._poller = threading.Thread(target=self._poll, name="worker-poll", daemon=True)
@@ -251,7 +253,12 @@ class AnalyzerWorker:
         }
 
     def _serve_status(self) -> None:
-        app = status_app(self.status, lambda: not self._stopping.is_set())
+        # /status names the images being analyzed: behind the same users as the API; /health stays public.
+        app = BasicAuth(
+            status_app(self.status, lambda: not self._stopping.is_set()),
+            users_of(self.config),
+            required=self.config.require_auth,
+        )
         server = uvicorn.Server(
             uvicorn.Config(app, host=self.config.listen, port=self.config.port, log_level="warning", access_log=False)
         )

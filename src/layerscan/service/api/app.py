@@ -13,10 +13,10 @@ from starlette.applications import Starlette
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ...config import Config
+from ..auth import BasicAuth, users_of
 from ..store import Store
 from ..worker import AnalyzerWorker
 from . import harbor, imageimport, images, metrics, system, ui
-from .auth import BasicAuth, users_of
 from .context import ApiContext
 from .errors import HANDLERS
 

@@ -16,8 +16,8 @@ from collections.abc import Mapping
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ...config import Config
-from ...errors import ConfigError
+from ..config import Config
+from ..errors import ConfigError
 
 PUBLIC_PATHS = frozenset({"/", "/health", "/version"})
 REALM = "layerscan"
@@ -32,11 +32,11 @@ def users_of(config: Config) -> dict[str, str]:
     return users
 
 
-def check_users(config: Config) -> None:
-    """With require_auth, at least one user must be able to log in."""
-    if config.service.apiext_require_auth and not users_of(config):
+def check_users(config: Config, required: bool, key: str) -> None:
+    """When `key` (a require_auth setting) is on, at least one user must be able to log in."""
+    if required and not users_of(config):
         raise ConfigError(
-            "config: services.apiext.require_auth is true but no user can log in: "
+            f"config: {key} is true but no user can log in: "
             "set default_admin_password (the user admin) or credentials.users.<name>.password"
         )
 
