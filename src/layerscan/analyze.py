@@ -25,6 +25,7 @@ from .scan.model import LayerResult, ScanOptions
 from .scan.rules import Rule, check_unique
 from .sources import open_source
 from .squash import squash
+from .store.results import ResultCache
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,12 @@ def analyze(
     source = open_source(spec, platform=plat, config=config)
     try:
         options = scan_options(config, rules)
-        results = scan_layers(source, options, engine, config.max_threads, _progress_enabled(progress))
+        cache = ResultCache.open(config, options, engine)
+        known = cache.get_image(source)
+        if known is not None:  # analyzed before with this configuration: no layer is opened
+            known.seconds = time.perf_counter() - t0
+            return known
+        results = scan_layers(source, options, engine, config.max_threads, _progress_enabled(progress), cache)
     finally:
         source.close()
 
@@ -72,7 +78,7 @@ def analyze(
     files = squash(results)
     cat = catalog.catalog_image(files, owned_package_filtering=config.enable_owned_package_filtering)
     unique = {d.digest: r for d, r in zip(source.layers, results, strict=False) if r is not None}
-    return Analysis(
+    analysis = Analysis(
         source_name=source.name,
         manifest_digest=source.manifest_digest,
         config_digest=source.config_digest,
@@ -93,6 +99,8 @@ def analyze(
         bytes_out=sum(r.stats.bytes_out for r in unique.values()),
         rules=rules,
     )
+    cache.put_image(analysis)
+    return analysis
 
 
 def scan_options(config: Config, rules: Sequence[Rule]) -> ScanOptions:
@@ -109,9 +117,10 @@ def scan_options(config: Config, rules: Sequence[Rule]) -> ScanOptions:
 
 
 def scan_layers(
-    source: ImageSource, options: ScanOptions, engine: str, max_threads: int, progress: bool
+    source: ImageSource, options: ScanOptions, engine: str, max_threads: int, progress: bool, cache: ResultCache
 ) -> list[LayerResult | None]:
-    """One result per manifest layer (None: missing); a layer listed twice is scanned once."""
+    """One result per manifest layer (None: missing); a layer listed twice is scanned once,
+    a layer in the result cache not at all."""
     unique: dict[str, Descriptor] = {}
     for desc in source.layers:
         unique.setdefault(desc.digest, desc)
@@ -120,7 +129,8 @@ def scan_layers(
     pool = ThreadPoolExecutor(max_workers=max(1, min(max_threads, len(unique))), thread_name_prefix="scan")
     try:
         futures: dict[str, Future[LayerResult | None]] = {
-            digest: pool.submit(scan_one, source, desc, options, engine, advance) for digest, desc in unique.items()
+            digest: pool.submit(scan_one, source, desc, options, engine, advance, cache)
+            for digest, desc in unique.items()
         }
         done, _ = wait(futures.values(), return_when=FIRST_EXCEPTION)
         for fut in done:
@@ -134,8 +144,12 @@ def scan_layers(
 
 
 def scan_one(
-    source: ImageSource, desc: Descriptor, options: ScanOptions, engine: str, advance: Advance
+    source: ImageSource, desc: Descriptor, options: ScanOptions, engine: str, advance: Advance, cache: ResultCache
 ) -> LayerResult | None:
+    known = cache.get_layer(desc.digest)
+    if known is not None:  # the blob is never opened: not downloaded, not read
+        advance(desc.size)
+        return known
     with source.open_layer(desc) as blob:
         if blob is None:
             advance(desc.size)
@@ -164,7 +178,8 @@ def scan_one(
             raise
         if not streamed:
             advance(desc.size)
-        return result
+    cache.put_layer(desc.digest, result)
+    return result
 
 
 def layer_infos(layers: Sequence[Descriptor], config: dict, results: Sequence[LayerResult | None]) -> list[LayerInfo]:
