@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -27,6 +30,18 @@ def layer_blob(name: str, digest: str) -> Path:
 def corpus() -> Path:
     assert IMAGES.is_dir(), f"the corpus is missing at {IMAGES}"
     return CORPUS
+
+
+# tmp_dir defaults to the system's temp directory, where the result cache (on by default)
+# would outlive the session and be shared with anyone else's runs. Each session gets a
+# temp directory of its own, inherited by the commands the tests start.
+_SESSION_TMP = tempfile.mkdtemp(prefix="layerscan-tests-")
+os.environ["TMPDIR"] = _SESSION_TMP
+tempfile.tempdir = None  # recomputed from TMPDIR
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(_SESSION_TMP, ignore_errors=True)
 
 
 pytest_plugins = ["registry_fixtures"]  # real-registry fixtures (tests/registry_fixtures.py)
