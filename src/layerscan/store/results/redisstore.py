@@ -1,7 +1,7 @@
 """The result cache in Redis (`result_cache_url: redis://…`), shared by every host.
 
     {layerscan-rc}:v:<key>   one encoded value (see codec), with a TTL renewed on every hit
-    {layerscan-rc}:lru       sorted set: key -> last access (ms)
+    {layerscan-rc}:lru       sorted set: key -> last access (µs)
     {layerscan-rc}:meta      hash: key -> "kind size subject"
     {layerscan-rc}:bytes     the sizes of the values, added up
 
@@ -51,7 +51,7 @@ local function evict(limit)
   return freed
 end
 """
-# ARGV: prefix, limit, key, value, ttl seconds, now ms, "kind size subject".
+# ARGV: prefix, limit, key, value, ttl seconds, now µs, "kind size subject".
 _PUT = (
     _EVICT
     + """
@@ -87,7 +87,7 @@ redis.call('DECRBY', KEYS[3], gone)
 return evict(tonumber(ARGV[2]))
 """
 )
-# ARGV: prefix, key, ttl seconds, now ms. The value, its TTL renewed and its access time moved.
+# ARGV: prefix, key, ttl seconds, now µs. The value, its TTL renewed and its access time moved.
 _GET = """
 local value = redis.call('GET', ARGV[1] .. 'v:' .. ARGV[2])
 if value then
@@ -116,7 +116,7 @@ class RedisStore:
 
     @_failures
     def get(self, key: str) -> bytes | None:
-        value = self._get(keys=[_LRU], args=[PREFIX, key, self.ttl_seconds, _now_ms()])
+        value = self._get(keys=[_LRU], args=[PREFIX, key, self.ttl_seconds, _now_us()])
         return bytes(value) if value is not None else None
 
     @_failures
@@ -128,7 +128,7 @@ class RedisStore:
             return
         self._put(
             keys=[_LRU, _META, _BYTES],
-            args=[PREFIX, self.max_bytes, key, value, self.ttl_seconds, _now_ms(), f"{kind} {len(value)} {subject}"],
+            args=[PREFIX, self.max_bytes, key, value, self.ttl_seconds, _now_us(), f"{kind} {len(value)} {subject}"],
         )
         log.debug("result cache: stored %s entry %s for %s (%d bytes)", kind, key, subject, len(value))
 
@@ -141,7 +141,7 @@ class RedisStore:
         out = []
         for (key, score), meta in zip(members, metas, strict=True):
             kind, size, subject = _parse_meta(meta)
-            out.append(Entry(key.decode(), kind, subject, size, score / 1000))
+            out.append(Entry(key.decode(), kind, subject, size, score / 1e6))
         return out
 
     @_failures
@@ -189,5 +189,5 @@ def _parse_meta(meta: bytes | None) -> tuple[str, int, str]:
     return kind, int(size), subject
 
 
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
+def _now_us() -> int:
+    return time.time_ns() // 1000  # exact in a double (the sorted set's score) for centuries
