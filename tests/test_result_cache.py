@@ -18,10 +18,10 @@ import pytest
 from analyzed import ENGINES, analysis
 from conftest import IMAGE_NAMES, IMAGES, answers
 from layerscan.analysis import Analysis
-from layerscan.analyze import analyze, scan_options
 from layerscan.cli import main
 from layerscan.config import Config, RetrieveFiles, load_config
 from layerscan.errors import ConfigError, DigestMismatch, SourceError
+from layerscan.pipeline import analyze, scan_options
 from layerscan.report import FORMATS
 from layerscan.scan import scan_layer
 from layerscan.scan.model import LayerResult, Limits
@@ -30,8 +30,6 @@ from layerscan.sources import open_source
 from layerscan.store.results import DIRNAME, ResultCache, codec, open_store
 from layerscan.store.results.localstore import LocalStore
 from registry_harness import Fault
-
-pytestmark = pytest.mark.skipif(not IMAGES.is_dir(), reason=f"the corpus is not at {IMAGES}")
 
 # What differs between two runs by design: the SBOMs' creation time (seconds are set aside below).
 CREATED = re.compile(r'"(timestamp|created)": "\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"')
@@ -81,6 +79,7 @@ def local_store(tmp: Path) -> LocalStore:
 
 
 # The reference engine fills the same columns (the differential tests prove it), slowly: one small image.
+@pytest.mark.corpus
 @pytest.mark.parametrize(
     ("name", "engine"), [(n, ENGINES[0]) for n in IMAGE_NAMES] + [("rpm-sqlite", e) for e in ENGINES[1:]]
 )
@@ -100,6 +99,7 @@ def test_layer_results_round_trip(name: str, engine: str) -> None:
         source.close()
 
 
+@pytest.mark.corpus
 @pytest.mark.parametrize("name", IMAGE_NAMES)
 def test_analysis_round_trips(name: str) -> None:
     a = analysis(name)
@@ -109,6 +109,7 @@ def test_analysis_round_trips(name: str) -> None:
     assert [p.metadata for p in back.packages] == [p.metadata for p in a.packages]  # Package equality skips it
 
 
+@pytest.mark.corpus
 def test_bad_values_are_codec_errors() -> None:
     a = analysis("rpm-sqlite")
     data = codec.encode(codec.IMAGE, a.manifest_digest, a)
@@ -190,7 +191,7 @@ def test_options_read_after_the_scan_change_the_image_key_only() -> None:
 def test_keys_are_the_same_in_another_process() -> None:
     code = (
         "from layerscan.config import Config\n"
-        "from layerscan.analyze import scan_options\n"
+        "from layerscan.pipeline import scan_options\n"
         "from layerscan.store.results import ResultCache\n"
         "c = Config()\n"
         "o = scan_options(c, (*c.secret_rules, *c.content_rules))\n"
@@ -203,6 +204,7 @@ def test_keys_are_the_same_in_another_process() -> None:
 # ---------------------------------------------------------------------------- end to end
 
 
+@pytest.mark.corpus
 @pytest.mark.parametrize("name", IMAGE_NAMES)
 def test_reports_of_cold_layer_warm_and_image_warm_runs_are_identical(tmp_path: Path, name: str) -> None:
     layout = layout_copy(tmp_path, name)
@@ -227,6 +229,7 @@ def test_reports_of_cold_layer_warm_and_image_warm_runs_are_identical(tmp_path: 
         run(spec, dataclasses.replace(config, result_cache_enable=False))
 
 
+@pytest.mark.corpus
 def test_a_value_that_does_not_decode_is_a_miss(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     spec = f"oci-dir:{IMAGES / 'rpm-sqlite'}"
     config = Config(tmp_dir=str(tmp_path))
@@ -253,6 +256,7 @@ def test_a_value_that_does_not_decode_is_a_miss(tmp_path: Path, caplog: pytest.L
             codec.decode(kind, (store.values / entry.key).read_bytes())
 
 
+@pytest.mark.corpus
 def test_a_changed_rule_or_limit_scans_the_layers_again(tmp_path: Path) -> None:
     spec = f"oci-dir:{IMAGES / 'debian-minbase'}"
     config = Config(tmp_dir=str(tmp_path))
@@ -301,6 +305,7 @@ def test_a_corrupt_layer_is_never_stored(fault_proxy, tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------- the command line and the config
 
 
+@pytest.mark.corpus
 def test_no_result_cache_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     source = f"oci-dir:{IMAGES / 'rpm-sqlite'}"
     out = str(tmp_path / "r.json")
@@ -313,6 +318,7 @@ def test_no_result_cache_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFi
     assert len(list((tmp_path / DIRNAME / "values").iterdir())) == 2  # its one layer, and the image
 
 
+@pytest.mark.corpus
 def test_cache_command_covers_the_result_cache(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     key = answers("rpm-sqlite")
     assert main(["analyze", f"oci-dir:{IMAGES / 'rpm-sqlite'}", "--tmp-dir", str(tmp_path), "-o", "/dev/null"]) == 0
@@ -379,6 +385,7 @@ def test_local_store_evicts_least_recently_used_within_its_bound(tmp_path: Path)
     assert sorted(p.name for p in store.values.iterdir()) == sorted(e.key for e in store.entries())
 
 
+@pytest.mark.corpus
 def test_local_store_rebuilds_a_lost_index(tmp_path: Path) -> None:
     root = tmp_path / DIRNAME
     a = analysis("rpm-sqlite")

@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +23,6 @@ from registry_harness import free_port
 from test_result_cache import drop_layer_blobs, layout_copy, reports, run
 
 PASSWORD = "rc-pass-3f9a"
-pytestmark = pytest.mark.skipif(not shutil.which("redis-server"), reason="redis-server is not installed")
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +75,7 @@ def test_expired_values_are_counted_until_pruned(redis_url: str, server: RedisSe
     assert store.prune(max_bytes=0) == 200 and store.entries() == []
 
 
-@pytest.mark.skipif(not IMAGES.is_dir(), reason=f"the corpus is not at {IMAGES}")
+@pytest.mark.corpus
 def test_hosts_share_results_through_redis(redis_url: str, tmp_path: Path) -> None:
     layout = layout_copy(tmp_path, "debian-apps")
     spec = f"oci-dir:{layout}"
@@ -92,7 +90,7 @@ def test_hosts_share_results_through_redis(redis_url: str, tmp_path: Path) -> No
     assert reports(run(spec, host_b)) == cold  # another host: no layer read
 
 
-@pytest.mark.skipif(not IMAGES.is_dir(), reason=f"the corpus is not at {IMAGES}")
+@pytest.mark.corpus
 def test_bad_values_in_redis_are_misses(
     redis_url: str, server: RedisServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -114,7 +112,7 @@ def test_bad_values_in_redis_are_misses(
             codec.decode(codec.header(value)[0], value)
 
 
-@pytest.mark.skipif(not IMAGES.is_dir(), reason=f"the corpus is not at {IMAGES}")
+@pytest.mark.corpus
 def test_an_unreachable_redis_costs_a_warning_not_the_analysis(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

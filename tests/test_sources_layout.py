@@ -40,7 +40,8 @@ from imagebuilder import (
 from layerscan.cli import main as cli_main
 from layerscan.config import Config
 from layerscan.errors import DigestMismatch, LayerscanError, SourceError
-from layerscan.image import ImageFiles, ImageSource, Platform
+from layerscan.filetree import ImageFiles
+from layerscan.image import ImageSource, Platform
 from layerscan.scan import native_available, scan_layer
 from layerscan.scan.model import ScanOptions
 from layerscan.sources import open_source
@@ -137,6 +138,7 @@ def test_every_format_reads_the_image(tmp_path: Path, fmt: str, engine: str) -> 
     assert (bare.manifest_digest, table(bare_files)) == (source.manifest_digest, table(files))
 
 
+@pytest.mark.corpus
 def test_oci_archive_of_the_corpus_with_dot_prefixes_equals_the_layout(tmp_path: Path) -> None:
     root = IMAGES / "rpm-sqlite"
     files: Files = {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}

@@ -55,19 +55,15 @@ class Registry:
 @dataclasses.dataclass(frozen=True)
 class Config:
     tmp_dir: str = dataclasses.field(default_factory=tempfile.gettempdir)
-    # services.analyzer (Anchore's names; `enabled` is analyzer_enabled here)
-    analyzer_enabled: bool = True
+    # services.analyzer (Anchore's names). require_auth, cycle_timer_seconds, listen and
+    # port are the analyzer service's (src/layerscan/service/).
     require_auth: bool = True
     cycle_timer_seconds: int = 1
     max_threads: int = 4
-    analyzer_driver: str = "nodocker"
-    endpoint_hostname: str = "localhost"
     listen: str = "0.0.0.0"
     port: int = 8084
-    enable_hints: bool = False
     layer_cache_enable: bool = False
     layer_cache_max_gigabytes: int = 4
-    keep_image_analysis_tmpfiles: bool = False
     enable_owned_package_filtering: bool = True
     # secret_search / content_search / retrieve_files (Anchore's analyzer_config.yaml)
     secret_rules: tuple[Rule, ...] = dataclasses.field(default_factory=lambda: tuple(default_rules()))
@@ -83,7 +79,6 @@ class Config:
     insecure_registries: tuple[str, ...] = ()
     fetch_foreign_layers: bool = True  # from the layer's urls, as Anchore does; false: skip them, with a warning
     platform: str | None = None
-    outputs: dict[str, str] = dataclasses.field(default_factory=dict)  # report format -> file ("-" is stdout)
     # the result cache (store/results): per-layer scan results and image analyses, local or in Redis
     result_cache_enable: bool = True
     result_cache_max_gigabytes: float = 2.0  # decimal GB, local directory or Redis alike
@@ -129,6 +124,10 @@ _ANCHORE_TOP_IGNORED = frozenset(
 )
 _ANALYZER_IGNORED = frozenset(
     {
+        "enabled",
+        "analyzer_driver",  # layerscan has one way to read an image
+        "endpoint_hostname",
+        "keep_image_analysis_tmpfiles",  # layerscan writes no per-image temp files
         "external_port",
         "external_tls",
         "max_request_threads",
@@ -246,7 +245,6 @@ def _top_level(top: _Section) -> dict[str, Any]:
     top.put(kw, "insecure_registries", _str_tuple)
     top.put(kw, "fetch_foreign_layers", _bool)
     top.put(kw, "platform", _platform)
-    top.put(kw, "outputs", _outputs)
     limits = top.section("limits")
     if limits is not None:
         lkw: dict[str, Any] = {}
@@ -325,19 +323,18 @@ def _analyzer_section(top: _Section) -> dict[str, Any]:
     kw: dict[str, Any] = {}
     if sec is None:
         return kw
-    sec.put(kw, "enabled", _bool, field="analyzer_enabled")
     sec.put(kw, "require_auth", _bool)
     sec.put(kw, "cycle_timer_seconds", _nonneg_int)
     sec.put(kw, "max_threads", _pos_int)
-    sec.put(kw, "analyzer_driver", _nonempty_str)
-    sec.put(kw, "endpoint_hostname", _nonempty_str)
     sec.put(kw, "listen", _nonempty_str)
     sec.put(kw, "port", _port)
-    sec.put(kw, "enable_hints", _bool)
+    if sec.get("enable_hints", _bool, False):
+        log.warning(
+            "config %s: layerscan does not read an image's anchore_hints.json; ignored", sec.key("enable_hints")
+        )
     sec.put(kw, "layer_cache_enable", _bool)
     # Anchore parses it with int(); the 1 GB floor is applied (with a warning) by the cache.
     sec.put(kw, "layer_cache_max_gigabytes", _nonneg_int)
-    sec.put(kw, "keep_image_analysis_tmpfiles", _bool)
     sec.put(kw, "enable_owned_package_filtering", _bool)
     sec.ignore(_ANALYZER_IGNORED)
     sec.finish()
@@ -369,7 +366,7 @@ def _analyzer_config(doc: _Section, top: _Section) -> dict[str, Any]:
         )
     if sizes and "secret_max_file_size" not in top.raw:
         kw["secret_max_file_size"] = max(sizes)
-    own = top.get("secret_rules", _own_rules, [])
+    own: list[Rule] = top.get("secret_rules", _own_rules, [])
     secret_rules = (builtin_rules() if builtin else []) + anchore + [r for r in own if r.kind == "secret"]
     content_rules += [r for r in own if r.kind == "content"]
     for where, rules in (("secret rules", secret_rules), ("content rules", content_rules)):
@@ -399,7 +396,7 @@ def _analyzer_config(doc: _Section, top: _Section) -> dict[str, Any]:
 
 def _match_params(sec: _Section) -> int | None:
     """Anchore's `match_params: [MAXFILESIZE=n, STOREONMATCH=y|n]`; returns MAXFILESIZE (bytes)."""
-    params = sec.get("match_params", _str_tuple, ())
+    params: tuple[str, ...] = sec.get("match_params", _str_tuple, ())
     size = None
     for p in params:
         name, _, value = p.partition("=")
@@ -498,17 +495,6 @@ def _platform(v: Any, key: str) -> str:
         raise ConfigError(f"config {key}: {e}") from None
 
 
-def _outputs(v: Any, key: str) -> dict[str, str]:
-    from .report import FORMATS
-
-    if not isinstance(v, dict):
-        raise ConfigError(f"config {key}: expected a mapping of report format to file, got {type(v).__name__}")
-    for fmt in v:
-        if fmt not in FORMATS:
-            raise ConfigError(f"config {key}.{fmt}: unknown report format; known: {', '.join(sorted(FORMATS))}")
-    return {str(fmt): _nonempty_str(path, f"{key}.{fmt}") for fmt, path in v.items()}
-
-
 def _rules(kind: str) -> Callable[[Any, str], list[Rule]]:
     def parse(v: Any, key: str) -> list[Rule]:
         specs = _str_tuple(v, key)
@@ -549,7 +535,12 @@ def _own_rules(v: Any, key: str) -> list[Rule]:
 
 # ---------------------------------------------------------------------------- key bookkeeping
 
-_REQUIRED = object()
+
+class _Required:
+    """The default of a key that must be given."""
+
+
+_REQUIRED = _Required()
 
 
 class _Section:
@@ -564,15 +555,15 @@ class _Section:
     def key(self, name: str) -> str:
         return f"{self.where}.{name}" if self.where else name
 
-    def get(self, name: str, parse: Callable[..., T], default: Any = _REQUIRED) -> T:
+    def get(self, name: str, parse: Callable[..., T], default: T | _Required = _REQUIRED) -> T:
         self.used.add(name)
         if name not in self.raw or self.raw[name] is None:
-            if default is _REQUIRED:
+            if isinstance(default, _Required):
                 raise ConfigError(f"config {self.key(name)}: required")
             return default
         value = self.raw[name]
         if isinstance(value, str) and _UNSET.match(value):
-            if default is _REQUIRED:
+            if isinstance(default, _Required):
                 raise ConfigError(f"config {self.key(name)}: the environment variable in {value} is not set")
             log.warning(
                 "config %s: the environment variable in %s is not set; using the default", self.key(name), value
@@ -580,12 +571,12 @@ class _Section:
             return default
         return parse(value, self.key(name))
 
-    def put(self, kw: dict[str, Any], name: str, parse: Callable[..., Any], field: str | None = None) -> None:
-        """kw[field] = the parsed value, when the file sets one."""
+    def put(self, kw: dict[str, Any], name: str, parse: Callable[..., Any]) -> None:
+        """kw[name] = the parsed value, when the file sets one."""
         _missing = object()
-        value = self.get(name, parse, _missing)
+        value: object = self.get(name, parse, _missing)
         if value is not _missing:
-            kw[field or name] = value
+            kw[name] = value
 
     def section(self, name: str) -> _Section | None:
         self.used.add(name)

@@ -10,12 +10,13 @@ import os
 import re
 import sys
 import tempfile
+import textwrap
 from collections.abc import Callable
 from typing import TextIO
 
 from ..analysis import Analysis
 from ..config import Config, Registry, load_config
-from ..errors import ConfigError
+from ..errors import ConfigError, ExitCode, exit_codes_help
 from ..image import Platform
 from ..refs import ImageRef
 from ..report import FORMATS
@@ -72,9 +73,6 @@ examples:
                                                                keep layers for the next image
   layerscan analyze oci-dir:./app --no-result-cache            a cold run: scan every layer again
 
-exit codes: 0 ok, 1 secrets found (with --fail-on-secrets), 2 usage error,
-3 or more: the image could not be analyzed (4 corrupt layer, 5 digest mismatch,
-6 registry authentication refused, 7 source unreadable or registry failing).
 """
 _HOST_PORT = re.compile(r"[A-Za-z0-9.-]+(?::\d{1,5})?|\[[0-9A-Fa-f:]+\](?::\d{1,5})?")
 
@@ -85,7 +83,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="analyze an image: files, digests, secrets, packages; write a report",
         description="Analyze one container image: stream every layer once (digests and attributes of "
         "every file, secrets), squash the layers, catalog OS and library packages, and write a report.",
-        epilog=EPILOG,
+        epilog=EPILOG + textwrap.fill(exit_codes_help(), width=88) + "\n",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("source", metavar="SOURCE", help="the image (see sources below)")
@@ -170,7 +168,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..analyze import analyze  # here, so other commands never import the whole pipeline
+    from ..pipeline import analyze  # here, so other commands never import the whole pipeline
 
     config = with_options(load_config(args.config), args, _read_password if args.password_stdin else None)
     analysis = analyze(args.source, config, engine=args.engine, platform=args.platform)
@@ -180,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         writer(analysis, sys.stdout)
     secrets = [s for s in analysis.secrets if s.kind == "secret"]
-    code = 1 if args.fail_on_secrets and secrets else 0
+    code = ExitCode.FINDINGS if args.fail_on_secrets and secrets else ExitCode.OK
     if args.json and args.output:
         json.dump(_summary(analysis, args.output, args.format, code), sys.stdout)
         sys.stdout.write("\n")

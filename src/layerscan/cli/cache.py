@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Config, load_config
+from ..errors import ExitCode
 from ..store.layers import DIRNAME, GB, LayerCache
 from ..store.results import open_store
 from ..store.results.model import Store
 
-EXIT_CORRUPT = 1  # `verify` found (and dropped) corrupt entries
 CACHES = ("layers", "results")
 
 DESCRIPTION = """\
@@ -27,7 +27,6 @@ analysis, per configuration, in <tmp_dir>/layerscan_resultcache, or in Redis whe
 sets result_cache_url. Both evict the least recently used entries first. Every verb but
 verify acts on both unless --only names one.
 """
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     common = argparse.ArgumentParser(add_help=False)
@@ -197,4 +196,4 @@ def _verify(args: argparse.Namespace) -> int:
             state = "ok" if r.ok else "CORRUPT, dropped" if r.dropped else "CORRUPT, in use: dropped on its next read"
             print(f"{r.digest}  {state}")
         print(f"{len(results)} entries checked, {len(bad)} corrupt")
-    return EXIT_CORRUPT if bad else 0
+    return ExitCode.FINDINGS if bad else ExitCode.OK  # FINDINGS: corrupt entries were found and dropped

@@ -7,7 +7,7 @@ secret settings; and the engine). A layer found here is never opened: an image a
 whose layers are known is analyzed from its manifest and config alone.
 
 On top of it, the image-level entry: the manifest digest with the same options, the
-cataloger versions and the pipeline options read after the scan give the stored Analysis
+version of the whole pipeline and the options read after the scan give the stored Analysis
 of an image already analyzed that way, so neither the scanner nor a cataloger runs.
 
     cache = ResultCache.open(config, options, engine)   # a disabled one when the config says so
@@ -34,7 +34,7 @@ from typing import Any
 
 import xxhash
 
-from ... import __version__, catalog
+from ... import __version__
 from ...analysis import Analysis
 from ...config import Config
 from ...image import ImageSource
@@ -77,7 +77,6 @@ class ResultCache:
             "kind": codec.IMAGE,
             **common,
             "pipeline": pipeline_version(),
-            "catalogers": catalog.versions(),
             "after_scan": canonical(after_scan_options(config)),
         }
 
@@ -222,7 +221,8 @@ def scanner_version() -> str:
 
 @functools.cache
 def pipeline_version() -> str:
-    """The same for an image entry, which every stage after the scan shapes: all of layerscan's code."""
+    """The same for an image entry, which every stage after the scan shapes (squash, every
+    cataloger, findings): all of layerscan's code. Catalogers need no version numbers of their own."""
     return f"{__version__}+{_fingerprint(sorted(_PACKAGE.rglob('*.py')))}"
 
 

@@ -183,12 +183,30 @@ def _fields(cls: type) -> tuple[tuple[str, Hint], ...]:
         names = [f.name for f in dataclasses.fields(cls) if f.init]
     else:
         names = list(cls._fields)  # type: ignore[attr-defined]
-    return tuple((name, hints[name]) for name in names)
+    return tuple((name, _literal_type(hints[name])) for name in names)
 
 
 def _split(hint: Hint) -> tuple[Any, tuple[Any, ...]]:
     """(origin, arguments) of a generic hint: (list, (str,)) for list[str]; (None, ()) for str."""
     return typing.get_origin(hint), typing.get_args(hint)
+
+
+@functools.cache
+def _maker(cls: type) -> Callable[..., Any]:
+    """A function making a record from its field values, in field order."""
+    if _is_namedtuple(cls) or not any(f.kw_only for f in dataclasses.fields(cls)):
+        return cls
+    names = [name for name, _ in _fields(cls)]
+    return lambda *values: cls(**dict(zip(names, values, strict=True)))
+
+
+def _literal_type(hint: Hint) -> Hint:
+    """Literal["a", "b"] is stored as the type of its values."""
+    origin, args = _split(hint)
+    if origin is typing.Literal:
+        kinds = {type(a) for a in args}
+        return kinds.pop() if len(kinds) == 1 else Any
+    return hint
 
 
 def _is_record(hint: Hint) -> bool:
@@ -208,7 +226,7 @@ def _is_bulk(hint: Hint) -> bool:
     if origin is list:
         return _columnar(args[0])
     if origin in (dict, collections.abc.Mapping) and args and args[0] is str:
-        return args[1] is bytes or _is_namedtuple(args[1])
+        return _columnar(args[1])
     return dataclasses.is_dataclass(hint) and isinstance(hint, type) and any(_is_bulk(h) for _, h in _fields(hint))
 
 
@@ -235,7 +253,7 @@ def _get_record(r: _Reader, cls: type) -> Any:
     values = [
         _get_bulk(r, hint) if _is_bulk(hint) else _loader(hint)(v) for (_, hint), v in zip(fields, small, strict=True)
     ]
-    return cls(*values)
+    return _maker(cls)(*values)
 
 
 def _put_bulk(w: _Writer, hint: Hint, value: Any) -> None:
@@ -244,7 +262,7 @@ def _put_bulk(w: _Writer, hint: Hint, value: Any) -> None:
         _put_column(w, hint, value)
     elif origin in (dict, collections.abc.Mapping):
         _put_column(w, list[str], list(value))
-        _put_column(w, list[args[1]], list(value.values()))  # type: ignore[valid-type]
+        _put_column(w, _list_of(args[1]), list(value.values()))
     else:
         _put_record(w, hint, value)
 
@@ -255,7 +273,7 @@ def _get_bulk(r: _Reader, hint: Hint) -> Any:
         return _get_column(r, hint)
     if origin in (dict, collections.abc.Mapping):
         keys = _get_column(r, list[str])
-        values = _get_column(r, list[args[1]])  # type: ignore[valid-type]
+        values = _get_column(r, _list_of(args[1]))
         if len(keys) != len(values):
             raise CodecError("a mapping with more keys than values")
         return dict(zip(keys, values, strict=True))
@@ -267,12 +285,33 @@ def _get_bulk(r: _Reader, hint: Hint) -> Any:
 
 @functools.cache
 def _columnar(hint: Hint) -> bool:
-    """Element types a list of which is stored column by column (a record: one column per field)."""
-    return hint in (str, int, float, bool, bytes, str | None, tuple[str, ...]) or _is_record(hint)
+    """Element types a list of which is stored column by column: scalars, records (a column
+    per field), tuples of a columnar type, optional ones, and unions of records."""
+    if hint in (str, int, float, bool, bytes) or _is_record(hint):
+        return True
+    origin, args = _split(hint)
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+        return _columnar(args[0])
+    members = _union_members(hint)
+    if members is None:
+        return False
+    if len(members) == 1:
+        return _columnar(members[0])
+    return all(_is_record(m) for m in members)
+
+
+_ARRAY_OF = {int: "q", bool: "B", float: "d"}
+
+
+def _list_of(elem: Hint) -> Hint:
+    return types.GenericAlias(list, (elem,))
+
+
+_NONE = 255  # the tag of None in a union column
 
 
 def _put_column(w: _Writer, hint: Hint, values: Any) -> None:
-    """One column: a bytearray, an array, or a list[element] (a NamedTuple element: one column per field)."""
+    """One column: a bytearray, an array, or a list[element] (see _columnar; anything else as JSON)."""
     if hint is bytearray:
         w.add(values)
         return
@@ -280,32 +319,34 @@ def _put_column(w: _Writer, hint: Hint, values: Any) -> None:
         w.add(values.typecode.encode() + _little_endian(values).tobytes())
         return
     (elem,) = typing.get_args(hint)
+    origin, args = _split(elem)
+    members = _union_members(elem)
     if elem is str:
         _put_strs(w, values)
-    elif elem == str | None:
-        w.add(bytes(v is None for v in values))
-        _put_strs(w, ["" if v is None else v for v in values])
-    elif elem == tuple[str, ...]:
-        w.add(_little_endian(array("Q", map(len, values))).tobytes())
-        _put_strs(w, list(itertools.chain.from_iterable(values)))
+    elif elem in _ARRAY_OF:
+        w.add(_little_endian(array(_ARRAY_OF[elem], values)).tobytes())
     elif elem is bytes:
         w.add(_little_endian(array("Q", map(len, values))).tobytes())
         w.add(b"".join(values))
-    elif elem in (int, bool, float):
-        w.add(_little_endian(array(_ARRAY_OF[elem], values)).tobytes())
-    elif _is_record(elem):  # one column per field
+    elif not _columnar(elem):
+        w.json([_dumper(elem)(v) for v in values])
+    elif origin is tuple:  # the lengths, then every item in one column
+        w.add(_little_endian(array("Q", map(len, values))).tobytes())
+        _put_column(w, _list_of(args[0]), list(itertools.chain.from_iterable(values)))
+    elif members is not None:  # a tag per value (which member, or None), then each member's column
+        index = {m: i for i, m in enumerate(members)}
+        w.add(bytes(_NONE if v is None else index[type(v)] if len(members) > 1 else 0 for v in values))
+        for m in members:
+            same = [v for v in values if v is not None and (len(members) == 1 or type(v) is m)]
+            _put_column(w, _list_of(m), same)
+    else:  # a record: one column per field
         fields = _fields(elem)
         if _is_namedtuple(elem):
             columns: list[Any] = list(zip(*values, strict=True)) if values else [()] * len(fields)
         else:
             columns = [list(map(operator.attrgetter(name), values)) for name, _ in fields]
         for (_, h), column in zip(fields, columns, strict=True):
-            _put_column(w, list[h], column)  # type: ignore[valid-type]
-    else:  # a field of a record that has no column form
-        w.json([_dumper(elem)(v) for v in values])
-
-
-_ARRAY_OF = {int: "q", bool: "B", float: "d"}
+            _put_column(w, _list_of(h), column)
 
 
 def _get_column(r: _Reader, hint: Hint) -> Any:
@@ -317,40 +358,49 @@ def _get_column(r: _Reader, hint: Hint) -> Any:
             raise CodecError("an array without its type code")
         return _array(part[1:], chr(part[0]))
     (elem,) = typing.get_args(hint)
+    origin, args = _split(elem)
+    members = _union_members(elem)
     if elem is str:
         return _get_strs(r)
-    if elem == str | None:
-        nones = r.take()
-        strs = _get_strs(r)
-        if len(nones) != len(strs):
-            raise CodecError("a column of optional strings with a short mask")
-        return [None if n else s for n, s in zip(nones, strs, strict=True)]
-    if elem == tuple[str, ...]:
-        counts = _array(r.take(), "Q")
-        flat = _get_strs(r)
-        ends = list(itertools.accumulate(counts, initial=0))
-        if ends[-1] != len(flat):
-            raise CodecError("a column of string tuples that does not add up")
-        return [tuple(flat[a:b]) for a, b in itertools.pairwise(ends)]
+    if elem in _ARRAY_OF:
+        column = _array(r.take(), _ARRAY_OF[elem]).tolist()
+        return list(map(bool, column)) if elem is bool else column
     if elem is bytes:
-        sizes = _array(r.take(), "Q")
+        ends = list(itertools.accumulate(_array(r.take(), "Q"), initial=0))
         data = r.take()
-        ends = list(itertools.accumulate(sizes, initial=0))
         if ends[-1] != len(data):
             raise CodecError("a column of byte strings that does not add up")
         return [data[a:b].tobytes() for a, b in itertools.pairwise(ends)]
-    if elem in (int, bool, float):
-        column = _array(r.take(), _ARRAY_OF[elem]).tolist()
-        return list(map(bool, column)) if elem is bool else column
-    if not _is_record(elem):
+    if not _columnar(elem):
         return list(map(_loader(elem), r.json()))
-    columns = [_get_column(r, list[h]) for _, h in _fields(elem)]  # type: ignore[valid-type]
+    if origin is tuple:
+        ends = list(itertools.accumulate(_array(r.take(), "Q"), initial=0))
+        flat = _get_column(r, _list_of(args[0]))
+        if ends[-1] != len(flat):
+            raise CodecError("a column of tuples that does not add up")
+        return [tuple(flat[a:b]) for a, b in itertools.pairwise(ends)]
+    if members is not None:
+        tags = r.take()
+        by_member = [iter(_get_column(r, _list_of(m))) for m in members]
+        try:
+            out = [None if t == _NONE else next(by_member[t]) for t in tags]
+        except (StopIteration, IndexError):
+            raise CodecError("a union column whose tags and values disagree") from None
+        if any(next(it, None) is not None for it in by_member):
+            raise CodecError("a union column with values no tag names")
+        return out
+    fields = _fields(elem)
+    columns = [_get_column(r, _list_of(h)) for _, h in fields]
     if len({len(c) for c in columns}) > 1:
         raise CodecError(f"{elem.__name__} columns of different lengths")
-    if _is_namedtuple(elem):
-        # tuple.__new__ over zip: no Python-level __new__ per row (a file table has 100k+ of them).
-        return list(map(functools.partial(tuple.__new__, elem), zip(*columns, strict=True)))
-    return list(map(elem, *columns))
+    return _make_many(elem, columns)
+
+
+def _make_many(cls: type, columns: list[list[Any]]) -> list[Any]:
+    """Records from their columns (a file table has 100k+ rows, a dpkg database as many package files)."""
+    if _is_namedtuple(cls):  # tuple.__new__ over zip: no Python-level __new__ per row
+        return list(map(functools.partial(tuple.__new__, cls), zip(*columns, strict=True)))
+    return list(map(_maker(cls), *columns))
 
 
 def _put_strs(w: _Writer, values: Sequence[str]) -> None:
@@ -485,11 +535,12 @@ def _loader(hint: Hint) -> Convert:
         return dict if inner is _identity else (lambda v: {k: inner(x) for k, x in v.items()})
     if _is_record(hint):
         each_field = [_loader(h) for _, h in _fields(hint)]
+        make = _maker(hint)
 
         def record(v: Any) -> Any:
             if len(v) != len(each_field):
                 raise CodecError(f"{hint.__name__}: {len(each_field)} fields expected, {len(v)} found")
-            return hint(*(d(x) for d, x in zip(each_field, v, strict=True)))
+            return make(*(d(x) for d, x in zip(each_field, v, strict=True)))
 
         return record
     if hint in (str, int, float, bool, type(None), dict, list, Any, object):
