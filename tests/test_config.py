@@ -176,7 +176,7 @@ def test_unknown_keys_are_named(tmp_path: Path, caplog: pytest.LogCaptureFixture
     "text, key",
     [
         ("analyzer:\n  max_threads: lots\n", "analyzer.max_threads"),
-        ("analyzer:\n  max_threads: 0\n", "analyzer.max_threads"),
+        ("analyzer:\n  max_threads: -1\n", "analyzer.max_threads"),  # 0 is allowed: no analyses (issue 9)
         ("analyzer:\n  layer_cache_enable: maybe\n", "analyzer.layer_cache_enable"),
         ("analyzer:\n  layer_cache_max_gigabytes: -2\n", "analyzer.layer_cache_max_gigabytes"),
         ("analyzer:\n  layer_cache_max_gigabytes: 1.5\n", "analyzer.layer_cache_max_gigabytes"),

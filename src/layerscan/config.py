@@ -52,6 +52,37 @@ class Registry:
     password: str | None = dataclasses.field(default=None, repr=False)  # never in a log line
 
 
+def default_service_dir() -> str:
+    """`layerscan` under the user's data directory (XDG_DATA_HOME, else ~/.local/share)."""
+    data = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return os.path.join(data, "layerscan")
+
+
+@dataclasses.dataclass(frozen=True)
+class ServiceSettings:
+    """The analyzer service (`serve`, `worker`, `batch`); Anchore's keys where Anchore has them.
+
+    service_dir, credentials.database.db_connect, default_admin_password,
+    credentials.users.<name>.password, services.apiext.{listen,port,require_auth}, and
+    services.analyzer.enabled, and layerscan's services.analyzer.{lease_seconds,max_attempts}.
+    No analyses run where `enabled` is false or services.analyzer.max_threads is 0."""
+
+    service_dir: str = dataclasses.field(default_factory=default_service_dir)
+    db_connect: str | None = dataclasses.field(default=None, repr=False)  # may hold a password
+    default_admin_password: str | None = dataclasses.field(default=None, repr=False)
+    users: dict[str, str] = dataclasses.field(default_factory=dict, repr=False)  # name -> password
+    apiext_listen: str = "0.0.0.0"
+    apiext_port: int = 8228
+    apiext_require_auth: bool = True
+    enabled: bool = True  # services.analyzer.enabled
+    lease_seconds: int = 60  # a job whose worker sent no heartbeat for this long goes back to the queue
+    max_attempts: int = 3  # failed or abandoned analyses of one image before it is analysis_failed
+
+    @property
+    def database_url(self) -> str:
+        return self.db_connect or f"sqlite:///{os.path.join(os.path.abspath(self.service_dir), 'layerscan.db')}"
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
     tmp_dir: str = dataclasses.field(default_factory=tempfile.gettempdir)
@@ -79,6 +110,7 @@ class Config:
     insecure_registries: tuple[str, ...] = ()
     fetch_foreign_layers: bool = True  # from the layer's urls, as Anchore does; false: skip them, with a warning
     platform: str | None = None
+    service: ServiceSettings = dataclasses.field(default_factory=ServiceSettings)
     # the result cache (store/results): per-layer scan results and image analyses, local or in Redis
     result_cache_enable: bool = True
     result_cache_max_gigabytes: float = 2.0  # decimal GB, local directory or Redis alike
@@ -90,7 +122,6 @@ class Config:
 # not have; accepted quietly so that an Anchore config.yaml loads without a wall of warnings.
 _ANCHORE_TOP_IGNORED = frozenset(
     {
-        "service_dir",
         "log_level",
         "logging",
         "host_id",
@@ -101,9 +132,7 @@ _ANCHORE_TOP_IGNORED = frozenset(
         "max_compressed_image_size_mb",
         "image_analyze_timeout_seconds",
         "cleanup_images",
-        "default_admin_password",
         "default_admin_email",
-        "credentials",
         "webhooks",
         "metrics",
         "keys",
@@ -160,6 +189,7 @@ def load_config(path: str | None) -> Config:
     kw: dict[str, Any] = {}
     kw.update(_top_level(top))
     kw.update(_analyzer_section(top))
+    kw["service"] = _service_section(top)
     kw.update(_analyzer_config(_Section(analyzer_doc, "", base), top))
     top.finish()
     return Config(**kw)
@@ -307,7 +337,7 @@ def _analyzer_section(top: _Section) -> dict[str, Any]:
     services = top.section("services")
     anchore = services.section("analyzer") if services is not None else None
     if services is not None:
-        services.ignore(set(services.raw) - {"analyzer"})  # the other Anchore services are not ours
+        services.ignore(set(services.raw) - {"analyzer"})  # the other services: not ours, or read by _service_section
         services.finish()
     ours = top.section("analyzer")
     if anchore is not None and ours is not None:
@@ -318,9 +348,9 @@ def _analyzer_section(top: _Section) -> dict[str, Any]:
         return kw
     sec.put(kw, "require_auth", _bool)
     sec.put(kw, "cycle_timer_seconds", _nonneg_int)
-    sec.put(kw, "max_threads", _pos_int)
+    sec.put(kw, "max_threads", _nonneg_int)  # 0: no analyses (the service's API only)
     sec.put(kw, "listen", _nonempty_str)
-    sec.put(kw, "port", _port)
+    sec.put(kw, "port", _port_or_off)
     if sec.get("enable_hints", _bool, False):
         log.warning(
             "config %s: layerscan does not read an image's anchore_hints.json; ignored", sec.key("enable_hints")
@@ -329,9 +359,65 @@ def _analyzer_section(top: _Section) -> dict[str, Any]:
     # Anchore parses it with int(); the 1 GB floor is applied (with a warning) by the cache.
     sec.put(kw, "layer_cache_max_gigabytes", _nonneg_int)
     sec.put(kw, "enable_owned_package_filtering", _bool)
-    sec.ignore(_ANALYZER_IGNORED)
+    sec.ignore(_ANALYZER_IGNORED | {"lease_seconds", "max_attempts"})  # read by _service_section
     sec.finish()
     return kw
+
+
+def _service_section(top: _Section) -> ServiceSettings:
+    """The service's keys, wherever Anchore keeps them (see ServiceSettings)."""
+    kw: dict[str, Any] = {}
+    top.put(kw, "service_dir", _nonempty_str)
+    top.put(kw, "default_admin_password", _nonempty_str)
+    credentials = top.section("credentials")
+    if credentials is not None:
+        database = credentials.section("database")
+        if database is not None:
+            database.put(kw, "db_connect", _nonempty_str)
+            database.ignore(_DATABASE_IGNORED)
+            database.finish()
+        users = credentials.section("users")
+        if users is not None:
+            kw["users"] = {str(name): _user_password(users.section(str(name))) for name in list(users.raw)}
+            users.finish()
+        credentials.finish()
+    raw_services = top.raw.get("services")
+    services = _Section(raw_services, "services", top.base) if isinstance(raw_services, dict) else None
+    apiext = services.section("apiext") if services is not None else None
+    if apiext is not None:
+        api: dict[str, Any] = {}
+        apiext.put(api, "listen", _nonempty_str)
+        apiext.put(api, "port", _port)
+        apiext.put(api, "require_auth", _bool)
+        kw.update({f"apiext_{name}": value for name, value in api.items()})
+        apiext.ignore(_ANALYZER_IGNORED)  # the same service keys as the analyzer's
+        apiext.finish()
+    analyzer = (services.section("analyzer") if services is not None else None) or top.section("analyzer")
+    if analyzer is not None:  # the rest of it is read (and checked) by _analyzer_section
+        analyzer.put(kw, "enabled", _bool)
+        analyzer.put(kw, "lease_seconds", _pos_int)
+        analyzer.put(kw, "max_attempts", _pos_int)
+    return ServiceSettings(**kw)
+
+
+def _port_or_off(v: Any, key: str) -> int:
+    """A TCP port, or 0: the worker serves no status port."""
+    return 0 if _int(v, key) == 0 else _port(v, key)
+
+
+def _user_password(sec: _Section | None) -> str:
+    if sec is None:
+        raise ConfigError("config credentials.users: each user needs a password")
+    password = sec.get("password", _nonempty_str)
+    sec.ignore({"email"})
+    sec.finish()
+    return password
+
+
+# Anchore's other database and API settings: SQLAlchemy pool tuning and TLS termination layerscan leaves to defaults.
+_DATABASE_IGNORED = frozenset(
+    {"db_connect_args", "db_pool_size", "db_pool_max_overflow", "db_engine_args", "db_user", "db_pass", "db_name"}
+)
 
 
 def _analyzer_config(doc: _Section, top: _Section) -> dict[str, Any]:

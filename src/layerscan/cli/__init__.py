@@ -10,9 +10,9 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import ExitCode, LayerscanError, exit_codes_help
-from . import analyze, cache, scan_layer
+from . import analyze, batch, cache, scan_layer, worker
 
-COMMANDS = (analyze, cache, scan_layer)
+COMMANDS = (analyze, cache, scan_layer, worker, batch)
 
 
 def build_parser() -> argparse.ArgumentParser:
