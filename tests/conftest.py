@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -52,6 +54,18 @@ def corpus() -> Path:
     if not HAVE_CORPUS:
         pytest.skip(NO_CORPUS)
     return CORPUS
+
+
+# tmp_dir defaults to the system's temp directory, where the result cache (on by default)
+# would outlive the session and be shared with anyone else's runs. Each session gets a
+# temp directory of its own, inherited by the commands the tests start.
+_SESSION_TMP = tempfile.mkdtemp(prefix="layerscan-tests-")
+os.environ["TMPDIR"] = _SESSION_TMP
+tempfile.tempdir = None  # recomputed from TMPDIR
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(_SESSION_TMP, ignore_errors=True)
 
 
 def pytest_configure(config: pytest.Config) -> None:

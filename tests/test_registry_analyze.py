@@ -172,7 +172,7 @@ def test_tls_with_ca_cert(tls_registry, tls_certs, layout_report, tmp_path):
 @pytest.mark.corpus
 def test_warm_cache_downloads_no_layer(fault_proxy, layout_report, tmp_path):
     host, tmp = fault_proxy.host, tmp_dir(tmp_path)
-    options = ("--insecure-registry", host, "--cache", "--tmp-dir", str(tmp))
+    options = ("--insecure-registry", host, "--cache", "--tmp-dir", str(tmp), "--no-result-cache")
     for gets in (1, 0):
         fault_proxy.blob_gets.clear()
         proc, out = analyze_cli(tmp_path, f"registry:{host}/{REPO}", *options)
@@ -187,7 +187,14 @@ def test_cache_off_writes_nothing_under_tmp_dir(fault_proxy, layout_report, tmp_
     config = tmp_path / "config.yaml"
     config.write_text(f"tmp_dir: {tmp}\nanalyzer:\n  layer_cache_enable: true\n")  # --no-cache wins
     proc, out = analyze_cli(
-        tmp_path, f"registry:{host}/{REPO}", "--insecure-registry", host, "--config", str(config), "--no-cache"
+        tmp_path,
+        f"registry:{host}/{REPO}",
+        "--insecure-registry",
+        host,
+        "--config",
+        str(config),
+        "--no-cache",
+        "--no-result-cache",
     )
     assert_same_image(ok_report(proc, out), layout_report, host)
     assert list(tmp.rglob("*")) == []
@@ -234,7 +241,14 @@ def test_corrupt_byte_is_a_digest_error_and_nothing_is_cached(fault_proxy, tmp_p
     host, tmp, digest = fault_proxy.host, tmp_dir(tmp_path), layers()[layer]
     fault_proxy.faults.append(Fault("corrupt", digest, at=123_456, times=-1))
     proc, out = analyze_cli(
-        tmp_path, f"registry:{host}/{REPO}", "--insecure-registry", host, cache, "--tmp-dir", str(tmp)
+        tmp_path,
+        f"registry:{host}/{REPO}",
+        "--insecure-registry",
+        host,
+        cache,
+        "--tmp-dir",
+        str(tmp),
+        "--no-result-cache",
     )
     assert proc.returncode == DigestMismatch.exit_code == 5, proc.stderr
     assert f"expected {digest}" in one_line_error(proc) and not out.exists()

@@ -114,6 +114,11 @@ class Config:
     fetch_foreign_layers: bool = True  # from the layer's urls, as Anchore does; false: skip them, with a warning
     platform: str | None = None
     service: ServiceSettings = dataclasses.field(default_factory=ServiceSettings)
+    # the result cache (store/results): per-layer scan results and image analyses, local or in Redis
+    result_cache_enable: bool = True
+    result_cache_max_gigabytes: float = 2.0  # decimal GB, local directory or Redis alike
+    result_cache_url: str | None = dataclasses.field(default=None, repr=False)  # redis://…; may hold a password
+    result_cache_ttl_days: int = 30  # Redis only: an entry not read for this long expires
 
 
 # Anchore keys that mean something to other Anchore services, or to features layerscan does
@@ -272,6 +277,10 @@ def _top_level(top: _Section) -> dict[str, Any]:
     top.put(kw, "insecure_registries", _str_tuple)
     top.put(kw, "fetch_foreign_layers", _bool)
     top.put(kw, "platform", _platform)
+    top.put(kw, "result_cache_enable", _bool)
+    top.put(kw, "result_cache_max_gigabytes", _pos_number)
+    top.put(kw, "result_cache_url", _redis_url)
+    top.put(kw, "result_cache_ttl_days", _pos_int)
     limits = top.section("limits")
     if limits is not None:
         lkw: dict[str, Any] = {}
@@ -285,6 +294,27 @@ def _top_level(top: _Section) -> dict[str, Any]:
         registries.finish()
     top.ignore(_ANCHORE_TOP_IGNORED | {"services", "analyzer", "secret_rules", *_ANALYZER_CONFIG_SECTIONS})
     return kw
+
+
+def _pos_number(v: Any, key: str) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float, str)):
+        raise ConfigError(f"config {key}: expected a number, got {v!r}")
+    try:
+        n = float(v)
+    except ValueError:
+        raise ConfigError(f"config {key}: expected a number, got {v!r}") from None
+    if not n > 0 or n == float("inf"):
+        raise ConfigError(f"config {key}: must be a number above 0, got {v!r}")
+    return n
+
+
+def _redis_url(v: Any, key: str) -> str:
+    url = _nonempty_str(v, key)
+    scheme = url.partition("://")[0] if "://" in url else ""
+    if scheme not in ("redis", "rediss", "unix"):
+        # Not the URL itself: it may hold a password.
+        raise ConfigError(f"config {key}: expected a redis://, rediss:// or unix:// URL, got scheme {scheme!r}")
+    return url
 
 
 def _registry(sec: _Section | None) -> Registry:

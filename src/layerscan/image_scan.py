@@ -1,7 +1,8 @@
 """Every layer of one image through the scanner: each unique layer once, on up to
-`max_threads` threads (the native scanner releases the GIL), each digest-checked.
+`max_threads` threads (the native scanner releases the GIL), each digest-checked; a layer
+the result cache knows is not opened at all.
 
-    scan_image(source, options, engine, max_threads, progress) -> [LayerResult | None per manifest layer]
+    scan_image(source, options, engine, max_threads, progress, cache) -> [LayerResult | None per manifest layer]
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ from .errors import DigestMismatch, LayerError
 from .image import Descriptor, ImageSource
 from .scan import scan_layer
 from .scan.model import LayerResult, ScanOptions
+from .store.results import ResultCache
 
 Advance = Callable[[int], None]
 
 
 def scan_image(
-    source: ImageSource, options: ScanOptions, engine: str, max_threads: int, progress: bool
+    source: ImageSource, options: ScanOptions, engine: str, max_threads: int, progress: bool, cache: ResultCache
 ) -> list[LayerResult | None]:
     """One result per manifest layer (None: missing); a layer listed twice is scanned once."""
     unique: dict[str, Descriptor] = {}
@@ -39,7 +41,8 @@ def scan_image(
     pool = ThreadPoolExecutor(max_workers=max(1, min(max_threads, len(unique))), thread_name_prefix="scan")
     try:
         futures: dict[str, Future[LayerResult | None]] = {
-            digest: pool.submit(scan_one, source, desc, options, engine, advance) for digest, desc in unique.items()
+            digest: pool.submit(scan_one, source, desc, options, engine, advance, cache)
+            for digest, desc in unique.items()
         }
         done, _ = wait(futures.values(), return_when=FIRST_EXCEPTION)
         for fut in done:
@@ -53,6 +56,19 @@ def scan_image(
 
 
 def scan_one(
+    source: ImageSource, desc: Descriptor, options: ScanOptions, engine: str, advance: Advance, cache: ResultCache
+) -> LayerResult | None:
+    known = cache.get_layer(desc.digest)
+    if known is not None:  # the blob is never opened: not downloaded, not read
+        advance(desc.size)
+        return known
+    result = _scan_blob(source, desc, options, engine, advance)
+    if result is not None:
+        cache.put_layer(desc.digest, result)
+    return result
+
+
+def _scan_blob(
     source: ImageSource, desc: Descriptor, options: ScanOptions, engine: str, advance: Advance
 ) -> LayerResult | None:
     with source.open_layer(desc) as blob:

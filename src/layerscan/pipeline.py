@@ -22,6 +22,7 @@ from .scan.model import ScanOptions
 from .scan.rules import Rule, check_unique
 from .sources import open_source
 from .squash import squash
+from .store.results import ResultCache
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,12 @@ def analyze(
     source = open_source(spec, platform=plat, config=config)
     try:
         options = scan_options(config, rules)
-        results = scan_image(source, options, engine, config.max_threads, _progress_enabled(progress))
+        cache = ResultCache.open(config, options, engine)
+        known = cache.get_image(source)
+        if known is not None:  # analyzed before with this configuration: no layer is opened
+            known.seconds = time.perf_counter() - t0
+            return known
+        results = scan_image(source, options, engine, config.max_threads, _progress_enabled(progress), cache)
     finally:
         source.close()
 
@@ -67,7 +73,7 @@ def analyze(
     files = squash(results)
     cat = catalog.catalog_image(files, owned_package_filtering=config.enable_owned_package_filtering)
     unique = {d.digest: r for d, r in zip(source.layers, results, strict=False) if r is not None}
-    return Analysis(
+    analysis = Analysis(
         source_name=source.name,
         manifest_digest=source.manifest_digest,
         config_digest=source.config_digest,
@@ -88,6 +94,8 @@ def analyze(
         bytes_out=sum(r.stats.bytes_out for r in unique.values()),
         rules=rules,
     )
+    cache.put_image(analysis)
+    return analysis
 
 
 def scan_options(config: Config, rules: Sequence[Rule]) -> ScanOptions:
