@@ -54,6 +54,8 @@ def analyze(
         cache = ResultCache.open(config, options, engine)
         known = cache.get_image(source)
         if known is not None:  # analyzed before with this configuration: no layer is opened
+            for w in known.warnings:
+                log.warning("%s", w)
             known.seconds = time.perf_counter() - t0
             return known
         results = scan_image(source, options, engine, config.max_threads, _progress_enabled(progress), cache)
@@ -61,12 +63,14 @@ def analyze(
         source.close()
 
     warnings: list[str] = []
-    for i, desc in enumerate(source.layers):
-        if results[i] is None:
+    for i, (desc, result) in enumerate(zip(source.layers, results, strict=True)):
+        if result is None:
             warnings.append(
                 f"layer {i} ({desc.digest}, {desc.media_type}) is not present "
                 "(foreign or non-distributable): its files are not in this analysis"
             )
+        else:  # names outside the root, analyzed inside it
+            warnings += (f"layer {i} ({desc.digest}): {w}" for w in result.warnings)
     for w in warnings:
         log.warning("%s", w)
 
