@@ -3,9 +3,10 @@
 # As root it installs them; otherwise it prints the exact command and fails.
 set -euo pipefail
 
-# Build: a C compiler, pkg-config, and the native libraries (headers + .pc files).
+# Build: a C compiler, pkg-config, and the native libraries (headers + .pc files);
+# lint: clang-format for ext/ (make lint).
 # Tests: a real registry, Redis, valgrind for the memory check, skopeo for pushing.
-want=(build-essential pkg-config libisal-dev libssl-dev zlib1g-dev libzstd-dev
+want=(build-essential pkg-config clang-format libisal-dev libssl-dev zlib1g-dev libzstd-dev
       docker-registry redis-server apache2-utils valgrind openssl zstd time skopeo)
 
 missing=()
