@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import BinaryIO, NamedTuple, Protocol
 
 from ..errors import SourceError
-from ..image import Buffer
+from ..scan.model import Buffer
 from .media import check_digest
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,8 @@ import re
 from typing import Any
 
 from ..errors import DigestMismatch, SourceError
-from ..image import Buffer, Descriptor, Platform
+from ..image import Descriptor, Platform
+from ..scan.model import Buffer
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
