@@ -46,7 +46,7 @@ if isal is not None:
 
 ext = Extension(
     "layerscan._scan",
-    sources=["ext/_scan.pyx", "ext/tar.c"],
+    sources=["ext/_scan.pyx", "ext/tar.c", "ext/glob.c"],
     include_dirs=["ext"],
     extra_compile_args=cflags,
     extra_link_args=ldflags,

@@ -2,7 +2,7 @@
 """The native layer scanner: Python's view of the C state machine in tar.c.
 
 Python work happens twice per layer, never per byte: compiling (and caching) the
-Hyperscan databases when a Scanner is made, and turning the C columns into an
+Hyperscan databases and capture globs when a Scanner is made, and turning the C columns into an
 EntryTable when it finishes. Secret candidates are confirmed with
 `rules.confirm()`, exactly as the reference engine does.
 """
@@ -13,6 +13,7 @@ from cpython cimport array as carray
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.unicode cimport PyUnicode_DecodeUTF8
 
+cimport glob
 cimport hs
 cimport tar
 from crypto cimport OpenSSL_version, OPENSSL_VERSION
@@ -25,7 +26,7 @@ import threading
 import time
 
 from layerscan.errors import CompressionError, DigestMismatch, LimitExceeded, TarFormatError
-from layerscan.scan.globs import GlobSet, glob_to_regex
+from layerscan.scan.globs import native_program
 from layerscan.scan.model import EntryTable, LayerResult, ScanStats, Whiteout
 from layerscan.scan.rules import confirm
 
@@ -103,7 +104,6 @@ cdef _Database _build(tuple patterns, unsigned flags, unsigned mode, bint prefil
 
 
 _rule_dbs: dict = {}
-_capture_dbs: dict = {}
 _lock = threading.Lock()
 
 
@@ -121,20 +121,24 @@ def _rules_database(tuple patterns) -> _Database:
         return d
 
 
-def _capture_database(tuple globs) -> _Database:
-    with _lock:
-        d = _capture_dbs.get(globs)
-        if d is None:
-            # glob_to_regex ends in '$', which also matches before a final newline;
-            # GlobSet uses fullmatch, so anchor at the very end instead.
-            patterns = tuple(glob_to_regex(g)[:-1] + r"\z" for g in globs)
-            d = _build(patterns, hs.HS_FLAG_DOTALL | hs.HS_FLAG_SINGLEMATCH | hs.HS_FLAG_UTF8, hs.HS_MODE_BLOCK, False)
-            if d.always:
-                # Rare (a glob whose class Hyperscan rejects): Python judges every path.
-                d = _Database()
-                d.always = (0,)
-            _capture_dbs[globs] = d
-        return d
+cdef class GlobMatcher:
+    """Capture globs in C (glob.c): the program globs.native_program() compiles, run as
+    globs.GlobSet runs it. It holds working memory: one per Scanner."""
+    cdef glob.ls_globs *g
+
+    def __cinit__(self, bytes program):
+        cdef int rc = glob.ls_globs_new(<const char *>program, len(program), &self.g)
+        if rc == glob.LS_GLOBS_NOMEM:
+            raise MemoryError("cannot allocate a glob matcher")
+        if rc != glob.LS_GLOBS_OK:
+            raise ValueError("malformed glob program")
+
+    def __dealloc__(self):
+        glob.ls_globs_free(self.g)
+
+    def matches(self, bytes path) -> bool:
+        """Whether the path (its bytes as the tar holds them) matches one of the globs."""
+        return glob.ls_globs_match(self.g, <const unsigned char *><const char *>path, len(path)) != 0
 
 
 # ------------------------------------------------------------ results
@@ -178,7 +182,8 @@ cdef class Scanner:
     """feed() compressed chunks of any size, then finish() for the LayerResult."""
     cdef tar.ls_scanner *s
     cdef object options, rules, name, expected_digest, t0
-    cdef _Database rules_db, capture_db
+    cdef _Database rules_db
+    cdef GlobMatcher capture
     cdef carray.array always_mask
     cdef bint done, busy  # busy: a feed() without the GIL is under way
 
@@ -214,9 +219,8 @@ cdef class Scanner:
                 o.always_mask = <const uint64_t *>self.always_mask.data.as_voidptr
                 o.rules_always = 1
         if options.capture_globs:
-            self.capture_db = _capture_database(tuple(options.capture_globs))
-            o.capture_db = self.capture_db.db
-            o.have_capture = 1
+            self.capture = GlobMatcher(native_program(tuple(options.capture_globs)))
+            o.capture = self.capture.g
         self.s = tar.ls_new(&o)
         if self.s is NULL:
             raise MemoryError("cannot allocate a layer scanner")
@@ -294,14 +298,8 @@ cdef class Scanner:
         captured: dict = {}
         too_big: list = []
         cdef tar.ls_capture *cap = <tar.ls_capture *>r.captures.p
-        globset = None
         for i in range(r.captures.len // sizeof(tar.ls_capture)):
             path = paths[cap[i].entry]
-            if cap[i].flags & tar.LS_CAP_UNDECIDED:
-                if globset is None:
-                    globset = GlobSet(self.options.capture_globs)
-                if not globset.matches(path):
-                    continue
             if cap[i].flags & tar.LS_CAP_TOO_BIG:
                 too_big.append(path)
             else:

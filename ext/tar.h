@@ -13,6 +13,8 @@
 #include <stdint.h>
 #include <hs/hs.h>
 
+#include "glob.h"
+
 typedef struct {
     unsigned char *p;
     size_t len, cap;
@@ -34,7 +36,7 @@ enum { LS_AUTO, LS_GZIP, LS_ZSTD, LS_NONE };
 enum { LS_OK, LS_ERR_COMPRESSION, LS_ERR_TAR, LS_ERR_LIMIT, LS_ERR_NOMEM };
 
 /* Capture decisions, in ls_capture.flags. */
-enum { LS_CAP_TOO_BIG = 1, LS_CAP_UNDECIDED = 2 };
+enum { LS_CAP_TOO_BIG = 1 };
 
 typedef struct {
     int compression;
@@ -49,10 +51,8 @@ typedef struct {
     unsigned n_rules;
     int rules_always, have_rules;
     const uint64_t *always_mask;  /* words of rules that are always candidates */
-    /* Capture: a block-mode database over UTF-8 paths; paths it cannot judge
-     * (invalid UTF-8, or every path when capture_db is NULL) are UNDECIDED. */
-    const hs_database_t *capture_db;
-    int have_capture;
+    /* Capture: the files whose path matches (NULL: none); the scanner's own (glob.h). */
+    ls_globs *capture;
 } ls_options;
 
 typedef struct {
