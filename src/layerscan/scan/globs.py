@@ -45,6 +45,7 @@ class Op(enum.IntEnum):
 SLASH = ord("/")
 # `**/` is "nothing, or anything then /": skip the next two ops, or run them.
 DIRS = ((Op.OPT, 2), (Op.ANYSTAR, 0), (Op.LIT, SLASH))
+STEPS_KEPT = 1 << 14  # per glob; a path only ever meets a few state sets
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,6 +86,15 @@ class Glob:
             return False
         return self._accepts(path[p : len(path) - s])
 
+    @functools.cached_property
+    def _start(self) -> int:
+        return self._close(1)
+
+    @functools.cached_property
+    def _steps(self) -> dict[tuple[int, str], int]:
+        """(states, character) -> states after it: the NFA made a DFA lazily, as paths need it."""
+        return {}
+
     def _close(self, states: int) -> int:
         """`states` with every op reachable from them without consuming."""
         todo, last = states, len(self.ops)
@@ -98,31 +108,38 @@ class Glob:
                 todo |= new
         return states
 
+    def _step(self, states: int, ch: str) -> int:
+        """Thompson's simulation, one character: bit i of `states` is set when op i is next."""
+        ops, last, cp, moved = self.ops, len(self.ops), ord(ch), 0
+        while states:
+            low = states & -states
+            states ^= low
+            i = low.bit_length() - 1
+            if i == last:
+                continue
+            op, arg = ops[i]
+            if op is Op.ANYSTAR or (op is Op.STAR and cp != SLASH):
+                moved |= low
+            elif (
+                (op is Op.LIT and cp == arg)
+                or (op is Op.ANY and cp != SLASH)
+                or (op is Op.CLASS and cp in self.classes[arg])
+            ):
+                moved |= low << 1
+        return self._close(moved)
+
     def _accepts(self, text: str) -> bool:
-        """Thompson's simulation: bit i of `states` is set when op i is next."""
-        ops, last = self.ops, len(self.ops)
-        states = self._close(1)
+        steps, states = self._steps, self._start
         for ch in text:
-            cp, moved, todo = ord(ch), 0, states
-            while todo:
-                low = todo & -todo
-                todo ^= low
-                i = low.bit_length() - 1
-                if i == last:
-                    continue
-                op, arg = ops[i]
-                if op is Op.ANYSTAR or (op is Op.STAR and cp != SLASH):
-                    moved |= low
-                elif (
-                    (op is Op.LIT and cp == arg)
-                    or (op is Op.ANY and cp != SLASH)
-                    or (op is Op.CLASS and cp in self.classes[arg])
-                ):
-                    moved |= low << 1
-            states = self._close(moved)
-            if not states:
+            after = steps.get((states, ch))
+            if after is None:
+                if len(steps) > STEPS_KEPT:
+                    steps.clear()
+                after = steps[states, ch] = self._step(states, ch)
+            if not after:
                 return False
-        return bool(states >> last & 1)
+            states = after
+        return bool(states >> len(self.ops) & 1)
 
 
 def _char_class(glob: str, i: int) -> tuple[CharClass, int] | None:
