@@ -14,9 +14,10 @@ $(STAMP): pyproject.toml setup.py $(wildcard ext/*.pyx ext/*.pxd ext/*.c ext/*.h
 	$(VENV)/bin/pip install -q -e '.[test,lint]'
 	touch $(STAMP)
 
-# Rebuild the native extension in place after editing ext/.
+# Rebuild the native extension in place after editing ext/ (pip builds it with
+# Cython in an isolated environment: the venv itself has no Cython).
 build: setup
-	$(VENV)/bin/python setup.py -q build_ext --inplace
+	$(VENV)/bin/pip install -q --no-deps -e .
 
 demo: setup
 	$(VENV)/bin/python scripts/demo.py

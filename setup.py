@@ -6,6 +6,7 @@ igzip is used for gzip when libisal is present, zlib otherwise.
 
 from __future__ import annotations
 
+import glob
 import shlex
 import subprocess
 import sys
@@ -46,7 +47,8 @@ if isal is not None:
 
 ext = Extension(
     "layerscan._scan",
-    sources=["ext/_scan.pyx", "ext/tar.c", "ext/glob.c"],
+    # every C source of the scanner (ext/_scan.c is what Cython makes of _scan.pyx)
+    sources=["ext/_scan.pyx", *sorted(c for c in glob.glob("ext/*.c") if c != "ext/_scan.c")],
     include_dirs=["ext"],
     extra_compile_args=cflags,
     extra_link_args=ldflags,

@@ -1,13 +1,15 @@
 # cython: language_level=3, boundscheck=False, wraparound=False
-"""The native layer scanner: Python's view of the C state machine in tar.c.
+"""The C layer scanner (tar.h) as a Python module: it compiles Hyperscan databases,
+loads capture-glob programs (glob.h), scans with the GIL released, and hands the
+result back as columns of Python objects, once per layer, never per byte.
 
-Python work happens twice per layer, never per byte: compiling (and caching) the
-Hyperscan databases and capture globs when a Scanner is made, and turning the C columns into an
-EntryTable when it finishes. Secret candidates are confirmed with
-`rules.confirm()`, exactly as the reference engine does.
+It imports nothing from layerscan and never calls back into Python: scan/native.py
+turns a Result into a LayerResult and a ScanError into the typed error. The scan's
+constants (digest sizes, entry kinds, whiteout markers, flags) are defined once, in
+tar.h, and exported from here.
 """
 
-from libc.stdint cimport int64_t, uint64_t
+from libc.stdint cimport uint64_t
 from libc.string cimport memset
 from cpython cimport array as carray
 from cpython.bytes cimport PyBytes_FromStringAndSize
@@ -21,20 +23,38 @@ from zlib cimport zlibVersion
 from zstd cimport ZSTD_versionString
 
 import array
-import logging
-import threading
-import time
 
-from layerscan.errors import CompressionError, DigestMismatch, LimitExceeded, TarFormatError
-from layerscan.scan.globs import native_program
-from layerscan.scan.model import EntryTable, LayerResult, ScanStats, Whiteout, outside_root_warnings
-from layerscan.scan.rules import confirm
+assert array.array("l").itemsize == 8, "the modes column is array('l'): 64-bit longs expected"
 
-log = logging.getLogger("layerscan.scan")
+# ------------------------------------------------------------ tar.h, for Python
 
-_COMPRESSION = {"auto": tar.LS_AUTO, "gzip": tar.LS_GZIP, "zstd": tar.LS_ZSTD, "none": tar.LS_NONE}
-_ERRORS = {tar.LS_ERR_COMPRESSION: CompressionError, tar.LS_ERR_TAR: TarFormatError, tar.LS_ERR_LIMIT: LimitExceeded}
-assert array.array("l").itemsize == 8, "EntryTable.modes is array('l'): 64-bit longs expected"
+MD5_LEN = tar.LS_MD5_LEN
+SHA1_LEN = tar.LS_SHA1_LEN
+SHA256_LEN = tar.LS_SHA256_LEN
+DIGEST_LEN = tar.LS_DIGEST_LEN
+ENTRY_KINDS = {chr(tar.ls_kinds[i].code): tar.ls_kinds[i].name.decode() for i in range(tar.LS_N_KINDS)}
+WHITEOUT_PREFIX = tar.LS_WHITEOUT_PREFIX.decode()
+WHITEOUT_META_PREFIX = tar.LS_WHITEOUT_META_PREFIX.decode()
+OPAQUE_MARKER = tar.LS_OPAQUE_MARKER.decode()
+OUTSIDE_ESCAPES = tar.LS_OUTSIDE_ESCAPES
+OUTSIDE_ABSOLUTE = tar.LS_OUTSIDE_ABSOLUTE
+OUTSIDE_LINK = tar.LS_OUTSIDE_LINK
+CAPTURE_TOO_BIG = tar.LS_CAP_TOO_BIG
+COMPRESSIONS = {"auto": tar.LS_AUTO, "gzip": tar.LS_GZIP, "zstd": tar.LS_ZSTD, "none": tar.LS_NONE}
+ERR_COMPRESSION = tar.LS_ERR_COMPRESSION
+ERR_TAR = tar.LS_ERR_TAR
+ERR_LIMIT = tar.LS_ERR_LIMIT
+ERR_NOMEM = tar.LS_ERR_NOMEM
+ERR_INTERNAL = tar.LS_ERR_INTERNAL
+
+
+class ScanError(Exception):
+    """The scanner's one error: an ERR_* code, a one-line reason, and the offset in the
+    uncompressed tar stream where it was found."""
+
+    def __init__(self, code: int, reason: str, offset: int) -> None:
+        super().__init__(reason)
+        self.code, self.reason, self.offset = code, reason, offset
 
 
 def library_versions() -> dict:
@@ -50,10 +70,10 @@ def library_versions() -> dict:
 
 # ------------------------------------------------------------ Hyperscan
 
-cdef class _Database:
-    """One compiled database, shared by every scanner with the same patterns."""
+cdef class Database:
+    """Patterns compiled together; `always`: the indices of those Hyperscan could not take."""
     cdef hs.hs_database_t *db
-    cdef public tuple always  # indices of patterns Hyperscan could not take at all
+    cdef readonly tuple always
 
     def __dealloc__(self):
         if self.db is not NULL:
@@ -70,17 +90,17 @@ cdef bint _compiles(bytes pattern, unsigned flags, unsigned mode):
     return True
 
 
-cdef _Database _build(tuple patterns, unsigned flags, unsigned mode, bint prefilter):
-    """Each pattern exactly when Hyperscan can, else (with `prefilter`) as a
-    prefilter, else it is left out and listed in `always`."""
-    cdef _Database d = _Database()
+cdef Database _build(tuple patterns, unsigned flags, unsigned mode):
+    """Each pattern exactly when Hyperscan can, else as a prefilter, else it is left
+    out and listed in `always`."""
+    cdef Database d = Database()
     chosen: list = []
     always: list = []
     for i, p in enumerate(patterns):
         raw = p.encode("utf-8", "surrogateescape")
         if b"\0" not in raw and _compiles(raw, flags, mode):
             chosen.append((i, raw, flags))
-        elif prefilter and b"\0" not in raw and _compiles(raw, flags | hs.HS_FLAG_PREFILTER, mode):
+        elif b"\0" not in raw and _compiles(raw, flags | hs.HS_FLAG_PREFILTER, mode):
             chosen.append((i, raw, flags | hs.HS_FLAG_PREFILTER))
         else:
             always.append(i)
@@ -103,27 +123,17 @@ cdef _Database _build(tuple patterns, unsigned flags, unsigned mode, bint prefil
     return d
 
 
-_rule_dbs: dict = {}
-_lock = threading.Lock()
+def compile_rules(tuple patterns) -> Database:
+    """The secret prefilter: one id per rule, matched per line over streamed file content."""
+    # MULTILINE: rules are matched per line, so '^' and '$' must work at every line.
+    return _build(patterns, hs.HS_FLAG_SINGLEMATCH | hs.HS_FLAG_MULTILINE, hs.HS_MODE_STREAM)
 
 
-def _rules_database(tuple patterns) -> _Database:
-    with _lock:
-        d = _rule_dbs.get(patterns)
-        if d is None:
-            # MULTILINE: rules are matched per line, so '^' and '$' must work at every line.
-            d = _build(patterns, hs.HS_FLAG_SINGLEMATCH | hs.HS_FLAG_MULTILINE, hs.HS_MODE_STREAM, True)
-            _rule_dbs[patterns] = d
-            missing: tuple = d.always
-            for i in missing:
-                log.warning("rule pattern %r is beyond Hyperscan even as a prefilter; "
-                            "every eligible file goes to Python re for it", patterns[i])
-        return d
-
+# ------------------------------------------------------------ capture globs
 
 cdef class GlobMatcher:
-    """Capture globs in C (glob.c): the program globs.native_program() compiles, run as
-    globs.GlobSet runs it. It holds working memory: one per Scanner."""
+    """Capture globs in C (glob.c): the program layerscan.scan.globs.native_program()
+    compiles, run as its GlobSet runs it. It holds working memory: one per Scanner."""
     cdef glob.ls_globs *g
 
     def __cinit__(self, bytes program):
@@ -165,8 +175,8 @@ cdef list _strings(tar.ls_strings *s, size_t n, dict intern=None):
     return out
 
 
-cdef carray.array _int64s(tar.ls_buf *b, size_t n):
-    a = array.array("q")
+cdef carray.array _int64s(tar.ls_buf *b, size_t n, str typecode):
+    a = array.array(typecode)
     a.frombytes(PyBytes_FromStringAndSize(<const char *>b.p, n * 8))
     return a
 
@@ -176,51 +186,123 @@ cdef bytes _blob(tar.ls_result *r, size_t i):
     return PyBytes_FromStringAndSize(<const char *>b.p, b.len) if b.len else b""
 
 
+cdef class Result:
+    """One layer's columns, in tar order. Entries: paths .. sparse (as EntryTable holds
+    them). whiteouts: (path, opaque). captures: (entry, CAPTURE_* flags, content or None).
+    candidates: (entry, bit mask of the rules the prefilter names, content). outside:
+    (OUTSIDE_* flags, name as stored, path read, the hardlink's entry or -1)."""
+    cdef readonly list paths, unames, gnames, links, xattrs, whiteouts, captures, candidates, outside
+    cdef readonly bytearray types, digests, sparse
+    cdef readonly object modes, uids, gids, sizes, mtimes
+    cdef readonly long long bytes_in, bytes_out, entries, sparse_count
+    cdef readonly bytes input_sha256, diff_sha256
+
+
+cdef Result _result(tar.ls_result *r, unsigned n_rules):
+    cdef Result out = Result()
+    cdef size_t n = r.n, i, x0 = 0
+    names: dict = {}
+    out.paths = _strings(&r.paths, n)
+    out.types = bytearray(PyBytes_FromStringAndSize(<const char *>r.types.p, n))
+    out.links = _strings(&r.links, n)
+    for i in range(n):
+        if r.types.p[i] != tar.LS_SYMLINK and r.types.p[i] != tar.LS_HARDLINK:
+            out.links[i] = None
+    xnames = _strings(&r.xattrs, r.xattrs.ends.len // sizeof(size_t))
+    cdef const size_t *xends = <const size_t *>r.xattr_ends.p
+    out.xattrs = [()] * n
+    for i in range(n):
+        if xends[i] != x0:
+            out.xattrs[i] = tuple(sorted(xnames[x0:xends[i]]))
+            x0 = xends[i]
+    out.modes = _int64s(&r.modes, n, "l")
+    out.uids = _int64s(&r.uids, n, "q")
+    out.gids = _int64s(&r.gids, n, "q")
+    out.sizes = _int64s(&r.sizes, n, "q")
+    out.mtimes = _int64s(&r.mtimes, n, "q")
+    out.unames = _strings(&r.unames, n, names)
+    out.gnames = _strings(&r.gnames, n, names)
+    out.digests = bytearray(PyBytes_FromStringAndSize(<const char *>r.digests.p, n * tar.LS_DIGEST_LEN))
+    out.sparse = bytearray(PyBytes_FromStringAndSize(<const char *>r.sparse.p, n))
+
+    wpaths = _strings(&r.whiteouts, r.opaque.len)
+    out.whiteouts = [(wpaths[i], r.opaque.p[i] != 0) for i in range(r.opaque.len)]
+
+    blobs: dict = {}  # blob index -> bytes, shared by a capture and a candidate of one file
+    out.captures = []
+    cdef tar.ls_capture *cap = <tar.ls_capture *>r.captures.p
+    for i in range(r.captures.len // sizeof(tar.ls_capture)):
+        content = None
+        if cap[i].blob != <size_t>-1:
+            content = blobs[cap[i].blob] = _blob(r, cap[i].blob)
+        out.captures.append((cap[i].entry, cap[i].flags, content))
+    out.candidates = []
+    cdef tar.ls_candidate *cand = <tar.ls_candidate *>r.candidates.p
+    cdef size_t words = (n_rules + 63) // 64, k
+    cdef const uint64_t *mask
+    for i in range(r.candidates.len // sizeof(tar.ls_candidate)):
+        mask = (<const uint64_t *>r.masks.p) + cand[i].mask
+        bits = 0
+        for k in range(words):
+            bits |= (<object>mask[k]) << (64 * k)  # a Python int: no C shift past 64 bits
+        content = blobs.get(cand[i].blob)
+        if content is None:
+            content = _blob(r, cand[i].blob)
+        out.candidates.append((cand[i].entry, bits, content))
+
+    cdef size_t n_outside = r.outside_flags.len
+    cdef const size_t *outside_entries = <const size_t *>r.outside_entries.p
+    onames = _strings(&r.outside_names, n_outside)
+    opaths = _strings(&r.outside_paths, n_outside)
+    out.outside = []
+    for i in range(n_outside):
+        entry = -1 if outside_entries[i] == <size_t>-1 else <long long>outside_entries[i]
+        out.outside.append((r.outside_flags.p[i], onames[i], opaths[i], entry))
+
+    out.bytes_in, out.bytes_out, out.entries, out.sparse_count = r.bytes_in, r.bytes_out, r.entries, r.sparse_count
+    out.input_sha256 = bytes(r.input_sha256[:32])
+    out.diff_sha256 = bytes(r.diff_sha256[:32])
+    return out
+
+
 # ------------------------------------------------------------ the scanner
 
 cdef class Scanner:
-    """feed() compressed chunks of any size, then finish() for the LayerResult."""
+    """feed() compressed chunks of any size, then finish() for the Result, once.
+    Both raise ScanError (MemoryError when memory runs out)."""
     cdef tar.ls_scanner *s
-    cdef object options, rules, name, expected_digest, t0
-    cdef _Database rules_db
+    cdef Database rules
     cdef GlobMatcher capture
+    cdef unsigned n_rules
     cdef carray.array always_mask
     cdef bint done, busy  # busy: a feed() without the GIL is under way
 
-    def __cinit__(self, options, *, compression: str = "auto", name: str = "", expected_digest: str | None = None):
-        if compression not in _COMPRESSION:
-            raise ValueError(f"unknown compression {compression!r}")
-        self.t0 = time.perf_counter()
-        self.options, self.name, self.expected_digest = options, name, expected_digest
-        self.rules = list(options.rules)
-        limits = options.limits
+    def __cinit__(self, *, int compression, long long max_total_bytes, long long max_entries,
+                  long long max_path_bytes, long long max_ext_header_bytes, long long secret_max_file_size,
+                  bint secret_skip_binary, long long capture_max_bytes, bint hash_input, bint diff_id,
+                  Database rules=None, unsigned n_rules=0, GlobMatcher capture=None):
         cdef tar.ls_options o
         memset(&o, 0, sizeof(o))
-        o.compression = _COMPRESSION[compression]
-        o.max_total_bytes = limits.max_total_bytes
-        o.max_entries = limits.max_entries
-        o.max_path_bytes = limits.max_path_bytes
-        o.max_ext_header_bytes = limits.max_ext_header_bytes
-        o.secret_max_file_size = options.secret_max_file_size
-        o.capture_max_bytes = options.capture_max_bytes
-        o.secret_skip_binary = bool(options.secret_skip_binary)
-        o.hash_input = expected_digest is not None
-        o.diff_id = bool(options.compute_diff_id)
-        if self.rules:
-            self.rules_db = _rules_database(tuple(r.pattern for r in self.rules))
-            o.rules_db = self.rules_db.db
-            o.n_rules = len(self.rules)
+        o.compression = compression
+        o.max_total_bytes, o.max_entries = max_total_bytes, max_entries
+        o.max_path_bytes, o.max_ext_header_bytes = max_path_bytes, max_ext_header_bytes
+        o.secret_max_file_size, o.secret_skip_binary = secret_max_file_size, secret_skip_binary
+        o.capture_max_bytes = capture_max_bytes
+        o.hash_input, o.diff_id = hash_input, diff_id
+        self.rules, self.capture, self.n_rules = rules, capture, n_rules
+        if n_rules:
             o.have_rules = 1
-            if self.rules_db.always:
-                words = [0] * ((len(self.rules) + 63) // 64)
-                for i in self.rules_db.always:
+            o.n_rules = n_rules
+            o.rules_db = rules.db
+            if rules.always:
+                words = [0] * ((n_rules + 63) // 64)
+                for i in rules.always:
                     words[i // 64] |= 1 << (i % 64)
                 self.always_mask = array.array("Q", words)
                 o.always_mask = <const uint64_t *>self.always_mask.data.as_voidptr
                 o.rules_always = 1
-        if options.capture_globs:
-            self.capture = GlobMatcher(native_program(tuple(options.capture_globs)))
-            o.capture = self.capture.g
+        if capture is not None:
+            o.capture = capture.g
         self.s = tar.ls_new(&o)
         if self.s is NULL:
             raise MemoryError("cannot allocate a layer scanner")
@@ -233,7 +315,7 @@ cdef class Scanner:
         reason = r.message.decode("utf-8", "replace")
         if r.error == tar.LS_ERR_NOMEM:
             raise MemoryError(reason)
-        raise _ERRORS[r.error](reason, self.name, r.error_offset)
+        raise ScanError(r.error, reason, r.error_offset)
 
     def feed(self, chunk) -> None:
         """Push the next compressed bytes (any buffer); the GIL is released while they are scanned."""
@@ -253,7 +335,7 @@ cdef class Scanner:
         if rc:
             self._raise()
 
-    def finish(self) -> LayerResult:
+    def finish(self) -> Result:
         if self.done or self.busy:
             raise ValueError("finish() called twice, or during a feed()")
         self.done = True
@@ -262,89 +344,4 @@ cdef class Scanner:
             rc = tar.ls_finish(self.s)
         if rc:
             self._raise()
-        return self._result()
-
-    cdef _result(self):
-        cdef tar.ls_result *r = tar.ls_result_of(self.s)
-        cdef size_t n = r.n, i, j, x0 = 0
-        names: dict = {}
-        paths = _strings(&r.paths, n)
-        types = bytearray(PyBytes_FromStringAndSize(<const char *>r.types.p, n))
-        links = _strings(&r.links, n)
-        for i in range(n):
-            if r.types.p[i] != b'l' and r.types.p[i] != b'h':
-                links[i] = None
-        xnames = _strings(&r.xattrs, r.xattrs.ends.len // sizeof(size_t))
-        cdef const size_t *xends = <const size_t *>r.xattr_ends.p
-        xattrs = [()] * n
-        for i in range(n):
-            if xends[i] != x0:
-                xattrs[i] = tuple(sorted(xnames[x0:xends[i]]))
-                x0 = xends[i]
-        table = EntryTable(
-            paths=paths, types=types,
-            modes=_longs(&r.modes, n),
-            uids=_int64s(&r.uids, n), gids=_int64s(&r.gids, n),
-            sizes=_int64s(&r.sizes, n), mtimes=_int64s(&r.mtimes, n),
-            unames=_strings(&r.unames, n, names), gnames=_strings(&r.gnames, n, names), links=links,
-            digests=bytearray(PyBytes_FromStringAndSize(<const char *>r.digests.p, n * 68)),
-            xattrs=xattrs,
-            sparse=bytearray(PyBytes_FromStringAndSize(<const char *>r.sparse.p, n)),
-        )
-        wpaths = _strings(&r.whiteouts, r.opaque.len)
-        whiteouts = [Whiteout(wpaths[i], r.opaque.p[i] != 0) for i in range(r.opaque.len)]
-
-        blobs: dict = {}
-        captured: dict = {}
-        too_big: list = []
-        cdef tar.ls_capture *cap = <tar.ls_capture *>r.captures.p
-        for i in range(r.captures.len // sizeof(tar.ls_capture)):
-            path = paths[cap[i].entry]
-            if cap[i].flags & tar.LS_CAP_TOO_BIG:
-                too_big.append(path)
-            else:
-                content = blobs[cap[i].blob] = _blob(r, cap[i].blob)
-                captured[path] = content
-
-        secrets: list = []
-        cdef tar.ls_candidate *cand = <tar.ls_candidate *>r.candidates.p
-        cdef const uint64_t *mask
-        for i in range(r.candidates.len // sizeof(tar.ls_candidate)):
-            mask = (<const uint64_t *>r.masks.p) + cand[i].mask
-            matched = [self.rules[j] for j in range(len(self.rules)) if mask[j // 64] >> (j % 64) & 1]
-            content = blobs.get(cand[i].blob)
-            if content is None:
-                content = _blob(r, cand[i].blob)
-            secrets.extend(confirm(paths[cand[i].entry], content, matched))
-
-        digest = None
-        if self.expected_digest is not None:
-            digest = "sha256:" + bytes(r.input_sha256[:32]).hex()
-            if digest != self.expected_digest:
-                raise DigestMismatch(f"layer {self.name}", str(self.expected_digest), digest)
-        diff_id = "sha256:" + bytes(r.diff_sha256[:32]).hex() if self.options.compute_diff_id else None
-        cdef size_t n_outside = r.outside_flags.len
-        cdef const size_t *outside_entries = <const size_t *>r.outside_entries.p
-        outside_names = _strings(&r.outside_names, n_outside)
-        outside_paths = _strings(&r.outside_paths, n_outside)
-        outside: list = []
-        for i in range(n_outside):
-            link_of = paths[outside_entries[i]] if outside_entries[i] != <size_t>-1 else None
-            outside.append((r.outside_flags.p[i], outside_names[i], outside_paths[i], link_of))
-        warnings = outside_root_warnings(outside)
-        stats = ScanStats(r.bytes_in, r.bytes_out, r.entries, time.perf_counter() - self.t0, r.sparse_count)
-        return LayerResult(table, whiteouts, secrets, captured, too_big, stats, diff_id, digest, warnings)
-
-
-cdef carray.array _longs(tar.ls_buf *b, size_t n):
-    a = array.array("l")
-    a.frombytes(PyBytes_FromStringAndSize(<const char *>b.p, n * 8))
-    return a
-
-
-def scan_buffer(data, options, *, compression: str = "auto", name: str = "",
-                expected_digest: str | None = None) -> LayerResult:
-    """Scan one whole layer held in memory (bytes, memoryview, mmap) without the GIL."""
-    scanner = Scanner(options, compression=compression, name=name, expected_digest=expected_digest)
-    scanner.feed(data)
-    return scanner.finish()
+        return _result(tar.ls_result_of(self.s), self.n_rules)

@@ -5,13 +5,37 @@
  * GIL released and turns the columns into Python objects once per layer. The
  * semantics follow Python's tarfile in stream mode (see reference.py), quirks
  * included, because the reference engine is the oracle.
+ *
+ * Sources, by concern: scanner.c (this API: lifecycle, errors), inflate.c
+ * (gzip/zstd detection and inflating), tar.c (headers, members, sparse maps,
+ * paths, the entry columns), pax.c (PAX records and what they change),
+ * content.c (digests, the secret prefilter, capture), buf.c (buffers, UTF-8).
+ * scanner.h holds what they share; only this header is public.
+ *
+ * Ownership
+ *   ls_new() copies the options; the Hyperscan databases, always_mask and the
+ *   capture glob matcher they point to are the caller's and must outlive the scanner. Everything in the
+ *   ls_result that ls_result_of() returns (every buffer, every retained file
+ *   content in `blobs`) belongs to the scanner and is freed by ls_free(). Read
+ *   the result only after ls_finish() returned LS_OK.
+ *
+ * Errors
+ *   The first error is sticky: it sets ls_result.error (an LS_ERR_* code),
+ *   error_offset (in the uncompressed tar stream) and message; from then on
+ *   ls_feed() and ls_finish() return it at once and do nothing. There is no
+ *   recovery: free the scanner. The same input gives the same error, class and
+ *   offset, however it is cut into ls_feed() calls.
+ *
+ * Threads
+ *   A scanner is used by one thread at a time; scanners share nothing but the
+ *   read-only databases (each has its own capture glob matcher).
  */
 #ifndef LAYERSCAN_TAR_H
 #define LAYERSCAN_TAR_H
 
+#include <hs/hs.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <hs/hs.h>
 
 #include "glob.h"
 
@@ -33,7 +57,32 @@ typedef struct {
 #endif
 
 enum { LS_AUTO, LS_GZIP, LS_ZSTD, LS_NONE };
-enum { LS_OK, LS_ERR_COMPRESSION, LS_ERR_TAR, LS_ERR_LIMIT, LS_ERR_NOMEM };
+
+/* LS_ERR_INTERNAL: a library (OpenSSL, Hyperscan) failed; not the input's fault. */
+enum { LS_OK, LS_ERR_COMPRESSION, LS_ERR_TAR, LS_ERR_LIMIT, LS_ERR_NOMEM, LS_ERR_INTERNAL };
+
+/* The digests of one regular file, back to back in ls_result.digests (all zero
+ * for every other entry). */
+enum { LS_MD5_LEN = 16, LS_SHA1_LEN = 20, LS_SHA256_LEN = 32, LS_DIGEST_LEN = 68 };
+
+/* What an entry is, one byte per entry in ls_result.types: its code, the tar
+ * typeflag it comes from, and its name. Typeflags '0'..'6' in order; every other
+ * data-carrying typeflag reads as a regular file (POSIX). */
+enum { LS_FILE = 'f', LS_HARDLINK = 'h', LS_SYMLINK = 'l', LS_CHAR = 'c', LS_BLOCK = 'b', LS_DIR = 'd', LS_FIFO = 'p' };
+
+typedef struct {
+    unsigned char code, typeflag;
+    const char *name;
+} ls_kind;
+
+enum { LS_N_KINDS = 7 };
+extern const ls_kind ls_kinds[LS_N_KINDS];
+
+/* Whiteouts (OCI image spec): ".wh.NAME" deletes NAME, ".wh..wh..opq" hides the
+ * lower contents of its directory; other ".wh..wh." names are aufs metadata. */
+#define LS_WHITEOUT_PREFIX ".wh."
+#define LS_WHITEOUT_META_PREFIX ".wh..wh."
+#define LS_OPAQUE_MARKER ".wh..wh..opq"
 
 /* Capture decisions, in ls_capture.flags. */
 enum { LS_CAP_TOO_BIG = 1 };
@@ -47,42 +96,42 @@ typedef struct {
     int64_t max_total_bytes, max_entries, max_path_bytes, max_ext_header_bytes;
     int64_t secret_max_file_size, capture_max_bytes;
     int secret_skip_binary;
-    int hash_input;   /* sha256 of the input, for expected_digest */
-    int diff_id;      /* sha256 of the tar stream */
+    int hash_input; /* sha256 of the input, for expected_digest */
+    int diff_id;    /* sha256 of the tar stream */
     /* Secret prefilter: a stream-mode database with one id per rule (NULL when no
      * rule compiled), and whether some rule is a candidate for every eligible file. */
     const hs_database_t *rules_db;
     unsigned n_rules;
     int rules_always, have_rules;
-    const uint64_t *always_mask;  /* words of rules that are always candidates */
+    const uint64_t *always_mask; /* words of rules that are always candidates */
     /* Capture: the files whose path matches (NULL: none); the scanner's own (glob.h). */
     ls_globs *capture;
 } ls_options;
 
 typedef struct {
-    size_t entry;     /* index into the entry columns */
-    size_t blob;      /* index into ls_result.blobs, or (size_t)-1 */
+    size_t entry; /* index into the entry columns */
+    size_t blob;  /* index into ls_result.blobs, or (size_t)-1 */
     int flags;
 } ls_capture;
 
 typedef struct {
     size_t entry, blob;
-    size_t mask;      /* offset, in uint64 words, into ls_result.masks */
+    size_t mask; /* offset, in uint64 words, into ls_result.masks */
 } ls_candidate;
 
 typedef struct {
-    size_t n;                       /* entries */
+    size_t n; /* entries */
     ls_strings paths, unames, gnames, links, xattrs;
-    ls_buf xattr_ends;              /* size_t per entry: end index into xattrs */
-    ls_buf types, sparse;           /* one byte per entry */
-    ls_buf modes, uids, gids, sizes, mtimes;  /* int64_t per entry */
-    ls_buf digests;                 /* md5|sha1|sha256 per entry */
+    ls_buf xattr_ends;                       /* size_t per entry: end index into xattrs */
+    ls_buf types, sparse;                    /* one byte per entry */
+    ls_buf modes, uids, gids, sizes, mtimes; /* int64_t per entry */
+    ls_buf digests;                          /* LS_DIGEST_LEN bytes per entry: md5|sha1|sha256 */
     ls_strings whiteouts;
-    ls_buf opaque;                  /* one byte per whiteout */
-    ls_buf captures;                /* ls_capture */
-    ls_buf candidates;              /* ls_candidate */
-    ls_buf masks;                   /* uint64_t words, n_rules bits per candidate */
-    ls_buf blobs;                   /* ls_buf per retained file content */
+    ls_buf opaque;     /* one byte per whiteout */
+    ls_buf captures;   /* ls_capture */
+    ls_buf candidates; /* ls_candidate */
+    ls_buf masks;      /* uint64_t words, n_rules bits per candidate */
+    ls_buf blobs;      /* ls_buf per retained file content */
     /* names outside the root: LS_OUTSIDE_* byte, the name as stored, the path it
      * is read as, and for a hardlink target its entry (else (size_t)-1) */
     ls_buf outside_flags, outside_entries;
@@ -96,9 +145,9 @@ typedef struct {
 
 typedef struct ls_scanner ls_scanner;
 
-/* NULL when out of memory or when Hyperscan cannot allocate scratch space. */
+/* NULL when out of memory or when Hyperscan or OpenSSL cannot set up. */
 ls_scanner *ls_new(const ls_options *opt);
-/* Both return LS_OK or an error code also stored in ls_result(s)->error. */
+/* Both return LS_OK or the (sticky) error code, also in ls_result_of(s)->error. */
 int ls_feed(ls_scanner *s, const unsigned char *data, size_t len);
 int ls_finish(ls_scanner *s);
 ls_result *ls_result_of(ls_scanner *s);

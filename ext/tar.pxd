@@ -14,6 +14,9 @@ cdef extern from "tar.h" nogil:
         ls_buf ends
 
     const char *LS_GZIP_ENGINE
+    const char *LS_WHITEOUT_PREFIX
+    const char *LS_WHITEOUT_META_PREFIX
+    const char *LS_OPAQUE_MARKER
     enum:
         LS_AUTO
         LS_GZIP
@@ -24,10 +27,24 @@ cdef extern from "tar.h" nogil:
         LS_ERR_TAR
         LS_ERR_LIMIT
         LS_ERR_NOMEM
+        LS_ERR_INTERNAL
+        LS_MD5_LEN
+        LS_SHA1_LEN
+        LS_SHA256_LEN
+        LS_DIGEST_LEN
+        LS_SYMLINK
+        LS_HARDLINK
+        LS_N_KINDS
         LS_CAP_TOO_BIG
         LS_OUTSIDE_ESCAPES
         LS_OUTSIDE_ABSOLUTE
         LS_OUTSIDE_LINK
+
+    ctypedef struct ls_kind:
+        unsigned char code, typeflag
+        const char *name
+
+    const ls_kind ls_kinds[]
 
     ctypedef struct ls_options:
         int compression

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import IMAGE_NAMES, IMAGES, layer_blob
-from layerscan.scan import reference, scan_layer
+from layerscan.scan import native, reference, scan_layer
 from layerscan.scan.model import LayerResult, ScanOptions
 from layerscan.scan.rules import default_rules
 from scancheck import assert_same, needs_native
@@ -131,9 +131,7 @@ def test_layers_scan_on_threads_with_their_own_scratch() -> None:
 
 
 def test_scanner_is_single_use() -> None:
-    from layerscan import _scan
-
-    scanner = _scan.Scanner(OPTIONS)
+    scanner = native.Scanner(OPTIONS)
     scanner.feed(bytes(1024))  # an empty archive: two zero blocks
     assert len(scanner.finish().entries) == 0
     with pytest.raises(ValueError):

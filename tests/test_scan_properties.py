@@ -20,10 +20,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from layerscan._scan import OUTSIDE_ABSOLUTE, OUTSIDE_LINK
 from layerscan.scan import scan_layer
 from layerscan.scan.model import (
-    OUTSIDE_ABSOLUTE,
-    OUTSIDE_LINK,
     EntryTable,
     FileRecord,
     LayerResult,

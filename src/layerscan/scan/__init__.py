@@ -12,10 +12,9 @@ from __future__ import annotations
 import mmap
 from collections.abc import Iterable
 
-from . import reference
-from .model import LayerResult, ScanOptions
+from . import native, reference
+from .model import Buffer, LayerResult, ScanOptions
 
-Buffer = bytes | bytearray | memoryview
 ENGINES = ("native", "reference")
 
 
@@ -36,40 +35,14 @@ def scan_layer(
     name: str = "",
     expected_digest: str | None = None,
 ) -> LayerResult:
-    kw = dict(compression=compression, name=name, expected_digest=expected_digest)
-    is_mmap = isinstance(data, mmap.mmap)
-    is_buffer = is_mmap or isinstance(data, (bytes, bytearray, memoryview))
-    if engine == "reference":
-        return reference.scan_buffer(data, options, **kw) if is_buffer else reference.scan_chunks(data, options, **kw)
-    if engine != "native":
+    if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
-    from .. import _scan
-
-    if is_mmap:
-        return _scan_mmap(_scan.Scanner(options, **kw), data)  # type: ignore[arg-type]
-    if is_buffer:
-        return _scan.scan_buffer(data, options, **kw)
-    scanner = _scan.Scanner(options, **kw)
+    if isinstance(data, (bytes, bytearray, memoryview, mmap.mmap)):
+        scan_buffer = native.scan_buffer if engine == "native" else reference.scan_buffer
+        return scan_buffer(data, options, compression=compression, name=name, expected_digest=expected_digest)
+    if engine == "reference":
+        return reference.scan_chunks(data, options, compression=compression, name=name, expected_digest=expected_digest)
+    scanner = native.Scanner(options, compression=compression, name=name, expected_digest=expected_digest)
     for chunk in data:
         scanner.feed(chunk)
-    return scanner.finish()
-
-
-# A multiple of every page size; large enough that the per-window GIL hand-off is noise.
-MMAP_WINDOW = 16 << 20
-
-
-def _scan_mmap(scanner, data: mmap.mmap) -> LayerResult:
-    """Feed a mapped blob window by window, dropping each window's pages once read.
-
-    Pages of a file mapping count in the process's RSS for as long as they stay mapped:
-    a 1 GB cached layer would show 1 GB resident. MADV_DONTNEED on a read-only file
-    mapping only unmaps them (the kernel's page cache keeps them), so RSS stays bounded.
-    """
-    size = len(data)
-    with memoryview(data) as view:
-        for start in range(0, size, MMAP_WINDOW):
-            end = min(start + MMAP_WINDOW, size)
-            scanner.feed(view[start:end])
-            data.madvise(mmap.MADV_DONTNEED, start, end - start)
     return scanner.finish()

@@ -7,36 +7,32 @@ columns, and Python never builds 100k dicts unless a caller asks for records.
 from __future__ import annotations
 
 import dataclasses
+import mmap
 from array import array
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
+
+# The scan's constants are defined once, in the scanner's tar.h, and exported by _scan.
+from .._scan import DIGEST_LEN, ENTRY_KINDS, MD5_LEN, OUTSIDE_ESCAPES, OUTSIDE_LINK, SHA1_LEN
+
+if TYPE_CHECKING:
+    from .rules import Rule
+
+# A layer held in memory, as scan_layer takes it.
+Buffer = bytes | bytearray | memoryview | mmap.mmap
 
 # One byte per entry in EntryTable.types; the tar typeflag family each stands for.
-TYPE_CODES: dict[str, str] = {
-    "f": "file",
-    "d": "dir",
-    "l": "symlink",
-    "h": "hardlink",
-    "c": "char",
-    "b": "block",
-    "p": "fifo",
-}
+TYPE_CODES: dict[str, str] = ENTRY_KINDS
 TYPE_BYTES: dict[str, int] = {name: ord(code) for code, name in TYPE_CODES.items()}
 
-# Bytes of each entry's digests in EntryTable.digests: md5 | sha1 | sha256.
-MD5_LEN, SHA1_LEN, SHA256_LEN = 16, 20, 32
-DIGEST_LEN = MD5_LEN + SHA1_LEN + SHA256_LEN
-
-
-# How an entry name or hardlink target was outside the root (read inside it, as containerd
-# does): flags, as the scanners report them.
-OUTSIDE_ESCAPES, OUTSIDE_ABSOLUTE, OUTSIDE_LINK = 1, 2, 4
+# How an entry name or hardlink target was outside the root (OUTSIDE_* flags); it is
+# read inside it, as containerd does.
 MAX_PATH_WARNINGS = 100  # named per layer; the rest are counted in one more warning
 
 
 def outside_root_warnings(found: Iterable[tuple[int, str, str, str | None]]) -> list[str]:
-    """A warning naming each name outside the root, from (flags, the name as stored, the
-    path it is read as, the hardlink's own path or None): the first MAX_PATH_WARNINGS,
+    """A warning naming each name outside the root, from (OUTSIDE_* flags, the name as stored,
+    the path it is read as, the hardlink's own path or None): the first MAX_PATH_WARNINGS,
     then how many more there were, so that a hostile layer cannot flood a report."""
     out: list[str] = []
     n = 0
@@ -193,7 +189,7 @@ class Limits:
 class ScanOptions:
     """What a scan looks for besides records and digests."""
 
-    rules: Sequence[object] = ()  # layerscan.scan.rules.Rule; typed loosely to avoid a cycle
+    rules: Sequence[Rule] = ()
     secret_max_file_size: int = 10_000_000  # files larger are not searched for secrets
     secret_skip_binary: bool = True  # a NUL in the first 8000 bytes marks a file binary
     capture_globs: tuple[str, ...] = ()  # files whose content comes back whole

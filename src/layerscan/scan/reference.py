@@ -19,12 +19,18 @@ from collections.abc import Iterable, Iterator
 
 import pyzstd
 
-from ..errors import CompressionError, DigestMismatch, LayerError, LimitExceeded, TarFormatError
-from .globs import GlobSet
-from .model import (
+from .._scan import (
+    OPAQUE_MARKER,
     OUTSIDE_ABSOLUTE,
     OUTSIDE_ESCAPES,
     OUTSIDE_LINK,
+    WHITEOUT_META_PREFIX,
+    WHITEOUT_PREFIX,
+)
+from ..errors import CompressionError, DigestMismatch, LayerError, LimitExceeded, TarFormatError
+from .globs import GlobSet
+from .model import (
+    Buffer,
     EntryTable,
     FileRecord,
     LayerResult,
@@ -38,8 +44,6 @@ from .rules import confirm, is_binary
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-WHITEOUT_PREFIX = ".wh."
-OPAQUE_MARKER = ".wh..wh..opq"
 CHUNK = 1 << 20
 
 _TYPES = {
@@ -83,7 +87,7 @@ def normalize_path(name: str) -> tuple[str, int]:
 class _Source(io.RawIOBase):
     """Compressed chunks in, counted; optionally hashed to verify the blob digest."""
 
-    def __init__(self, chunks: Iterable[bytes], digest: bool) -> None:
+    def __init__(self, chunks: Iterable[bytes | memoryview], digest: bool) -> None:
         self._it = iter(chunks)
         self._buf = memoryview(b"")
         self.count = 0
@@ -105,7 +109,7 @@ class _Source(io.RawIOBase):
             self._buf = memoryview(bytes(self._buf) + bytes(chunk))
         return bytes(self._buf[:n])
 
-    def readinto(self, b) -> int:  # type: ignore[override]
+    def readinto(self, b: memoryview) -> int:  # type: ignore[override]
         while not self._buf:
             chunk = next(self._it, None)
             if chunk is None:
@@ -216,6 +220,7 @@ class _StrictTarInfo(tarfile.TarInfo):
     any number int() takes, and trusts GNU sparse maps; a scan must not."""
 
     sparse_map: SparseMap | None = None
+    _sparse_structs: tuple[list[tuple[int, int]], bool, int]  # old GNU: set by frombuf() for _proc_sparse()
 
     @classmethod
     def frombuf(cls, buf: bytes | bytearray, encoding: str, errors: str) -> _StrictTarInfo:
@@ -228,7 +233,8 @@ class _StrictTarInfo(tarfile.TarInfo):
 
     @classmethod
     def fromtarfile(cls, tf: tarfile.TarFile) -> _StrictTarInfo:
-        offset = tf.fileobj.tell()  # type: ignore[union-attr]
+        assert tf.fileobj is not None
+        offset = tf.fileobj.tell()
         try:
             return super().fromtarfile(tf)
         except _BAD_HEADER as e:
@@ -321,7 +327,7 @@ def read_sparse_map(tf: tarfile.TarFile, ti: _StrictTarInfo, max_bytes: int) -> 
     sparse_map = ti.sparse_map
     if sparse_map is None or sparse_map.format == "0.0":
         return
-    area = tf.offset - ti.offset_data  # type: ignore[attr-defined]
+    area = tf.offset - ti.offset_data
     used = 0
     if sparse_map.format == "1.0":
         f = tf.fileobj
@@ -367,7 +373,7 @@ def _members(tf: tarfile.TarFile) -> Iterator[_StrictTarInfo]:
     assert f is not None
     while (ti := tf.next()) is not None:
         yield ti  # type: ignore[misc]
-        while (left := tf.offset - f.tell()) > 0:  # type: ignore[attr-defined]
+        while (left := tf.offset - f.tell()) > 0:
             if not f.read(min(left, CHUNK)):
                 raise _Malformed("tar stream truncated inside a member", f.tell())
 
@@ -380,7 +386,7 @@ class _CheckedPaxRead:
 
     def read(self, n: int) -> bytes:
         self._tf.fileobj = self._stream
-        buf = self._stream.read(n)  # type: ignore[union-attr]
+        buf = self._stream.read(n)
         check_pax_records(buf[: self._size], self._offset)
         return buf
 
@@ -399,7 +405,7 @@ def _decompressor(src: _Source, compression: str) -> io.BufferedIOBase:
 
 
 def scan_chunks(
-    chunks: Iterable[bytes],
+    chunks: Iterable[bytes | memoryview],
     options: ScanOptions = ScanOptions(),
     *,
     compression: str = "auto",
@@ -448,7 +454,7 @@ def scan_chunks(
                 parent = posixpath.dirname(path)
                 if base == OPAQUE_MARKER:
                     whiteouts.append(Whiteout(parent, True))
-                elif not base.startswith(WHITEOUT_PREFIX + WHITEOUT_PREFIX):  # other .wh..wh.* are aufs metadata
+                elif not base.startswith(WHITEOUT_META_PREFIX):  # aufs metadata
                     whiteouts.append(Whiteout(posixpath.join(parent, base[len(WHITEOUT_PREFIX) :]), False))
                 continue
             kind = _TYPES.get(ti.type, "file")  # POSIX: unknown typeflags read as regular files
@@ -538,7 +544,15 @@ def _check_ext_header(ti: tarfile.TarInfo, limit: int, layer: str) -> None:
         raise LimitExceeded(f"extended header larger than {limit} bytes", layer, ti.offset)
 
 
-def scan_buffer(data, options: ScanOptions = ScanOptions(), **kw) -> LayerResult:
+def scan_buffer(
+    data: Buffer,
+    options: ScanOptions = ScanOptions(),
+    *,
+    compression: str = "auto",
+    name: str = "",
+    expected_digest: str | None = None,
+) -> LayerResult:
     """Scan one layer held in memory (bytes, memoryview or mmap)."""
     view = memoryview(data).cast("B")
-    return scan_chunks((view[i : i + CHUNK] for i in range(0, len(view), CHUNK)), options, **kw)
+    chunks = (view[i : i + CHUNK] for i in range(0, len(view), CHUNK))
+    return scan_chunks(chunks, options, compression=compression, name=name, expected_digest=expected_digest)

@@ -1,0 +1,1 @@
+../../ext/_scan.pyi
