@@ -5,8 +5,10 @@ set -euo pipefail
 
 # Build: a C compiler, pkg-config, and the native libraries (headers + .pc files).
 # Tests: a real registry, Redis, valgrind for the memory check, skopeo for pushing.
+# make fuzz: clang and its runtimes (libFuzzer, ASan, UBSan), which Debian ships in libclang-rt-dev.
 want=(build-essential pkg-config libisal-dev libssl-dev zlib1g-dev libzstd-dev
-      docker-registry redis-server apache2-utils valgrind openssl zstd time skopeo)
+      docker-registry redis-server apache2-utils valgrind openssl zstd time skopeo
+      clang libclang-rt-dev)
 
 missing=()
 for p in "${want[@]}"; do
