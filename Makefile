@@ -32,8 +32,8 @@ lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks scripts fuzz
 	$(VENV)/bin/ruff format --check src tests benchmarks scripts fuzz
 	$(VENV)/bin/mypy
-	for f in $(C_SOURCES); do gcc -fsyntax-only -std=c11 -Wall -Wextra -Wshadow -Werror $$(pkg-config --cflags libhs libcrypto libzstd zlib) -Iext $$f || exit 1; done
-	clang-format --dry-run --Werror $(C_SOURCES) ext/*.h
+	for f in $(C_SOURCES) fuzz/*.c; do gcc -fsyntax-only -std=c11 -Wall -Wextra -Wshadow -Werror $$(pkg-config --cflags libhs libcrypto libzstd zlib) -Iext $$f || exit 1; done
+	clang-format --dry-run --Werror $(C_SOURCES) ext/*.h fuzz/*.c
 
 # The extension built with gcc's ASan+UBSan into build/asan (the in-place .so is untouched), and the
 # native-scanner tests run against it. Python itself is not instrumented: the runtimes are preloaded,
@@ -93,7 +93,7 @@ fuzz: $(FUZZ_READY)
 # One job (its log is build/fuzz/fuzz-0.log), niced: the machine is shared.
 fuzz-long: $(FUZZ_READY)
 	mkdir -p $(FUZZ_DIR)/corpus $(FUZZ_DIR)/artifacts
-	cd $(FUZZ_DIR) && nice -n 15 ./fuzz_scan $(FUZZ_FLAGS) -jobs=1 -runs=$(FUZZ_RUNS) $(FUZZ_DIRS)
+	cd $(FUZZ_DIR) && nice ./fuzz_scan $(FUZZ_FLAGS) -jobs=1 -runs=$(FUZZ_RUNS) $(FUZZ_DIRS)
 
 bench: setup
 	$(VENV)/bin/python benchmarks/scan.py
