@@ -20,6 +20,9 @@
 
 #define BLOCK 512
 #define WINDOW (256 << 10) /* inflate output: small enough to stay in L2 while hashed */
+/* The inflaters get their input in blocks of this size, however it was fed: what
+ * they have decoded when they find an error depends on the blocks they were given. */
+#define IN_BLOCK (64 << 10)
 #define MAX_CHAIN 16       /* extended headers (x, g, L, K) before one member */
 #define BINARY_HEAD 8000   /* rules.is_binary looks for NUL in this many bytes */
 #define NO_BLOB ((size_t)-1)
@@ -144,7 +147,7 @@ static int kv_is(const dict *d, const kv *e, const char *key) {
 
 /* ----------------------------------------------------- the scanner */
 
-enum { ST_HEADER, ST_EXT, ST_SPARSE_EXT, ST_DATA, ST_SKIP, ST_END };
+enum { ST_HEADER, ST_EXT, ST_SPARSE_EXT, ST_SPARSE_MAP, ST_DATA, ST_SKIP, ST_END };
 
 typedef struct {
     unsigned char type;
@@ -164,6 +167,7 @@ typedef struct {
     i128 data;           /* bytes of data that follow the header(s) */
     const dict *pax;     /* TarInfo.pax_headers */
     int sparse_ext;      /* old GNU sparse: extension blocks still to read */
+    int sparse_format;   /* SPARSE_*: the one sparse map this member has */
     int64_t offset;      /* TarInfo.offset: the first header of x/L/K ... member */
 } member;
 
@@ -171,8 +175,8 @@ struct ls_scanner {
     ls_options o;
     ls_result r;
     int comp;
-    unsigned char head[4];
-    size_t head_len;
+    unsigned char *stage; /* input not yet a whole IN_BLOCK */
+    size_t stage_len;
     unsigned char *win;
     int member_open; /* inside a gzip member or zstd frame */
 #ifdef LAYERSCAN_HAVE_ISAL
@@ -196,6 +200,13 @@ struct ls_scanner {
     member m;
     ls_buf norm, norm_link, tmp;
     int64_t need, skip;   /* ST_EXT/ST_DATA bytes to go; padding after */
+
+    /* the sparse map: int64 offset, numbytes pairs; for PAX 1.0 also its text,
+     * read from the start of the data area, and how much of it is parsed */
+    ls_buf smap, smap_text;
+    size_t smap_pos;
+    i128 smap_want;       /* numbers the 1.0 map holds, -1 before its first line */
+    int64_t smap_bytes;   /* of the data area the 1.0 map took */
 
     /* the regular file being read */
     size_t entry;
@@ -245,16 +256,16 @@ static int py_space(unsigned char c) { /* str.isspace() for ASCII */
     return c == ' ' || (c >= '\t' && c <= '\r') || (c >= 0x1c && c <= 0x1f);
 }
 
-/* Python's int(text, base) on ASCII text: surrounding whitespace, a sign, an
- * optional 0o prefix for base 8, digits with single underscores between them.
- * Values are clamped far outside int64 (callers reject those). */
-static int py_int(const unsigned char *p, size_t n, int base, i128 *out) {
+/* Python's int(text, 8) on ASCII text: surrounding whitespace, a sign, an
+ * optional 0o prefix, digits with single underscores between them. Values are
+ * clamped far outside int64 (callers reject those). */
+static int py_octal(const unsigned char *p, size_t n, i128 *out) {
     while (n && py_space(*p)) p++, n--;
     while (n && py_space(p[n - 1])) n--;
     int neg = 0;
     if (n && (*p == '+' || *p == '-')) neg = *p == '-', p++, n--;
     int under_ok = 0;
-    if (base == 8 && n >= 2 && p[0] == '0' && (p[1] == 'o' || p[1] == 'O')) p += 2, n -= 2, under_ok = 1;
+    if (n >= 2 && p[0] == '0' && (p[1] == 'o' || p[1] == 'O')) p += 2, n -= 2, under_ok = 1;
     if (!n) return -1;
     i128 v = 0, cap = (i128)1 << 100;
     int digits = 0;
@@ -265,9 +276,9 @@ static int py_int(const unsigned char *p, size_t n, int base, i128 *out) {
             under_ok = 0;
             continue;
         }
-        if (c < '0' || c >= '0' + base) return -1;
+        if (c < '0' || c > '7') return -1;
         if (++digits > 4300) return -1; /* sys.get_int_max_str_digits() */
-        v = v < cap ? v * base + (c - '0') : cap;
+        v = v < cap ? v * 8 + (c - '0') : cap;
         under_ok = 1;
     }
     *out = neg ? -v : v;
@@ -292,54 +303,29 @@ static int nti(const unsigned char *p, size_t n, i128 *out) {
         *out = 0;
         return 0;
     }
-    return py_int(p, n, 8, out);
+    return py_octal(p, n, out);
 }
 
-/* Python's float() on ASCII text, as int(float(v)) needs it: returns -1 when
- * float() raises ValueError. */
-static int py_float(const unsigned char *p, size_t n, double *out) {
-    while (n && py_space(*p)) p++, n--;
-    while (n && py_space(p[n - 1])) n--;
-    if (!n || n > 1000) return -1;
-    char clean[1024];
-    size_t c = 0, i = 0;
-    if (p[i] == '+' || p[i] == '-') clean[c++] = (char)p[i++];
-    const char *words[] = {"inf", "infinity", "nan"};
-    for (int w = 0; w < 3; w++)
-        if (n - i == strlen(words[w]) && !strncasecmp((const char *)p + i, words[w], n - i)) {
-            memcpy(clean + c, words[w], n - i);
-            clean[c + n - i] = 0;
-            *out = strtod(clean, NULL);
-            return 0;
-        }
-    /* digits [. digits] [e [sign] digits], underscores only between digits */
-    int mant = 0, seen_dot = 0, prev_digit = 0;
-    for (; i < n; i++) {
-        unsigned char ch = p[i];
-        if (ch >= '0' && ch <= '9') mant = 1, prev_digit = 1, clean[c++] = (char)ch;
-        else if (ch == '_' && prev_digit && i + 1 < n && p[i + 1] >= '0' && p[i + 1] <= '9') prev_digit = 0;
-        else if (ch == '.' && !seen_dot) seen_dot = 1, prev_digit = 0, clean[c++] = '.';
-        else break;
+/* PAX numbers are decimal ASCII (POSIX): digits only, no sign, space or
+ * underscore. Values are clamped far outside int64 (callers reject those). */
+static int pax_digits(const unsigned char *p, size_t n, i128 *out) {
+    if (!n) return -1;
+    i128 v = 0, cap = (i128)1 << 100;
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9') return -1;
+        v = v < cap ? v * 10 + (p[i] - '0') : cap;
     }
-    if (!mant) return -1;
-    if (i < n && (p[i] == 'e' || p[i] == 'E')) {
-        clean[c++] = 'e';
-        i++;
-        if (i < n && (p[i] == '+' || p[i] == '-')) clean[c++] = (char)p[i++];
-        int exp = 0;
-        prev_digit = 0;
-        for (; i < n; i++) {
-            unsigned char ch = p[i];
-            if (ch >= '0' && ch <= '9') exp = 1, prev_digit = 1, clean[c++] = (char)ch;
-            else if (ch == '_' && prev_digit && i + 1 < n && p[i + 1] >= '0' && p[i + 1] <= '9') prev_digit = 0;
-            else break;
-        }
-        if (!exp) return -1;
-    }
-    if (i != n) return -1;
-    clean[c] = 0;
-    *out = strtod(clean, NULL);
+    *out = v;
     return 0;
+}
+
+/* PAX times: an optional '-', digits, optionally '.' and more digits. */
+static int pax_time_ok(const unsigned char *p, size_t n) {
+    size_t i = n && p[0] == '-', int_digits = 0, frac_digits = 0;
+    for (; i < n && p[i] >= '0' && p[i] <= '9'; i++) int_digits++;
+    if (i < n && p[i] == '.')
+        for (i++; i < n && p[i] >= '0' && p[i] <= '9'; i++) frac_digits++;
+    return i == n && int_digits && (frac_digits || p[n - 1] != '.');
 }
 
 /* Length of the valid UTF-8 sequence at p (strict, as Python decodes), or 0. */
@@ -378,6 +364,7 @@ static size_t py_len(const unsigned char *p, size_t n, int *valid) {
  * "<len> <key>=<value>\n" with a length (no leading zero) that covers exactly the
  * record, keys without '=' or '\n', then nothing but NUL padding. */
 static int parse_pax(ls_scanner *s, const unsigned char *b, size_t n, size_t padded, dict *d) {
+    if (!padded) return 0; /* a header of size 0: no block, b may be NULL */
     /* First, as tarfile does: re.search(rb"\d+ hdrcharset=([^\n]+)\n") anywhere in the
      * block, its value decoded as strict UTF-8 and stored ahead of the records. */
     static const char HC[] = " hdrcharset=";
@@ -596,6 +583,9 @@ static int file_end(ls_scanner *s) {
 
 static int64_t round_block(int64_t n) { return (n + BLOCK - 1) / BLOCK * BLOCK; }
 
+/* The data area of the member: its size rounded up to whole blocks. */
+static i128 data_area(const member *m) { return (m->data + BLOCK - 1) / BLOCK * BLOCK; }
+
 static void go_skip(ls_scanner *s, int64_t n) {
     s->skip = n;
     s->st = n ? ST_SKIP : ST_HEADER;
@@ -617,9 +607,38 @@ static int header_checksum_ok(const unsigned char *h) {
     return want == u || want == sg;
 }
 
-/* _apply_pax_info(): every known key, in the dict's order. */
+/* The PAX keys whose values are numbers, and which of them are times. */
+static const struct {
+    const char *key;
+    int time;
+} PAX_NUMBERS[] = {
+    {"size", 0},
+    {"uid", 0},
+    {"gid", 0},
+    {"mtime", 1},
+    {"atime", 1},
+    {"ctime", 1},
+    {"GNU.sparse.size", 0},
+    {"GNU.sparse.realsize", 0},
+    {"GNU.sparse.numblocks", 0},
+    {"GNU.sparse.offset", 0},
+    {"GNU.sparse.numbytes", 0},
+    {"GNU.sparse.major", 0},
+    {"GNU.sparse.minor", 0},
+};
+
+/* _apply_pax_info(): every number checked first, then every known key in the
+ * dict's order. */
 static int apply_pax(ls_scanner *s, const dict *d) {
     member *m = &s->m;
+    for (size_t i = 0; i < DICT_N(d); i++) {
+        const kv *e = DICT_AT(d, i);
+        const unsigned char *v = d->arena.p + e->v;
+        i128 n;
+        for (size_t k = 0; k < sizeof PAX_NUMBERS / sizeof *PAX_NUMBERS; k++)
+            if (kv_is(d, e, PAX_NUMBERS[k].key) && (PAX_NUMBERS[k].time ? !pax_time_ok(v, e->vl) : pax_digits(v, e->vl, &n)))
+                return fail(s, LS_ERR_TAR, m->offset, "malformed PAX number in %s", PAX_NUMBERS[k].key);
+    }
     for (size_t i = 0; i < DICT_N(d); i++) {
         const kv *e = DICT_AT(d, i);
         const unsigned char *v = d->arena.p + e->v;
@@ -637,19 +656,20 @@ static int apply_pax(ls_scanner *s, const dict *d) {
             rc = buf_set(&m->uname, v, vl);
         } else if (kv_is(d, e, "gname")) {
             rc = buf_set(&m->gname, v, vl);
-        } else if (kv_is(d, e, "size")) {
-            m->size = py_int(v, vl, 10, &n) ? 0 : n; /* int(), ValueError -> 0 */
-        } else if (kv_is(d, e, "GNU.sparse.size") || kv_is(d, e, "GNU.sparse.realsize")) {
-            if (py_int(v, vl, 10, &n)) return fail(s, LS_ERR_TAR, s->header_pos, "malformed GNU sparse size");
+        } else if (kv_is(d, e, "size") || kv_is(d, e, "GNU.sparse.size") || kv_is(d, e, "GNU.sparse.realsize")) {
+            pax_digits(v, vl, &n);
             m->size = n;
         } else if (kv_is(d, e, "uid")) {
-            m->uid = py_int(v, vl, 10, &n) ? 0 : n;
+            pax_digits(v, vl, &n);
+            m->uid = n;
         } else if (kv_is(d, e, "gid")) {
-            m->gid = py_int(v, vl, 10, &n) ? 0 : n;
+            pax_digits(v, vl, &n);
+            m->gid = n;
         } else if (kv_is(d, e, "mtime")) {
-            double f;
+            /* float(): strtod rounds correctly, as Python does */
+            if (buf_set(&s->tmp, v, vl) || buf_put(&s->tmp, "", 1)) return NOMEM(s);
             m->mtime_is_float = 1;
-            m->mtime_f = py_float(v, vl, &f) ? 0.0 : f;
+            m->mtime_f = strtod((const char *)s->tmp.p, NULL);
         }
         if (rc) return NOMEM(s);
     }
@@ -657,15 +677,30 @@ static int apply_pax(ls_scanner *s, const dict *d) {
     return 0;
 }
 
-static int pax_is_sparse(const dict *d) {
+/* Which GNU sparse format a PAX header describes, in tarfile's precedence. */
+enum { SPARSE_NONE, SPARSE_OLD_GNU, SPARSE_PAX_00, SPARSE_PAX_01, SPARSE_PAX_10 };
+
+static int pax_sparse_format(const dict *d) {
     const kv *major = dict_get(d, "GNU.sparse.major"), *minor = dict_get(d, "GNU.sparse.minor");
-    return dict_get(d, "GNU.sparse.map") || dict_get(d, "GNU.sparse.size") ||
-           (major && minor && major->vl == 1 && d->arena.p[major->v] == '1' && minor->vl == 1 &&
-            d->arena.p[minor->v] == '0');
+    if (dict_get(d, "GNU.sparse.map")) return SPARSE_PAX_01;
+    if (dict_get(d, "GNU.sparse.size")) return SPARSE_PAX_00;
+    if (major && minor && major->vl == 1 && d->arena.p[major->v] == '1' && minor->vl == 1 &&
+        d->arena.p[minor->v] == '0')
+        return SPARSE_PAX_10;
+    return SPARSE_NONE;
 }
 
-/* The member is complete (all its headers read): the checks of reference.py in
- * its order, then the entry, then what to do with its data. */
+static int has_sparse_keys(const dict *d) {
+    static const char G[] = "GNU.sparse.";
+    for (size_t i = 0; i < DICT_N(d); i++) {
+        const kv *e = DICT_AT(d, i);
+        if (e->kl >= sizeof G - 1 && !memcmp(d->arena.p + e->k, G, sizeof G - 1)) return 1;
+    }
+    return 0;
+}
+
+/* The member is complete (all its headers and its sparse map read): the checks
+ * of reference.py in its order, then the entry, then what to do with its data. */
 static int member_ready(ls_scanner *s) {
     member *m = &s->m;
     ls_result *r = &s->r;
@@ -674,7 +709,7 @@ static int member_ready(ls_scanner *s) {
     s->chain_n = 0;
     if (++r->entries > o->max_entries)
         return fail(s, LS_ERR_LIMIT, at, "more than %lld entries", (long long)o->max_entries);
-    if (m->data > 0 && s->pos + (m->data + BLOCK - 1) / BLOCK * BLOCK > o->max_total_bytes)
+    if (m->data > 0 && s->pos - s->smap_bytes + data_area(m) > o->max_total_bytes)
         return fail(s, LS_ERR_LIMIT, at, "entry data runs past %lld bytes", (long long)o->max_total_bytes);
     size_t ext = 0;
     for (size_t i = 0; i < DICT_N(m->pax); i++) {
@@ -695,7 +730,7 @@ static int member_ready(ls_scanner *s) {
     int rc = normalize(m->name.p, m->name.len, &s->norm);
     if (rc) return rc == -2 ? NOMEM(s) : fail(s, LS_ERR_TAR, at, "unsafe path escapes the root");
     if (m->data < 0 || m->data > INT64_MAX / 2) return fail(s, LS_ERR_TAR, at, "member size out of range");
-    int64_t area = round_block((int64_t)m->data);
+    int64_t area = round_block((int64_t)m->data) - s->smap_bytes; /* what is left of the data area */
 
     /* whiteouts: not entries, but counted in stats.entries */
     const unsigned char *path = s->norm.p;
@@ -743,8 +778,138 @@ static int member_ready(ls_scanner *s) {
     return 0;
 }
 
-/* Member headers: frombuf(), then _proc_builtin()/_proc_sparse(), then the
- * extended headers before it from the innermost out, as tarfile's recursion does. */
+/* ------------------------------------------------------ sparse maps */
+
+/* A number of a PAX sparse map: decimal digits, at most INT64_MAX. */
+static int map_number(const unsigned char *p, size_t n, int64_t *out) {
+    i128 v;
+    if (pax_digits(p, n, &v) || v > INT64_MAX) return -1;
+    *out = (int64_t)v;
+    return 0;
+}
+
+/* One old GNU (offset, numbytes) slot: -1 when out of range, -2 out of memory. */
+static int old_gnu_slot(ls_scanner *s, const unsigned char *p) {
+    i128 off, num;
+    if (nti(p, 12, &off) || nti(p + 12, 12, &num) || off < 0 || num < 0 || off > INT64_MAX || num > INT64_MAX)
+        return -1;
+    if (!off && !num) return 0; /* an unused slot */
+    int64_t pair[2] = {(int64_t)off, (int64_t)num};
+    return buf_put(&s->smap, pair, sizeof pair) ? -2 : 0;
+}
+
+/* GNU.sparse.map (format 0.1): "offset,numbytes,..." and, if given, as many
+ * pairs as GNU.sparse.numblocks says. */
+static int parse_map_01(ls_scanner *s, const dict *d, int64_t at) {
+    const kv *e = dict_get(d, "GNU.sparse.map"), *nb = dict_get(d, "GNU.sparse.numblocks");
+    const unsigned char *p = d->arena.p + e->v;
+    size_t n = e->vl;
+    for (size_t i = 0;;) {
+        size_t j = i;
+        while (j < n && p[j] != ',') j++;
+        int64_t v;
+        if (map_number(p + i, j - i, &v)) goto bad;
+        if (buf_put(&s->smap, &v, sizeof v)) return NOMEM(s);
+        if (j == n) break;
+        i = j + 1;
+    }
+    size_t numbers = s->smap.len / sizeof(int64_t);
+    i128 blocks;
+    if (numbers % 2 || (nb && (pax_digits(d->arena.p + nb->v, nb->vl, &blocks) || blocks != (i128)(numbers / 2))))
+        goto bad;
+    return 0;
+bad:
+    return fail(s, LS_ERR_TAR, at, "malformed GNU sparse map");
+}
+
+/* Every map: chunks in order, inside the file's real size, and no more data
+ * than the member stores (after the 1.0 map itself). */
+static int check_map(ls_scanner *s) {
+    member *m = &s->m;
+    const int64_t *v = (const int64_t *)s->smap.p;
+    size_t n = s->smap.len / sizeof(int64_t);
+    i128 end = 0, total = 0;
+    for (size_t i = 0; i < n; i += 2) {
+        if (v[i] < end || (i128)v[i] + v[i + 1] > m->size)
+            return fail(s, LS_ERR_TAR, m->offset, "GNU sparse map out of order or past the end of the file");
+        end = (i128)v[i] + v[i + 1];
+        total += v[i + 1];
+    }
+    if (total > data_area(m) - s->smap_bytes)
+        return fail(s, LS_ERR_TAR, m->offset, "GNU sparse map describes more data than the member holds");
+    return 0;
+}
+
+/* Before each block of a PAX 1.0 map: it must fit the data area and the limit. */
+static int map_10_next(ls_scanner *s) {
+    int64_t upto = s->smap_bytes + BLOCK;
+    if (upto > data_area(&s->m)) return fail(s, LS_ERR_TAR, s->m.offset, "GNU sparse map runs past the member's data");
+    if (upto > round_block(s->o.max_ext_header_bytes))
+        return fail(s, LS_ERR_LIMIT, s->m.offset, "GNU sparse map larger than %lld bytes",
+                    (long long)s->o.max_ext_header_bytes);
+    s->st = ST_SPARSE_MAP;
+    return 0;
+}
+
+/* One more block of a PAX 1.0 map (in s->hdr): a line with the count of pairs,
+ * then a line per number, from the start of the data area. */
+static int on_map_10(ls_scanner *s) {
+    s->smap_bytes += BLOCK;
+    if (buf_put(&s->smap_text, s->hdr, BLOCK)) return NOMEM(s);
+    while (s->smap_want < 0 || (i128)(s->smap.len / sizeof(int64_t)) < s->smap_want) {
+        const unsigned char *line = s->smap_text.p + s->smap_pos;
+        const unsigned char *nl = memchr(line, '\n', s->smap_text.len - s->smap_pos);
+        if (!nl) return map_10_next(s);
+        int64_t v;
+        if (map_number(line, (size_t)(nl - line), &v))
+            return fail(s, LS_ERR_TAR, s->m.offset, "malformed GNU sparse map");
+        s->smap_pos += (size_t)(nl - line) + 1;
+        if (s->smap_want < 0) s->smap_want = 2 * (i128)v;
+        else if (buf_put(&s->smap, &v, sizeof v)) return NOMEM(s);
+    }
+    s->st = ST_HEADER;
+    return check_map(s) ? s->r.error : member_ready(s);
+}
+
+/* Every header of the member is read: the extended headers before it from the
+ * innermost out, as tarfile's recursion does, then its sparse map. */
+static int headers_done(ls_scanner *s) {
+    member *m = &s->m;
+    for (int i = s->chain_n - 1; i >= 0; i--) {
+        ext_header *e = &s->chain[i];
+        if (e->type == 'x' || e->type == 'X') {
+            int format = pax_sparse_format(&e->pax);
+            if (format) {
+                if (m->sparse_format)
+                    return fail(s, LS_ERR_TAR, e->offset, "more than one GNU sparse map for one member");
+                m->sparse_format = format;
+                m->sparse = 1;
+                if (format == SPARSE_PAX_01 && parse_map_01(s, &e->pax, e->offset)) return s->r.error;
+            }
+            if (apply_pax(s, &e->pax)) return s->r.error;
+            if (dict_get(&e->pax, "size")) m->data = is_data_type(m->type) ? m->size : 0;
+        } else if (e->type == 'g') {
+            /* sparse maps describe one file; tarfile would apply these to the next member */
+            if (has_sparse_keys(&s->global))
+                return fail(s, LS_ERR_TAR, e->offset, "GNU sparse keys in a global header");
+        } else if (e->type == 'L') {
+            if (buf_set(&m->name, e->data.p, nts_len(e->data.p, e->data.len))) return NOMEM(s);
+            if (m->type == '5' && m->name.len && m->name.p[m->name.len - 1] == '/') m->name.len--;
+        } else if (buf_set(&m->link, e->data.p, nts_len(e->data.p, e->data.len))) {
+            return NOMEM(s);
+        }
+        if (e->type != 'g') m->offset = e->offset; /* TarInfo.offset: set once the level is applied */
+    }
+    if (m->sparse_format == SPARSE_PAX_10) {
+        s->smap_text.len = s->smap_pos = 0;
+        s->smap_want = -1;
+        return map_10_next(s);
+    }
+    if ((m->sparse_format == SPARSE_OLD_GNU || m->sparse_format == SPARSE_PAX_01) && check_map(s)) return s->r.error;
+    return member_ready(s);
+}
+
+/* Member headers: frombuf(), then _proc_builtin() or _proc_sparse(). */
 static int on_member(ls_scanner *s, const unsigned char *h, i128 mode, i128 uid, i128 gid, i128 size, i128 mtime) {
     member *m = &s->m;
     m->type = h[156];
@@ -752,20 +917,27 @@ static int on_member(ls_scanner *s, const unsigned char *h, i128 mode, i128 uid,
     m->mtime_is_float = 0;
     m->sparse = 0;
     m->sparse_ext = 0;
+    m->sparse_format = SPARSE_NONE;
     m->pax = &s->empty;
     m->offset = s->header_pos;
+    s->smap.len = 0;
+    s->smap_bytes = 0;
     size_t nl = nts_len(h, 100), pl = nts_len(h + 345, 155);
     if (buf_set(&m->name, h, nl) || buf_set(&m->link, h + 157, nts_len(h + 157, 100)) ||
         buf_set(&m->uname, h + 265, nts_len(h + 265, 32)) || buf_set(&m->gname, h + 297, nts_len(h + 297, 32)))
         return NOMEM(s);
     if (m->type == 0 && nl && h[nl - 1] == '/') m->type = '5'; /* old V7 directory */
     if (m->type == 'S') {
-        i128 v;
-        for (int i = 0; i < 8; i++)
-            if (nti(h + 386 + 12 * i, 12, &v)) return fail(s, LS_ERR_TAR, s->header_pos, "malformed tar header");
-        if (nti(h + 483, 12, &v)) return fail(s, LS_ERR_TAR, s->header_pos, "malformed tar header");
-        m->size = v;
+        i128 real;
+        for (int i = 0; i < 4; i++) {
+            int rc = old_gnu_slot(s, h + 386 + 24 * i);
+            if (rc == -2) return NOMEM(s);
+            if (rc) return fail(s, LS_ERR_TAR, s->header_pos, "malformed tar header");
+        }
+        if (nti(h + 483, 12, &real)) return fail(s, LS_ERR_TAR, s->header_pos, "malformed tar header");
+        m->size = real;
         m->sparse = 1;
+        m->sparse_format = SPARSE_OLD_GNU;
         m->sparse_ext = h[482] != 0;
         m->data = size;
     }
@@ -783,27 +955,11 @@ static int on_member(ls_scanner *s, const unsigned char *h, i128 mode, i128 uid,
         if (m->type == '5')
             while (m->name.len && m->name.p[m->name.len - 1] == '/') m->name.len--;
     }
-    for (int i = s->chain_n - 1; i >= 0; i--) {
-        ext_header *e = &s->chain[i];
-        if (e->type != 'g') m->offset = e->offset;
-        if (e->type == 'x' || e->type == 'X') {
-            m->sparse |= pax_is_sparse(&e->pax);
-            if (apply_pax(s, &e->pax)) return s->r.error;
-            if (dict_get(&e->pax, "size")) m->data = is_data_type(m->type) ? m->size : 0;
-        } else if (e->type == 'g') {
-            m->sparse |= pax_is_sparse(&s->global);
-        } else if (e->type == 'L') {
-            if (buf_set(&m->name, e->data.p, nts_len(e->data.p, e->data.len))) return NOMEM(s);
-            if (m->type == '5' && m->name.len && m->name.p[m->name.len - 1] == '/') m->name.len--;
-        } else if (buf_set(&m->link, e->data.p, nts_len(e->data.p, e->data.len))) {
-            return NOMEM(s);
-        }
-    }
     if (m->sparse_ext) {
         s->st = ST_SPARSE_EXT;
         return 0;
     }
-    return member_ready(s);
+    return headers_done(s);
 }
 
 static int on_ext_done(ls_scanner *s);
@@ -855,14 +1011,14 @@ static int on_ext_done(ls_scanner *s) {
 
 /* Old GNU sparse extension block: 21 (offset, numbytes) pairs and a flag. */
 static int on_sparse_ext(ls_scanner *s) {
-    i128 v;
-    for (int i = 0; i < 42; i++)
-        if (nti(s->hdr + 12 * i, 12, &v)) return fail(s, LS_ERR_TAR, s->pos, "malformed sparse header");
-    if (!s->hdr[504]) {
-        s->st = ST_HEADER;
-        return member_ready(s);
+    for (int i = 0; i < 21; i++) {
+        int rc = old_gnu_slot(s, s->hdr + 24 * i);
+        if (rc == -2) return NOMEM(s);
+        if (rc) return fail(s, LS_ERR_TAR, s->header_pos, "malformed sparse header");
     }
-    return 0;
+    if (s->hdr[504]) return 0;
+    s->st = ST_HEADER;
+    return headers_done(s);
 }
 
 /* The tar stream, in whatever slices the inflater produces. */
@@ -872,6 +1028,7 @@ static int tar_feed(ls_scanner *s, const unsigned char *p, size_t n) {
         switch (s->st) {
         case ST_HEADER:
         case ST_SPARSE_EXT:
+        case ST_SPARSE_MAP:
             if (!s->hdr_fill) s->header_pos = s->pos;
             take = BLOCK - s->hdr_fill < n ? BLOCK - s->hdr_fill : n;
             memcpy(s->hdr + s->hdr_fill, p, take);
@@ -880,7 +1037,8 @@ static int tar_feed(ls_scanner *s, const unsigned char *p, size_t n) {
             if (s->hdr_fill == BLOCK) {
                 s->hdr_fill = 0;
                 if (s->st == ST_HEADER) on_header(s);
-                else on_sparse_ext(s);
+                else if (s->st == ST_SPARSE_EXT) on_sparse_ext(s);
+                else on_map_10(s);
             }
             break;
         case ST_EXT:
@@ -915,13 +1073,20 @@ static int tar_feed(ls_scanner *s, const unsigned char *p, size_t n) {
 
 /* ------------------------------------------------------ decompression */
 
-/* Every uncompressed byte goes through here: counted, bounded, hashed for the diff_id. */
+/* Every uncompressed byte goes through here: counted, bounded, hashed for the
+ * diff_id. Bytes up to the limit are parsed before the limit is reported, and it
+ * is reported at the limit itself, so the error does not depend on how the input
+ * was cut into chunks. */
 static int emit(ls_scanner *s, const unsigned char *p, size_t n) {
-    s->r.bytes_out += n;
-    if (s->r.bytes_out > s->o.max_total_bytes)
-        return fail(s, LS_ERR_LIMIT, s->r.bytes_out, "layer expands past %lld bytes", (long long)s->o.max_total_bytes);
-    if (s->out_sha) EVP_DigestUpdate(s->out_sha, p, n);
-    return tar_feed(s, p, n);
+    int64_t room = s->o.max_total_bytes - s->r.bytes_out;
+    size_t take = (int64_t)n > room ? (size_t)room : n;
+    s->r.bytes_out += (int64_t)take;
+    if (s->out_sha && take) EVP_DigestUpdate(s->out_sha, p, take);
+    if (tar_feed(s, p, take)) return s->r.error;
+    if (take < n)
+        return fail(s, LS_ERR_LIMIT, s->o.max_total_bytes, "layer expands past %lld bytes",
+                    (long long)s->o.max_total_bytes);
+    return 0;
 }
 
 #ifdef LAYERSCAN_HAVE_ISAL
@@ -943,8 +1108,9 @@ static int gzip_feed(ls_scanner *s, const unsigned char *p, size_t n) {
         int ret = isal_inflate(g);
         size_t used = given - g->avail_in, made = WINDOW - g->avail_out;
         p += used, n -= used;
-        if (ret < 0) return fail(s, LS_ERR_COMPRESSION, s->r.bytes_out, "corrupt gzip stream (igzip error %d)", ret);
+        /* what was inflated before an error is parsed first, however the input was cut */
         if (made && emit(s, s->win, made)) return s->r.error;
+        if (ret < 0) return fail(s, LS_ERR_COMPRESSION, s->r.bytes_out, "corrupt gzip stream (igzip error %d)", ret);
         if (g->block_state == ISAL_BLOCK_FINISH) s->member_open = 0;
         else if (!made && !n) return 0;
         else if (!made && !used) return fail(s, LS_ERR_COMPRESSION, s->r.bytes_out, "gzip inflate made no progress");
@@ -970,9 +1136,10 @@ static int gzip_feed(ls_scanner *s, const unsigned char *p, size_t n) {
         int ret = inflate(z, Z_NO_FLUSH);
         size_t used = given - z->avail_in, made = WINDOW - z->avail_out;
         p += used, n -= used;
+        /* what was inflated before an error is parsed first, however the input was cut */
+        if (made && emit(s, s->win, made)) return s->r.error;
         if (ret != Z_OK && ret != Z_STREAM_END && ret != Z_BUF_ERROR)
             return fail(s, LS_ERR_COMPRESSION, s->r.bytes_out, "corrupt gzip stream (zlib error %d)", ret);
-        if (made && emit(s, s->win, made)) return s->r.error;
         if (ret == Z_STREAM_END) s->member_open = 0;
         else if (!made && !n) return 0;
         else if (!made && !used) return fail(s, LS_ERR_COMPRESSION, s->r.bytes_out, "gzip inflate made no progress");
@@ -985,29 +1152,26 @@ static int zstd_feed(ls_scanner *s, const unsigned char *p, size_t n) {
     for (;;) {
         ZSTD_outBuffer out = {s->win, WINDOW, 0};
         size_t ret = ZSTD_decompressStream(s->zs, &out, &in);
+        if (out.pos && emit(s, s->win, out.pos)) return s->r.error;
         if (ZSTD_isError(ret))
             return fail(s, LS_ERR_COMPRESSION, s->r.bytes_out, "corrupt zstd stream: %s", ZSTD_getErrorName(ret));
         s->member_open = ret != 0;
-        if (out.pos && emit(s, s->win, out.pos)) return s->r.error;
         if (in.pos == in.size && out.pos < out.size) return 0;
     }
 }
 
 static int push(ls_scanner *s, const unsigned char *p, size_t n) {
     if (!n) return 0;
+    if (s->comp == LS_AUTO) { /* the magic bytes: every block but the last is larger than them */
+        if (n >= 2 && p[0] == 0x1f && p[1] == 0x8b) s->comp = LS_GZIP;
+        else if (n >= 4 && !memcmp(p, "\x28\xb5\x2f\xfd", 4)) s->comp = LS_ZSTD;
+        else s->comp = LS_NONE;
+    }
     switch (s->comp) {
     case LS_GZIP: return gzip_feed(s, p, n);
     case LS_ZSTD: return zstd_feed(s, p, n);
     default: return emit(s, p, n);
     }
-}
-
-static int detect(ls_scanner *s) {
-    const unsigned char *h = s->head;
-    if (s->head_len >= 2 && h[0] == 0x1f && h[1] == 0x8b) s->comp = LS_GZIP;
-    else if (s->head_len >= 4 && !memcmp(h, "\x28\xb5\x2f\xfd", 4)) s->comp = LS_ZSTD;
-    else s->comp = LS_NONE;
-    return push(s, s->head, s->head_len);
 }
 
 /* ------------------------------------------------------------- API */
@@ -1020,11 +1184,12 @@ ls_scanner *ls_new(const ls_options *opt) {
     s->comp = opt->compression;
     s->mask_words = (opt->n_rules + 63) / 64;
     s->win = malloc(WINDOW);
+    s->stage = malloc(IN_BLOCK);
     s->md5 = EVP_MD_CTX_new();
     s->sha1 = EVP_MD_CTX_new();
     s->sha256 = EVP_MD_CTX_new();
     s->mask = calloc(s->mask_words ? s->mask_words : 1, 8);
-    int ok = s->win && s->md5 && s->sha1 && s->sha256 && s->mask && MD5 && SHA1 && SHA256;
+    int ok = s->win && s->stage && s->md5 && s->sha1 && s->sha256 && s->mask && MD5 && SHA1 && SHA256;
     if (ok && opt->hash_input) ok = (s->in_sha = EVP_MD_CTX_new()) && EVP_DigestInit_ex2(s->in_sha, SHA256, NULL);
     if (ok && opt->diff_id) ok = (s->out_sha = EVP_MD_CTX_new()) && EVP_DigestInit_ex2(s->out_sha, SHA256, NULL);
     if (ok && (s->comp == LS_AUTO || s->comp == LS_ZSTD)) ok = (s->zs = ZSTD_createDStream()) != NULL;
@@ -1046,20 +1211,25 @@ int ls_feed(ls_scanner *s, const unsigned char *p, size_t n) {
     if (s->r.error) return s->r.error;
     s->r.bytes_in += n;
     if (s->in_sha) EVP_DigestUpdate(s->in_sha, p, n);
-    if (s->comp == LS_AUTO) { /* wait for the 4 magic bytes */
-        size_t k = 4 - s->head_len < n ? 4 - s->head_len : n;
-        memcpy(s->head + s->head_len, p, k);
-        s->head_len += k;
+    if (s->stage_len) {
+        size_t k = IN_BLOCK - s->stage_len < n ? IN_BLOCK - s->stage_len : n;
+        memcpy(s->stage + s->stage_len, p, k);
+        s->stage_len += k;
         p += k, n -= k;
-        if (s->head_len < 4) return 0;
-        if (detect(s)) return s->r.error;
+        if (s->stage_len < IN_BLOCK) return 0;
+        s->stage_len = 0;
+        if (push(s, s->stage, IN_BLOCK)) return s->r.error;
     }
-    return n ? push(s, p, n) : s->r.error;
+    for (; n >= IN_BLOCK; p += IN_BLOCK, n -= IN_BLOCK)
+        if (push(s, p, IN_BLOCK)) return s->r.error;
+    memcpy(s->stage, p, n);
+    s->stage_len = n;
+    return 0;
 }
 
 int ls_finish(ls_scanner *s) {
     if (s->r.error) return s->r.error;
-    if (s->comp == LS_AUTO && detect(s)) return s->r.error;
+    if (push(s, s->stage, s->stage_len)) return s->r.error;
     if (s->member_open)
         return fail(s, LS_ERR_COMPRESSION, s->r.bytes_out, "compressed stream ended before its end marker");
     int64_t at = s->pos;
@@ -1098,7 +1268,7 @@ void ls_free(ls_scanner *s) {
     ls_buf *bufs[] = {&r->xattr_ends, &r->types, &r->sparse, &r->modes, &r->uids, &r->gids, &r->sizes,
                       &r->mtimes, &r->digests, &r->opaque, &r->captures, &r->candidates, &r->masks, &r->blobs,
                       &s->m.name, &s->m.link, &s->m.uname, &s->m.gname, &s->norm, &s->norm_link, &s->tmp,
-                      &s->content};
+                      &s->content, &s->smap, &s->smap_text};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) buf_free(bufs[i]);
     for (int i = 0; i < MAX_CHAIN; i++) {
         buf_free(&s->chain[i].data);
@@ -1114,6 +1284,7 @@ void ls_free(ls_scanner *s) {
     if (s->stream) hs_close_stream(s->stream, s->scratch, NULL, NULL);
     hs_free_scratch(s->scratch);
     free(s->win);
+    free(s->stage);
     free(s->mask);
     free(s);
 }

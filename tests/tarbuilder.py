@@ -199,18 +199,54 @@ def pax(records: bytes, typeflag: bytes = b"x") -> bytes:
 
 
 def gnu_sparse(name: bytes, chunks: Sequence[tuple[int, bytes]], real_size: int) -> bytes:
-    """An old-GNU sparse member ('S'): data chunks at their offsets in a file of real_size bytes."""
-    assert len(chunks) <= 4, "only the four in-header sparse slots are written"
+    """An old-GNU sparse member ('S'): data chunks at their offsets in a file of real_size bytes;
+    four slots in the header, 21 in each extension block after it."""
     data = b"".join(d for _, d in chunks)
     raw = bytearray(header(name, b"S", len(data), fields={"magic": b"ustar ", "version": b" \0"}))
-    for i, (off, d) in enumerate(chunks):
-        base = 386 + 24 * i
-        raw[base : base + 12] = octal(off, 12)
-        raw[base + 12 : base + 24] = octal(len(d), 12)
-    raw[482] = 0  # no extension blocks
+    slots = [octal(off, 12) + octal(len(d), 12) for off, d in chunks]
+    raw[386 : 386 + 24 * min(4, len(slots))] = b"".join(slots[:4])
+    raw[482] = len(slots) > 4  # extension blocks follow
     raw[483:495] = octal(real_size, 12)
     raw[148:156] = checksum(bytes(raw))
-    return bytes(raw) + padded(data)
+    extensions = b""
+    for i in range(4, len(slots), 21):
+        block = bytearray(b"".join(slots[i : i + 21]).ljust(BLOCK, b"\0"))
+        block[504] = i + 21 < len(slots)
+        extensions += block
+    return bytes(raw) + extensions + padded(data)
+
+
+def pax_sparse(
+    name: str,
+    chunks: Sequence[tuple[int, bytes]],
+    real_size: int,
+    fmt: Literal["0.1", "1.0"],
+    *,
+    records: bytes | None = None,
+    map_text: bytes | None = None,
+) -> bytes:
+    """A GNU sparse file in PAX format 0.1 (the map in GNU.sparse.map) or 1.0 (the map at
+    the start of the data); `records` and `map_text` replace the true ones (to lie)."""
+    data = b"".join(d for _, d in chunks)
+    numbers = [n for off, d in chunks for n in (off, len(d))]
+    if fmt == "0.1":
+        true_records = (
+            pax_record("GNU.sparse.size", str(real_size))
+            + pax_record("GNU.sparse.numblocks", str(len(chunks)))
+            + pax_record("GNU.sparse.map", ",".join(map(str, numbers)))
+            + pax_record("GNU.sparse.name", name)
+        )
+    else:
+        true_records = (
+            pax_record("GNU.sparse.major", "1")
+            + pax_record("GNU.sparse.minor", "0")
+            + pax_record("GNU.sparse.name", name)
+            + pax_record("GNU.sparse.realsize", str(real_size))
+        )
+        if map_text is None:
+            map_text = b"".join(b"%d\n" % n for n in (len(chunks), *numbers))
+        data = padded(map_text) + data
+    return pax(true_records if records is None else records) + member(b"GNUSparseFile.0/x", data)
 
 
 def end_of_archive() -> bytes:

@@ -183,6 +183,20 @@ def test_bad_layer_gives_typed_error(case: str, chunks: bool, engine: str) -> No
 
 
 @pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_error_does_not_depend_on_feeding(case: str, engine: str) -> None:
+    """One bad layer, one error: the same class at the same offset whole, in odd chunks, byte by byte."""
+    c = CASES[case]
+    seen = set()
+    for sizes in (None, [1000, 1, 4096], [1], [65536, 7]):
+        data = c.blob if sizes is None else chunked(c.blob, sizes)
+        with pytest.raises(LayerError) as info:
+            scan_layer(data, ScanOptions(limits=c.limits), engine=engine, name="x")  # type: ignore[arg-type]
+        seen.add((type(info.value), info.value.offset))
+    assert len(seen) == 1, f"{engine}: {case}: {sorted(seen, key=str)}"
+
+
+@pytest.mark.parametrize("engine", ENGINES)
 def test_limits_are_inclusive(engine: str) -> None:
     """Exactly at each limit is fine; the cases above are one past it."""
     entries = build([Entry("q/" + "z" * 254, data=b"1"), *FILES[:9]])

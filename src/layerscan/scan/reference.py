@@ -6,6 +6,7 @@ the native engine and this one disagree, this one is presumed right.
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
 import io
@@ -14,7 +15,7 @@ import re
 import tarfile
 import time
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import pyzstd
 
@@ -114,21 +115,31 @@ class _Plain(io.RawIOBase):
         self._limit = limit
         self._layer = layer
         self.count = 0
+        self._over = False  # the last read reached the limit with more data behind it
         self.hash = hashlib.sha256() if diff_id else None
 
     def readable(self) -> bool:
         return True
 
-    def readinto(self, b) -> int:  # type: ignore[override]
+    def readinto(self, b: memoryview) -> int:  # type: ignore[override]
+        if self._over:
+            raise LimitExceeded(f"layer expands past {self._limit} bytes", self._layer, self._limit)
         try:
-            data = self._raw.read(len(b))
+            # read1: what one step of the decompressor gives, so that an error found at the end of a
+            # gzip member comes after that member's data (as in the native engine), not in place of it.
+            data = self._raw.read1(len(b))
         except (EOFError, OSError, zlib.error, pyzstd.ZstdError) as e:
             raise CompressionError(f"corrupt or truncated compressed stream: {e}", self._layer, self.count) from None
+        if self.count + len(data) > self._limit:
+            # Bytes up to the limit are parsed first and the limit is reported at the limit
+            # itself (as the native engine does), whatever the sizes of the reads.
+            data = data[: self._limit - self.count]
+            self._over = True
+            if not data:
+                raise LimitExceeded(f"layer expands past {self._limit} bytes", self._layer, self._limit)
         n = len(data)
         b[:n] = data
         self.count += n
-        if self.count > self._limit:
-            raise LimitExceeded(f"layer expands past {self._limit} bytes", self._layer, self.count)
         if self.hash is not None:
             self.hash.update(data)
         return n
@@ -141,12 +152,28 @@ class _Plain(io.RawIOBase):
 class _Malformed(Exception):
     """A header tarfile would skip or end the archive on; scan_chunks names the layer."""
 
-    def __init__(self, reason: str, offset: int) -> None:
+    def __init__(self, reason: str, offset: int, error: type[LayerError] = TarFormatError) -> None:
         super().__init__(reason)
         self.offset = offset
+        self.error = error
 
 
 _PAX_RECORD = re.compile(rb"([1-9][0-9]*) [^=\n]+=")
+# PAX numbers are decimal ASCII (POSIX): digits only; times may have a '-' and a fraction.
+_DIGITS = re.compile(r"[0-9]+")
+_TIME = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
+PAX_NUMBERS: dict[str, re.Pattern[str]] = {
+    **dict.fromkeys(("size", "uid", "gid"), _DIGITS),
+    **dict.fromkeys(("mtime", "atime", "ctime"), _TIME),
+    **dict.fromkeys(
+        (f"GNU.sparse.{k}" for k in ("size", "realsize", "numblocks", "offset", "numbytes", "major", "minor")), _DIGITS
+    ),
+}
+INT64_MAX = (1 << 63) - 1
+BLOCK = tarfile.BLOCKSIZE
+# tarfile's own, missing from typeshed: the header number parser and the header errors it raises.
+_nti = tarfile.nti  # type: ignore[attr-defined]
+_BAD_HEADER = (tarfile.TruncatedHeaderError, tarfile.InvalidHeaderError)  # type: ignore[attr-defined]
 
 
 def check_pax_records(buf: bytes, offset: int) -> None:
@@ -162,29 +189,174 @@ def check_pax_records(buf: bytes, offset: int) -> None:
         raise _Malformed("malformed PAX record", offset)
 
 
+@dataclasses.dataclass
+class SparseMap:
+    """The one GNU sparse map of a member: its format and its numbers (offset, numbytes, ...)."""
+
+    format: str  # "old GNU", "0.0", "0.1" or "1.0"
+    numbers: list[int]
+
+
 class _StrictTarInfo(tarfile.TarInfo):
     """tarfile ends an archive silently at a truncated or invalid header that is not the
-    first, takes negative sizes, and reads PAX records without checking their lengths;
-    a scan must not."""
+    first, takes negative sizes, reads PAX records without checking their lengths, takes
+    any number int() takes, and trusts GNU sparse maps; a scan must not."""
+
+    sparse_map: SparseMap | None = None
 
     @classmethod
-    def frombuf(cls, buf: bytes, encoding: str, errors: str) -> tarfile.TarInfo:
+    def frombuf(cls, buf: bytes | bytearray, encoding: str, errors: str) -> _StrictTarInfo:
         ti = super().frombuf(buf, encoding, errors)
         if ti.size < 0:
-            raise tarfile.InvalidHeaderError("negative size")
+            raise tarfile.InvalidHeaderError("negative size")  # type: ignore[attr-defined]
+        if ti.type == tarfile.GNUTYPE_SPARSE and not all(_in_int64(n) for s in ti._sparse_structs[0] for n in s):
+            raise tarfile.InvalidHeaderError("sparse slot out of range")  # type: ignore[attr-defined]
         return ti
 
     @classmethod
-    def fromtarfile(cls, tf: tarfile.TarFile) -> tarfile.TarInfo:
+    def fromtarfile(cls, tf: tarfile.TarFile) -> _StrictTarInfo:
         offset = tf.fileobj.tell()  # type: ignore[union-attr]
         try:
             return super().fromtarfile(tf)
-        except (tarfile.TruncatedHeaderError, tarfile.InvalidHeaderError) as e:
+        except _BAD_HEADER as e:
             raise _Malformed(f"malformed tar header ({e})", offset) from None
 
     def _proc_pax(self, tf: tarfile.TarFile) -> tarfile.TarInfo:
         tf.fileobj = _CheckedPaxRead(tf, self.size, self.offset)  # type: ignore[assignment]
-        return super()._proc_pax(tf)  # type: ignore[misc]
+        member: tarfile.TarInfo = super()._proc_pax(tf)  # type: ignore[misc]
+        # Sparse maps describe one file; tarfile would apply these to the next member.
+        if self.type == tarfile.XGLTYPE and any(k.startswith("GNU.sparse.") for k in tf.pax_headers):
+            raise _Malformed("GNU sparse keys in a global header", self.offset)
+        return member
+
+    def _apply_pax_info(self, pax_headers: dict[str, str], encoding: str, errors: str) -> None:
+        for key, value in pax_headers.items():
+            rx = PAX_NUMBERS.get(key)
+            if rx is not None and not rx.fullmatch(value):
+                raise _Malformed(f"malformed PAX number in {key}", self.offset)
+        super()._apply_pax_info(pax_headers, encoding, errors)  # type: ignore[misc]
+
+    def _proc_sparse(self, tf: tarfile.TarFile) -> _StrictTarInfo:
+        """Old GNU sparse: the map in the header and its extension blocks, strictly."""
+        structs, isextended, origsize = self._sparse_structs
+        del self._sparse_structs
+        numbers = _old_gnu_slots(structs)
+        f = tf.fileobj
+        assert f is not None
+        while isextended:
+            at = f.tell()
+            buf = f.read(BLOCK)
+            if len(buf) < BLOCK:
+                raise _Malformed("tar stream truncated inside a member", f.tell())
+            try:
+                pairs = [(_nti(buf[i : i + 12]), _nti(buf[i + 12 : i + 24])) for i in range(0, 21 * 24, 24)]
+            except _BAD_HEADER:
+                raise _Malformed("malformed sparse header", at) from None
+            if not all(_in_int64(n) for p in pairs for n in p):
+                raise _Malformed("malformed sparse header", at)
+            numbers += _old_gnu_slots(pairs)
+            isextended = bool(buf[504])
+        self._sparse(self, "old GNU").numbers = numbers
+        self.offset_data = f.tell()
+        tf.offset = self.offset_data + self._block(self.size)  # type: ignore[attr-defined]
+        self.size = origsize
+        return self
+
+    def _proc_gnusparse_01(self, member: _StrictTarInfo, pax_headers: dict[str, str]) -> None:
+        if self.type == tarfile.XGLTYPE:
+            return  # refused in _proc_pax
+        sparse_map = self._sparse(member, "0.1")
+        numbers = [int(n) if _DIGITS.fullmatch(n) else -1 for n in pax_headers["GNU.sparse.map"].split(",")]
+        blocks = pax_headers.get("GNU.sparse.numblocks")
+        if (
+            not all(_in_int64(n) for n in numbers)
+            or len(numbers) % 2
+            or (blocks is not None and not (_DIGITS.fullmatch(blocks) and int(blocks) == len(numbers) // 2))
+        ):
+            raise _Malformed("malformed GNU sparse map", self.offset)
+        sparse_map.numbers = numbers
+
+    def _proc_gnusparse_00(self, member: _StrictTarInfo, pax_headers: dict[str, str], buf: bytes) -> None:
+        if self.type != tarfile.XGLTYPE:  # else refused in _proc_pax
+            self._sparse(member, "0.0")
+
+    def _proc_gnusparse_10(self, member: _StrictTarInfo, pax_headers: dict[str, str], tf: tarfile.TarFile) -> None:
+        if self.type != tarfile.XGLTYPE:  # else refused in _proc_pax
+            self._sparse(member, "1.0")  # its map is in the member's data: read_sparse_map() reads it
+
+    def _sparse(self, member: _StrictTarInfo, format: str) -> SparseMap:
+        """Give `member` its sparse map, of which it may have only one."""
+        if member.sparse_map is not None:
+            raise _Malformed("more than one GNU sparse map for one member", self.offset)
+        member.sparse_map = SparseMap(format, [])
+        member.sparse = []  # type: ignore[assignment]  # not None: a sparse file, whose data is not its content
+        return member.sparse_map
+
+
+def _in_int64(n: int) -> bool:
+    return 0 <= n <= INT64_MAX
+
+
+def _old_gnu_slots(pairs: Iterable[tuple[int, int]]) -> list[int]:
+    """The numbers of old GNU (offset, numbytes) slots, unused (all-zero) slots left out."""
+    return [n for off, num in pairs if off or num for n in (off, num)]
+
+
+def read_sparse_map(tf: tarfile.TarFile, ti: _StrictTarInfo, max_bytes: int) -> None:
+    """Read a PAX 1.0 map from the start of the member's data, then check the member's map:
+    chunks in order, inside the file's real size, and no more data than the member stores."""
+    sparse_map = ti.sparse_map
+    if sparse_map is None or sparse_map.format == "0.0":
+        return
+    area = tf.offset - ti.offset_data  # type: ignore[attr-defined]
+    used = 0
+    if sparse_map.format == "1.0":
+        f = tf.fileobj
+        assert f is not None
+        text = bytearray()
+        pos = 0
+        want: int | None = None  # numbers the map holds, once its first line is read
+        while want is None or len(sparse_map.numbers) < want:
+            nl = text.find(b"\n", pos)
+            if nl < 0:
+                if used + BLOCK > area:
+                    raise _Malformed("GNU sparse map runs past the member's data", ti.offset)
+                if used + BLOCK > -(-max_bytes // BLOCK) * BLOCK:
+                    raise _Malformed(f"GNU sparse map larger than {max_bytes} bytes", ti.offset, LimitExceeded)
+                block = f.read(BLOCK)
+                if len(block) < BLOCK:
+                    raise _Malformed("tar stream truncated inside a member", f.tell())
+                text += block
+                used += BLOCK
+                continue
+            line = bytes(text[pos:nl])
+            pos = nl + 1
+            if not (line.isdigit() and int(line) <= INT64_MAX):
+                raise _Malformed("malformed GNU sparse map", ti.offset)
+            if want is None:
+                want = 2 * int(line)
+            else:
+                sparse_map.numbers.append(int(line))
+    end = total = 0
+    for off, num in zip(sparse_map.numbers[::2], sparse_map.numbers[1::2], strict=True):
+        if off < end or off + num > ti.size:
+            raise _Malformed("GNU sparse map out of order or past the end of the file", ti.offset)
+        end = off + num
+        total += num
+    if total > area - used:
+        raise _Malformed("GNU sparse map describes more data than the member holds", ti.offset)
+
+
+def _members(tf: tarfile.TarFile) -> Iterator[_StrictTarInfo]:
+    """tarfile's members, each one's data area skipped here before the next: tarfile would
+    seek through whatever size a header claims, even one the stream does not have."""
+    f = tf.fileobj
+    assert f is not None
+    while (ti := tf.next()) is not None:
+        yield ti  # type: ignore[misc]
+        while (left := tf.offset - f.tell()) > 0:  # type: ignore[attr-defined]
+            if not f.read(min(left, CHUNK)):
+                raise _Malformed("tar stream truncated inside a member", f.tell())
 
 
 class _CheckedPaxRead:
@@ -243,7 +415,8 @@ def scan_chunks(
             errors="surrogateescape",
             tarinfo=_StrictTarInfo,
         )
-        for ti in tf:
+        for ti in _members(tf):
+            read_sparse_map(tf, ti, limits.max_ext_header_bytes)
             offset = ti.offset
             count += 1
             if count > limits.max_entries:
@@ -316,7 +489,7 @@ def scan_chunks(
             )
         plain.drain()
     except _Malformed as e:
-        raise TarFormatError(str(e), name, e.offset) from None
+        raise e.error(str(e), name, e.offset) from None
     except (tarfile.TarError, UnicodeError, ValueError, OverflowError) as e:
         # tarfile lets some malformed fields out as the builtin errors (an undecodable
         # hdrcharset, a PAX mtime of 'nan' or 'inf', a bad GNU.sparse number).
