@@ -42,14 +42,14 @@ lint: setup
 # would drown real ones; the fuzz target checks the C code for leaks with LeakSanitizer).
 ASAN_DIR := build/asan
 ASAN_CFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -g
-ASAN_TESTS := tests/test_native_scan.py $(wildcard tests/test_scan_*.py)
+ASAN_TESTS = tests/test_native_scan.py $(wildcard tests/test_scan_*.py)
 asan: setup
 	CFLAGS="$(ASAN_CFLAGS)" LDFLAGS="$(ASAN_CFLAGS)" $(VENV)/bin/python setup.py -q build_ext \
 		--build-lib $(ASAN_DIR)/lib --build-temp $(ASAN_DIR)/tmp
 	LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
 	ASAN_OPTIONS=halt_on_error=1:abort_on_error=1:detect_leaks=0:strict_string_checks=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 PYTHONMALLOC=malloc \
-		$(VENV)/bin/python scripts/pytest_asan.py $(ASAN_DIR)/lib -q -p no:cacheprovider $(ASAN_TESTS)
+		$(VENV)/bin/python scripts/pytest_asan.py $(ASAN_DIR)/lib -v -p no:cacheprovider $(ASAN_TESTS)
 
 # libFuzzer target for the native parser (fuzz/fuzz_scan.c linked with ext/'s C sources, not the Python
 # module), built with clang. `make fuzz` runs FUZZ_SECONDS; `make fuzz-long` runs FUZZ_RUNS executions.

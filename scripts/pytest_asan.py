@@ -14,6 +14,9 @@ Parametrizations that run only the pure-Python reference engine
 PYTHONMALLOC=malloc with ASan they would only slow the run down. The tests'
 timeouts (hang guards sized for the plain build) are multiplied by
 TIMEOUT_FACTOR, as instrumented code and malloc-backed Python run slower.
+pytest captures at the sys level only (--capture=sys): a sanitizer writes its
+report to file descriptor 2 and ends the process, so fd-level capture would
+swallow it.
 """
 
 from __future__ import annotations
@@ -75,7 +78,7 @@ def main() -> None:
         raise SystemExit(__doc__)
     so = load_instrumented(Path(sys.argv[1]))
     print(f"pytest_asan: layerscan._scan is the sanitized build {so}", flush=True)
-    sys.exit(pytest.main(sys.argv[2:], plugins=[SanitizedRun()]))
+    sys.exit(pytest.main(["--capture=sys", *sys.argv[2:]], plugins=[SanitizedRun()]))
 
 
 if __name__ == "__main__":

@@ -4,8 +4,8 @@ Each file in tests/fuzz_findings/ is an input on which the native scanner once
 misbehaved: a sanitizer report, or a whole scan and a chunked scan that ended
 differently. Both engines scan it whole, in the chunks the fuzz target fed it in,
 and in 1-byte and 7-byte chunks; every way must end the same (an equal
-LayerResult, or the same error class at the same offset), and the native result
-must equal the reference's. Under `make asan` the native scans run instrumented,
+LayerResult, or the same error class at the same offset), and the engines must
+agree: equal results, or both reject the input. Under `make asan` the native scans run instrumented,
 so a memory error or undefined behaviour fails the run too.
 """
 
@@ -102,7 +102,10 @@ def test_native_equals_reference(path: Path) -> None:
     if isinstance(native, LayerResult) and isinstance(reference, LayerResult):
         assert_same(native, reference)
     else:
-        assert native == reference, f"native: {native!r}, reference: {reference!r}"
+        # Both must reject it; which problem each names first may differ (a corrupt gzip member
+        # behind a malformed header: native reads the header first, the reference inflates ahead).
+        assert not isinstance(native, LayerResult), f"native scanned what the reference rejects: {reference!r}"
+        assert not isinstance(reference, LayerResult), f"the reference scanned what native rejects: {native!r}"
 
 
 def test_chunks_cover_the_input() -> None:
