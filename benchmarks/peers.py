@@ -314,7 +314,7 @@ def check_ready(names: Sequence[str]) -> None:
     """Fails with one line when a piece of the pipeline or a peer is missing, before anything is timed."""
     if any(n in LAYERSCAN_TOOLS for n in names):
         try:
-            from layerscan.analyze import analyze  # noqa: F401  (the whole pipeline imports)
+            from layerscan.pipeline import analyze  # noqa: F401  (the whole pipeline imports)
         except ImportError as e:
             raise BenchError(f"the layerscan pipeline does not import yet: {e}") from None
     if "native" in names:

@@ -4,11 +4,13 @@
 set -euo pipefail
 
 # Build: a C compiler, pkg-config, and the native libraries (headers + .pc files).
-# Tests: a real registry, Redis, valgrind for the memory check, skopeo for pushing.
-# make fuzz: clang and its runtimes (libFuzzer, ASan, UBSan), which Debian ships in libclang-rt-dev.
+# Tests: a real registry (docker-registry, htpasswd from apache2-utils), skopeo to make
+# docker-archives. Benchmarks: zstd and GNU time (benchmarks/peers.py). openssl: the CLI
+# beside libssl, for looking at the test registry's certificates by hand. Lint: clang-format
+# (make lint, the CI gate). make fuzz: clang and its runtimes (libFuzzer, ASan, UBSan), which
+# Debian ships in libclang-rt-dev (only recommended by clang, so named here).
 want=(build-essential pkg-config libisal-dev libssl-dev zlib1g-dev libzstd-dev
-      docker-registry redis-server apache2-utils valgrind openssl zstd time skopeo
-      clang libclang-rt-dev)
+      docker-registry apache2-utils skopeo openssl zstd time clang-format clang libclang-rt-dev)
 
 missing=()
 for p in "${want[@]}"; do
@@ -38,6 +40,6 @@ fi
 echo "bootstrap: installing ${missing[*]}" >&2
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # Debian starts these on install; the tests start their own on free loopback ports.
-for svc in docker-registry redis-server; do
+for svc in docker-registry; do
   (systemctl stop "$svc" || service "$svc" stop) >/dev/null 2>&1 || true
 done

@@ -12,6 +12,8 @@ import pytest
 from conftest import IMAGES, answers
 from layerscan.errors import DigestMismatch
 
+pytestmark = pytest.mark.corpus  # every test here reads the shared corpus
+
 
 @pytest.mark.parametrize("engine", ["native", "reference"])
 def test_flipped_byte_in_a_gzip_layer_is_a_digest_mismatch(tmp_path: Path, engine: str) -> None:

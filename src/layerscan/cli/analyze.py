@@ -8,14 +8,16 @@ import getpass
 import json
 import os
 import re
+import stat
 import sys
 import tempfile
+import textwrap
 from collections.abc import Callable
 from typing import TextIO
 
 from ..analysis import Analysis
 from ..config import Config, Registry, load_config
-from ..errors import ConfigError
+from ..errors import ConfigError, ExitCode, exit_codes_help
 from ..image import Platform
 from ..refs import ImageRef
 from ..report import FORMATS
@@ -24,13 +26,18 @@ from ..sources import registry_reference
 
 EPILOG = """\
 sources:
-  oci-dir:PATH           an OCI image layout directory
-  oci-archive:FILE       a tar of an OCI image layout
-  docker-archive:FILE    the output of 'docker save'
+  oci-dir:PATH[:REF]     an OCI image layout directory
+  oci-archive:FILE[:REF] a tar of an OCI image layout
+  docker-archive:FILE[:TAG]
+                         the output of 'docker save'
   PATH                   any of the above, detected by its content
+  ...:@N                 instead of REF or TAG: the N-th image (from 0) the source lists
   registry:REF           an image in a registry: [HOST[:PORT]/]REPO[:TAG][@sha256:HEX]
   docker://REF           the same (Docker Hub names are normalised as Docker does:
                          debian:12 is registry-1.docker.io/library/debian:12)
+  A source holding several images needs REF (an org.opencontainers.image.ref.name, exact)
+  or TAG (a RepoTag, normalised as Docker does: app:1.0 is docker.io/library/app:1.0), as
+  skopeo reads them; the path ends at the first ':', so a path with ':' is given bare.
 
 registry credentials, first found wins:
   --username with --password-stdin, else the registries section of --config;
@@ -53,6 +60,7 @@ examples:
                                                                Anchore Engine image export
   layerscan analyze app.tar --fail-on-secrets -o report.json   CI: exit 1 when a secret is found
   layerscan analyze oci-archive:multi.tar --platform linux/arm64/v8
+  layerscan analyze docker-archive:saved.tar:localhost:5000/app:1.0   one image of several
   layerscan analyze registry:docker.io/library/debian:12 --format table
   echo "$TOKEN" | layerscan analyze registry:ghcr.io/acme/app:1.4 \\
       --username ci-bot --password-stdin -o app.json            private image
@@ -63,9 +71,6 @@ examples:
   layerscan analyze registry:quay.io/org/app:2 --cache --tmp-dir /var/cache/layerscan
                                                                keep layers for the next image
 
-exit codes: 0 ok, 1 secrets found (with --fail-on-secrets), 2 usage error,
-3 or more: the image could not be analyzed (4 corrupt layer, 5 digest mismatch,
-6 registry authentication refused, 7 source unreadable or registry failing).
 """
 _HOST_PORT = re.compile(r"[A-Za-z0-9.-]+(?::\d{1,5})?|\[[0-9A-Fa-f:]+\](?::\d{1,5})?")
 
@@ -76,7 +81,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="analyze an image: files, digests, secrets, packages; write a report",
         description="Analyze one container image: stream every layer once (digests and attributes of "
         "every file, secrets), squash the layers, catalog OS and library packages, and write a report.",
-        epilog=EPILOG,
+        epilog=EPILOG + textwrap.fill(exit_codes_help(), width=88) + "\n",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("source", metavar="SOURCE", help="the image (see sources below)")
@@ -155,7 +160,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..analyze import analyze  # here, so other commands never import the whole pipeline
+    from ..pipeline import analyze  # here, so other commands never import the whole pipeline
 
     config = with_options(load_config(args.config), args, _read_password if args.password_stdin else None)
     analysis = analyze(args.source, config, engine=args.engine, platform=args.platform)
@@ -165,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         writer(analysis, sys.stdout)
     secrets = [s for s in analysis.secrets if s.kind == "secret"]
-    code = 1 if args.fail_on_secrets and secrets else 0
+    code = ExitCode.FINDINGS if args.fail_on_secrets and secrets else ExitCode.OK
     if args.json and args.output:
         json.dump(_summary(analysis, args.output, args.format, code), sys.stdout)
         sys.stdout.write("\n")
@@ -257,7 +262,18 @@ def _host(text: str) -> str:
 
 
 def _write_atomically(path: str, write: Callable[[TextIO], None]) -> None:
-    """Write to a temporary file beside `path`, then rename: a failure never leaves half a report."""
+    """Write to a temporary file beside `path`, then rename: a failure never leaves half a report.
+
+    Not onto what is not a regular file (-o /dev/null, a FIFO): a rename would replace the device
+    itself with a file (as root, /dev/null for the whole machine), so those are written to directly."""
+    try:
+        special = not stat.S_ISREG(os.stat(path).st_mode)
+    except FileNotFoundError:
+        special = False
+    if special:
+        with open(path, "w", encoding="utf-8") as out:
+            write(out)
+        return
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".layerscan-", suffix=".tmp", dir=directory)
     try:

@@ -10,9 +10,8 @@ import sys
 from pathlib import Path
 
 from ..config import load_config
+from ..errors import ExitCode
 from ..store.layers import DIRNAME, GB, LayerCache
-
-EXIT_CORRUPT = 1  # `verify` found (and dropped) corrupt entries
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -119,4 +118,4 @@ def _verify(args: argparse.Namespace) -> int:
             state = "ok" if r.ok else "CORRUPT, dropped" if r.dropped else "CORRUPT, in use: dropped on its next read"
             print(f"{r.digest}  {state}")
         print(f"{len(results)} entries checked, {len(bad)} corrupt")
-    return EXIT_CORRUPT if bad else 0
+    return ExitCode.FINDINGS if bad else ExitCode.OK  # FINDINGS: corrupt entries were found and dropped
