@@ -1,6 +1,6 @@
 """Writes the fuzz target's seed inputs: small corpus layers and generated tars.
 
-    python fuzz/seeds.py OUT_DIR [--corpus ../shared/corpus] [--max-layer-bytes 65536]
+    python fuzz/seeds.py OUT_DIR [--corpus DIR] [--max-layer-bytes 65536]
 
 Generated tars cover what the parser must get right and mutations should start
 from: PAX (long names, xattrs, fractional mtime, global headers), GNU longname and
@@ -9,7 +9,8 @@ longlink, base-256 numbers, old-GNU sparse (with an extension block), PAX sparse
 members) and zstd (one and several frames, and a skippable frame). Every generated
 seed must scan cleanly with the reference engine, so mutations start from valid
 headers. The small corpus layers are added as stored and, when compressed, also
-as their tar (cut after the members that fit in the same size).
+as their tar (cut after the members that fit in the same size). The corpus is
+$LAYERSCAN_SHARED/corpus, or ../shared/corpus beside the repository.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import argparse
 import gzip
 import json
 import logging
+import os
 import struct
 import sys
 from collections.abc import Iterator, Sequence
@@ -224,7 +226,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out", type=Path, help="directory to write the seeds to")
-    ap.add_argument("--corpus", type=Path, default=ROOT.parent / "shared" / "corpus", help="the image corpus")
+    shared = Path(os.environ.get("LAYERSCAN_SHARED") or ROOT.parent / "shared")  # as tests/conftest.py finds it
+    ap.add_argument("--corpus", type=Path, default=shared / "corpus", help="the image corpus")
     ap.add_argument(
         "--max-layer-bytes",
         type=int,
