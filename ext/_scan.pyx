@@ -26,7 +26,7 @@ import time
 
 from layerscan.errors import CompressionError, DigestMismatch, LimitExceeded, TarFormatError
 from layerscan.scan.globs import GlobSet, glob_to_regex
-from layerscan.scan.model import EntryTable, LayerResult, ScanStats, Whiteout
+from layerscan.scan.model import EntryTable, LayerResult, ScanStats, Whiteout, outside_root_warnings
 from layerscan.scan.rules import confirm
 
 log = logging.getLogger("layerscan.scan")
@@ -325,8 +325,17 @@ cdef class Scanner:
             if digest != self.expected_digest:
                 raise DigestMismatch(f"layer {self.name}", str(self.expected_digest), digest)
         diff_id = "sha256:" + bytes(r.diff_sha256[:32]).hex() if self.options.compute_diff_id else None
+        cdef size_t n_outside = r.outside_flags.len
+        cdef const size_t *outside_entries = <const size_t *>r.outside_entries.p
+        outside_names = _strings(&r.outside_names, n_outside)
+        outside_paths = _strings(&r.outside_paths, n_outside)
+        outside: list = []
+        for i in range(n_outside):
+            link_of = paths[outside_entries[i]] if outside_entries[i] != <size_t>-1 else None
+            outside.append((r.outside_flags.p[i], outside_names[i], outside_paths[i], link_of))
+        warnings = outside_root_warnings(outside)
         stats = ScanStats(r.bytes_in, r.bytes_out, r.entries, time.perf_counter() - self.t0, r.sparse_count)
-        return LayerResult(table, whiteouts, secrets, captured, too_big, stats, diff_id, digest)
+        return LayerResult(table, whiteouts, secrets, captured, too_big, stats, diff_id, digest, warnings)
 
 
 cdef carray.array _longs(tar.ls_buf *b, size_t n):

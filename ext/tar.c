@@ -447,17 +447,20 @@ static int append_entry(ls_scanner *s, unsigned char kind, i128 size) {
 }
 
 /* normalize_path(): '/' + the components, '.' and empty ones dropped, '..'
- * popping one; a '..' with nothing to pop escapes the root. */
+ * popping one. As containerd does, a '..' with nothing to pop stays at the root:
+ * returns LS_OUTSIDE_* flags saying how the name was outside it, or -1 when out
+ * of memory. */
 static int normalize(const unsigned char *p, size_t n, ls_buf *out) {
+    int flags = n && p[0] == '/' ? LS_OUTSIDE_ABSOLUTE : 0;
     out->len = 0;
-    if (buf_reserve(out, n + 2)) return -2;
+    if (buf_reserve(out, n + 2)) return -1;
     out->p[out->len++] = '/';
     for (size_t i = 0; i <= n;) {
         size_t j = i;
         while (j < n && p[j] != '/') j++;
         size_t cl = j - i;
         if (cl == 2 && p[i] == '.' && p[i + 1] == '.') {
-            if (out->len == 1) return -1;
+            if (out->len == 1) flags |= LS_OUTSIDE_ESCAPES;
             while (out->p[out->len - 1] != '/') out->len--;
             if (out->len > 1) out->len--;
         } else if (cl && !(cl == 1 && p[i] == '.')) {
@@ -467,6 +470,16 @@ static int normalize(const unsigned char *p, size_t n, ls_buf *out) {
         }
         i = j + 1;
     }
+    return flags;
+}
+
+/* A name (or hardlink target) that was outside the root, and the path it is read as. */
+static int outside_root(ls_scanner *s, int flags, const ls_buf *name, const ls_buf *path, size_t entry) {
+    ls_result *r = &s->r;
+    unsigned char k = (unsigned char)flags;
+    if (buf_put(&r->outside_flags, &k, 1) || strings_put(&r->outside_names, name->p, name->len) ||
+        strings_put(&r->outside_paths, path->p, path->len) || buf_put(&r->outside_entries, &entry, sizeof entry))
+        return NOMEM(s);
     return 0;
 }
 
@@ -728,7 +741,8 @@ static int member_ready(ls_scanner *s) {
         (m->mtime_is_float && !(m->mtime_f >= -0x1p63 && m->mtime_f < 0x1p63)))
         return fail(s, LS_ERR_TAR, at, "number field out of range");
     int rc = normalize(m->name.p, m->name.len, &s->norm);
-    if (rc) return rc == -2 ? NOMEM(s) : fail(s, LS_ERR_TAR, at, "unsafe path escapes the root");
+    if (rc < 0) return NOMEM(s);
+    if (rc && outside_root(s, rc, &m->name, &s->norm, NO_BLOB)) return s->r.error;
     if (m->data < 0 || m->data > INT64_MAX / 2) return fail(s, LS_ERR_TAR, at, "member size out of range");
     int64_t area = round_block((int64_t)m->data) - s->smap_bytes; /* what is left of the data area */
 
@@ -756,7 +770,8 @@ static int member_ready(ls_scanner *s) {
     unsigned char kind = (t >= '1' && t <= '6') ? (unsigned char)KINDS[t - '0'] : 'f';
     if (kind == 'h') {
         rc = normalize(m->link.p, m->link.len, &s->norm_link);
-        if (rc) return rc == -2 ? NOMEM(s) : fail(s, LS_ERR_TAR, at, "unsafe link target escapes the root");
+        if (rc < 0) return NOMEM(s);
+        if (rc && outside_root(s, rc | LS_OUTSIDE_LINK, &m->link, &s->norm_link, r->n)) return s->r.error;
     }
     if ((rc = append_entry(s, kind, kind == 'f' ? m->size : 0))) return rc;
     if (kind != 'f' || m->sparse) {
@@ -1263,12 +1278,13 @@ void ls_free(ls_scanner *s) {
     if (!s) return;
     ls_result *r = &s->r;
     for (size_t i = 0; i < r->blobs.len / sizeof(ls_buf); i++) buf_free(((ls_buf *)r->blobs.p) + i);
-    ls_strings *strs[] = {&r->paths, &r->unames, &r->gnames, &r->links, &r->xattrs, &r->whiteouts};
+    ls_strings *strs[] = {&r->paths,    &r->unames,        &r->gnames,       &r->links,
+                          &r->xattrs,   &r->whiteouts,     &r->outside_names, &r->outside_paths};
     for (size_t i = 0; i < sizeof strs / sizeof *strs; i++) strings_free(strs[i]);
     ls_buf *bufs[] = {&r->xattr_ends, &r->types, &r->sparse, &r->modes, &r->uids, &r->gids, &r->sizes,
                       &r->mtimes, &r->digests, &r->opaque, &r->captures, &r->candidates, &r->masks, &r->blobs,
                       &s->m.name, &s->m.link, &s->m.uname, &s->m.gname, &s->norm, &s->norm_link, &s->tmp,
-                      &s->content, &s->smap, &s->smap_text};
+                      &s->content, &s->smap, &s->smap_text, &r->outside_flags, &r->outside_entries};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) buf_free(bufs[i]);
     for (int i = 0; i < MAX_CHAIN; i++) {
         buf_free(&s->chain[i].data);

@@ -36,6 +36,10 @@ enum { LS_OK, LS_ERR_COMPRESSION, LS_ERR_TAR, LS_ERR_LIMIT, LS_ERR_NOMEM };
 /* Capture decisions, in ls_capture.flags. */
 enum { LS_CAP_TOO_BIG = 1, LS_CAP_UNDECIDED = 2 };
 
+/* How an entry name or hardlink target was outside the root (it is read inside
+ * it, as containerd does), in ls_result.outside_flags. */
+enum { LS_OUTSIDE_ESCAPES = 1, LS_OUTSIDE_ABSOLUTE = 2, LS_OUTSIDE_LINK = 4 };
+
 typedef struct {
     int compression;
     int64_t max_total_bytes, max_entries, max_path_bytes, max_ext_header_bytes;
@@ -79,6 +83,10 @@ typedef struct {
     ls_buf candidates;              /* ls_candidate */
     ls_buf masks;                   /* uint64_t words, n_rules bits per candidate */
     ls_buf blobs;                   /* ls_buf per retained file content */
+    /* names outside the root: LS_OUTSIDE_* byte, the name as stored, the path it
+     * is read as, and for a hardlink target its entry (else (size_t)-1) */
+    ls_buf outside_flags, outside_entries;
+    ls_strings outside_names, outside_paths;
     int64_t bytes_in, bytes_out, entries, sparse_count;
     unsigned char input_sha256[32], diff_sha256[32];
     int error;

@@ -25,6 +25,9 @@ cdef extern from "tar.h" nogil:
         LS_ERR_NOMEM
         LS_CAP_TOO_BIG
         LS_CAP_UNDECIDED
+        LS_OUTSIDE_ESCAPES
+        LS_OUTSIDE_ABSOLUTE
+        LS_OUTSIDE_LINK
 
     ctypedef struct ls_options:
         int compression
@@ -57,6 +60,8 @@ cdef extern from "tar.h" nogil:
         ls_strings whiteouts
         ls_buf opaque
         ls_buf captures, candidates, masks, blobs
+        ls_buf outside_flags, outside_entries
+        ls_strings outside_names, outside_paths
         int64_t bytes_in, bytes_out, entries, sparse_count
         unsigned char input_sha256[32]
         unsigned char diff_sha256[32]

@@ -33,6 +33,7 @@ def comparable(result: LayerResult) -> dict:
         "stats": result.stats._replace(seconds=0.0),
         "diff_id": result.diff_id,
         "digest": result.digest,
+        "warnings": result.warnings,
     }
 
 

@@ -1,5 +1,5 @@
 """Regression tests for what hostile-input testing of the scanner found (issue 8, findings
-1, 2, 3, 5, 6 and 7). Each runs both engines, on the whole buffer and in chunks, and each
+1, 2, 3, 5, 6, 7 and 8). Each runs both engines, on the whole buffer and in chunks, and each
 broken layer must give the same typed error at the same offset however it is fed."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from layerscan.errors import LayerError, LimitExceeded, TarFormatError
 from layerscan.scan import scan_layer
-from layerscan.scan.model import LayerResult, Limits, ScanOptions
+from layerscan.scan.model import MAX_PATH_WARNINGS, LayerResult, Limits, ScanOptions, Whiteout
 from scancheck import ENGINES, assert_same
 from tarbuilder import (
     BLOCK,
@@ -29,6 +29,7 @@ from tarbuilder import (
     pax,
     pax_record,
     pax_sparse,
+    whiteout,
 )
 
 FEEDS = {"buffer": None, "chunks": [1000, 1, 4096], "bytes": [1]}
@@ -334,3 +335,59 @@ def outcome(blob: bytes, engine: str, sizes: list[int] | None, limits: Limits) -
 def test_outcome_does_not_depend_on_feeding(engine: str, case: tuple[bytes, Limits], sizes: list[int]) -> None:
     blob, limits = case
     assert outcome(blob, engine, sizes, limits) == outcome(blob, engine, None, limits)
+
+
+# ---------------------------------------------------------------- finding 8
+
+OUTSIDE = [
+    Entry("../etc/passwd", data=b"root"),
+    Entry("a/../../etc/shadow", data=b"x"),
+    Entry("/abs/file", data=b"y"),
+    Entry("ok", data=b"fine"),
+    Entry("link", "hardlink", link="../../abs/file"),
+    Entry("abslink", "hardlink", link="/ok"),
+    whiteout("../../gone"),
+    Entry("sym", "symlink", link="../../../etc/passwd"),  # a symlink's target is kept as stored
+    Entry("a/../b/./c", data=b"inside"),  # '..' that stays inside the root is no warning
+]
+
+
+@engines
+@feeds
+def test_names_outside_the_root_are_read_inside_it(engine: str, feed: str) -> None:
+    """Such names are read as containerd does (cleaned, '..' stopping at the root), each with a
+    warning: one bad name must not hide a whole layer (it once refused the layer)."""
+    result = assert_like_reference(build(OUTSIDE), engine, feed)
+    assert [(r.path, r.link, r.sha256) for r in result.entries] == [
+        ("/etc/passwd", None, sha256(b"root")),
+        ("/etc/shadow", None, sha256(b"x")),
+        ("/abs/file", None, sha256(b"y")),
+        ("/ok", None, sha256(b"fine")),
+        ("/link", "/abs/file", None),
+        ("/abslink", "/ok", None),
+        ("/sym", "../../../etc/passwd", None),
+        ("/b/c", None, sha256(b"inside")),
+    ]
+    assert result.whiteouts == [Whiteout("/gone", False)]
+    assert result.warnings == [
+        "entry '../etc/passwd' escapes the root with '..': read as '/etc/passwd', inside the root",
+        "entry 'a/../../etc/shadow' escapes the root with '..': read as '/etc/shadow', inside the root",
+        "entry '/abs/file' is absolute: read as '/abs/file', inside the root",
+        "hardlink '/link': target '../../abs/file' escapes the root with '..': read as '/abs/file', inside the root",
+        "hardlink '/abslink': target '/ok' is absolute: read as '/ok', inside the root",
+        "entry '../../.wh.gone' escapes the root with '..': read as '/.wh.gone', inside the root",
+    ]
+
+
+@engines
+def test_warnings_about_names_are_bounded(engine: str) -> None:
+    """A layer of absolute names gets one warning for each of the first MAX_PATH_WARNINGS, then a count."""
+    n = MAX_PATH_WARNINGS + 50
+    result = assert_like_reference(build([Entry(f"/f{i}", data=b"") for i in range(n)]), engine, "buffer")
+    assert len(result.entries) == n
+    assert (
+        result.warnings[-2]
+        == f"entry '/f{MAX_PATH_WARNINGS - 1}' is absolute: read as '/f{MAX_PATH_WARNINGS - 1}', inside the root"
+    )
+    assert result.warnings[-1] == "50 more entry names or hardlink targets outside the root, read inside it"
+    assert len(result.warnings) == MAX_PATH_WARNINGS + 1

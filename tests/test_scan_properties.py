@@ -21,7 +21,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from layerscan.scan import scan_layer
-from layerscan.scan.model import EntryTable, FileRecord, LayerResult, ScanOptions, ScanStats, SecretHit, Whiteout
+from layerscan.scan.model import (
+    OUTSIDE_ABSOLUTE,
+    OUTSIDE_LINK,
+    EntryTable,
+    FileRecord,
+    LayerResult,
+    ScanOptions,
+    ScanStats,
+    SecretHit,
+    Whiteout,
+    outside_root_warnings,
+)
 from layerscan.scan.rules import builtin_rules, mask
 from scancheck import ENGINES, assert_same, columns, needs_native
 from tarbuilder import (
@@ -197,10 +208,13 @@ def expected(layer: Layer, tar: bytes, blob: bytes, options: ScanOptions) -> dic
     secrets: list[SecretHit] = []
     captured: dict[str, bytes] = {}
     too_big: list[str] = []
+    outside: list[tuple[int, str, str, str | None]] = []  # names here are absolute at worst, never '..'
     count = 0
     for i, e in enumerate(layer.entries):
         count += 1
         path = normalized(e.path)
+        if e.path.startswith("/"):
+            outside.append((OUTSIDE_ABSOLUTE, e.path, path, None))
         base = path.rsplit("/", 1)[1]
         if base == ".wh..wh..opq":
             whiteouts.append(Whiteout(path.rsplit("/", 1)[0] or "/", True))
@@ -209,6 +223,8 @@ def expected(layer: Layer, tar: bytes, blob: bytes, options: ScanOptions) -> dic
             whiteouts.append(Whiteout(path[: -len(base)] + base[4:], False))
             continue
         link = {"symlink": e.link, "hardlink": normalized(e.link)}.get(e.type)
+        if e.type == "hardlink" and e.link.startswith("/"):
+            outside.append((OUTSIDE_ABSOLUTE | OUTSIDE_LINK, e.link, normalized(e.link), path))
         size = len(e.data) if e.type == "file" else 0
         rec = FileRecord(
             path,
@@ -256,6 +272,7 @@ def expected(layer: Layer, tar: bytes, blob: bytes, options: ScanOptions) -> dic
         "stats": ScanStats(len(blob), len(tar), count, 0.0, int(layer.sparse)),
         "diff_id": "sha256:" + hashlib.sha256(tar).hexdigest(),
         "digest": "sha256:" + hashlib.sha256(blob).hexdigest(),
+        "warnings": outside_root_warnings(outside),
     }
 
 

@@ -55,12 +55,14 @@ def analyze(
         source.close()
 
     warnings: list[str] = []
-    for i, desc in enumerate(source.layers):
-        if results[i] is None:
+    for i, (desc, result) in enumerate(zip(source.layers, results, strict=True)):
+        if result is None:
             warnings.append(
                 f"layer {i} ({desc.digest}, {desc.media_type}) is not present "
                 "(foreign or non-distributable): its files are not in this analysis"
             )
+        else:  # names outside the root, analyzed inside it
+            warnings += (f"layer {i} ({desc.digest}): {w}" for w in result.warnings)
     for w in warnings:
         log.warning("%s", w)
 

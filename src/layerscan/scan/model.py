@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from array import array
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import NamedTuple
 
 # One byte per entry in EntryTable.types; the tar typeflag family each stands for.
@@ -26,6 +26,29 @@ TYPE_BYTES: dict[str, int] = {name: ord(code) for code, name in TYPE_CODES.items
 # Bytes of each entry's digests in EntryTable.digests: md5 | sha1 | sha256.
 MD5_LEN, SHA1_LEN, SHA256_LEN = 16, 20, 32
 DIGEST_LEN = MD5_LEN + SHA1_LEN + SHA256_LEN
+
+
+# How an entry name or hardlink target was outside the root (read inside it, as containerd
+# does): flags, as the scanners report them.
+OUTSIDE_ESCAPES, OUTSIDE_ABSOLUTE, OUTSIDE_LINK = 1, 2, 4
+MAX_PATH_WARNINGS = 100  # named per layer; the rest are counted in one more warning
+
+
+def outside_root_warnings(found: Iterable[tuple[int, str, str, str | None]]) -> list[str]:
+    """A warning naming each name outside the root, from (flags, the name as stored, the
+    path it is read as, the hardlink's own path or None): the first MAX_PATH_WARNINGS,
+    then how many more there were, so that a hostile layer cannot flood a report."""
+    out: list[str] = []
+    n = 0
+    for flags, name, path, entry in found:
+        n += 1
+        if n <= MAX_PATH_WARNINGS:
+            what = f"hardlink {entry!r}: target {name!r}" if flags & OUTSIDE_LINK else f"entry {name!r}"
+            how = "escapes the root with '..'" if flags & OUTSIDE_ESCAPES else "is absolute"
+            out.append(f"{what} {how}: read as {path!r}, inside the root")
+    if n > MAX_PATH_WARNINGS:
+        out.append(f"{n - MAX_PATH_WARNINGS} more entry names or hardlink targets outside the root, read inside it")
+    return out
 
 
 class FileRecord(NamedTuple):
@@ -191,6 +214,8 @@ class LayerResult:
     stats: ScanStats
     diff_id: str | None  # "sha256:<hex>" of the tar stream, when ScanOptions.compute_diff_id
     digest: str | None  # "sha256:<hex>" of the input as given, when scan_layer was told to verify it
+    # Entry names (and hardlink targets) that were outside the root, read inside it: see outside_root_warnings.
+    warnings: list[str] = dataclasses.field(default_factory=list)
 
     def to_json(self) -> dict:
         """The `scan-layer` JSON document."""
@@ -199,4 +224,5 @@ class LayerResult:
             "whiteouts": [{"path": w.path, "opaque": w.opaque} for w in self.whiteouts],
             "secrets": [{"rule": s.rule, "path": s.path, "line": s.line, "match": s.masked} for s in self.secrets],
             "stats": self.stats._asdict(),
+            "warnings": self.warnings,
         }

@@ -21,7 +21,19 @@ import pyzstd
 
 from ..errors import CompressionError, DigestMismatch, LayerError, LimitExceeded, TarFormatError
 from .globs import GlobSet
-from .model import EntryTable, FileRecord, LayerResult, ScanOptions, ScanStats, SecretHit, Whiteout
+from .model import (
+    OUTSIDE_ABSOLUTE,
+    OUTSIDE_ESCAPES,
+    OUTSIDE_LINK,
+    EntryTable,
+    FileRecord,
+    LayerResult,
+    ScanOptions,
+    ScanStats,
+    SecretHit,
+    Whiteout,
+    outside_root_warnings,
+)
 from .rules import confirm, is_binary
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -52,19 +64,20 @@ def detect_compression(head: bytes) -> str:
     return "none"
 
 
-def normalize_path(name: str, layer: str = "", offset: int | None = None) -> str:
-    """'./a/b/', '/a//b', 'a/./b' -> '/a/b'; the root is '/'. '..' escaping the root is an error."""
-    norm = posixpath.normpath("/" + name.lstrip("/"))
-    # normpath keeps a leading '//'; '..' at the root is clamped by normpath, so check the raw parts.
+def normalize_path(name: str) -> tuple[str, int]:
+    """'./a/b/', '/a//b', 'a/./b' -> '/a/b'; the root is '/'. As containerd does, a '..' past
+    the root stays at the root; also returns OUTSIDE_* flags saying how the name was outside it."""
+    flags = OUTSIDE_ABSOLUTE if name.startswith("/") else 0
     depth = 0
     for part in name.split("/"):
         if part == "..":
-            depth -= 1
-            if depth < 0:
-                raise TarFormatError(f"unsafe path {name!r} escapes the root", layer, offset)
+            if depth == 0:
+                flags |= OUTSIDE_ESCAPES
+            depth = max(depth - 1, 0)
         elif part not in ("", "."):
             depth += 1
-    return "/" + norm.lstrip("/")
+    # normpath keeps a leading '//' and clamps '..' at the root
+    return "/" + posixpath.normpath("/" + name.lstrip("/")).lstrip("/"), flags
 
 
 class _Source(io.RawIOBase):
@@ -406,6 +419,7 @@ def scan_chunks(
     secrets: list[SecretHit] = []
     captured: dict[str, bytes] = {}
     too_big: list[str] = []
+    outside: list[tuple[int, str, str, str | None]] = []
     count = sparse = 0
     try:
         tf = tarfile.open(
@@ -426,7 +440,9 @@ def scan_chunks(
             _check_ext_header(ti, limits.max_ext_header_bytes, name)
             if len(ti.name.encode("utf-8", "surrogateescape")) > limits.max_path_bytes:
                 raise LimitExceeded(f"path longer than {limits.max_path_bytes} bytes", name, offset)
-            path = normalize_path(ti.name, name, offset)
+            path, flags = normalize_path(ti.name)
+            if flags:
+                outside.append((flags, ti.name, path, None))
             base = posixpath.basename(path)
             if base.startswith(WHITEOUT_PREFIX):
                 parent = posixpath.dirname(path)
@@ -440,7 +456,9 @@ def scan_chunks(
             if kind == "symlink":
                 link = ti.linkname
             elif kind == "hardlink":
-                link = normalize_path(ti.linkname, name, offset)
+                link, flags = normalize_path(ti.linkname)
+                if flags:
+                    outside.append((flags | OUTSIDE_LINK, ti.linkname, link, path))
             digests = None
             if kind == "file" and ti.sparse is not None:
                 sparse += 1  # stored data is not the file's content: no digests
@@ -509,7 +527,9 @@ def scan_chunks(
             raise DigestMismatch(f"layer {name}", str(expected_digest), digest)
     stats = ScanStats(src.count, plain.count, count, time.perf_counter() - t0, sparse)
     diff_id = "sha256:" + plain.hash.hexdigest() if plain.hash is not None else None
-    return LayerResult(entries, whiteouts, secrets, captured, too_big, stats, diff_id, digest)
+    return LayerResult(
+        entries, whiteouts, secrets, captured, too_big, stats, diff_id, digest, outside_root_warnings(outside)
+    )
 
 
 def _check_ext_header(ti: tarfile.TarInfo, limit: int, layer: str) -> None:
