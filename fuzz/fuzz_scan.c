@@ -179,7 +179,8 @@ static void check_same(const ls_result *a, const ls_result *b) {
          SAME_STR(a, b, xattrs) && SAME_BUF(a, b, xattr_ends) && SAME_BUF(a, b, types) && SAME_BUF(a, b, sparse) &&
          SAME_BUF(a, b, modes) && SAME_BUF(a, b, uids) && SAME_BUF(a, b, gids) && SAME_BUF(a, b, sizes) &&
          SAME_BUF(a, b, mtimes) && SAME_BUF(a, b, digests) && SAME_STR(a, b, whiteouts) && SAME_BUF(a, b, opaque) &&
-         SAME_BUF(a, b, candidates) && SAME_BUF(a, b, masks);
+         SAME_BUF(a, b, candidates) && SAME_BUF(a, b, masks) && SAME_BUF(a, b, outside_flags) &&
+         SAME_BUF(a, b, outside_entries) && SAME_STR(a, b, outside_names) && SAME_STR(a, b, outside_paths);
     /* field by field: ls_capture has padding, and blobs hold pointers */
     ok = ok && a->captures.len == b->captures.len && a->blobs.len == b->blobs.len;
     for (size_t i = 0; ok && i < a->captures.len / sizeof(ls_capture); i++) {
