@@ -5,7 +5,7 @@
 Generated tars cover what the parser must get right and mutations should start
 from: PAX (long names, xattrs, fractional mtime, global headers), GNU longname and
 longlink, base-256 numbers, old-GNU sparse (with an extension block), PAX sparse
-0.0, 0.1 and 1.0, whiteouts and secrets, each plain, gzip (one and several
+0.0, 0.1 and 1.0, whiteouts, secrets and names outside the root, each plain, gzip (one and several
 members) and zstd (one and several frames, and a skippable frame). Every generated
 seed must scan cleanly with the reference engine, so mutations start from valid
 headers. The small corpus layers are added as stored and, when compressed, also
@@ -146,6 +146,19 @@ def generated_tars() -> Iterator[tuple[str, bytes]]:
         header(b"b256/file", b"0", base256(len(data), 12), fields=b256) + padded(data) + end_of_archive(),
     )
     yield "old-gnu-sparse", old_gnu_sparse_extended(b"sparse/old", SPARSE_CHUNKS, SPARSE_SIZE) + end_of_archive()
+    yield (
+        "outside-root",
+        build(
+            [
+                Entry("../../etc/escape", data=b"read inside the root\n"),
+                Entry("/abs/file", data=b"absolute\n"),
+                Entry("a/../../b", "dir"),
+                Entry("ok/hard", "hardlink", link="../../etc/escape"),
+                Entry("ok/sym", "symlink", link="/../../x"),
+            ],
+            "pax",
+        ),
+    )
     for version in ("0.0", "0.1", "1.0"):
         yield (
             f"pax-sparse-{version}",
