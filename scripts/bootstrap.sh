@@ -8,9 +8,11 @@ set -euo pipefail
 # docker-archives, redis-server (the result cache in Redis). Benchmarks: zstd and GNU time
 # (benchmarks/peers.py). openssl: the CLI beside libssl, for looking at the test registry's
 # certificates by hand. Lint: clang-format (make lint, the CI gate). chromium: the web page's
-# browser test (Playwright drives it by path).
+# browser test (Playwright drives it by path). make fuzz: clang and its runtimes (libFuzzer,
+# ASan, UBSan), which Debian ships in libclang-rt-dev (only recommended by clang, so named here).
 want=(build-essential pkg-config libisal-dev libssl-dev zlib1g-dev libzstd-dev
-      docker-registry apache2-utils skopeo redis-server openssl zstd time clang-format chromium)
+      docker-registry apache2-utils skopeo redis-server openssl zstd time clang-format chromium
+      clang libclang-rt-dev)
 
 missing=()
 for p in "${want[@]}"; do
