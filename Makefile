@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: setup build demo test lint bench bench-peers clean
+.PHONY: setup build demo test lint bench bench-peers anchore-cli clean
 
 setup: $(STAMP)
 
@@ -43,5 +43,14 @@ bench-peers: setup
 	$(VENV)/bin/pip install -q -e '.[bench]'
 	$(VENV)/bin/python benchmarks/peers.py
 
+# anchore-cli 0.9.3, the client the service's API tests drive, in a venv of its own (its pins clash with ours).
+ANCHORECLI_VENV := .venv-anchorecli
+anchore-cli: $(ANCHORECLI_VENV)/bin/anchore-cli
+
+$(ANCHORECLI_VENV)/bin/anchore-cli:
+	$(PYTHON) -m venv $(ANCHORECLI_VENV)
+	$(ANCHORECLI_VENV)/bin/pip install -q --no-deps anchorecli==0.9.3
+	$(ANCHORECLI_VENV)/bin/pip install -q "click<8.1" prettytable python-dateutil pyyaml requests
+
 clean:
-	rm -rf $(VENV) build src/*.egg-info src/layerscan/*.so ext/_scan.c
+	rm -rf $(VENV) $(ANCHORECLI_VENV) build src/*.egg-info src/layerscan/*.so ext/_scan.c
