@@ -28,9 +28,9 @@ from .._scan import (
     WHITEOUT_PREFIX,
 )
 from ..errors import CompressionError, DigestMismatch, LayerError, LimitExceeded, TarFormatError
+from ..image import Buffer
 from .globs import GlobSet
 from .model import (
-    Buffer,
     EntryTable,
     FileRecord,
     LayerResult,

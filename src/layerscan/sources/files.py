@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import BinaryIO, NamedTuple, Protocol
 
 from ..errors import SourceError
-from ..scan.model import Buffer
+from ..image import Buffer
 from .media import check_digest
 
 log = logging.getLogger(__name__)

@@ -10,8 +10,7 @@ import re
 from typing import Any
 
 from ..errors import DigestMismatch, SourceError
-from ..image import Descriptor, Platform
-from ..scan.model import Buffer
+from ..image import Buffer, Descriptor, Platform
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
