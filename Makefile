@@ -78,9 +78,9 @@ $(FUZZ_DIR)/cflags: FORCE
 	mkdir -p $(FUZZ_DIR)
 	echo '$(FUZZ_CFLAGS)' | cmp -s - $@ || echo '$(FUZZ_CFLAGS)' > $@
 
-$(FUZZ_DIR)/rules.txt: fuzz/patterns.py src/layerscan/scan/rules.py $(STAMP)
+$(FUZZ_DIR)/rules.txt: fuzz/patterns.py src/layerscan/scan/rules.py src/layerscan/scan/globs.py $(STAMP)
 	mkdir -p $(FUZZ_DIR)
-	$(VENV)/bin/python fuzz/patterns.py $@
+	$(VENV)/bin/python fuzz/patterns.py $@ $(FUZZ_DIR)/globs.bin
 
 $(FUZZ_DIR)/seeds.done: fuzz/seeds.py tests/tarbuilder.py $(STAMP)
 	rm -rf $(FUZZ_DIR)/seeds

@@ -14,9 +14,8 @@
  * difference is being fixed.
  *
  * The secret prefilter uses the project's real rules: fuzz/patterns.py writes
- * them to rules.txt beside this binary. Capture runs with no glob database, so
- * every path is "undecided" and file content is retained (up to the capture
- * limit) as it is for Python to judge.
+ * them to rules.txt beside this binary, and the catalogers' capture globs, as the
+ * program ext/glob.c runs, to globs.bin.
  */
 #define _GNU_SOURCE /* getline, strdup */
 #include <stdint.h>
@@ -52,6 +51,21 @@ static int compiles(const char *pattern, unsigned flags) {
 
 /* The rules database as _scan.pyx builds it: each pattern exactly when Hyperscan
  * can, else as a prefilter, else it is "always" a candidate. */
+static void load_globs(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        perror(path);
+        abort();
+    }
+    static unsigned char program[1 << 20];
+    size_t len = fread(program, 1, sizeof program, f);
+    fclose(f);
+    if (ls_globs_new(program, len, &options.capture) != LS_GLOBS_OK) {
+        fprintf(stderr, "fuzz_scan: %s is not a glob program\n", path);
+        abort();
+    }
+}
+
 static void load_rules(const char *path) {
     FILE *f = fopen(path, "r");
     if (!f) {
@@ -110,12 +124,13 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     options.secret_skip_binary = 1;
     options.hash_input = 1;
     options.diff_id = 1;
-    options.have_capture = 1;
-    /* rules.txt sits beside the binary, so a crash file reproduces with the binary alone */
+    /* rules.txt and globs.bin sit beside the binary, so a crash file reproduces with the binary alone */
     const char *exe = (*argv)[0], *slash = strrchr(exe, '/');
     char path[4096];
     snprintf(path, sizeof path, "%.*srules.txt", slash ? (int)(slash - exe + 1) : 0, exe);
     load_rules(path);
+    snprintf(path, sizeof path, "%.*sglobs.bin", slash ? (int)(slash - exe + 1) : 0, exe);
+    load_globs(path);
     return 0;
 }
 
