@@ -5,11 +5,13 @@ set -euo pipefail
 
 # Build: a C compiler, pkg-config, and the native libraries (headers + .pc files).
 # Tests: a real registry (docker-registry, htpasswd from apache2-utils), skopeo to make
-# docker-archives. Benchmarks: zstd and GNU time (benchmarks/peers.py). openssl: the CLI
-# beside libssl, for looking at the test registry's certificates by hand. Lint: clang-format
-# (make lint, the CI gate). chromium: the web page's browser test (Playwright drives it by path).
+# docker-archives; redis-server and postgresql (the result cache in Redis, the Celery broker,
+# the PostgreSQL store: the tests start their own). Benchmarks: zstd and GNU time
+# (benchmarks/peers.py). openssl: the CLI beside libssl, for looking at the test registry's
+# certificates by hand. Lint: clang-format (make lint, the CI gate). chromium: the web page's
+# browser test (Playwright drives it by path).
 want=(build-essential pkg-config libisal-dev libssl-dev zlib1g-dev libzstd-dev
-      docker-registry apache2-utils skopeo openssl zstd time clang-format chromium)
+      docker-registry apache2-utils skopeo redis-server postgresql openssl zstd time clang-format chromium)
 
 missing=()
 for p in "${want[@]}"; do
@@ -39,6 +41,6 @@ fi
 echo "bootstrap: installing ${missing[*]}" >&2
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # Debian starts these on install; the tests start their own on free loopback ports.
-for svc in docker-registry; do
+for svc in docker-registry redis-server postgresql; do
   (systemctl stop "$svc" || service "$svc" stop) >/dev/null 2>&1 || true
 done

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import FIXTURES, IMAGES, answers, layer_blob
+from conftest import FIXTURES, IMAGES, answers, corpus_params, layer_blob
 from fsview import ENGINE, image_files_from_dir
 from layerscan.catalog import CatalogResult, capture_globs, capture_max_bytes, catalog_image, catalogers
 from layerscan.catalog.gem import parse_gemspec
@@ -75,7 +75,8 @@ EXTRA = {
 }
 
 
-@pytest.mark.parametrize("case", cases(), ids=lambda c: f"{c.parent.name}/{c.name}")
+@pytest.mark.corpus
+@pytest.mark.parametrize("case", corpus_params(cases), ids=lambda c: f"{c.parent.name}/{c.name}")
 def test_fixture_packages(case: Path):
     kind = TYPE_OF_DIR[case.parent.name]
     exp = json.loads((case / "expected.json").read_text())
@@ -92,9 +93,10 @@ def test_fixture_packages(case: Path):
         assert e.reason and "\n" not in e.reason
 
 
+@pytest.mark.corpus
 @pytest.mark.parametrize(
     "case",
-    [c for c in cases() if c.parent.name in ("npm", "ruby", "java", "python")],
+    corpus_params(lambda: [c for c in cases() if c.parent.name in ("npm", "ruby", "java", "python")]),
     ids=lambda c: f"{c.parent.name}/{c.name}",
 )
 def test_fixture_locations_and_licenses(case: Path):
@@ -111,6 +113,7 @@ def test_fixture_locations_and_licenses(case: Path):
             assert p.purl == e["purl"]
 
 
+@pytest.mark.corpus
 def test_npm_licenses_in_every_shape():
     got = {rel(p.location): p.licenses for p in catalog_dir(FIXTURES / "npm" / "package-json-variants").packages}
     exp = json.loads((FIXTURES / "npm" / "package-json-variants" / "expected.json").read_text())
@@ -118,6 +121,7 @@ def test_npm_licenses_in_every_shape():
         assert list(got[e["location"]]) == e.get("licenses", []), e["location"]
 
 
+@pytest.mark.corpus
 def test_npm_author_as_syft_joins_it():
     exp = json.loads((FIXTURES / "npm" / "package-json-variants" / "expected.json").read_text())
     got = {rel(p.location): p.metadata for p in catalog_dir(FIXTURES / "npm" / "package-json-variants").packages}
@@ -128,6 +132,7 @@ def test_npm_author_as_syft_joins_it():
             assert m.url == e["metadata"]["URL"] and m.homepage == e["metadata"]["Homepage"]
 
 
+@pytest.mark.corpus
 def test_python_purl_vcs_url_and_record_files():
     pkgs = {p.name: p for p in catalog_dir(FIXTURES / "python" / "dist-info-and-egg-info-dirs").packages}
     # packageurl-go escapes ':' in qualifier values, our purl helper (shared with dpkg epochs) keeps it.
@@ -288,6 +293,7 @@ def debian_apps() -> ImageFiles:
 SYFT_TYPES = {"npm": "npm", "gem": "gem", "java-archive": "java", "python": "python", "dotnet": "nuget"}
 
 
+@pytest.mark.corpus
 def test_debian_apps_equals_syft_and_answers():
     result = catalog_image(debian_apps())
     assert [e for e in result.errors if e.cataloger in LIBRARY_TYPES] == []
@@ -312,6 +318,7 @@ def test_debian_apps_equals_syft_and_answers():
     assert not any(p.name == "pyyaml" for p in result.packages)
 
 
+@pytest.mark.corpus
 def test_debian_apps_locations_as_anchore_keys():
     result = catalog_image(debian_apps())
     java = {p.location for p in result.packages if p.type == "java"}

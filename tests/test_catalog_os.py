@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gzip
 import json
 import shutil
@@ -12,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import FIXTURES, IMAGES, answers
+from conftest import FIXTURES, IMAGES, answers, corpus_params
 from fsview import image_files_from_dir, image_files_from_layer
 from layerscan.catalog import (
     CatalogResult,
@@ -192,6 +193,7 @@ def test_distro_order_and_fallbacks(tmp_path):
 # ---------------------------------------------------------------- dpkg fixtures
 
 
+@pytest.mark.corpus
 @pytest.mark.parametrize("case", ["debian12-status", "ubuntu18.04-status"])
 def test_dpkg_status_fixture(case):
     case_dir = FIXTURES / "dpkg" / case
@@ -213,6 +215,7 @@ def test_dpkg_status_fixture(case):
             assert upstream == e["srcVersion"]
 
 
+@pytest.mark.corpus
 def test_dpkg_status_info_fixture():
     case_dir = FIXTURES / "dpkg" / "debian12-status-info"
     (e,) = expected(case_dir)["packages"]
@@ -234,6 +237,7 @@ def test_dpkg_status_info_fixture():
     assert sorted(got) == sorted(want)
 
 
+@pytest.mark.corpus
 def test_dpkg_distroless_fixture():
     case_dir = FIXTURES / "dpkg" / "distroless-statusd"
     (e,) = expected(case_dir)["packages"]
@@ -247,6 +251,7 @@ def test_dpkg_distroless_fixture():
     assert {f.path: f.digest.value for f in p.metadata.files} == want
 
 
+@pytest.mark.corpus
 def test_dpkg_statusd_edge_cases():
     case_dir = FIXTURES / "dpkg" / "statusd-edge-cases"
     exp = expected(case_dir)
@@ -270,6 +275,7 @@ def test_dpkg_statusd_edge_cases():
         dpkg.parse_status((case_dir / "corrupt" / "status").read_bytes(), "corrupt/status")
 
 
+@pytest.mark.corpus
 def test_dpkg_corrupt_status_does_not_stop_status_d_or_other_catalogers(tmp_path):
     base = FIXTURES / "dpkg" / "statusd-edge-cases"
     root = tmp_path / "img"
@@ -286,7 +292,8 @@ def test_dpkg_corrupt_status_does_not_stop_status_d_or_other_catalogers(tmp_path
 # ---------------------------------------------------------------- apk fixtures
 
 
-@pytest.mark.parametrize("case", [c.name for c in cases("apk") if c.name != "corrupt"])
+@pytest.mark.corpus
+@pytest.mark.parametrize("case", corpus_params(lambda: [c.name for c in cases("apk") if c.name != "corrupt"]))
 def test_apk_fixture(case):
     case_dir = FIXTURES / "apk" / case
     exp = expected(case_dir)
@@ -314,6 +321,7 @@ def test_apk_fixture(case):
             assert list(p.metadata.provides) == meta.get("Provides", [])
 
 
+@pytest.mark.corpus
 def test_apk_file_digests_are_decoded():
     result = catalog_dir(FIXTURES / "apk" / "alpine3.4-with-invalid-entry")
     musl = by_name(result, "apk")["musl"]
@@ -323,6 +331,7 @@ def test_apk_file_digests_are_decoded():
     assert decode_checksum("Q1not-base64!") is None and decode_checksum("X1abc") is None
 
 
+@pytest.mark.corpus
 def test_apk_corrupt_gives_a_per_file_error():
     result = catalog_dir(FIXTURES / "apk" / "corrupt")
     assert [(e.cataloger, e.path) for e in result.errors] == [("apk", "/lib/apk/db/installed")]
@@ -333,7 +342,10 @@ def test_apk_corrupt_gives_a_per_file_error():
 # ---------------------------------------------------------------- rpm fixtures
 
 
-@pytest.mark.parametrize("case", [c.name for c in cases("rpm") if not expected(c).get("expect_error")])
+@pytest.mark.corpus
+@pytest.mark.parametrize(
+    "case", corpus_params(lambda: [c.name for c in cases("rpm") if not expected(c).get("expect_error")])
+)
 def test_rpm_fixture(case):
     case_dir = FIXTURES / "rpm" / case
     exp = expected(case_dir)
@@ -364,18 +376,21 @@ def test_rpm_fixture(case):
         assert p.metadata.digest_algo == a["DigestAlgorithm"].lower()
 
 
+@pytest.mark.corpus
 def test_rpm_epoch_in_version_and_purl():
     (p,) = catalog_dir(FIXTURES / "rpm" / "fedora32-bdb-epoch").packages
     assert p.version == "1:0.0.1-rls"
     assert "epoch=1" in p.purl and "@0.0.1-rls?" in p.purl
 
 
+@pytest.mark.corpus
 def test_rpm_corrupt_gives_a_per_file_error():
     result = catalog_dir(FIXTURES / "rpm" / "corrupt-bdb")
     assert result.packages == []
     assert [(e.cataloger, e.path) for e in result.errors] == [("rpm", "/var/lib/rpm/Packages")]
 
 
+@pytest.mark.corpus
 def test_rpm_sqlite_database_behind_a_link_is_read_once(tmp_path):
     src = FIXTURES / "rpm" / "fedora36-sqlite-tzdata" / "var/lib/rpm/rpmdb.sqlite"
     root = _tree(
@@ -412,6 +427,7 @@ def syft_packages(image: str, syft_type: str) -> dict[str, dict]:
     return {a["name"]: a for a in doc["artifacts"] if a["type"] == syft_type}
 
 
+@pytest.mark.corpus
 def test_debian_minbase_packages(minbase):
     ans = answers("debian-minbase")
     assert not minbase.errors
@@ -433,6 +449,7 @@ def test_debian_minbase_packages(minbase):
         assert ours == syft_files, name
 
 
+@pytest.mark.corpus
 def test_debian_apps_os_packages_are_the_base_layers():
     """debian-apps' OS packages come from its layer 0, byte-identical to debian-minbase's only
     layer, and no later layer writes a file the OS catalogers or distro detection read for them
@@ -459,6 +476,7 @@ def test_debian_apps_os_packages_are_the_base_layers():
     }
 
 
+@pytest.mark.corpus
 def test_rpm_sqlite_image(rpm_sqlite):
     ans = answers("rpm-sqlite")
     assert not rpm_sqlite.errors
@@ -499,6 +517,7 @@ def test_rpm_sqlite_image(rpm_sqlite):
 # ---------------------------------------------------------------- Anchore elements
 
 
+@pytest.mark.corpus
 def test_anchore_os_elements_deb(minbase):
     out = anchore.os_package_list(minbase.packages, minbase.distro)
     assert len(out["pkgs.all"]) == 88
@@ -524,6 +543,7 @@ def test_anchore_os_elements_deb(minbase):
     ]
 
 
+@pytest.mark.corpus
 def test_anchore_os_elements_rpm(rpm_sqlite):
     out = anchore.os_package_list(rpm_sqlite.packages, rpm_sqlite.distro)
     assert out["pkgs.all"]["demo-scripts"] == "2:3.0.0-1.el9"
@@ -546,6 +566,7 @@ def test_anchore_os_elements_rpm(rpm_sqlite):
     )
 
 
+@pytest.mark.corpus
 def test_anchore_os_elements_apk_and_empty():
     result = catalog_dir(FIXTURES / "apk" / "alpine3.4-with-invalid-entry")
     out = anchore.os_package_list(result.packages, Distro("alpine", "3.4.6"))
@@ -561,10 +582,16 @@ def test_anchore_os_elements_apk_and_empty():
 # ---------------------------------------------------------------- garbage in, clean error out
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-_VALID_HEADERS = [
-    b for b in ndb.read_blobs((FIXTURES / "rpm/sle15-bci-ndb/usr/lib/sysimage/rpm/Packages.db").read_bytes())
-][:3]
-_BDB = (FIXTURES / "rpm/rhel8-bdb-libuuid/var/lib/rpm/Packages").read_bytes()
+
+
+@functools.cache
+def _valid_headers() -> list[bytes]:
+    return list(ndb.read_blobs((FIXTURES / "rpm/sle15-bci-ndb/usr/lib/sysimage/rpm/Packages.db").read_bytes()))[:3]
+
+
+@functools.cache
+def _bdb() -> bytes:
+    return (FIXTURES / "rpm/rhel8-bdb-libuuid/var/lib/rpm/Packages").read_bytes()
 
 
 def _parse_header_or_error(blob: bytes) -> None:
@@ -580,13 +607,15 @@ def test_header_garbage(blob):
     _parse_header_or_error(blob)
 
 
+@pytest.mark.corpus
 @FUZZ
 @given(
-    st.sampled_from(range(len(_VALID_HEADERS))),
+    st.integers(0, 2),
     st.lists(st.tuples(st.integers(0, 1 << 20), st.integers(0, 255)), max_size=8),
 )
 def test_header_mutations(which, edits):
-    blob = bytearray(_VALID_HEADERS[which])
+    headers = _valid_headers()
+    blob = bytearray(headers[which % len(headers)])
     index_end = 8 + 16 * struct.unpack_from(">I", blob)[0]
     for pos, value in edits:  # mostly in the preamble and the index entries, where the structure is
         blob[pos % index_end if pos % 4 else pos % len(blob)] = value
@@ -613,18 +642,20 @@ def test_bdb_garbage(db):
     _bdb_or_error(db)
 
 
+@pytest.mark.corpus
 @FUZZ
 @given(
     st.lists(
-        st.tuples(st.integers(0, len(_BDB) // 4096 - 1), st.integers(0, 96), st.integers(0, 255)),
+        st.tuples(st.integers(0, 1 << 16), st.integers(0, 96), st.integers(0, 255)),
         min_size=1,
         max_size=16,
     )
 )
 def test_bdb_mutations(edits):
-    db = bytearray(_BDB)
+    db = bytearray(_bdb())
+    pages = len(db) // 4096
     for page, offset, value in edits:  # page headers, the metadata and the first index slots
-        db[page * 4096 + offset] = value
+        db[page % pages * 4096 + offset] = value
     _bdb_or_error(bytes(db))
 
 

@@ -72,6 +72,7 @@ def expected_diff_ids(name: str) -> dict[str, str]:
 # ---------------------------------------------------------------------------- access
 
 
+@pytest.mark.corpus
 def test_anonymous_pull_matches_the_corpus(registry, tmp_path):
     src = open_registry(f"registry:{registry.host}/{SMALL}:latest", platform=None, config=cfg(registry.host, tmp_path))
     try:
@@ -87,6 +88,7 @@ def test_anonymous_pull_matches_the_corpus(registry, tmp_path):
     assert not (tmp_path / "tmp").exists() or not any((tmp_path / "tmp").rglob("*"))
 
 
+@pytest.mark.corpus
 def test_pull_by_digest_verifies_it(registry, tmp_path):
     digest = answers("rpm-sqlite")["manifest_digest"]
     src = open_registry(
@@ -98,6 +100,7 @@ def test_pull_by_digest_verifies_it(registry, tmp_path):
         open_registry(f"{registry.host}/{SMALL}@sha256:{'0' * 64}", platform=None, config=cfg(registry.host, tmp_path))
 
 
+@pytest.mark.corpus
 def test_manifest_not_matching_the_pulled_digest_is_refused(fault_proxy, tmp_path):
     digest = answers("rpm-sqlite")["manifest_digest"]
     other, _ = layout_manifest(IMAGES / "debian-minbase")
@@ -111,6 +114,7 @@ def test_unknown_repository_is_a_clear_error(registry, tmp_path):
         open_registry(f"{registry.host}/corpus/nope:latest", platform=None, config=cfg(registry.host, tmp_path))
 
 
+@pytest.mark.corpus
 def test_basic_auth(basic_registry, tmp_path):
     host = basic_registry.host
     ref = f"{host}/{SMALL}:latest"
@@ -128,6 +132,7 @@ def test_basic_auth(basic_registry, tmp_path):
         src.close()
 
 
+@pytest.mark.corpus
 def test_basic_auth_from_docker_config_json(basic_registry, tmp_path, monkeypatch):
     host = basic_registry.host
     docker = tmp_path / "home" / ".docker"
@@ -167,6 +172,7 @@ def test_token_auth_caches_and_refreshes_tokens(token_registry, token_server, tm
     assert PASSWORD not in caplog.text and "Bearer ey" not in caplog.text
 
 
+@pytest.mark.corpus
 def test_token_auth_anonymous_and_with_an_identity_token(token_registry, token_server, tmp_path, monkeypatch):
     host = token_registry.host
     ref = f"{host}/{SMALL}:latest"
@@ -187,6 +193,7 @@ def test_token_auth_anonymous_and_with_an_identity_token(token_registry, token_s
     assert token_server.issued[-1] == (USER, f"repository:{SMALL}:pull")
 
 
+@pytest.mark.corpus
 def test_tls_with_a_test_ca(tls_registry, tls_certs, tmp_path):
     host = tls_registry.host
     ref = f"{host}/{SMALL}:latest"
@@ -201,6 +208,7 @@ def test_tls_with_a_test_ca(tls_registry, tls_certs, tmp_path):
     open_registry(ref, platform=None, config=per_registry).close()
 
 
+@pytest.mark.corpus
 def test_manifest_list_picks_the_platform(registry, tmp_path):
     ref = f"{registry.host}/{MULTI_REPO}:latest"
     config = cfg(registry.host, tmp_path)
@@ -234,6 +242,7 @@ def _read_layer(src, desc: Descriptor) -> bytes:
     return data
 
 
+@pytest.mark.corpus
 def test_cut_mid_blob_resumes_with_range(fault_proxy, tmp_path):
     desc = _layer("debian-apps", 1)  # 2 MB
     fault_proxy.faults.append(Fault("cut", desc.digest, at=700_000))
@@ -247,6 +256,7 @@ def test_cut_mid_blob_resumes_with_range(fault_proxy, tmp_path):
     assert 0 < int(ranges[1][6:-1]) <= 700_000
 
 
+@pytest.mark.corpus
 def test_500_then_ok(fault_proxy, tmp_path):
     desc = _layer("debian-apps", 4)
     fault_proxy.faults.append(Fault("status", desc.digest, status=500))
@@ -258,6 +268,7 @@ def test_500_then_ok(fault_proxy, tmp_path):
     assert fault_proxy.blob_gets[desc.digest] == 2
 
 
+@pytest.mark.corpus
 def test_429_honours_retry_after(fault_proxy, tmp_path):
     desc = _layer("debian-apps", 4)
     fault_proxy.faults.append(Fault("status", desc.digest, status=429, retry_after="1"))
@@ -271,6 +282,7 @@ def test_429_honours_retry_after(fault_proxy, tmp_path):
     assert fault_proxy.blob_gets[desc.digest] == 2
 
 
+@pytest.mark.corpus
 def test_persistent_5xx_gives_up_with_a_clear_error(fault_proxy, tmp_path):
     desc = _layer("debian-apps", 4)
     fault_proxy.faults.append(Fault("status", desc.digest, status=503, times=-1))
@@ -283,6 +295,7 @@ def test_persistent_5xx_gives_up_with_a_clear_error(fault_proxy, tmp_path):
     assert fault_proxy.blob_gets[desc.digest] == RegistryClient.attempts
 
 
+@pytest.mark.corpus
 @pytest.mark.parametrize("cache", [True, False], ids=["cache", "stream"])
 def test_corrupt_byte_is_a_digest_error_and_nothing_is_cached(fault_proxy, tmp_path, cache):
     desc = _layer("debian-apps", 1)
@@ -300,6 +313,7 @@ def test_corrupt_byte_is_a_digest_error_and_nothing_is_cached(fault_proxy, tmp_p
         assert not tmp.exists()
 
 
+@pytest.mark.corpus
 def test_redirect_to_another_host_gets_no_authorization(basic_fault_proxy, tmp_path):
     proxy = basic_fault_proxy
     desc = _layer("debian-apps", 4)
@@ -361,6 +375,7 @@ def test_foreign_layer_fetched_from_its_urls(fault_proxy, registry, tmp_path):
 # ---------------------------------------------------------------------------- the layer cache
 
 
+@pytest.mark.corpus
 def test_warm_cache_downloads_no_layer(fault_proxy, tmp_path):
     layers = [la["digest"] for la in answers("debian-apps")["layers"]]
     for _ in range(2):
@@ -380,6 +395,7 @@ def test_warm_cache_downloads_no_layer(fault_proxy, tmp_path):
     assert cached == {d.split(":")[1] for d in layers}
 
 
+@pytest.mark.corpus
 def test_cache_off_writes_no_layer_bytes(fault_proxy, tmp_path):
     tmp = tmp_path / "tmp"
     tmp.mkdir()

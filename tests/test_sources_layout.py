@@ -138,6 +138,7 @@ def test_every_format_reads_the_image(tmp_path: Path, fmt: str, engine: str) -> 
     assert (bare.manifest_digest, table(bare_files)) == (source.manifest_digest, table(files))
 
 
+@pytest.mark.corpus
 def test_oci_archive_of_the_corpus_with_dot_prefixes_equals_the_layout(tmp_path: Path) -> None:
     root = IMAGES / "rpm-sqlite"
     files: Files = {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Any
 
 from .catalog.model import CatalogError, Distro, Package
 from .filetree import ImageFiles
 from .findings import SecretFinding
 from .image import Descriptor
-from .scan.model import ScanStats
+from .scan.model import LayerResult, ScanStats
 from .scan.rules import Rule
 
 
@@ -58,3 +59,24 @@ class Analysis:
     @property
     def os(self) -> str:
         return str(self.config.get("os", ""))
+
+
+def layer_infos(
+    layers: Sequence[Descriptor], config: dict[str, Any], results: Sequence[LayerResult | None]
+) -> list[LayerInfo]:
+    """Each manifest layer with its diff_id and history line from the image config, and its scan's stats."""
+    diff_ids = list((config.get("rootfs") or {}).get("diff_ids") or [])
+    created = [h.get("created_by", "") for h in config.get("history") or [] if not h.get("empty_layer", False)]
+    out = []
+    for i, (desc, r) in enumerate(zip(layers, results, strict=False)):
+        out.append(
+            LayerInfo(
+                index=i,
+                descriptor=desc,
+                diff_id=diff_ids[i] if i < len(diff_ids) else "",
+                stats=r.stats if r is not None else None,
+                entries=r.stats.entries if r is not None else 0,
+                created_by=created[i] if i < len(created) else "",
+            )
+        )
+    return out

@@ -110,6 +110,11 @@ class Config:
     insecure_registries: tuple[str, ...] = ()
     fetch_foreign_layers: bool = True  # from the layer's urls, as Anchore does; false: skip them, with a warning
     platform: str | None = None
+    # the result cache (store/results): per-layer scan results and image analyses, local or in Redis
+    result_cache_enable: bool = True
+    result_cache_max_gigabytes: float = 2.0  # decimal GB, local directory or Redis alike
+    result_cache_url: str | None = dataclasses.field(default=None, repr=False)  # redis://…; may hold a password
+    result_cache_ttl_days: int = 30  # Redis only: an entry not read for this long expires
     service: ServiceSettings = dataclasses.field(default_factory=ServiceSettings)
 
 
@@ -186,6 +191,7 @@ def load_config(path: str | None) -> Config:
     kw.update(_analyzer_section(top))
     kw["service"] = _service_section(top)
     kw.update(_analyzer_config(_Section(analyzer_doc, "", base), top))
+    kw.update(_result_cache(top))
     top.finish()
     return Config(**kw)
 
@@ -282,6 +288,37 @@ def _top_level(top: _Section) -> dict[str, Any]:
         registries.finish()
     top.ignore(_ANCHORE_TOP_IGNORED | {"services", "analyzer", "secret_rules", *_ANALYZER_CONFIG_SECTIONS})
     return kw
+
+
+def _result_cache(top: _Section) -> dict[str, Any]:
+    """The result cache's keys, at the top level (they are layerscan's, not Anchore's)."""
+    kw: dict[str, Any] = {}
+    top.put(kw, "result_cache_enable", _bool)
+    top.put(kw, "result_cache_max_gigabytes", _pos_number)
+    top.put(kw, "result_cache_url", _redis_url)
+    top.put(kw, "result_cache_ttl_days", _pos_int)
+    return kw
+
+
+def _pos_number(v: Any, key: str) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float, str)):
+        raise ConfigError(f"config {key}: expected a number, got {v!r}")
+    try:
+        n = float(v)
+    except ValueError:
+        raise ConfigError(f"config {key}: expected a number, got {v!r}") from None
+    if not n > 0 or n == float("inf"):
+        raise ConfigError(f"config {key}: must be a number above 0, got {v!r}")
+    return n
+
+
+def _redis_url(v: Any, key: str) -> str:
+    url = _nonempty_str(v, key)
+    scheme = url.partition("://")[0] if "://" in url else ""
+    if scheme not in ("redis", "rediss", "unix"):
+        # Not the URL itself: it may hold a password.
+        raise ConfigError(f"config {key}: expected a redis://, rediss:// or unix:// URL, got scheme {scheme!r}")
+    return url
 
 
 def _registry(sec: _Section | None) -> Registry:
@@ -415,7 +452,7 @@ def _analyzer_config(doc: _Section, top: _Section) -> dict[str, Any]:
         )
     if sizes and "secret_max_file_size" not in top.raw:
         kw["secret_max_file_size"] = max(sizes)
-    own = top.get("secret_rules", _own_rules, [])
+    own: list[Rule] = top.get("secret_rules", _own_rules, [])
     secret_rules = (builtin_rules() if builtin else []) + anchore + [r for r in own if r.kind == "secret"]
     content_rules += [r for r in own if r.kind == "content"]
     for where, rules in (("secret rules", secret_rules), ("content rules", content_rules)):
@@ -445,7 +482,7 @@ def _analyzer_config(doc: _Section, top: _Section) -> dict[str, Any]:
 
 def _match_params(sec: _Section) -> int | None:
     """Anchore's `match_params: [MAXFILESIZE=n, STOREONMATCH=y|n]`; returns MAXFILESIZE (bytes)."""
-    params = sec.get("match_params", _str_tuple, ())
+    params: tuple[str, ...] = sec.get("match_params", _str_tuple, ())
     size = None
     for p in params:
         name, _, value = p.partition("=")
@@ -584,7 +621,12 @@ def _own_rules(v: Any, key: str) -> list[Rule]:
 
 # ---------------------------------------------------------------------------- key bookkeeping
 
-_REQUIRED = object()
+
+class _Required:
+    """The default of a key that must be given."""
+
+
+_REQUIRED = _Required()
 
 
 class _Section:
@@ -599,15 +641,15 @@ class _Section:
     def key(self, name: str) -> str:
         return f"{self.where}.{name}" if self.where else name
 
-    def get(self, name: str, parse: Callable[..., T], default: Any = _REQUIRED) -> T:
+    def get(self, name: str, parse: Callable[..., T], default: T | _Required = _REQUIRED) -> T:
         self.used.add(name)
         if name not in self.raw or self.raw[name] is None:
-            if default is _REQUIRED:
+            if isinstance(default, _Required):
                 raise ConfigError(f"config {self.key(name)}: required")
             return default
         value = self.raw[name]
         if isinstance(value, str) and _UNSET.match(value):
-            if default is _REQUIRED:
+            if isinstance(default, _Required):
                 raise ConfigError(f"config {self.key(name)}: the environment variable in {value} is not set")
             log.warning(
                 "config %s: the environment variable in %s is not set; using the default", self.key(name), value
@@ -616,9 +658,9 @@ class _Section:
         return parse(value, self.key(name))
 
     def put(self, kw: dict[str, Any], name: str, parse: Callable[..., Any]) -> None:
-        """kw[field] = the parsed value, when the file sets one."""
+        """kw[name] = the parsed value, when the file sets one."""
         _missing = object()
-        value = self.get(name, parse, _missing)
+        value: object = self.get(name, parse, _missing)
         if value is not _missing:
             kw[name] = value
 

@@ -7,12 +7,13 @@ the squashed file tree is `filetree.ImageFiles`.
 from __future__ import annotations
 
 import dataclasses
+import mmap
 import platform as _platform
 from collections.abc import Iterable, Mapping
 from contextlib import AbstractContextManager
 from typing import NamedTuple, Protocol
 
-Buffer = bytes | bytearray | memoryview
+Buffer = bytes | bytearray | memoryview | mmap.mmap  # a cached blob is an mmap
 
 _MACHINE_ARCH = {
     "x86_64": "amd64",

@@ -1,35 +1,30 @@
 """One image end to end: source -> scan -> squash -> catalog, findings -> Analysis.
 
 Wiring only: the one module that knows every stage, holding none of their logic.
-Each unique layer is scanned once, on up to `config.max_threads` threads (the
-native scanner releases the GIL).
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import mmap
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from collections.abc import Sequence
 
 from . import catalog, retrieve
-from .analysis import Analysis, LayerInfo
+from .analysis import Analysis, layer_infos
 from .config import Config
-from .errors import DigestMismatch, LayerError, LayerscanError
+from .errors import LayerscanError
 from .findings import secret_findings
-from .image import Descriptor, ImageSource, Platform
-from .scan import native_available, scan_layer
-from .scan.model import LayerResult, ScanOptions
+from .image import Platform
+from .image_scan import scan_image
+from .scan import native_available
+from .scan.model import ScanOptions
 from .scan.rules import Rule, check_unique
 from .sources import open_source
 from .squash import squash
+from .store.results import ResultCache
 
 log = logging.getLogger(__name__)
-
-Advance = Callable[[int], None]
 
 
 def analyze(
@@ -56,7 +51,12 @@ def analyze(
     source = open_source(spec, platform=plat, config=config)
     try:
         options = scan_options(config, rules)
-        results = scan_layers(source, options, engine, config.max_threads, _progress_enabled(progress))
+        cache = ResultCache.open(config, options, engine)
+        known = cache.get_image(source)
+        if known is not None:  # analyzed before with this configuration: no layer is opened
+            known.seconds = time.perf_counter() - t0
+            return known
+        results = scan_image(source, options, engine, config.max_threads, _progress_enabled(progress), cache)
     finally:
         source.close()
 
@@ -73,7 +73,7 @@ def analyze(
     files = squash(results)
     cat = catalog.catalog_image(files, owned_package_filtering=config.enable_owned_package_filtering)
     unique = {d.digest: r for d, r in zip(source.layers, results, strict=False) if r is not None}
-    return Analysis(
+    analysis = Analysis(
         source_name=source.name,
         manifest_digest=source.manifest_digest,
         config_digest=source.config_digest,
@@ -94,6 +94,8 @@ def analyze(
         bytes_out=sum(r.stats.bytes_out for r in unique.values()),
         rules=rules,
     )
+    cache.put_image(analysis)
+    return analysis
 
 
 def scan_options(config: Config, rules: Sequence[Rule]) -> ScanOptions:
@@ -110,110 +112,5 @@ def scan_options(config: Config, rules: Sequence[Rule]) -> ScanOptions:
     )
 
 
-def scan_layers(
-    source: ImageSource, options: ScanOptions, engine: str, max_threads: int, progress: bool
-) -> list[LayerResult | None]:
-    """One result per manifest layer (None: missing); a layer listed twice is scanned once."""
-    unique: dict[str, Descriptor] = {}
-    for desc in source.layers:
-        unique.setdefault(desc.digest, desc)
-    bar = _bar(source.name, sum(d.size for d in unique.values())) if progress else None
-    advance: Advance = bar.update if bar is not None else (lambda n: None)
-    pool = ThreadPoolExecutor(max_workers=max(1, min(max_threads, len(unique))), thread_name_prefix="scan")
-    try:
-        futures: dict[str, Future[LayerResult | None]] = {
-            digest: pool.submit(scan_one, source, desc, options, engine, advance) for digest, desc in unique.items()
-        }
-        done, _ = wait(futures.values(), return_when=FIRST_EXCEPTION)
-        for fut in done:
-            fut.result()  # re-raises the first failure; the rest are cancelled below
-        by_digest = {digest: fut.result() for digest, fut in futures.items()}
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-        if bar is not None:
-            bar.close()
-    return [by_digest[d.digest] for d in source.layers]
-
-
-def scan_one(
-    source: ImageSource, desc: Descriptor, options: ScanOptions, engine: str, advance: Advance
-) -> LayerResult | None:
-    with source.open_layer(desc) as blob:
-        if blob is None:
-            advance(desc.size)
-            return None
-        data = blob.data
-        streamed = not isinstance(data, (bytes, bytearray, memoryview, mmap.mmap))
-        if streamed:
-            data = _counted(data, advance)  # type: ignore[arg-type]
-        try:
-            result = scan_layer(
-                data,
-                options,
-                engine=engine,
-                name=desc.digest,
-                expected_digest=None if blob.verified else desc.digest,
-            )
-        except LayerError:
-            # A blob corrupted at rest or in transit is the DigestMismatch it is, not the
-            # malformed layer it looks like: finish the digest check before reporting.
-            if streamed and blob.verified:
-                _drain(data)  # type: ignore[arg-type]
-            elif not streamed and not blob.verified:
-                actual = "sha256:" + hashlib.sha256(data).hexdigest()
-                if actual != desc.digest:
-                    raise DigestMismatch(f"layer {desc.digest}", desc.digest, actual) from None
-            raise
-        if not streamed:
-            advance(desc.size)
-        return result
-
-
-def layer_infos(layers: Sequence[Descriptor], config: dict, results: Sequence[LayerResult | None]) -> list[LayerInfo]:
-    diff_ids = list((config.get("rootfs") or {}).get("diff_ids") or [])
-    created = [h.get("created_by", "") for h in config.get("history") or [] if not h.get("empty_layer", False)]
-    out = []
-    for i, (desc, r) in enumerate(zip(layers, results, strict=False)):
-        out.append(
-            LayerInfo(
-                index=i,
-                descriptor=desc,
-                diff_id=diff_ids[i] if i < len(diff_ids) else "",
-                stats=r.stats if r is not None else None,
-                entries=r.stats.entries if r is not None else 0,
-                created_by=created[i] if i < len(created) else "",
-            )
-        )
-    return out
-
-
-def _drain(chunks: Iterable[bytes]) -> None:
-    """Read the rest of a stream whose source checks its digest at the end: a blob corrupted
-    in transit then fails as the DigestMismatch it is, not as the malformed layer it looks like."""
-    for _ in chunks:
-        pass
-
-
-def _counted(chunks: Iterable[bytes], advance: Advance) -> Iterator[bytes]:
-    for chunk in chunks:
-        advance(len(chunk))
-        yield chunk
-
-
 def _progress_enabled(progress: bool | None) -> bool:
     return sys.stderr.isatty() if progress is None else progress
-
-
-def _bar(name: str, total: int):  # -> tqdm
-    from tqdm import tqdm
-
-    return tqdm(
-        total=total,
-        unit="B",
-        unit_scale=True,
-        unit_divisor=1024,
-        desc=name,
-        file=sys.stderr,
-        leave=False,
-        dynamic_ncols=True,
-    )

@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterator
 
 from ..filetree import ImageFiles
-from .files import read
+from .files import parse_each
 from .metadata import ApkFile, ApkMetadata, FileDigest
 from .model import CatalogError, Distro, Package
 from .purl import distro_qualifier, purl
@@ -26,17 +26,11 @@ class ApkCataloger:
     globs = (INSTALLED,)
 
     def catalog(self, files: ImageFiles, distro: Distro | None) -> Iterator[Package | CatalogError]:
-        if INSTALLED not in files.files:
-            return
-        content = read(files, self.name, INSTALLED)
-        if isinstance(content, CatalogError):
-            yield content
-            return
-        for item in parse_installed(content, INSTALLED):
-            if isinstance(item, CatalogError):
-                yield item
-            else:
-                yield to_package(item, distro, INSTALLED)
+        def packages(content: bytes, path: str) -> Iterator[Package | CatalogError]:
+            for item in parse_installed(content, path):
+                yield item if isinstance(item, CatalogError) else to_package(item, distro, path)
+
+        return parse_each(files, self.name, [INSTALLED] if INSTALLED in files.files else [], packages)
 
 
 @dataclasses.dataclass

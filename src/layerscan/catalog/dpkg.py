@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterator
 
 from ..filetree import ImageFiles
-from .files import lines, read, read_optional
+from .files import lines, parse_each, read_optional
 from .metadata import DpkgFile, DpkgMetadata, FileDigest
 from .model import CatalogError, CatalogFileError, Distro, Package
 from .purl import distro_qualifier, purl
@@ -59,21 +59,14 @@ class DpkgCataloger:
     )
 
     def catalog(self, files: ImageFiles, distro: Distro | None) -> Iterator[Package | CatalogError]:
-        for path in self._databases(files):
-            content = read(files, self.name, path)
-            if isinstance(content, CatalogError):
-                yield content
-                continue
-            try:
-                stanzas = parse_status(content, path)
-            except CatalogFileError as e:
-                yield CatalogError(self.name, e.path, e.reason)
-                continue
+        def packages(content: bytes, path: str) -> Iterator[Package]:
             control_dir = INFO if path == STATUS else STATUS_D
-            for stanza in stanzas:
+            for stanza in parse_status(content, path):
                 pkg = self._package(files, distro, path, control_dir, stanza)
                 if pkg is not None:
                     yield pkg
+
+        return parse_each(files, self.name, self._databases(files), packages)
 
     @staticmethod
     def _databases(files: ImageFiles) -> list[str]:

@@ -4,7 +4,7 @@
     read(files, cataloger, path)  -> bytes, or a CatalogError saying why the content is missing
     read_optional(files, path)    -> bytes, or None: a companion file whose absence is normal
     read_lines(files, path)       -> its stripped non-empty lines ([] when absent)
-    parse_each(files, cataloger, globs, parse) -> what `parse(content, path)` yields for each
+    parse_each(files, cataloger, paths, parse) -> what `parse(content, path)` yields for each
                                   file, with a missing content or a CatalogFileError as a CatalogError
 
 Every read follows symlinks, as the package managers do when they open these files.
@@ -59,11 +59,11 @@ def lines(content: bytes | None) -> list[str]:
 def parse_each(
     files: ImageFiles,
     cataloger: str,
-    globs: tuple[str, ...],
+    paths: Iterable[str],
     parse: Callable[[bytes, str], Iterable[Package | CatalogError]],
 ) -> Iterator[Package | CatalogError]:
-    """The per-file loop every library cataloger runs: one file's failure is that file's error."""
-    for path in regular_files(files, globs):
+    """The per-file loop every cataloger runs: one file's failure is that file's error."""
+    for path in paths:
         content = read(files, cataloger, path)
         if isinstance(content, CatalogError):
             yield content

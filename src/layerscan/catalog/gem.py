@@ -22,7 +22,7 @@ import re
 from collections.abc import Iterator
 
 from ..filetree import ImageFiles
-from .files import parse_each
+from .files import parse_each, regular_files
 from .metadata import GemMetadata
 from .model import CatalogError, CatalogFileError, Distro, Package
 from .purl import purl
@@ -61,7 +61,10 @@ class GemCataloger:
 
     def catalog(self, files: ImageFiles, distro: Distro | None) -> Iterator[Package | CatalogError]:
         return parse_each(
-            files, self.name, self.globs, lambda content, path: [to_package(parse_gemspec(content, path), path)]
+            files,
+            self.name,
+            regular_files(files, self.globs),
+            lambda content, path: [to_package(parse_gemspec(content, path), path)],
         )
 
 

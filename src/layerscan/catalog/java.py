@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from typing import IO
 
 from ..filetree import ImageFiles
-from .files import parse_each
+from .files import parse_each, regular_files
 from .metadata import JavaMetadata, PomProperties
 from .model import CatalogError, CatalogFileError, Distro, Package
 from .purl import purl
@@ -75,7 +75,7 @@ class JavaCataloger:
         self.limits = limits
 
     def catalog(self, files: ImageFiles, distro: Distro | None) -> Iterator[Package | CatalogError]:
-        return parse_each(files, self.name, self.globs, self.catalog_archive)
+        return parse_each(files, self.name, regular_files(files, self.globs), self.catalog_archive)
 
     def catalog_archive(self, content: bytes, path: str) -> list[Package | CatalogError]:
         """Every package in one top-level archive, or a single CatalogError if it breaks a limit."""

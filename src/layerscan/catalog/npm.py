@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..filetree import ImageFiles
-from .files import read, regular_files
+from .files import parse_each, read, regular_files
 from .metadata import NpmMetadata
 from .model import CatalogError, CatalogFileError, Distro, Package
 from .purl import purl
@@ -37,18 +37,11 @@ class NpmCataloger:
 
     def catalog(self, files: ImageFiles, distro: Distro | None) -> Iterator[Package | CatalogError]:
         locks: dict[str, dict[str, JsonObject] | CatalogError] = {}
-        for path in regular_files(files, ("/**/package.json",)):
-            content = read(files, self.name, path)
-            if isinstance(content, CatalogError):
-                yield content
-                continue
-            try:
-                manifest = parse_package_json(content, path)
-            except CatalogFileError as e:
-                yield CatalogError(self.name, e.path, e.reason)
-                continue
+
+        def package(content: bytes, path: str) -> Iterator[Package | CatalogError]:
+            manifest = parse_package_json(content, path)
             if manifest is None:
-                continue
+                return
             lock_entry: JsonObject = {}
             if _NODE_MODULES in path:
                 root, _, rel = path.partition(_NODE_MODULES)
@@ -60,6 +53,8 @@ class NpmCataloger:
                 if not isinstance(lock, CatalogError):
                     lock_entry = lock.get("node_modules/" + posixpath.dirname(rel), {})
             yield to_package(manifest, path, lock_entry)
+
+        return parse_each(files, self.name, regular_files(files, ("/**/package.json",)), package)
 
 
 def parse_package_json(content: bytes, path: str) -> JsonObject | None:

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..filetree import ImageFiles
-from .files import parse_each
+from .files import parse_each, regular_files
 from .metadata import NugetMetadata
 from .model import CatalogError, CatalogFileError, Distro, Package
 from .purl import purl
@@ -34,7 +34,12 @@ class NugetCataloger:
     globs = (DEPS_JSON, NUSPEC, PACKAGES_CONFIG, PACKAGES_LOCK)
 
     def catalog(self, files: ImageFiles, distro: Distro | None) -> Iterator[Package | CatalogError]:
-        return parse_each(files, self.name, self.globs, lambda content, path: _PARSERS[_kind(path)](content, path))
+        return parse_each(
+            files,
+            self.name,
+            regular_files(files, self.globs),
+            lambda content, path: _PARSERS[_kind(path)](content, path),
+        )
 
 
 def _kind(path: str) -> str:

@@ -19,7 +19,7 @@ import zipfile
 from collections.abc import Iterator
 
 from ..filetree import ImageFiles
-from .files import lines, parse_each, read_optional
+from .files import lines, parse_each, read_optional, regular_files
 from .metadata import DirectUrl, PythonMetadata
 from .model import CatalogError, CatalogFileError, Distro, Package
 from .purl import purl
@@ -48,7 +48,7 @@ class PythonCataloger:
         return parse_each(
             files,
             self.name,
-            METADATA_GLOBS + EGG_ZIPS,
+            regular_files(files, METADATA_GLOBS + EGG_ZIPS),
             lambda content, path: [
                 self._egg_zip(content, path) if path.endswith(".egg") else self._installed(files, content, path)
             ],

@@ -44,8 +44,16 @@ registry credentials, first found wins:
 layer cache (registry sources): with --cache, layer blobs are kept in
   TMP_DIR/anchore_layercache (bounded, least recently used evicted; see
   'layerscan cache --help'), so a layer shared by images is downloaded once; with
-  --no-cache, layers stream from the registry into the scanner and nothing is written.
+  --no-cache, layers stream from the registry into the scanner and no blob is written.
   Default: layer_cache_enable in --config (off without one).
+
+result cache (every source): each layer's scan result and each image's analysis are
+  kept per configuration in TMP_DIR/layerscan_resultcache (or the Redis of
+  result_cache_url), so a layer is scanned once and an image analyzed once: a layer
+  already known is neither downloaded nor read, an image already known comes back
+  from its manifest and config alone. A change of rules, limits, capture settings or
+  engine is a new configuration. --no-result-cache runs cold and stores nothing.
+  Default: result_cache_enable in --config (on without one).
 
 examples:
   layerscan analyze oci-dir:./debian-apps                      JSON report on stdout
@@ -63,6 +71,7 @@ examples:
                                                                plain HTTP registry
   layerscan analyze registry:quay.io/org/app:2 --cache --tmp-dir /var/cache/layerscan
                                                                keep layers for the next image
+  layerscan analyze oci-dir:./app --no-result-cache            a cold run: scan every layer again
 
 """
 _HOST_PORT = re.compile(r"[A-Za-z0-9.-]+(?::\d{1,5})?|\[[0-9A-Fa-f:]+\](?::\d{1,5})?")
@@ -114,6 +123,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="with -o, print a one-line JSON summary on stdout: report path, counts, exit code",
     )
+    p.add_argument(
+        "--result-cache",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="use the result cache (overrides result_cache_enable); --no-result-cache: scan every layer, store nothing",
+    )
     reg = p.add_argument_group("registry sources")
     reg.add_argument(
         "--username", metavar="USER", help="log in to the image's registry as USER (with --password-stdin)"
@@ -141,13 +156,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--cache",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="use the layer cache (overrides layer_cache_enable); --no-cache streams layers, writing nothing",
+        help="use the layer cache (overrides layer_cache_enable); --no-cache streams layers, writing no blob",
     )
-    reg.add_argument(
+    p.add_argument(
         "--tmp-dir",
         type=_directory,
         metavar="DIR",
-        help="scratch space; the layer cache lives in DIR/anchore_layercache (overrides tmp_dir)",
+        help="scratch space; the caches live in DIR/anchore_layercache and DIR/layerscan_resultcache (overrides tmp_dir)",
     )
     p.set_defaults(func=run)
 
@@ -171,12 +186,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def with_options(config: Config, args: argparse.Namespace, read_password: Callable[[], str] | None) -> Config:
-    """`config` with the registry options of the command line applied; they win over the file."""
+    """`config` with the cache and registry options of the command line applied; they win over the file."""
     changes: dict = {}
     if args.tmp_dir is not None:
         changes["tmp_dir"] = args.tmp_dir
     if args.cache is not None:
         changes["layer_cache_enable"] = args.cache
+    if args.result_cache is not None:
+        changes["result_cache_enable"] = args.result_cache
     if args.insecure_registry:
         changes["insecure_registries"] = tuple(dict.fromkeys((*config.insecure_registries, *args.insecure_registry)))
     login = args.username is not None or read_password is not None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
-from typing import Any, TextIO
+from typing import TextIO
 
 from ..analysis import Analysis, LayerInfo
 from ..catalog.metadata import JSON_KEY, OPTIONAL
@@ -42,7 +42,7 @@ def document(a: Analysis) -> Obj:
     )
 
 
-def _image(a: Analysis) -> dict[str, Any]:
+def _image(a: Analysis) -> dict[str, Json]:
     return {
         "source": a.source_name,
         "manifest_digest": a.manifest_digest,
@@ -55,7 +55,7 @@ def _image(a: Analysis) -> dict[str, Any]:
     }
 
 
-def layer_json(layer: LayerInfo) -> dict[str, Any]:
+def layer_json(layer: LayerInfo) -> dict[str, Json]:
     d = layer.descriptor
     return {
         "index": layer.index,
@@ -68,7 +68,7 @@ def layer_json(layer: LayerInfo) -> dict[str, Any]:
     }
 
 
-def file_json(entry: FinalFile) -> dict[str, Any]:
+def file_json(entry: FinalFile) -> dict[str, Json]:
     r = entry.record
     return {
         "path": r.path,
@@ -86,7 +86,7 @@ def file_json(entry: FinalFile) -> dict[str, Any]:
     }
 
 
-def _files(a: Analysis) -> Iterator[dict[str, Any]]:
+def _files(a: Analysis) -> Iterator[dict[str, Json]]:
     files = a.files.files
     for path in sorted(files):
         yield file_json(files[path])
@@ -117,7 +117,7 @@ def value_json(value: object) -> Json:
     raise TypeError(f"{type(value).__name__} is not a catalog value")
 
 
-def secret_json(s: SecretFinding) -> dict[str, Any]:
+def secret_json(s: SecretFinding) -> dict[str, Json]:
     return {
         "rule": s.rule,
         "kind": s.kind,
@@ -129,7 +129,7 @@ def secret_json(s: SecretFinding) -> dict[str, Any]:
     }
 
 
-def _stats(a: Analysis) -> dict[str, Any]:
+def _stats(a: Analysis) -> dict[str, Json]:
     return {
         "files": len(a.files),
         "layers": len(a.layers),

@@ -12,10 +12,10 @@ from __future__ import annotations
 import mmap
 from collections.abc import Iterable
 
+from ..image import Buffer
 from . import reference
 from .model import LayerResult, ScanOptions
 
-Buffer = bytes | bytearray | memoryview
 ENGINES = ("native", "reference")
 
 

@@ -527,7 +527,7 @@ class LayerCache:
         return rows[0] if rows else None
 
     def _rows_lru(self) -> list[tuple[str, int, int]]:
-        return self._query("SELECT hex, size, atime FROM entries ORDER BY atime, hex")  # type: ignore[return-value]
+        return self._query("SELECT hex, size, atime FROM entries ORDER BY atime, hex")
 
     def _total(self) -> int:
         return int(self._query("SELECT COALESCE(SUM(size), 0) FROM entries")[0][0])

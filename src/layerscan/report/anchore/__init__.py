@@ -5,10 +5,10 @@ the API content formatters, `anchore-cli image import`). Where Anchore has a qui
 that consumers see, it is kept and marked "Anchore quirk"; where we do better, the
 difference is marked "beyond Anchore".
 
-This package owns the whole export: the document's nesting here, and one module per
+This package owns the whole export: the document's order here, and one module per
 part: image_report (manifest, config, history), files (file analyzers),
 os_packages and packages (package_list, pkgfilemeta), distro (analyzer_meta),
-regexp_matches (secret and content search).
+regexp_matches (secret and content search); kvfile is the element nesting they share.
 """
 
 from __future__ import annotations
