@@ -77,6 +77,8 @@ class ServiceSettings:
     enabled: bool = True  # services.analyzer.enabled
     lease_seconds: int = 60  # a job whose worker sent no heartbeat for this long goes back to the queue
     max_attempts: int = 3  # failed or abandoned analyses of one image before it is analysis_failed
+    # queue: redis://… sends jobs through Celery with this broker (none: the store is polled)
+    queue_url: str | None = dataclasses.field(default=None, repr=False)  # may hold a password
 
     @property
     def database_url(self) -> str:
@@ -376,6 +378,8 @@ def _service_section(top: _Section) -> ServiceSettings:
     kw: dict[str, Any] = {}
     top.put(kw, "service_dir", _nonempty_str)
     top.put(kw, "default_admin_password", _nonempty_str)
+    if top.raw.get("queue") is not None:  # Celery's broker (Anchore has no such key)
+        kw["queue_url"] = top.get("queue", _redis_url)
     credentials = top.section("credentials")
     if credentials is not None:
         database = credentials.section("database")

@@ -28,6 +28,7 @@ sets result_cache_url. Both evict the least recently used entries first. Every v
 verify acts on both unless --only names one.
 """
 
+
 def register(sub: argparse._SubParsersAction) -> None:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(

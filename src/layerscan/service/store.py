@@ -131,6 +131,8 @@ class Store:
             url = make_url(db_url)
         except ArgumentError:
             raise StoreError(f"db_connect {_redacted(db_url)!r} is not a database URL") from None
+        if url.drivername == "postgresql":  # SQLAlchemy's default driver is psycopg2; ours is psycopg 3
+            url = url.set(drivername="postgresql+psycopg")
         if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
             try:
                 Path(url.database).parent.mkdir(parents=True, exist_ok=True)
@@ -350,8 +352,11 @@ class Store:
 
     # ------------------------------------------------------------------ the queue
 
-    def claim(self, worker_id: str, lease_seconds: float, max_attempts: int = 3) -> Job | None:
-        """The oldest waiting image, or one whose lease expired, now leased to `worker_id`; None if none.
+    def claim(
+        self, worker_id: str, lease_seconds: float, max_attempts: int = 3, digest: str | None = None
+    ) -> Job | None:
+        """The oldest waiting image (or `digest`, when given: the one a Celery message names), or
+        one whose lease expired, now leased to `worker_id`; None if none is claimable.
 
         A job whose lease expired `max_attempts` times (its workers keep dying on it) is
         marked analysis_failed instead of being claimed again."""
@@ -361,6 +366,8 @@ class Store:
             images.c.analysis_status == NOT_ANALYZED,
             and_(images.c.analysis_status == ANALYZING, images.c.lease_expires < now),
         )
+        if digest is not None:
+            claimable = and_(images.c.image_digest == digest, claimable)
         with self._write() as conn:
             while True:
                 candidate = (
@@ -394,6 +401,12 @@ class Store:
                 if result is None:  # taken meanwhile (PostgreSQL READ COMMITTED); look again
                     continue
                 return Job(row.image_digest, result.source, worker_id, token, lease_seconds, result.attempts)
+
+    def expired_leases(self) -> list[str]:
+        """Images being analyzed whose worker stopped renewing the lease (it died): claimable again."""
+        expired = and_(images.c.analysis_status == ANALYZING, images.c.lease_expires < utcnow())
+        with self._read() as conn:
+            return list(conn.execute(select(images.c.image_digest).where(expired)).scalars())
 
     def renew(self, job: Job) -> None:
         """Extend the lease by its length from now; LeaseLost if another claim owns the job."""
