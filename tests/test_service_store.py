@@ -224,6 +224,29 @@ def test_a_job_whose_workers_keep_dying_fails(store: Store) -> None:
     assert "abandoned 2 times" in rec.last_error
 
 
+def test_requeue_expired_puts_dead_workers_jobs_back_or_fails_them(store: Store) -> None:
+    add(store, 1)
+    add(store, 2)
+    live = store.claim("alive", 60, digest=digest(2))
+    assert live is not None and live.image_digest == digest(2)
+    dead = store.claim("dead", 0.05, digest=digest(1))
+    assert dead is not None and store.claim("other", 60, digest=digest(1)) is None  # leased: not claimable
+    time.sleep(0.1)
+    assert store.requeue_expired(max_attempts=2) == [digest(1)]  # the live lease stays
+    rec = store.get_image(digest(1))
+    assert rec is not None and rec.analysis_status == "not_analyzed" and rec.worker_id is None
+    with pytest.raises(LeaseLost):
+        store.complete(dead, {}, {"anchore": b"{}"})  # the dead claim cannot store anything
+    again = store.claim("w", 0.05, digest=digest(1))
+    assert again is not None and again.attempts == 2
+    time.sleep(0.1)
+    assert store.requeue_expired(max_attempts=2) == []
+    rec = store.get_image(digest(1))
+    assert rec is not None and rec.analysis_status == "analysis_failed" and "abandoned 2 times" in rec.last_error
+    store.complete(live, {"files": 1}, {"anchore": b"{}"})
+    assert store.get_report(digest(2), "anchore") == b"{}"
+
+
 def test_workers(store: Store) -> None:
     store.register_worker("w1", "host-a", 8084, 2)
     store.register_worker("w2", "host-b", 0, 1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import logging
 import multiprocessing
@@ -15,7 +16,7 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TextIO
 
 from tqdm import tqdm
 
@@ -179,8 +180,7 @@ def _run_on_cluster(config: Config, specs: list[str], outdir: Path | None, fmt: 
                 elif record.analysis_status == ANALYZED:
                     report = _report_path(outdir, i + 1, specs[i], fmt)
                     if report is not None:
-                        text = (store.get_report(digest, kind) or b"").decode()
-                        _write_atomically(report, lambda out: out.write(text))  # noqa: B023  (called at once)
+                        _write_atomically(report, functools.partial(_copy, store.get_report(digest, kind) or b""))
                     seconds = time.perf_counter() - t0
                     lines[i] = _result(
                         specs[i], digest=digest, seconds=seconds, counts=dict(record.summary), report=report
@@ -194,6 +194,10 @@ def _run_on_cluster(config: Config, specs: list[str], outdir: Path | None, fmt: 
     if failed:
         log.error("%d of %d images failed", failed, len(specs))
     return ExitCode.NOT_ANALYZED if failed else ExitCode.OK
+
+
+def _copy(data: bytes, out: TextIO) -> None:
+    out.write(data.decode())
 
 
 # ---------------------------------------------------------------------------- in the worker processes

@@ -11,9 +11,10 @@ embedded poller does, and stores the reports with that lease:
   whose image another live worker holds comes back when that lease would have expired; a
   stale lease cannot complete. So an image is stored once, however often it is delivered.
 
-The store is the truth and the broker only the delivery, so every worker also sweeps: a job
-whose lease expired, or waiting jobs the broker no longer holds (a Redis restarted without
-persistence), are sent again. Duplicates cost one lookup each.
+The store is the truth and the broker only the delivery, so every worker also sweeps, once per
+lease: a job whose lease expired goes back to the queue with a new message, and when the broker
+holds fewer messages than there are waiting images (a Redis restarted without persistence),
+they are all sent again. Duplicates cost one lookup each.
 """
 
 from __future__ import annotations
@@ -63,6 +64,9 @@ def celery_app(url: str, lease_seconds: float) -> Celery:
         broker_transport_options={"visibility_timeout": max(3 * lease_seconds, 30.0)},
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,  # a restarted Redis: reconnect, however long it takes
+        # Running analyses go on when the broker connection drops: their messages come back to some
+        # worker anyway (late ack), and the store drops the duplicate result.
+        worker_cancel_long_running_tasks_on_connection_loss=False,
     )
     return app
 
@@ -149,12 +153,20 @@ class _Sweeper:
                 log.warning("queue: sweep failed (%s); trying again in %.0fs", e, self.interval)
 
     def sweep(self) -> None:
-        stale = self.store.expired_leases()
+        requeued = self.store.requeue_expired(self.config.service.max_attempts)
         waiting = [r.image_digest for r in self.store.list_images(analysis_status=NOT_ANALYZED)]
         held = self._messages()
-        resend = stale + (waiting if held < len(waiting) else [])
+        # Requeued images need a message (theirs is held by a dead worker); when the broker holds
+        # fewer messages than there are waiting images, some were lost: send them all (dupes are no-ops).
+        resend = waiting if held < len(waiting) else requeued
         if resend:
-            log.info("queue: sending %d jobs again (%d expired leases, broker holds %d)", len(resend), len(stale), held)
+            log.info(
+                "queue: sending %d jobs again (%d from dead workers; the broker holds %d for %d waiting)",
+                len(resend),
+                len(requeued),
+                held,
+                len(waiting),
+            )
         for digest in resend:
             dispatch(self.config, digest)
 

@@ -402,11 +402,24 @@ class Store:
                     continue
                 return Job(row.image_digest, result.source, worker_id, token, lease_seconds, result.attempts)
 
-    def expired_leases(self) -> list[str]:
-        """Images being analyzed whose worker stopped renewing the lease (it died): claimable again."""
-        expired = and_(images.c.analysis_status == ANALYZING, images.c.lease_expires < utcnow())
-        with self._read() as conn:
-            return list(conn.execute(select(images.c.image_digest).where(expired)).scalars())
+    def requeue_expired(self, max_attempts: int) -> list[str]:
+        """Put the images whose worker stopped renewing its lease (it died) back in the queue, or mark
+        them analysis_failed after `max_attempts` claims, as `claim` would; the requeued digests.
+        For a queue outside the store (Celery), whose message for such an image may be lost."""
+        now = utcnow()
+        expired = and_(images.c.analysis_status == ANALYZING, images.c.lease_expires < now)
+        requeued = []
+        with self._write() as conn:
+            rows = conn.execute(select(images.c.image_digest, images.c.attempts).where(expired).with_for_update())
+            for row in rows.all():
+                if row.attempts >= max_attempts:
+                    reason = f"the analysis was abandoned {row.attempts} times (its worker stopped or died)"
+                    log.warning("image %s: %s; marking it analysis_failed", row.image_digest, reason)
+                    self._finish(conn, row.image_digest, FAILED, now, last_error=reason)
+                else:
+                    self._finish(conn, row.image_digest, NOT_ANALYZED, now, last_error="its worker died")
+                    requeued.append(row.image_digest)
+        return requeued
 
     def renew(self, job: Job) -> None:
         """Extend the lease by its length from now; LeaseLost if another claim owns the job."""
