@@ -70,7 +70,7 @@ class Cluster:
         self, directory: Path, registry_host: str, db_url: str, redis_url: str, result_cache: bool, **analyzer: object
     ) -> None:
         self.api_port = free_port()
-        settings = {"max_threads": 1, "lease_seconds": 2, "max_attempts": 3, "port": 0, **analyzer}
+        settings = {"max_threads": 1, "lease_seconds": 5, "max_attempts": 3, "port": 0, **analyzer}
         doc = {
             "tmp_dir": str(directory / "scratch"),  # one host: the workers share its layer cache
             "insecure_registries": [registry_host],
@@ -185,7 +185,7 @@ def test_kill_9_and_a_redis_restart_lose_nothing_and_store_nothing_twice(
     proxy, _ = registry
     slow = ThrottleProxy(proxy.url, delay=0.4)  # each analysis takes seconds: a kill lands mid-job
     db_url = postgres.create_database("killed")
-    cluster = Cluster(tmp_path, slow.host, db_url, redis_server.url, result_cache=False)
+    cluster = Cluster(tmp_path, slow.host, db_url, redis_server.url, result_cache=False, lease_seconds=3)
     try:
         victim, _ = cluster.worker(), cluster.worker()
         digests = [cluster.submit(n) for n in range(6)]

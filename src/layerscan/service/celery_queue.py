@@ -19,6 +19,7 @@ they are all sent again. Duplicates cost one lookup each.
 
 from __future__ import annotations
 
+import datetime
 import functools
 import logging
 import threading
@@ -29,7 +30,7 @@ from kombu.exceptions import KombuError
 
 from ..config import Config
 from ..errors import ConfigError
-from .store import ANALYZING, NOT_ANALYZED, Store
+from .store import ANALYZING, NOT_ANALYZED, Store, utcnow
 from .worker import AnalyzerWorker
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,7 @@ def celery_app(url: str, lease_seconds: float) -> Celery:
         accept_content=["json"],
         worker_prefetch_multiplier=1,  # a free worker takes the next job, a busy one hoards none
         worker_hijack_root_logger=False,
+        worker_redirect_stdouts=False,  # stderr stays layerscan's log, not one WARNING per line
         # An unacknowledged message goes to another worker after this long. Longer than a lease,
         # so that a task retried after a lease (countdown) is not redelivered meanwhile.
         broker_transport_options={"visibility_timeout": max(3 * lease_seconds, 30.0)},
@@ -154,10 +156,14 @@ class _Sweeper:
 
     def sweep(self) -> None:
         requeued = self.store.requeue_expired(self.config.service.max_attempts)
-        waiting = [r.image_digest for r in self.store.list_images(analysis_status=NOT_ANALYZED)]
+        settled = utcnow() - datetime.timedelta(seconds=self.interval)  # not ones being submitted right now
+        waiting = [
+            r.image_digest for r in self.store.list_images(analysis_status=NOT_ANALYZED) if r.last_updated < settled
+        ]
         held = self._messages()
         # Requeued images need a message (theirs is held by a dead worker); when the broker holds
-        # fewer messages than there are waiting images, some were lost: send them all (dupes are no-ops).
+        # fewer messages than there are images waiting since the last sweep, some were lost: send
+        # them all again (duplicates are no-ops).
         resend = waiting if held < len(waiting) else requeued
         if resend:
             log.info(

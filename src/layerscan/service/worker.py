@@ -163,6 +163,10 @@ class AnalyzerWorker:
                 try:
                     self.store.renew(run.job)
                 except LeaseLost:
+                    with self._lock:
+                        finished = self._running.get(run.job.image_digest) is not run
+                    if finished:  # completed between the snapshot and the renewal: nothing was lost
+                        continue
                     run.lost = True
                     log.warning("worker %s: lost the lease of %s", self.worker_id, run.job.image_digest)
                 except Exception as e:

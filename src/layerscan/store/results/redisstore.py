@@ -142,7 +142,13 @@ class RedisStore:
 
     @contextlib.contextmanager
     def exclusive(self, key: str) -> Iterator[None]:
-        lock = self.client.lock(f"{PREFIX}lock:{key}", timeout=_LOCK_TTL_S, sleep=0.05, blocking_timeout=_LOCK_WAIT_S)
+        lock = self.client.lock(
+            f"{PREFIX}lock:{key}",
+            timeout=_LOCK_TTL_S,
+            sleep=0.05,
+            blocking_timeout=_LOCK_WAIT_S,
+            thread_local=False,  # the renewing thread uses the holder's token
+        )
         try:
             held = lock.acquire()
         except redis.RedisError as e:  # no Redis, no coordination: the scan goes ahead (and the put will fail too)
