@@ -13,8 +13,10 @@ import pytest
 
 from conftest import IMAGES, ROOT, answers
 from layerscan.errors import DigestMismatch, SourceError
+from layerscan.sources import open_source
 from layerscan.sources.auth import AuthError
-from layerscan.sources.registry import RegistryError, RegistrySource, open_registry
+from layerscan.sources.registry import RegistryError, RegistrySource
+from layerscan.sources.resolve import ResolvedImage
 from registry_fixtures import PASSWORD, USER
 from registry_harness import Fault
 
@@ -289,14 +291,15 @@ def test_registry_source_is_a_context_manager_and_its_errors_are_source_errors(r
     from layerscan.config import Config
 
     config = Config(tmp_dir=str(tmp_path), insecure_registries=(registry.host,))
-    with open_registry(f"{registry.host}/{REPO}", platform=None, config=config) as src:
-        assert isinstance(src, RegistrySource) and src.manifest_digest == answers(IMAGE)["manifest_digest"]
-        pools = [a.poolmanager.pools for a in src._client.session.adapters.values()]
+    with open_source(f"registry:{registry.host}/{REPO}", config=config) as src:
+        assert isinstance(src, ResolvedImage) and isinstance(src.source, RegistrySource)
+        assert src.manifest_digest == answers(IMAGE)["manifest_digest"]
+        pools = [a.poolmanager.pools for a in src.source.client.session.adapters.values()]
         assert sum(len(p) for p in pools) > 0  # connections to the registry
     assert sum(len(p) for p in pools) == 0  # closed on leaving the block
     assert issubclass(RegistryError, SourceError) and issubclass(AuthError, SourceError)
     with pytest.raises(SourceError) as e:
-        open_registry(f"{registry.host}/corpus/nope:latest", platform=None, config=config)
+        open_source(f"registry:{registry.host}/corpus/nope:latest", config=config)
     assert e.value.exit_code == SourceError.exit_code
 
 

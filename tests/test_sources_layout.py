@@ -45,7 +45,9 @@ from layerscan.image import ImageSource, Platform
 from layerscan.scan import native_available, scan_layer
 from layerscan.scan.model import ScanOptions
 from layerscan.sources import open_source
-from layerscan.sources.index import PlatformNotFound
+from layerscan.sources.files import DirFiles, TarFiles
+from layerscan.sources.layout import LayoutSource
+from layerscan.sources.resolve import PlatformNotFound
 from layerscan.squash import squash
 
 ENGINES = ["reference", *(["native"] if native_available() else [])]
@@ -392,3 +394,15 @@ def test_cli_exit_code_for_an_unreadable_source(tmp_path: Path, capsys: pytest.C
     err = capsys.readouterr().err.strip()
     assert err.startswith("layerscan: error: unknown source scheme") and "\n" not in err
     assert SourceError.exit_code not in {LayerscanError.exit_code, DigestMismatch.exit_code}
+
+
+def test_constructing_a_layout_source_does_no_io(tmp_path: Path) -> None:
+    for files in (DirFiles(tmp_path / "later"), TarFiles(tmp_path / "later.tar")):
+        source = LayoutSource(files, "x", "oci-archive")
+        source.close()  # safe before open()
+        with pytest.raises(SourceError, match="no such"):
+            source.open()
+    write_dir(oci_layout([APP]), tmp_path / "later")  # what exists when open() runs is what counts
+    source = LayoutSource(DirFiles(tmp_path / "later"), "x", "oci-dir")
+    assert [e.names for e in source.open().entries] == [("latest",)]
+    source.close()

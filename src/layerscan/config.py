@@ -193,7 +193,6 @@ def load_config(path: str | None) -> Config:
     kw.update(_analyzer_section(top))
     kw["service"] = _service_section(top)
     kw.update(_analyzer_config(_Section(analyzer_doc, "", base), top))
-    kw.update(_result_cache(top))
     top.finish()
     return Config(**kw)
 
@@ -277,6 +276,10 @@ def _top_level(top: _Section) -> dict[str, Any]:
     top.put(kw, "insecure_registries", _str_tuple)
     top.put(kw, "fetch_foreign_layers", _bool)
     top.put(kw, "platform", _platform)
+    top.put(kw, "result_cache_enable", _bool)
+    top.put(kw, "result_cache_max_gigabytes", _pos_number)
+    top.put(kw, "result_cache_url", _redis_url)
+    top.put(kw, "result_cache_ttl_days", _pos_int)
     limits = top.section("limits")
     if limits is not None:
         lkw: dict[str, Any] = {}
@@ -289,16 +292,6 @@ def _top_level(top: _Section) -> dict[str, Any]:
         kw["registries"] = {host: _registry(registries.section(host)) for host in list(registries.raw)}
         registries.finish()
     top.ignore(_ANCHORE_TOP_IGNORED | {"services", "analyzer", "secret_rules", *_ANALYZER_CONFIG_SECTIONS})
-    return kw
-
-
-def _result_cache(top: _Section) -> dict[str, Any]:
-    """The result cache's keys, at the top level (they are layerscan's, not Anchore's)."""
-    kw: dict[str, Any] = {}
-    top.put(kw, "result_cache_enable", _bool)
-    top.put(kw, "result_cache_max_gigabytes", _pos_number)
-    top.put(kw, "result_cache_url", _redis_url)
-    top.put(kw, "result_cache_ttl_days", _pos_int)
     return kw
 
 

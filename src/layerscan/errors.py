@@ -42,7 +42,7 @@ def exit_codes_help() -> str:
 class LayerscanError(Exception):
     """Base of every error layerscan reports to a user instead of a traceback."""
 
-    exit_code: int = ExitCode.NOT_ANALYZED  # an ExitCode (tests/test_errors.py checks every class)
+    exit_code: ExitCode = ExitCode.NOT_ANALYZED
 
 
 class LayerError(LayerscanError):

@@ -25,13 +25,18 @@ from ..sources import registry_reference
 
 EPILOG = """\
 sources:
-  oci-dir:PATH           an OCI image layout directory
-  oci-archive:FILE       a tar of an OCI image layout
-  docker-archive:FILE    the output of 'docker save'
+  oci-dir:PATH[:REF]     an OCI image layout directory
+  oci-archive:FILE[:REF] a tar of an OCI image layout
+  docker-archive:FILE[:TAG]
+                         the output of 'docker save'
   PATH                   any of the above, detected by its content
+  ...:@N                 instead of REF or TAG: the N-th image (from 0) the source lists
   registry:REF           an image in a registry: [HOST[:PORT]/]REPO[:TAG][@sha256:HEX]
   docker://REF           the same (Docker Hub names are normalised as Docker does:
                          debian:12 is registry-1.docker.io/library/debian:12)
+  A source holding several images needs REF (an org.opencontainers.image.ref.name, exact)
+  or TAG (a RepoTag, normalised as Docker does: app:1.0 is docker.io/library/app:1.0), as
+  skopeo reads them; the path ends at the first ':', so a path with ':' is given bare.
 
 registry credentials, first found wins:
   --username with --password-stdin, else the registries section of --config;
@@ -62,6 +67,7 @@ examples:
                                                                Anchore Engine image export
   layerscan analyze app.tar --fail-on-secrets -o report.json   CI: exit 1 when a secret is found
   layerscan analyze oci-archive:multi.tar --platform linux/arm64/v8
+  layerscan analyze docker-archive:saved.tar:localhost:5000/app:1.0   one image of several
   layerscan analyze registry:docker.io/library/debian:12 --format table
   echo "$TOKEN" | layerscan analyze registry:ghcr.io/acme/app:1.4 \\
       --username ci-bot --password-stdin -o app.json            private image

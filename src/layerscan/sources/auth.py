@@ -24,7 +24,7 @@ from pathlib import Path
 import requests
 
 from ..config import Config
-from ..errors import SourceError
+from ..errors import ExitCode, SourceError
 from ..refs import DOCKER_HUB
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ _EXPIRY_MARGIN = 10  # renew a little before the registry would refuse the token
 class AuthError(SourceError):
     """The registry refused us, or credentials could not be read: a source error with its own exit code."""
 
-    exit_code = 6
+    exit_code = ExitCode.AUTH
 
 
 @dataclasses.dataclass(frozen=True)

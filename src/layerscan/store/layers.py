@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import errno
 import fcntl
 import hashlib
 import logging
@@ -41,6 +40,7 @@ import xxhash
 
 from ..errors import DigestMismatch, LayerscanError
 from ..image import LayerBlob
+from .disk import fsync_dir, open_index
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -69,6 +69,10 @@ class _Counts:
 
 COUNTS = _Counts()
 _MAX_ATTEMPTS = 3  # fetches of one layer per call: a corrupt download or a lost race may repeat
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS entries (hex TEXT PRIMARY KEY, size INTEGER NOT NULL, "
+    "xxh3 TEXT NOT NULL, atime INTEGER NOT NULL)",
+)
 
 
 class CacheError(LayerscanError):
@@ -289,7 +293,7 @@ class LayerCache:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp)
                 raise
-            _fsync_dir(self.blobs)
+            fsync_dir(self.blobs)
             self._record(hex_, n, xxh3, time.time())
             log.debug("layer cache: stored sha256:%s (%d bytes)", hex_, n)
             COUNTS.add("misses")
@@ -456,19 +460,8 @@ class LayerCache:
         return self.root / "index.sqlite"
 
     def _open_index(self) -> sqlite3.Connection:
-        path = self._index_path()
         with self._index_guard():
-            fresh = not path.exists()
-            try:
-                db = self._connect(path)
-                if db.execute("PRAGMA quick_check").fetchone()[0] != "ok":
-                    raise sqlite3.DatabaseError("quick_check failed")
-            except sqlite3.DatabaseError as e:
-                log.warning("layer cache index %s is unreadable (%s); rebuilding it from the entries", path, e)
-                for suffix in ("", "-wal", "-shm"):
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(f"{path}{suffix}")
-                db, fresh = self._connect(path), True
+            db, fresh = open_index(self._index_path(), _SCHEMA, "layer cache")
             if fresh:
                 self._db = db
                 self._rebuild()
@@ -483,17 +476,6 @@ class LayerCache:
             yield
         finally:
             lock.release()
-
-    @staticmethod
-    def _connect(path: Path) -> sqlite3.Connection:
-        db = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        db.execute(
-            "CREATE TABLE IF NOT EXISTS entries (hex TEXT PRIMARY KEY, size INTEGER NOT NULL, "
-            "xxh3 TEXT NOT NULL, atime INTEGER NOT NULL)"
-        )
-        return db
 
     def _rebuild(self) -> None:
         """Index every entry on disk that is intact; drop the ones that are not."""
@@ -555,14 +537,3 @@ class LayerCache:
 def _close(data: mmap.mmap | bytes) -> None:
     if isinstance(data, mmap.mmap):
         data.close()
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    except OSError as e:  # some filesystems refuse fsync on a directory
-        if e.errno not in (errno.EINVAL, errno.ENOTSUP):
-            raise
-    finally:
-        os.close(fd)

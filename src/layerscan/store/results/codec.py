@@ -473,76 +473,67 @@ def _union_members(hint: Hint) -> list[Hint] | None:
     return None
 
 
-@functools.cache
 def _dumper(hint: Hint) -> Convert:
     """A function turning a value of type `hint` into JSON-ready data."""
-    origin, args = _split(hint)
-    members = _union_members(hint)
-    if members is not None:
-        if len(members) == 1:
-            return _optional(_dumper(members[0]))
-        if all(_is_record(m) for m in members):  # a tagged union of records (typed metadata)
-            by_type = {m: (m.__name__, _dumper(m)) for m in members}
+    return _json_form(hint)[0]
 
-            def tagged(v: Any) -> Any:
-                if v is None:
-                    return None
-                name, dump = by_type[type(v)]
-                return [name, dump(v)]
 
-            return tagged
-        return _identity
-    if origin in (tuple, list, set, frozenset, collections.abc.Sequence, collections.abc.Set):
-        if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis):
-            each = [_dumper(a) for a in args]
-            return lambda v: [d(x) for d, x in zip(each, v, strict=True)]
-        inner = _dumper(args[0]) if args else _identity
-        return list if inner is _identity else (lambda v: [inner(x) for x in v])
-    if origin in (dict, collections.abc.Mapping):
-        if args[0] is not str:
-            raise TypeError(f"no JSON form for {hint!r}: keys must be strings")
-        inner = _dumper(args[1])
-        return dict if inner is _identity else (lambda v: {k: inner(x) for k, x in v.items()})
-    if _is_record(hint):
-        each_field = [(name, _dumper(h)) for name, h in _fields(hint)]
-        return lambda v: [d(getattr(v, name)) for name, d in each_field]
-    if hint in (str, int, float, bool, type(None), dict, list, Any, object):
-        return _identity
-    raise TypeError(f"no JSON form for {hint!r}")
+def _loader(hint: Hint) -> Convert:
+    """The inverse of _dumper(hint)."""
+    return _json_form(hint)[1]
 
 
 @functools.cache
-def _loader(hint: Hint) -> Convert:
-    """The inverse of _dumper(hint)."""
+def _json_form(hint: Hint) -> tuple[Convert, Convert]:
+    """(dump, load) for values of type `hint`: records as lists of their fields, unions of
+    records tagged with the record's name, tuples and sets as lists."""
     origin, args = _split(hint)
     members = _union_members(hint)
     if members is not None:
         if len(members) == 1:
-            return _optional(_loader(members[0]))
-        if all(_is_record(m) for m in members):
-            by_name = {m.__name__: _loader(m) for m in members}
-            return _optional(lambda v: by_name[v[0]](v[1]))
-        return _identity
+            dump, load = _json_form(members[0])
+            return _optional(dump), _optional(load)
+        if not all(_is_record(m) for m in members):
+            return _identity, _identity  # scalars: JSON tells them apart
+        by_type = {m: (m.__name__, _dumper(m)) for m in members}
+        by_name = {m.__name__: _loader(m) for m in members}
+
+        def tag(v: Any) -> Any:
+            name, dump_member = by_type[type(v)]
+            return [name, dump_member(v)]
+
+        return _optional(tag), _optional(lambda v: by_name[v[0]](v[1]))
     if origin in (tuple, list, set, frozenset, collections.abc.Sequence, collections.abc.Set):
         make: Callable[[Any], Any] = {list: list, set: set, frozenset: frozenset}.get(origin, tuple)
         if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis):
-            each = [_loader(a) for a in args]
-            return lambda v: tuple(d(x) for d, x in zip(each, v, strict=True))
-        inner = _loader(args[0]) if args else _identity
-        return make if inner is _identity else (lambda v: make(map(inner, v)))
+            forms = [_json_form(a) for a in args]
+            return (
+                lambda v: [d(x) for (d, _), x in zip(forms, v, strict=True)],
+                lambda v: tuple(ld(x) for (_, ld), x in zip(forms, v, strict=True)),
+            )
+        dump, load = _json_form(args[0]) if args else (_identity, _identity)
+        return (
+            list if dump is _identity else (lambda v: [dump(x) for x in v]),
+            make if load is _identity else (lambda v: make(map(load, v))),
+        )
     if origin in (dict, collections.abc.Mapping):
-        inner = _loader(args[1])
-        return dict if inner is _identity else (lambda v: {k: inner(x) for k, x in v.items()})
+        if args[0] is not str:
+            raise TypeError(f"no JSON form for {hint!r}: keys must be strings")
+        dump, load = _json_form(args[1])
+        return (
+            dict if dump is _identity else (lambda v: {k: dump(x) for k, x in v.items()}),
+            dict if load is _identity else (lambda v: {k: load(x) for k, x in v.items()}),
+        )
     if _is_record(hint):
-        each_field = [_loader(h) for _, h in _fields(hint)]
+        fields = [(name, *_json_form(h)) for name, h in _fields(hint)]
         make = _maker(hint)
 
         def record(v: Any) -> Any:
-            if len(v) != len(each_field):
-                raise CodecError(f"{hint.__name__}: {len(each_field)} fields expected, {len(v)} found")
-            return make(*(d(x) for d, x in zip(each_field, v, strict=True)))
+            if len(v) != len(fields):
+                raise CodecError(f"{hint.__name__}: {len(fields)} fields expected, {len(v)} found")
+            return make(*(ld(x) for (_, _, ld), x in zip(fields, v, strict=True)))
 
-        return record
+        return (lambda v: [d(getattr(v, name)) for name, d, _ in fields]), record
     if hint in (str, int, float, bool, type(None), dict, list, Any, object):
-        return _identity
+        return _identity, _identity
     raise TypeError(f"no JSON form for {hint!r}")

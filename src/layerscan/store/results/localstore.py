@@ -27,13 +27,18 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..layers import _fsync_dir
+from ..disk import fsync_dir, open_index
 from . import codec
-from .model import Entry, Stats, store_errors
+from .model import Entry, Stats, fits, store_errors
 
 log = logging.getLogger(__name__)
 
 _TMP_PREFIX = ".tmp-"
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, kind TEXT NOT NULL, subject TEXT NOT NULL, "
+    "size INTEGER NOT NULL, atime INTEGER NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS entries_atime ON entries (atime)",
+)
 _failures = store_errors(OSError, sqlite3.Error)
 
 
@@ -70,10 +75,7 @@ class LocalStore:
 
     @_failures
     def put(self, key: str, value: bytes, kind: str, subject: str) -> None:
-        if len(value) > self.max_bytes:
-            log.info(
-                "result cache: a %d-byte %s entry for %s is larger than the whole cache", len(value), kind, subject
-            )
+        if not fits(value, self.max_bytes, kind, subject):
             return
         tmp = self.values / f"{_TMP_PREFIX}{key}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
         try:
@@ -88,7 +90,7 @@ class LocalStore:
                     (key, kind, subject, len(value), time.time_ns()),
                 )
                 os.rename(tmp, self.values / key)
-                _fsync_dir(self.values)
+                fsync_dir(self.values)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
@@ -221,34 +223,11 @@ class LocalStore:
     # ------------------------------------------------------------------ the index
 
     def _open_index(self) -> sqlite3.Connection:
-        path = self.root / "index.sqlite"
         with self._write_lock():
-            fresh = not path.exists()
-            try:
-                db = self._connect(path)
-                if db.execute("PRAGMA quick_check").fetchone()[0] != "ok":
-                    raise sqlite3.DatabaseError("quick_check failed")
-            except sqlite3.DatabaseError as e:
-                log.warning("result cache index %s is unreadable (%s); rebuilding it from the values", path, e)
-                for suffix in ("", "-wal", "-shm"):
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(f"{path}{suffix}")
-                db, fresh = self._connect(path), True
+            db, fresh = open_index(self.root / "index.sqlite", _SCHEMA, "result cache")
             self._db = db
             if fresh:
                 self._reconcile()
-        return db
-
-    @staticmethod
-    def _connect(path: Path) -> sqlite3.Connection:
-        db = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        db.execute(
-            "CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, kind TEXT NOT NULL, subject TEXT NOT NULL, "
-            "size INTEGER NOT NULL, atime INTEGER NOT NULL)"
-        )
-        db.execute("CREATE INDEX IF NOT EXISTS entries_atime ON entries (atime)")
         return db
 
     def _query(self, sql: str, args: tuple = ()) -> list[tuple]:

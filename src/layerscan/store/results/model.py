@@ -4,17 +4,28 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any, Protocol, TypeVar, cast
 
 from ...errors import LayerscanError
 
+log = logging.getLogger(__name__)
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 class StoreError(LayerscanError):
     """The result cache's store failed (disk, index, Redis); the analysis goes on without it."""
+
+
+def fits(value: bytes, max_bytes: int, kind: str, subject: str) -> bool:
+    """Whether a value can be stored at all: one larger than the whole bound is not."""
+    if len(value) <= max_bytes:
+        return True
+    log.info("result cache: a %d-byte %s entry for %s is larger than the whole cache", len(value), kind, subject)
+    return False
 
 
 def store_errors(*errors: type[BaseException]) -> Callable[[F], F]:

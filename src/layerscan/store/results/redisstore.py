@@ -26,7 +26,7 @@ from urllib.parse import urlsplit, urlunsplit
 import redis
 
 from . import codec
-from .model import Entry, Stats, store_errors
+from .model import Entry, Stats, fits, store_errors
 
 log = logging.getLogger(__name__)
 
@@ -129,10 +129,7 @@ class RedisStore:
 
     @_failures
     def put(self, key: str, value: bytes, kind: str, subject: str) -> None:
-        if len(value) > self.max_bytes:
-            log.info(
-                "result cache: a %d-byte %s entry for %s is larger than the whole cache", len(value), kind, subject
-            )
+        if not fits(value, self.max_bytes, kind, subject):
             return
         self._put(
             keys=[_LRU, _META, _BYTES],
