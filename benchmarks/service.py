@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import shutil
 import subprocess
@@ -31,7 +32,15 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from registry_harness import RegistryServer, free_port, push_layout, wait_port  # noqa: E402
+from registry_harness import (  # noqa: E402
+    OCI_MANIFEST,
+    RegistryServer,
+    free_port,
+    layout_manifest,
+    push_layout,
+    push_manifest,
+    wait_port,
+)
 
 IMAGES = ROOT.parent / "shared" / "corpus" / "images"
 BAR = 1.6  # batch --workers 2 over the analyze loop, in images per minute
@@ -47,8 +56,15 @@ def corpus_registry(work: Path, names: tuple[str, ...], copies: int) -> Iterator
         with requests.Session() as s:
             for i in range(copies):
                 for name in names:
-                    push_layout(s, server.url, f"bench/{name}-{i}", "latest", IMAGES / name)
-                    refs.append(f"{server.host}/bench/{name}-{i}:latest")
+                    repo = f"bench/{name}-{i}"
+                    push_layout(s, server.url, repo, "latest", IMAGES / name)
+                    # Each copy gets a manifest digest of its own (an annotation) over the same blobs:
+                    # the service analyzes an image once per digest, as Anchore does.
+                    _, manifest = layout_manifest(IMAGES / name)
+                    manifest.setdefault("annotations", {})["org.layerscan.bench.copy"] = str(i)
+                    raw = json.dumps(manifest).encode()
+                    push_manifest(s, server.url, repo, "latest", raw, manifest.get("mediaType", OCI_MANIFEST))
+                    refs.append(f"{server.host}/{repo}:latest")
         yield server.host, refs
     finally:
         server.stop()
@@ -106,6 +122,8 @@ def service(refs: list[str], config_doc: dict, work: Path, workers: int) -> floa
                 s.post(f"{url}/images", json={"tag": ref}).raise_for_status()
             while True:
                 states = [i["analysis_status"] for i in s.get(f"{url}/images").json()]
+                if len(states) != len(refs):
+                    raise RuntimeError(f"{len(refs)} references are {len(states)} images: copies must differ")
                 if "analysis_failed" in states:
                     raise RuntimeError("an image failed to analyze; see the service's logs")
                 if states.count("analyzed") == len(refs):

@@ -23,15 +23,22 @@ ADMIN_PASSWORD = "test-admin-pass"
 ANCHORE_CLI = ROOT / ".venv-anchorecli" / "bin" / "anchore-cli"
 
 
-def api_config(
-    directory: Path, registry_host: str, *, api_port: int, name: str = "config.yaml", **analyzer: object
-) -> Path:
-    """service_config plus the API's settings (its port, the admin's password and a second user), as `name`."""
-    doc = yaml.safe_load(service_config(directory, registry_host, **analyzer).read_text())
+def api_config(directory: Path, registry_host: str, *, api_port: int, **analyzer: object) -> Path:
+    """service_config plus the API's settings: its port, the admin's password and a second user."""
+    path = service_config(directory, registry_host, **analyzer)
+    doc = yaml.safe_load(path.read_text())
     doc["default_admin_password"] = ADMIN_PASSWORD
     doc["credentials"] = {"users": {"reader": {"password": "reader-pass"}}}
     doc["services"]["apiext"] = {"listen": "127.0.0.1", "port": api_port}
-    path = directory / name
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def api_only(config: Path) -> Path:
+    """The same config with its analyzer off (services.analyzer.enabled: false), beside it as serve.yaml."""
+    doc = yaml.safe_load(config.read_text())
+    doc["services"]["analyzer"]["enabled"] = False
+    path = config.with_name("serve.yaml")
     path.write_text(yaml.safe_dump(doc))
     return path
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from api_harness import ServeProcess, admin_session, api_config, api_port, run_cli
+from api_harness import ServeProcess, admin_session, api_config, api_only, api_port, run_cli
 from conftest import IMAGES, ROOT
 from registry_fixtures import IMAGE_REPOS, Pushed
 from registry_harness import REGISTRY_BIN
@@ -37,8 +37,7 @@ class Cluster:
         self.port = api_port()
         # One state, two configs: the workers analyze, `serve` only answers (its analyzer is off).
         self.config = api_config(directory, registry_host, api_port=self.port, lease_seconds=30)
-        api_only = api_config(directory, registry_host, api_port=self.port, name="serve.yaml", enabled=False)
-        self.serve = ServeProcess(api_only, self.port)
+        self.serve = ServeProcess(api_only(self.config), self.port)
         self.url = self.serve.url
         self.workers = [WorkerProcess(self.config), WorkerProcess(self.config)]
         wait_for(lambda: len(self.analyzers()) == 2, 60, "both workers registered")
@@ -171,6 +170,26 @@ def test_import_then_delete(cluster: Cluster, registry: Pushed, tmp_path: Path) 
 
     assert ok(cluster.cli("image", "del", digest)).strip() == "Success"
     assert admin_session().get(f"{cluster.url}/images/{digest}").status_code == 404
+
+
+def test_import_of_an_untagged_local_export(cluster: Cluster, tmp_path: Path) -> None:
+    """An air-gapped host's `analyze oci-dir:… --format anchore`: no tag, still printed whole."""
+    export = tmp_path / "export.json"
+    subprocess.run(
+        [sys.executable, "-m", "layerscan", "analyze", f"oci-dir:{IMAGES / 'debian-minbase'}"]
+        + ["--format", "anchore", "-o", str(export)],
+        check=True,
+        cwd=ROOT,
+        capture_output=True,
+        timeout=300,
+    )
+    out = ok(cluster.cli("image", "import", "--infile", str(export)))
+    assert "WARNING" not in out and "Full Tag: localhost/debian-minbase:<none>" in out, out
+    digest = re.search(r"Image Digest: (sha256:[0-9a-f]{64})", out)
+    assert digest is not None
+    got = ok(cluster.cli("image", "get", digest.group(1)))
+    assert "Analysis Status: analyzed" in got and "Distro: debian" in got and "WARNING" not in got
+    assert table_rows(ok(cluster.cli("image", "list")))[1:]  # a table, not raw JSON
 
 
 def test_wrong_password_is_refused_and_the_cli_says_so(cluster: Cluster) -> None:

@@ -198,6 +198,10 @@ def test_get_list_and_by_id(api: ServeProcess, imported: dict, native: dict) -> 
     assert meta["distro"] == "debian" and meta["distro_version"] == "12" and meta["arch"] == "amd64"
     assert meta["layer_count"] == len(native["image"]["layers"]) and meta["image_size"] > 0
     assert by_digest["analyzed_at"].endswith("Z") and by_digest["userId"] == "admin"
+    # An export of a local image names no tag: one detail, untagged as Docker shows it.
+    (detail,) = by_digest["image_detail"]
+    assert (detail["registry"], detail["repo"], detail["tag"]) == ("localhost", IMAGE, "<none>")
+    assert detail["fulldigest"] == f"localhost/{IMAGE}@{digest}" and detail["imageId"] == image_id
     assert digest in [i["imageDigest"] for i in get(api, "/images", params={"analysis_status": "analyzed"}).json()]
     assert get(api, "/images", params={"analysis_status": "analyzing"}).json() == []
 

@@ -25,8 +25,11 @@ def timestamp(when: datetime.datetime | None) -> str | None:
     return when.replace(microsecond=0).isoformat() + "Z"
 
 
-def anchore_image(record: ImageRecord, metadata: dict[str, Any] | None) -> dict[str, Any]:
-    """`metadata` is image_content.metadata (content.summary_metadata) once analyzed, else None."""
+def anchore_image(record: ImageRecord, metadata: dict[str, Any] | None, untagged: str | None = None) -> dict[str, Any]:
+    """`metadata` is image_content.metadata (content.summary_metadata) once analyzed, else None.
+
+    An image with no tag gets one detail named `untagged:<none>`, as Docker lists an untagged
+    image, because anchore-cli reads image_detail[0] of every image it prints."""
     empty = dict.fromkeys(("arch", "distro", "distro_version", "dockerfile_mode", "image_size", "layer_count"))
     return {
         "imageDigest": record.image_digest,
@@ -40,7 +43,7 @@ def anchore_image(record: ImageRecord, metadata: dict[str, Any] | None) -> dict[
         "last_updated": timestamp(record.last_updated),
         "annotations": {},
         "image_content": {"metadata": metadata if metadata is not None else empty},
-        "image_detail": [_detail(record, fulltag) for fulltag in record.fulltags],
+        "image_detail": [_detail(record, t) for t in record.fulltags or ([f"{untagged}:<none>"] if untagged else [])],
     }
 
 

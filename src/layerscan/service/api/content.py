@@ -105,6 +105,13 @@ def summary_metadata(export: Any) -> dict[str, Any]:
     }
 
 
+def repo_name(export: Any) -> str | None:
+    """The repository an export names its image by ("registry/repo", from RepoDigests[0])."""
+    report = image_data(export).get("image_report") or {}
+    digests = (report.get("docker_data") or {}).get("RepoDigests") or []
+    return digests[0].split("@", 1)[0] if digests and isinstance(digests[0], str) else None
+
+
 # ---------------------------------------------------------------------------- builders
 
 

@@ -15,7 +15,7 @@ from starlette.requests import Request
 from ...config import Config
 from ..store import ANALYZED, ImageRecord, Store
 from ..worker import AnalyzerWorker
-from .content import summary_metadata
+from .content import repo_name, summary_metadata
 from .errors import ApiError
 
 _EXPORTS_KEPT = 8  # parsed exports kept in memory (one is a few MB for a large image)
@@ -68,6 +68,12 @@ class ApiContext:
             with self._lock:
                 self._metadata[key] = found
         return found
+
+    def untagged_name(self, record: ImageRecord) -> str | None:
+        """For an image with no tag (an import of an untagged export): the repository its export names."""
+        if record.fulltags or record.analysis_status != ANALYZED:
+            return None
+        return repo_name(self.analyzed(record))
 
 
 def context_of(request: Request) -> ApiContext:

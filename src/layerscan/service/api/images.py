@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -68,7 +69,7 @@ def analyzed_of(request: Request) -> tuple[ImageRecord, Any]:
 
 
 def images_response(ctx: ApiContext, records: list[ImageRecord]) -> JSONResponse:
-    return JSONResponse([anchore_image(r, ctx.metadata(r)) for r in records])
+    return JSONResponse([anchore_image(r, ctx.metadata(r), ctx.untagged_name(r)) for r in records])
 
 
 async def json_body(request: Request) -> Any:
@@ -171,9 +172,14 @@ def delete_image(request: Request) -> Response:
 # ---------------------------------------------------------------------------- content, metadata, artifacts
 
 
-def content_types(request: Request) -> Response:
-    record_of(request)
-    return JSONResponse(list(CONTENT_TYPES))
+def type_list(types: tuple[str, ...]) -> Callable[[Request], Response]:
+    """GET …/content or …/metadata: the types there are, for an image that exists."""
+
+    def route(request: Request) -> Response:
+        record_of(request)
+        return JSONResponse(list(types))
+
+    return route
 
 
 def image_content(request: Request) -> Response:
@@ -181,11 +187,6 @@ def image_content(request: Request) -> Response:
     ctype = str(request.path_params["ctype"])
     rows = content(export, ctype)
     return JSONResponse({"imageDigest": record.image_digest, "content_type": ctype, "content": rows})
-
-
-def metadata_types(request: Request) -> Response:
-    record_of(request)
-    return JSONResponse(list(METADATA_TYPES))
 
 
 def image_metadata(request: Request) -> Response:
@@ -204,13 +205,13 @@ ROUTES = [
     Route("/images", add_image, methods=["POST"]),
     Route("/images", list_images, methods=["GET"]),
     Route("/images/by_id/{image_id}", get_image, methods=["GET"]),
-    Route("/images/by_id/{image_id}/content", content_types, methods=["GET"]),
+    Route("/images/by_id/{image_id}/content", type_list(CONTENT_TYPES), methods=["GET"]),
     Route("/images/by_id/{image_id}/content/{ctype}", image_content, methods=["GET"]),
     Route("/images/{digest}", get_image, methods=["GET"]),
     Route("/images/{digest}", delete_image, methods=["DELETE"]),
-    Route("/images/{digest}/content", content_types, methods=["GET"]),
+    Route("/images/{digest}/content", type_list(CONTENT_TYPES), methods=["GET"]),
     Route("/images/{digest}/content/{ctype}", image_content, methods=["GET"]),
-    Route("/images/{digest}/metadata", metadata_types, methods=["GET"]),
+    Route("/images/{digest}/metadata", type_list(METADATA_TYPES), methods=["GET"]),
     Route("/images/{digest}/metadata/{mtype}", image_metadata, methods=["GET"]),
     Route("/images/{digest}/artifacts/{atype}", image_artifacts, methods=["GET"]),
 ]
