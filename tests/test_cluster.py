@@ -25,8 +25,8 @@ import yaml
 import postgres_harness
 from api_harness import ADMIN_PASSWORD, ServeProcess, admin_session
 from redis_harness import REDIS_BIN, RedisServer
-from registry_harness import REGISTRY_BIN, FaultProxy, RegistryServer, free_port
-from service_harness import ThrottleProxy, WorkerProcess, app_image, push_image, wait_for
+from registry_harness import REGISTRY_BIN, FaultProxy, free_port
+from service_harness import ThrottleProxy, WorkerProcess, app_registry, wait_for
 
 pytestmark = [
     pytest.mark.skipif(not Path(REGISTRY_BIN).exists(), reason=f"{REGISTRY_BIN} is not installed"),
@@ -39,15 +39,8 @@ N_IMAGES = 20
 
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FaultProxy, list[list[str]]]]:
-    work = tmp_path_factory.mktemp("cluster-registry")
-    server = RegistryServer(work, work / "storage")
-    proxy = FaultProxy(server.url, work / "storage")  # counts the blob GETs
-    try:
-        layers = [push_image(server.url, f"apps/app{n}", "latest", app_image(n))[1] for n in range(N_IMAGES)]
-        yield proxy, layers
-    finally:
-        proxy.stop()
-        server.stop()
+    with app_registry(tmp_path_factory.mktemp("cluster-registry"), N_IMAGES) as pushed:
+        yield pushed
 
 
 @pytest.fixture(scope="module")
