@@ -8,6 +8,7 @@ import getpass
 import json
 import os
 import re
+import stat
 import sys
 import tempfile
 import textwrap
@@ -278,7 +279,18 @@ def _host(text: str) -> str:
 
 
 def _write_atomically(path: str, write: Callable[[TextIO], None]) -> None:
-    """Write to a temporary file beside `path`, then rename: a failure never leaves half a report."""
+    """Write to a temporary file beside `path`, then rename: a failure never leaves half a report.
+
+    Not onto what is not a regular file (-o /dev/null, a FIFO): a rename would replace the device
+    itself with a file (as root, /dev/null for the whole machine), so those are written to directly."""
+    try:
+        special = not stat.S_ISREG(os.stat(path).st_mode)
+    except FileNotFoundError:
+        special = False
+    if special:
+        with open(path, "w", encoding="utf-8") as out:
+            write(out)
+        return
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".layerscan-", suffix=".tmp", dir=directory)
     try:
