@@ -128,7 +128,9 @@ class ResultCache:
         store = self.store
         if found is None and store is not None:
             with store.exclusive(key):
-                found = self._get(codec.LAYER, key, digest, count=False)  # the holder we waited for stored it
+                # Again: a holder may have stored it meanwhile (we waited for it, or it finished
+                # between our first look and our lock).
+                found = self._get(codec.LAYER, key, digest, count=False)
                 if found is None:
                     self._count(False, codec.LAYER)
                     result = scan()
