@@ -305,3 +305,23 @@ def test_claims_are_exclusive_across_processes(db_url: str) -> None:
     claimed = [d for got in results.values() for d in got]
     assert sorted(claimed) == [digest(n) for n in range(60)]  # each exactly once
     assert sum(1 for got in results.values() if got) >= 2  # they really competed
+
+
+def _open_and_count(url: str, out: multiprocessing.Queue) -> None:
+    with Store.open(url) as s:
+        out.put(sum(s.queue_depth().values()))
+
+
+def test_processes_opening_a_new_database_together_migrate_it_once(db_url: str) -> None:
+    url = db_url
+    ctx = multiprocessing.get_context("spawn")
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_open_and_count, args=(url, out)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    assert [out.get(timeout=120) for _ in procs] == [0, 0, 0, 0]
+    for p in procs:
+        p.join(30)
+        assert p.exitcode == 0
+    with Store.open(url) as s, s.engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM alembic_version").scalar() == 1

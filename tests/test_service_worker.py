@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import collections
 import itertools
+import json
 import logging
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -150,7 +152,15 @@ def test_a_stopped_service_resumes_its_queue(service: Service) -> None:
     assert_analyzed_once_each(service, digests)
 
 
-def test_a_failing_job_is_analysis_failed_then_force_requeues(service: Service, tmp_path: Path) -> None:
+def test_a_failing_job_is_analysis_failed_then_force_requeues(tmp_path: Path, slow_registry: ThrottleProxy) -> None:
+    service = Service(tmp_path / "cached", slow_registry.host, layer_cache_enable=True)
+    try:
+        check_failure_force_and_status_port(service)
+    finally:
+        service.close()
+
+
+def check_failure_force_and_status_port(service: Service) -> None:
     good = service.submit(0)
     missing = "sha256:" + "e" * 64
     # Queued as if its tag had resolved, then deleted from the registry: every pull fails with 404.
@@ -180,6 +190,9 @@ def test_a_failing_job_is_analysis_failed_then_force_requeues(service: Service, 
     metrics_text = requests.get(f"{base}/metrics", timeout=5).text
     assert "anchore_analysis_time_seconds_count 1.0" in metrics_text
     assert "layerscan_images_failed_total 2.0" in metrics_text
+    cache_bytes = re.search(r"^layerscan_layer_cache_bytes (\S+)$", metrics_text, re.MULTILINE)
+    layers = json.loads(service.store.get_image(good).manifest)["layers"]  # type: ignore[union-attr]
+    assert cache_bytes is not None and float(cache_bytes.group(1)) == sum(x["size"] for x in layers)
 
     before = service.store.get_image(good)
     assert before is not None and before.analyzed_at is not None

@@ -3,13 +3,16 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from ..config import Config
 from ..store import layers, results
+from ..store.layers import LayerCache
 
 IMAGES_ANALYZED = Counter("layerscan_images_analyzed", "Images analyzed and stored by this process")
 IMAGES_FAILED = Counter(
@@ -22,6 +25,39 @@ ANALYSIS_TIME = Histogram(
     buckets=(0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600),
 )
 BUSY_WORKERS = Gauge("layerscan_busy_workers", "Analyses running now in this process")
+
+
+class LayerCacheCollector(Collector):
+    """The layer cache's size, read from the cache itself at each scrape (it is shared by processes).
+
+    Hits, misses and evictions are this process's own: _LayerCacheCounts."""
+
+    def __init__(self, cache: LayerCache) -> None:
+        self.cache = cache
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        stats = self.cache.stats()
+        yield GaugeMetricFamily("layerscan_layer_cache_bytes", "Bytes of layer blobs in the layer cache", stats.bytes)
+        yield GaugeMetricFamily("layerscan_layer_cache_entries", "Layer blobs in the layer cache", stats.entries)
+        yield GaugeMetricFamily(
+            "layerscan_layer_cache_max_bytes", "The layer cache's limit (least recently used evicted)", stats.max_bytes
+        )
+
+
+_watched: LayerCacheCollector | None = None
+_watch_lock = threading.Lock()
+
+
+def watch_layer_cache(config: Config) -> None:
+    """Report the layer cache of `config` (if it is on) from now on; once per process."""
+    global _watched
+    with _watch_lock:
+        if _watched is not None:
+            return
+        cache = LayerCache.from_config(config)
+        if cache is not None:
+            _watched = LayerCacheCollector(cache)
+            REGISTRY.register(_watched)
 
 
 class _LayerCacheCounts(Collector):

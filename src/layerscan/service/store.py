@@ -1,8 +1,8 @@
 """The service's state: images and their tags, reports, workers, and the job queue.
 
-One SQLAlchemy 2 Core engine over `db_connect` (SQLite in WAL mode by default; the same
-statements run on PostgreSQL). The queue is the `images` table itself: an image waits as
-`not_analyzed`, a worker claims it with a lease (`analyzing`, a token and an expiry), renews
+One SQLAlchemy 2 Core engine over `db_connect`: SQLite in WAL mode by default, or PostgreSQL
+(`postgresql://…`, through psycopg 3) with the same statements and migrations, which the
+store tests run on both. The queue is the `images` table itself: an image waits as `not_analyzed`, a worker claims it with a lease (`analyzing`, a token and an expiry), renews
 the lease while it works, and completes, fails or releases it with that token. A claim
 whose lease expired (its worker died) is claimable again, so nothing is lost; a stale
 claim cannot complete, so nothing is stored twice.
@@ -56,6 +56,7 @@ NOT_ANALYZED, ANALYZING, ANALYZED, FAILED = "not_analyzed", "analyzing", "analyz
 STATES = (NOT_ANALYZED, ANALYZING, ANALYZED, FAILED)
 REPORT_KINDS = ("anchore", "layerscan")
 _BUSY_TIMEOUT_S = 30  # how long a SQLite writer waits for another's lock before failing
+_MIGRATION_LOCK = 0x6C61796572  # PostgreSQL advisory lock key held while migrating ("layer")
 
 
 class StoreError(LayerscanError):
@@ -166,6 +167,8 @@ class Store:
         cfg.set_main_option("script_location", "layerscan.service:migrations")
         # One writer at a time: concurrent first starts (several workers) must not race the DDL.
         with self._write() as conn:
+            if conn.dialect.name == "postgresql":  # SQLite's BEGIN IMMEDIATE serializes; here a lock does
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
 

@@ -81,6 +81,7 @@ class AnalyzerWorker:
         """Register, serve the status port, and start polling the store for jobs (`poll`); without
         polling, jobs come from outside (a Celery message) through `run_claimed`."""
         self.started_at = datetime.datetime.now(datetime.UTC)
+        metrics.watch_layer_cache(self.config)
         if self.config.port:
             self._serve_status()
         self.store.register_worker(self.worker_id, socket.gethostname(), self.config.port, self.max_threads)

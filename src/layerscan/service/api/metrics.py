@@ -2,7 +2,8 @@
 
 This process's counters, histogram and gauges (defined once in service/metrics.py and
 updated by the in-process worker), plus what only the shared state knows, read at each
-scrape: images by analysis_status, analyzers up and busy, and the layer cache's size.
+scrape: images by analysis_status, analyzers up and busy (the layer cache's size and counts are
+service/metrics.py's, in the process's registry).
 """
 
 from __future__ import annotations
@@ -18,18 +19,15 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ...config import Config
-from ...store.layers import LayerCache
-from .. import metrics as _service_metrics  # noqa: F401  (registers the worker's metrics even with no worker)
+from ..metrics import watch_layer_cache  # (and so the worker's metrics are registered, even with no worker)
 from ..store import STATES, Store
 
 
 class StateCollector(Collector):
-    """Gauges computed from the store (and the layer cache) when Prometheus scrapes."""
+    """Gauges computed from the store when Prometheus scrapes."""
 
-    def __init__(self, store: Store, config: Config) -> None:
+    def __init__(self, store: Store) -> None:
         self.store = store
-        self.config = config
-        self._cache: LayerCache | None = None
 
     def collect(self) -> Iterator[Metric]:
         depth = self.store.queue_depth()
@@ -44,25 +42,13 @@ class StateCollector(Collector):
         busy = GaugeMetricFamily("layerscan_analyzers_busy_threads", "Analyses running now, over every analyzer")
         busy.add_metric([], sum(w.busy for w in workers if w.status == "up"))
         yield busy
-        cache = self._layer_cache()
-        if cache is not None:
-            stats = cache.stats()
-            size = GaugeMetricFamily("layerscan_layer_cache_bytes", "Bytes of layer blobs in the layer cache")
-            size.add_metric([], stats.bytes)
-            yield size
-            limit = GaugeMetricFamily("layerscan_layer_cache_max_bytes", "The layer cache's size limit")
-            limit.add_metric([], stats.max_bytes)
-            yield limit
-
-    def _layer_cache(self) -> LayerCache | None:
-        if self._cache is None:
-            self._cache = LayerCache.from_config(self.config)
-        return self._cache
 
 
 def state_registry(store: Store, config: Config) -> CollectorRegistry:
+    """The store's gauges; the layer cache's size joins the process's registry (once per process)."""
+    watch_layer_cache(config)
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(StateCollector(store, config))
+    registry.register(StateCollector(store))
     return registry
 
 
