@@ -321,7 +321,8 @@ def test_no_result_cache_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFi
 @pytest.mark.corpus
 def test_cache_command_covers_the_result_cache(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     key = answers("rpm-sqlite")
-    assert main(["analyze", f"oci-dir:{IMAGES / 'rpm-sqlite'}", "--tmp-dir", str(tmp_path), "-o", "/dev/null"]) == 0
+    report = str(tmp_path / "report.json")
+    assert main(["analyze", f"oci-dir:{IMAGES / 'rpm-sqlite'}", "--tmp-dir", str(tmp_path), "-o", report]) == 0
     capsys.readouterr()
 
     def cache(*argv: str) -> dict:

@@ -4,6 +4,7 @@ queued; what does not resolve is a SubmitError with the HTTP status, and nothing
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -70,6 +71,10 @@ def test_a_tag_that_resolves_is_queued_pinned_to_its_digest(registries: Registri
     manifest = json.loads(rec.manifest)
     assert rec.image_id == manifest["config"]["digest"].split(":")[1]
     assert json.loads(rec.config)["architecture"] == "amd64"
+    # The stored documents are the registry's bytes, so they still hash to their digests.
+    assert "sha256:" + hashlib.sha256(rec.manifest).hexdigest() == rec.image_digest
+    assert hashlib.sha256(rec.config).hexdigest() == rec.image_id
+    assert rec.parent_digest == rec.image_digest  # a tag that names a manifest, not an index
     # The same image by digest, under another tag name: one image, two tags.
     again = submit(store, config, f"{registries.anonymous}/apps/app1:v1", registries.digest)
     assert again.image_digest == rec.image_digest

@@ -9,7 +9,6 @@ status the API answers with, and nothing is queued.
 
 from __future__ import annotations
 
-import json
 import re
 
 from ..config import Config
@@ -42,9 +41,7 @@ def submit(store: Store, config: Config, tag: str | None, digest: str | None, fo
         try:
             manifest_digest = source.manifest_digest
             image_id = source.config_digest.partition(":")[2]
-            # Re-encoded: an ImageSource keeps the parsed documents, not their raw bytes.
-            manifest = json.dumps(source.manifest).encode()
-            image_config = json.dumps(source.config).encode()
+            manifest, image_config, parent_digest = source.raw_manifest, source.raw_config, source.parent_digest
         finally:
             source.close()
     except RefError as e:
@@ -63,7 +60,7 @@ def submit(store: Store, config: Config, tag: str | None, digest: str | None, fo
         f"registry:{ref.repo_digest(manifest_digest)}",  # pinned: a tag that moves later changes nothing
         manifest,
         image_config,
-        manifest_digest,
+        parent_digest,
         force=force,
     )
     if config.service.queue_url and record.analysis_status == NOT_ANALYZED:

@@ -80,7 +80,16 @@ def decode(kind: str, data: bytes) -> Any:
             r.finish()
     except CodecError:
         raise
-    except (ValueError, TypeError, KeyError, IndexError, OverflowError, UnicodeError, RecursionError) as e:
+    except (
+        ValueError,
+        TypeError,
+        KeyError,
+        IndexError,
+        AttributeError,
+        OverflowError,
+        struct.error,
+        RecursionError,
+    ) as e:
         raise CodecError(f"{type(e).__name__}: {e}") from None
     return value
 
