@@ -50,6 +50,9 @@ class Registry:
     ca_cert: str | None = None
     username: str | None = None
     password: str | None = dataclasses.field(default=None, repr=False)  # never in a log line
+    # A registry access token used as is (`Authorization: Bearer`), as Harbor hands one to a scanner
+    # for one job; never read from a config file.
+    token: str | None = dataclasses.field(default=None, repr=False)
 
 
 def default_service_dir() -> str:

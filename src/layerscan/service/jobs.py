@@ -11,14 +11,20 @@ from ..config import Config
 from ..pipeline import analyze  # the service's one import of the pipeline
 from ..report import FORMATS
 from ..scan import native_available
+from .job_credentials import JOB_CREDENTIALS
 
-# What the service stores for every analyzed image: store kind -> report format.
-STORED_REPORTS = {"anchore": "anchore", "layerscan": "json"}
+# What the service stores for every analyzed image: store kind -> report format. The SBOMs are
+# Harbor's scan reports (api/harbor.py); an Analysis is not stored, so they are rendered here.
+STORED_REPORTS = {"anchore": "anchore", "layerscan": "json", "cyclonedx": "cyclonedx", "spdx": "spdx"}
 
 
 def analyze_image(spec: str, config: Config) -> Analysis:
-    """The pipeline on `spec`, with the native engine when it is built, without a progress bar."""
-    return analyze(spec, config, engine="native" if native_available() else "reference", progress=False)
+    """The pipeline on `spec`, with the native engine when it is built, without a progress bar,
+    and with the registry credentials a scan request handed over for it (job_credentials.py)."""
+    engine = "native" if native_available() else "reference"
+    analysis = analyze(spec, JOB_CREDENTIALS.config_for(spec, config), engine=engine, progress=False)
+    JOB_CREDENTIALS.done(spec)
+    return analysis
 
 
 def render(analysis: Analysis, fmt: str) -> bytes:

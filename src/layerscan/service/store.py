@@ -54,7 +54,7 @@ log = logging.getLogger(__name__)
 
 NOT_ANALYZED, ANALYZING, ANALYZED, FAILED = "not_analyzed", "analyzing", "analyzed", "analysis_failed"
 STATES = (NOT_ANALYZED, ANALYZING, ANALYZED, FAILED)
-REPORT_KINDS = ("anchore", "layerscan")
+REPORT_KINDS = ("anchore", "layerscan", "cyclonedx", "spdx")
 _BUSY_TIMEOUT_S = 30  # how long a SQLite writer waits for another's lock before failing
 _MIGRATION_LOCK = 0x6C61796572  # PostgreSQL advisory lock key held while migrating ("layer")
 

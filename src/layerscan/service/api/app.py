@@ -1,4 +1,5 @@
-"""The API app: Anchore's external API (the subset anchore-cli uses), /metrics and the web page.
+"""The API app: Anchore's external API (the subset anchore-cli uses), Harbor's scanner adapter API
+(/api/v1, harbor.py), /metrics and the web page.
 
     create_app(config, store, worker=None) -> an ASGI app for uvicorn
 
@@ -14,7 +15,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ...config import Config
 from ..store import Store
 from ..worker import AnalyzerWorker
-from . import imageimport, images, metrics, system, ui
+from . import harbor, imageimport, images, metrics, system, ui
 from .auth import BasicAuth, users_of
 from .context import ApiContext
 from .errors import HANDLERS
@@ -37,7 +38,7 @@ class StripV1:
 
 
 def create_app(config: Config, store: Store, worker: AnalyzerWorker | None = None) -> ASGIApp:
-    routes = [*system.ROUTES, *images.ROUTES, *imageimport.ROUTES, *metrics.ROUTES, *ui.ROUTES]
+    routes = [*system.ROUTES, *images.ROUTES, *imageimport.ROUTES, *metrics.ROUTES, *ui.ROUTES, *harbor.ROUTES]
     app = Starlette(routes=routes, exception_handlers=HANDLERS)
     app.state.context = ApiContext(config, store, worker)
     app.state.metrics = metrics.state_registry(store, config)

@@ -37,9 +37,12 @@ async def api_error(request: Request, exc: Exception) -> Response:
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
-    """Starlette's own 404 (no such route) and 405 (wrong method), in Anchore's shape."""
+    """Starlette's own 404 (no such route) and 405 (wrong method), in Anchore's shape, with its
+    headers (a 405's `Allow`, which RFC 9110 requires)."""
     assert isinstance(exc, HTTPException)
-    return error_response(exc.status_code, str(exc.detail), None)
+    response = error_response(exc.status_code, str(exc.detail), None)
+    response.headers.update(exc.headers or {})
+    return response
 
 
 async def unexpected(request: Request, exc: Exception) -> Response:
