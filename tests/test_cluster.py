@@ -19,7 +19,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
 import yaml
 
 import postgres_harness
@@ -144,7 +143,10 @@ def test_twenty_images_three_workers_each_layer_scanned_once(
 
         distinct = sorted({d for image in layers for d in image})
         assert len(distinct) == N_IMAGES + 2, "20 top layers on two shared base layers"
-        scraped = [requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text for _, port in cluster.workers]
+        # The workers' status ports need the same users as the API.
+        scraped = [
+            admin_session().get(f"http://127.0.0.1:{port}/metrics", timeout=10).text for _, port in cluster.workers
+        ]
         layer_misses = sum(metric(t, "layerscan_result_cache_misses_total", '{kind="layer"}') for t in scraped)
         image_misses = sum(metric(t, "layerscan_result_cache_misses_total", '{kind="image"}') for t in scraped)
         assert layer_misses == len(distinct), "every distinct layer scanned exactly once across the cluster"
