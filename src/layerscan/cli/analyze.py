@@ -181,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
     analysis = analyze(args.source, config, engine=args.engine, platform=args.platform)
     writer = FORMATS[args.format]
     if args.output:
-        _write_atomically(args.output, lambda out: writer(analysis, out))
+        write_atomically(args.output, lambda out: writer(analysis, out))
     else:
         writer(analysis, sys.stdout)
     secrets = [s for s in analysis.secrets if s.kind == "secret"]
@@ -278,7 +278,7 @@ def _host(text: str) -> str:
     return text
 
 
-def _write_atomically(path: str, write: Callable[[TextIO], None]) -> None:
+def write_atomically(path: str, write: Callable[[TextIO], None]) -> None:
     """Write to a temporary file beside `path`, then rename: a failure never leaves half a report.
 
     Not onto what is not a regular file (-o /dev/null, a FIFO): a rename would replace the device

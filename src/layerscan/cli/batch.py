@@ -23,7 +23,7 @@ from tqdm import tqdm
 from ..config import Config, load_config
 from ..errors import ConfigError, ExitCode, LayerscanError
 from ..report import FORMATS
-from .analyze import _write_atomically
+from .analyze import write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -180,7 +180,7 @@ def _run_on_cluster(config: Config, specs: list[str], outdir: Path | None, fmt: 
                 elif record.analysis_status == ANALYZED:
                     report = _report_path(outdir, i + 1, specs[i], fmt)
                     if report is not None:
-                        _write_atomically(report, functools.partial(_copy, store.get_report(digest, kind) or b""))
+                        write_atomically(report, functools.partial(_copy, store.get_report(digest, kind) or b""))
                     seconds = time.perf_counter() - t0
                     lines[i] = _result(
                         specs[i], digest=digest, seconds=seconds, counts=dict(record.summary), report=report
@@ -220,7 +220,7 @@ def _analyze_one(spec: str, report: str | None, fmt: str) -> dict[str, Any]:
     try:
         analysis = analyze_image(spec, _CONFIG)
         if report is not None:
-            _write_atomically(report, lambda out: FORMATS[fmt](analysis, out))
+            write_atomically(report, lambda out: FORMATS[fmt](analysis, out))
     except LayerscanError as e:
         return _result(spec, seconds=time.perf_counter() - t0, error=str(e))
     except Exception as e:  # a bug: say so on this image's line, keep going with the others
