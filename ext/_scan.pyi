@@ -13,7 +13,6 @@ OUTSIDE_ESCAPES: int
 OUTSIDE_ABSOLUTE: int
 OUTSIDE_LINK: int
 CAPTURE_TOO_BIG: int
-CAPTURE_UNDECIDED: int
 COMPRESSIONS: dict[str, int]
 ERR_COMPRESSION: int
 ERR_TAR: int
@@ -34,7 +33,10 @@ class Database:
     def always(self) -> tuple[int, ...]: ...
 
 def compile_rules(patterns: tuple[str, ...]) -> Database: ...
-def compile_paths(patterns: tuple[str, ...]) -> Database: ...
+
+class GlobMatcher:
+    def __init__(self, program: bytes) -> None: ...
+    def matches(self, path: bytes) -> bool: ...
 
 class Result:
     @property
@@ -100,8 +102,7 @@ class Scanner:
         diff_id: bool,
         rules: Database | None = None,
         n_rules: int = 0,
-        capture: bool = False,
-        paths: Database | None = None,
+        capture: GlobMatcher | None = None,
     ) -> None: ...
     def feed(self, chunk: bytes | bytearray | memoryview) -> None: ...
     def finish(self) -> Result: ...

@@ -1,7 +1,7 @@
 # cython: language_level=3, boundscheck=False, wraparound=False
 """The C layer scanner (tar.h) as a Python module: it compiles Hyperscan databases,
-scans with the GIL released, and hands the result back as columns of Python objects,
-once per layer, never per byte.
+loads capture-glob programs (glob.h), scans with the GIL released, and hands the
+result back as columns of Python objects, once per layer, never per byte.
 
 It imports nothing from layerscan and never calls back into Python: scan/native.py
 turns a Result into a LayerResult and a ScanError into the typed error. The scan's
@@ -15,6 +15,7 @@ from cpython cimport array as carray
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.unicode cimport PyUnicode_DecodeUTF8
 
+cimport glob
 cimport hs
 cimport tar
 from crypto cimport OpenSSL_version, OPENSSL_VERSION
@@ -39,7 +40,6 @@ OUTSIDE_ESCAPES = tar.LS_OUTSIDE_ESCAPES
 OUTSIDE_ABSOLUTE = tar.LS_OUTSIDE_ABSOLUTE
 OUTSIDE_LINK = tar.LS_OUTSIDE_LINK
 CAPTURE_TOO_BIG = tar.LS_CAP_TOO_BIG
-CAPTURE_UNDECIDED = tar.LS_CAP_UNDECIDED
 COMPRESSIONS = {"auto": tar.LS_AUTO, "gzip": tar.LS_GZIP, "zstd": tar.LS_ZSTD, "none": tar.LS_NONE}
 ERR_COMPRESSION = tar.LS_ERR_COMPRESSION
 ERR_TAR = tar.LS_ERR_TAR
@@ -90,9 +90,9 @@ cdef bint _compiles(bytes pattern, unsigned flags, unsigned mode):
     return True
 
 
-cdef Database _build(tuple patterns, unsigned flags, unsigned mode, bint prefilter):
-    """Each pattern exactly when Hyperscan can, else (with `prefilter`) as a
-    prefilter, else it is left out and listed in `always`."""
+cdef Database _build(tuple patterns, unsigned flags, unsigned mode):
+    """Each pattern exactly when Hyperscan can, else as a prefilter, else it is left
+    out and listed in `always`."""
     cdef Database d = Database()
     chosen: list = []
     always: list = []
@@ -100,7 +100,7 @@ cdef Database _build(tuple patterns, unsigned flags, unsigned mode, bint prefilt
         raw = p.encode("utf-8", "surrogateescape")
         if b"\0" not in raw and _compiles(raw, flags, mode):
             chosen.append((i, raw, flags))
-        elif prefilter and b"\0" not in raw and _compiles(raw, flags | hs.HS_FLAG_PREFILTER, mode):
+        elif b"\0" not in raw and _compiles(raw, flags | hs.HS_FLAG_PREFILTER, mode):
             chosen.append((i, raw, flags | hs.HS_FLAG_PREFILTER))
         else:
             always.append(i)
@@ -126,12 +126,29 @@ cdef Database _build(tuple patterns, unsigned flags, unsigned mode, bint prefilt
 def compile_rules(tuple patterns) -> Database:
     """The secret prefilter: one id per rule, matched per line over streamed file content."""
     # MULTILINE: rules are matched per line, so '^' and '$' must work at every line.
-    return _build(patterns, hs.HS_FLAG_SINGLEMATCH | hs.HS_FLAG_MULTILINE, hs.HS_MODE_STREAM, True)
+    return _build(patterns, hs.HS_FLAG_SINGLEMATCH | hs.HS_FLAG_MULTILINE, hs.HS_MODE_STREAM)
 
 
-def compile_paths(tuple patterns) -> Database:
-    """Capture: regexes over whole UTF-8 paths."""
-    return _build(patterns, hs.HS_FLAG_DOTALL | hs.HS_FLAG_SINGLEMATCH | hs.HS_FLAG_UTF8, hs.HS_MODE_BLOCK, False)
+# ------------------------------------------------------------ capture globs
+
+cdef class GlobMatcher:
+    """Capture globs in C (glob.c): the program layerscan.scan.globs.native_program()
+    compiles, run as its GlobSet runs it. It holds working memory: one per Scanner."""
+    cdef glob.ls_globs *g
+
+    def __cinit__(self, bytes program):
+        cdef int rc = glob.ls_globs_new(<const char *>program, len(program), &self.g)
+        if rc == glob.LS_GLOBS_NOMEM:
+            raise MemoryError("cannot allocate a glob matcher")
+        if rc != glob.LS_GLOBS_OK:
+            raise ValueError("malformed glob program")
+
+    def __dealloc__(self):
+        glob.ls_globs_free(self.g)
+
+    def matches(self, bytes path) -> bool:
+        """Whether the path (its bytes as the tar holds them) matches one of the globs."""
+        return glob.ls_globs_match(self.g, <const unsigned char *><const char *>path, len(path)) != 0
 
 
 # ------------------------------------------------------------ results
@@ -254,7 +271,8 @@ cdef class Scanner:
     """feed() compressed chunks of any size, then finish() for the Result, once.
     Both raise ScanError (MemoryError when memory runs out)."""
     cdef tar.ls_scanner *s
-    cdef Database rules, paths
+    cdef Database rules
+    cdef GlobMatcher capture
     cdef unsigned n_rules
     cdef carray.array always_mask
     cdef bint done, busy  # busy: a feed() without the GIL is under way
@@ -262,7 +280,7 @@ cdef class Scanner:
     def __cinit__(self, *, int compression, long long max_total_bytes, long long max_entries,
                   long long max_path_bytes, long long max_ext_header_bytes, long long secret_max_file_size,
                   bint secret_skip_binary, long long capture_max_bytes, bint hash_input, bint diff_id,
-                  Database rules=None, unsigned n_rules=0, bint capture=False, Database paths=None):
+                  Database rules=None, unsigned n_rules=0, GlobMatcher capture=None):
         cdef tar.ls_options o
         memset(&o, 0, sizeof(o))
         o.compression = compression
@@ -271,7 +289,7 @@ cdef class Scanner:
         o.secret_max_file_size, o.secret_skip_binary = secret_max_file_size, secret_skip_binary
         o.capture_max_bytes = capture_max_bytes
         o.hash_input, o.diff_id = hash_input, diff_id
-        self.rules, self.paths, self.n_rules = rules, paths, n_rules
+        self.rules, self.capture, self.n_rules = rules, capture, n_rules
         if n_rules:
             o.have_rules = 1
             o.n_rules = n_rules
@@ -283,9 +301,8 @@ cdef class Scanner:
                 self.always_mask = array.array("Q", words)
                 o.always_mask = <const uint64_t *>self.always_mask.data.as_voidptr
                 o.rules_always = 1
-        if capture:
-            o.have_capture = 1
-            o.capture_db = paths.db if paths is not None else NULL
+        if capture is not None:
+            o.capture = capture.g
         self.s = tar.ls_new(&o)
         if self.s is NULL:
             raise MemoryError("cannot allocate a layer scanner")

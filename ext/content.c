@@ -46,11 +46,10 @@ int content_init(ls_scanner *s) {
     if (!s->mask || !s->md5 || !s->sha1 || !s->sha256) return -1;
     if (o->hash_input && !(s->in_sha = sha256_ctx())) return -1;
     if (o->diff_id && !(s->out_sha = sha256_ctx())) return -1;
-    /* one scratch sized for both databases; one stream reused for every file */
+    /* one stream reused for every file */
     if (o->rules_db && (hs_alloc_scratch(o->rules_db, &s->scratch) != HS_SUCCESS ||
                         hs_open_stream(o->rules_db, 0, &s->stream) != HS_SUCCESS))
         return -1;
-    if (o->capture_db && hs_alloc_scratch(o->capture_db, &s->scratch) != HS_SUCCESS) return -1;
     return 0;
 }
 
@@ -91,22 +90,8 @@ static int on_rule(unsigned id, unsigned long long from, unsigned long long to, 
     return 0;
 }
 
-static int on_path(unsigned id, unsigned long long from, unsigned long long to, unsigned flags, void *ctx) {
-    (void)id, (void)from, (void)to, (void)flags;
-    *(int *)ctx = 1;
-    return 1; /* one glob is enough */
-}
-
-/* 1: captured, 0: not, 2: undecided (Python's GlobSet will judge it). */
 static int capture_of(ls_scanner *s, const ls_buf *path) {
-    if (!s->o.have_capture) return 0;
-    int valid;
-    py_len(path->p, path->len, &valid);
-    if (!s->o.capture_db || !valid) return 2;
-    int hit = 0;
-    hs_error_t e = hs_scan(s->o.capture_db, (const char *)path->p, (unsigned)path->len, 0, s->scratch, on_path, &hit);
-    if (e != HS_SUCCESS && e != HS_SCAN_TERMINATED) return 2;
-    return hit;
+    return s->o.capture && ls_globs_match(s->o.capture, path->p, path->len);
 }
 
 int file_begin(ls_scanner *s, int64_t size) {
@@ -177,8 +162,7 @@ int file_end(ls_scanner *s) {
         if ((blob = detach_content(s)) == NO_BLOB) return NOMEM(s);
     }
     if (s->capture) {
-        ls_capture c = {s->entry, capture_whole ? blob : NO_BLOB,
-                        (capture_whole ? 0 : LS_CAP_TOO_BIG) | (s->capture == 2 ? LS_CAP_UNDECIDED : 0)};
+        ls_capture c = {s->entry, capture_whole ? blob : NO_BLOB, capture_whole ? 0 : LS_CAP_TOO_BIG};
         if (buf_put(&r->captures, &c, sizeof c)) return NOMEM(s);
     }
     if (candidate) {

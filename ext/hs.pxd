@@ -12,12 +12,9 @@ cdef extern from "hs/hs.h" nogil:
     enum:
         HS_SUCCESS
         HS_FLAG_CASELESS
-        HS_FLAG_DOTALL
         HS_FLAG_MULTILINE
         HS_FLAG_SINGLEMATCH
-        HS_FLAG_UTF8
         HS_FLAG_PREFILTER
-        HS_MODE_BLOCK
         HS_MODE_STREAM
 
     hs_error_t hs_compile(const char *expression, unsigned int flags, unsigned int mode,

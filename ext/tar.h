@@ -13,8 +13,8 @@
  * scanner.h holds what they share; only this header is public.
  *
  * Ownership
- *   ls_new() copies the options; the Hyperscan databases and always_mask they
- *   point to are the caller's and must outlive the scanner. Everything in the
+ *   ls_new() copies the options; the Hyperscan databases, always_mask and the
+ *   capture glob matcher they point to are the caller's and must outlive the scanner. Everything in the
  *   ls_result that ls_result_of() returns (every buffer, every retained file
  *   content in `blobs`) belongs to the scanner and is freed by ls_free(). Read
  *   the result only after ls_finish() returned LS_OK.
@@ -28,7 +28,7 @@
  *
  * Threads
  *   A scanner is used by one thread at a time; scanners share nothing but the
- *   read-only databases.
+ *   read-only databases (each has its own capture glob matcher).
  */
 #ifndef LAYERSCAN_TAR_H
 #define LAYERSCAN_TAR_H
@@ -36,6 +36,8 @@
 #include <hs/hs.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "glob.h"
 
 typedef struct {
     unsigned char *p;
@@ -83,7 +85,7 @@ extern const ls_kind ls_kinds[LS_N_KINDS];
 #define LS_OPAQUE_MARKER ".wh..wh..opq"
 
 /* Capture decisions, in ls_capture.flags. */
-enum { LS_CAP_TOO_BIG = 1, LS_CAP_UNDECIDED = 2 };
+enum { LS_CAP_TOO_BIG = 1 };
 
 /* How an entry name or hardlink target was outside the root (it is read inside
  * it, as containerd does), in ls_result.outside_flags. */
@@ -102,10 +104,8 @@ typedef struct {
     unsigned n_rules;
     int rules_always, have_rules;
     const uint64_t *always_mask; /* words of rules that are always candidates */
-    /* Capture: a block-mode database over UTF-8 paths; paths it cannot judge
-     * (invalid UTF-8, or every path when capture_db is NULL) are UNDECIDED. */
-    const hs_database_t *capture_db;
-    int have_capture;
+    /* Capture: the files whose path matches (NULL: none); the scanner's own (glob.h). */
+    ls_globs *capture;
 } ls_options;
 
 typedef struct {

@@ -1,6 +1,7 @@
 # The scanner's C API (tar.h).
 from libc.stdint cimport int64_t, uint64_t
 
+from glob cimport ls_globs
 from hs cimport hs_database_t
 
 cdef extern from "tar.h" nogil:
@@ -35,7 +36,6 @@ cdef extern from "tar.h" nogil:
         LS_HARDLINK
         LS_N_KINDS
         LS_CAP_TOO_BIG
-        LS_CAP_UNDECIDED
         LS_OUTSIDE_ESCAPES
         LS_OUTSIDE_ABSOLUTE
         LS_OUTSIDE_LINK
@@ -57,8 +57,7 @@ cdef extern from "tar.h" nogil:
         unsigned n_rules
         int rules_always, have_rules
         const uint64_t *always_mask
-        const hs_database_t *capture_db
-        int have_capture
+        ls_globs *capture
 
     ctypedef struct ls_capture:
         size_t entry, blob

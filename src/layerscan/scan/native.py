@@ -1,9 +1,10 @@
 """The native engine: the C scanner in layerscan._scan driven from Python.
 
 _scan scans (without the GIL) and hands back columns; this module gives it its
-Hyperscan databases (compiled once per set of patterns), names its errors with the
-types of layerscan.errors, and makes its columns into a LayerResult, confirming
-secret candidates with rules.confirm() exactly as the reference engine does.
+Hyperscan databases (compiled once per set of patterns) and its capture-glob matcher,
+names its errors with the types of layerscan.errors, and makes its columns into a
+LayerResult, confirming secret candidates with rules.confirm() exactly as the
+reference engine does.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import time
 from .. import _scan
 from ..errors import CompressionError, DigestMismatch, LayerError, LimitExceeded, TarFormatError
 from ..image import Buffer
-from .globs import GlobSet, glob_to_regex
+from .globs import native_program
 from .model import EntryTable, LayerResult, ScanOptions, ScanStats, SecretHit, Whiteout, outside_root_warnings
 from .rules import Rule, confirm
 
@@ -31,7 +32,6 @@ _ERRORS: dict[int, type[LayerError]] = {
 MMAP_WINDOW = 16 << 20
 
 _rule_dbs: dict[tuple[str, ...], _scan.Database] = {}
-_path_dbs: dict[tuple[str, ...], _scan.Database | None] = {}
 _lock = threading.Lock()
 
 
@@ -47,18 +47,6 @@ def _rules_database(patterns: tuple[str, ...]) -> _scan.Database:
                     patterns[i],
                 )
         return db
-
-
-def _paths_database(globs: tuple[str, ...]) -> _scan.Database | None:
-    """The capture globs for Hyperscan, or None when one of them is beyond it (rare: a
-    character class it rejects), and Python's GlobSet judges every path."""
-    with _lock:
-        if globs not in _path_dbs:
-            # glob_to_regex ends in '$', which also matches before a final newline;
-            # GlobSet uses fullmatch, so anchor at the very end instead.
-            db = _scan.compile_paths(tuple(glob_to_regex(g)[:-1] + r"\z" for g in globs))
-            _path_dbs[globs] = None if db.always else db
-        return _path_dbs[globs]
 
 
 class Scanner:
@@ -91,8 +79,7 @@ class Scanner:
             diff_id=options.compute_diff_id,
             rules=_rules_database(tuple(r.pattern for r in self._rules)) if self._rules else None,
             n_rules=len(self._rules),
-            capture=bool(options.capture_globs),
-            paths=_paths_database(tuple(options.capture_globs)) if options.capture_globs else None,
+            capture=_scan.GlobMatcher(native_program(tuple(options.capture_globs))) if options.capture_globs else None,
         )
 
     def feed(self, chunk: bytes | bytearray | memoryview) -> None:
@@ -133,13 +120,8 @@ class Scanner:
         )
         captured: dict[str, bytes] = {}
         too_big: list[str] = []
-        globset: GlobSet | None = None
         for entry, flags, content in raw.captures:
             path = paths[entry]
-            if flags & _scan.CAPTURE_UNDECIDED:  # a path Hyperscan could not judge
-                globset = globset or GlobSet(self._options.capture_globs)
-                if not globset.matches(path):
-                    continue
             if flags & _scan.CAPTURE_TOO_BIG:
                 too_big.append(path)
             else:

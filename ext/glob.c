@@ -1,0 +1,216 @@
+/* Capture-glob programs, run as globs.py's GlobSet runs them; see glob.h. */
+#include "glob.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ANYWHERE 256                  /* the bucket of globs without a suffix; 0-255: by the suffix's last byte */
+#define NOT_A_CHAR(b) (0xdc00u + (b)) /* surrogateescape */
+
+typedef struct {
+    const uint32_t *ops, *classes;
+    const unsigned char *prefix, *suffix;
+    uint32_t n_ops, n_class_words, prefix_len, suffix_len;
+} glob;
+
+struct ls_globs {
+    uint32_t *program; /* a copy: every glob points into it */
+    uint32_t n;
+    glob *globs;
+    uint32_t first[ANYWHERE + 2]; /* bucket b holds order[first[b] .. first[b + 1]) */
+    uint32_t *order;
+    uint64_t *states; /* two state sets as wide as the widest glob's */
+    size_t set_words;
+};
+
+/* The code point at p (n > 0 bytes) and its length in bytes, as Python decodes UTF-8
+ * strictly: no overlong forms, no surrogates, nothing past U+10FFFF. */
+static uint32_t next_char(const unsigned char *p, size_t n, size_t *len) {
+    unsigned char b = p[0], lo = 0x80, hi = 0xbf;
+    size_t need;
+    uint32_t c;
+    *len = 1;
+    if (b < 0x80) return b;
+    if (b >= 0xc2 && b <= 0xdf) need = 2, c = b & 0x1f;
+    else if (b >= 0xe0 && b <= 0xef) need = 3, c = b & 0x0f, lo = b == 0xe0 ? 0xa0 : 0x80, hi = b == 0xed ? 0x9f : 0xbf;
+    else if (b >= 0xf0 && b <= 0xf4) need = 4, c = b & 0x07, lo = b == 0xf0 ? 0x90 : 0x80, hi = b == 0xf4 ? 0x8f : 0xbf;
+    else return NOT_A_CHAR(b);
+    if (n < need || p[1] < lo || p[1] > hi) return NOT_A_CHAR(b);
+    for (size_t i = 1; i < need; i++) {
+        if (i > 1 && (p[i] < 0x80 || p[i] > 0xbf)) return NOT_A_CHAR(b);
+        c = c << 6 | (p[i] & 0x3f);
+    }
+    *len = need;
+    return c;
+}
+
+/* k: negated, n_ranges, then lo, hi per range. */
+static int in_class(const uint32_t *k, uint32_t c) {
+    int in = 0;
+    for (uint32_t r = 0; r < k[1] && !in; r++) in = k[2 + 2 * r] <= c && c <= k[3 + 2 * r];
+    return c != '/' && in != (int)k[0];
+}
+
+static void add(uint64_t *set, size_t i) { set[i / 64] |= (uint64_t)1 << (i % 64); }
+
+/* Adds every op reachable from the set's ops without consuming. Those edges only go
+ * forward, so one pass from the lowest op up reaches them all. */
+static void close_set(const glob *x, uint64_t *set, size_t words) {
+    for (size_t w = 0; w < words; w++) {
+        uint64_t todo = set[w];
+        while (todo) {
+            unsigned b = (unsigned)__builtin_ctzll(todo);
+            size_t i = w * 64 + b;
+            if (i >= x->n_ops) break; /* the accepting state, the last */
+            uint32_t op = x->ops[i], kind = op & 0xff;
+            if (kind == LS_OP_STAR || kind == LS_OP_ANYSTAR) {
+                add(set, i + 1);
+            } else if (kind == LS_OP_OPT) {
+                add(set, i + 1);
+                add(set, i + 1 + (op >> 8));
+            }
+            todo = b == 63 ? 0 : set[w] & (~(uint64_t)0 << (b + 1));
+        }
+    }
+}
+
+/* Thompson's simulation of the ops over the characters of p: bit i is set when op i is next. */
+static int accepts(ls_globs *g, const glob *x, const unsigned char *p, size_t n) {
+    size_t words = x->n_ops / 64 + 1;
+    uint64_t *cur = g->states, *next = g->states + g->set_words;
+    memset(cur, 0, words * 8);
+    cur[0] = 1;
+    close_set(x, cur, words);
+    while (n) {
+        size_t k;
+        uint32_t c = next_char(p, n, &k);
+        p += k, n -= k;
+        memset(next, 0, words * 8);
+        for (size_t w = 0; w < words; w++) {
+            for (uint64_t todo = cur[w]; todo; todo &= todo - 1) {
+                size_t i = w * 64 + (size_t)__builtin_ctzll(todo);
+                if (i >= x->n_ops) break;
+                uint32_t op = x->ops[i], arg = op >> 8;
+                switch (op & 0xff) {
+                    case LS_OP_LIT:
+                        if (c == arg) add(next, i + 1);
+                        break;
+                    case LS_OP_ANY:
+                        if (c != '/') add(next, i + 1);
+                        break;
+                    case LS_OP_CLASS:
+                        if (in_class(x->classes + arg, c)) add(next, i + 1);
+                        break;
+                    case LS_OP_STAR:
+                        if (c != '/') add(next, i);
+                        break;
+                    case LS_OP_ANYSTAR: add(next, i); break;
+                }
+            }
+        }
+        close_set(x, next, words);
+        uint64_t alive = 0;
+        for (size_t w = 0; w < words; w++) alive |= next[w];
+        if (!alive) return 0;
+        uint64_t *t = cur;
+        cur = next, next = t;
+    }
+    return (int)(cur[x->n_ops / 64] >> (x->n_ops % 64) & 1);
+}
+
+static int glob_match(ls_globs *g, const glob *x, const unsigned char *p, size_t n) {
+    if (n < (size_t)x->prefix_len + x->suffix_len || memcmp(p + n - x->suffix_len, x->suffix, x->suffix_len) ||
+        memcmp(p, x->prefix, x->prefix_len))
+        return 0;
+    return accepts(g, x, p + x->prefix_len, n - x->prefix_len - x->suffix_len);
+}
+
+static int bucket_match(ls_globs *g, size_t b, const unsigned char *p, size_t n) {
+    for (uint32_t k = g->first[b]; k < g->first[b + 1]; k++)
+        if (glob_match(g, &g->globs[g->order[k]], p, n)) return 1;
+    return 0;
+}
+
+int ls_globs_match(ls_globs *g, const unsigned char *path, size_t len) {
+    return (len && bucket_match(g, path[len - 1], path, len)) || bucket_match(g, ANYWHERE, path, len);
+}
+
+/* Every op's argument within its glob: a program is trusted to be well formed only after this. */
+static int well_formed(const glob *x) {
+    for (uint32_t i = 0; i < x->n_ops; i++) {
+        uint32_t kind = x->ops[i] & 0xff, arg = x->ops[i] >> 8;
+        if (kind > LS_OP_OPT) return 0;
+        if (kind == LS_OP_OPT && arg > x->n_ops - i - 1) return 0;
+        if (kind == LS_OP_CLASS && (x->n_class_words < 2 || arg > x->n_class_words - 2 || x->classes[arg] > 1 ||
+                                    x->classes[arg + 1] > (x->n_class_words - arg - 2) / 2))
+            return 0;
+    }
+    return 1;
+}
+
+static int load(ls_globs *g, size_t n_words) {
+    const uint32_t *w = g->program + 1, *end = g->program + n_words;
+    g->n = g->program[0];
+    if (g->n > n_words / 4) return LS_GLOBS_MALFORMED; /* 4 header words per glob */
+    if (!(g->globs = calloc(g->n + 1, sizeof *g->globs)) || !(g->order = calloc(g->n + 1, sizeof *g->order)))
+        return LS_GLOBS_NOMEM;
+    size_t widest = 0;
+    for (uint32_t i = 0; i < g->n; i++) {
+        glob *x = &g->globs[i];
+        if (end - w < 4) return LS_GLOBS_MALFORMED;
+        x->n_ops = w[0], x->n_class_words = w[1], x->prefix_len = w[2], x->suffix_len = w[3];
+        w += 4;
+        size_t text_words = ((size_t)x->prefix_len + x->suffix_len + 3) / 4;
+        if ((size_t)(end - w) < (size_t)x->n_ops + x->n_class_words + text_words) return LS_GLOBS_MALFORMED;
+        x->ops = w;
+        x->classes = w + x->n_ops;
+        x->prefix = (const unsigned char *)(x->classes + x->n_class_words);
+        x->suffix = x->prefix + x->prefix_len;
+        w = x->classes + x->n_class_words + text_words;
+        if (!well_formed(x)) return LS_GLOBS_MALFORMED;
+        if (x->n_ops / 64 + 1 > widest) widest = x->n_ops / 64 + 1;
+    }
+    if (w != end) return LS_GLOBS_MALFORMED;
+    /* buckets: count, then place (first[b + 1] counts bucket b, then becomes its start) */
+    for (uint32_t i = 0; i < g->n; i++) {
+        const glob *x = &g->globs[i];
+        g->first[(x->suffix_len ? x->suffix[x->suffix_len - 1] : ANYWHERE) + 1]++;
+    }
+    for (size_t b = 1; b <= ANYWHERE + 1; b++) g->first[b] += g->first[b - 1];
+    uint32_t fill[ANYWHERE + 1];
+    memcpy(fill, g->first, sizeof fill);
+    for (uint32_t i = 0; i < g->n; i++) {
+        const glob *x = &g->globs[i];
+        g->order[fill[x->suffix_len ? x->suffix[x->suffix_len - 1] : ANYWHERE]++] = i;
+    }
+    g->set_words = widest ? widest : 1;
+    return (g->states = calloc(2 * g->set_words, sizeof *g->states)) ? LS_GLOBS_OK : LS_GLOBS_NOMEM;
+}
+
+int ls_globs_new(const void *program, size_t len, ls_globs **out) {
+    *out = NULL;
+    if (len < 4 || len % 4) return LS_GLOBS_MALFORMED;
+    ls_globs *g = calloc(1, sizeof *g);
+    if (!g || !(g->program = malloc(len))) {
+        ls_globs_free(g);
+        return LS_GLOBS_NOMEM;
+    }
+    memcpy(g->program, program, len);
+    int rc = load(g, len / 4);
+    if (rc != LS_GLOBS_OK) {
+        ls_globs_free(g);
+        return rc;
+    }
+    *out = g;
+    return LS_GLOBS_OK;
+}
+
+void ls_globs_free(ls_globs *g) {
+    if (!g) return;
+    free(g->program);
+    free(g->globs);
+    free(g->order);
+    free(g->states);
+    free(g);
+}
