@@ -13,8 +13,8 @@ import sys
 import time
 from pathlib import Path
 
-from layerscan.analyze import analyze
 from layerscan.config import Config
+from layerscan.pipeline import analyze
 from layerscan.scan import native_available
 
 IMAGES = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus" / "images"

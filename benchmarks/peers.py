@@ -314,7 +314,7 @@ def check_ready(names: Sequence[str]) -> None:
     """Fails with one line when a piece of the pipeline or a peer is missing, before anything is timed."""
     if any(n in LAYERSCAN_TOOLS for n in names):
         try:
-            from layerscan.analyze import analyze  # noqa: F401  (the whole pipeline imports)
+            from layerscan.pipeline import analyze  # noqa: F401  (the whole pipeline imports)
         except ImportError as e:
             raise BenchError(f"the layerscan pipeline does not import yet: {e}") from None
     if "native" in names:
@@ -334,8 +334,8 @@ def check_ready(names: Sequence[str]) -> None:
 # --- the synthetic image ---------------------------------------------------------------------
 
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
-BIG_LAYERS: tuple[tuple[str, float, tuple[str, ...]], ...] = (
-    # (compression, share of the size budget, roots)
+LayerSpec = tuple[str, float, tuple[str, ...]]  # (compression, share of the size budget, roots)
+BIG_LAYERS: tuple[LayerSpec, ...] = (
     (
         "gzip",
         0.45,
@@ -438,38 +438,49 @@ def put_json(blobs: Path, doc: dict, media_type: str) -> dict:
     return {"mediaType": media_type, "digest": digest, "size": len(raw)}
 
 
-def build_big_image(dest: Path, megabytes: int) -> Path:
-    """An OCI layout at dest/big of about `megabytes` MB of file data from this machine."""
-    layout = dest / "big"
-    blobs = layout / "blobs" / "sha256"
-    blobs.mkdir(parents=True)
-    layers, diff_ids = [], []
-    for i, (kind, share, roots) in enumerate(BIG_LAYERS):
+def build_layers(dest: Path, blobs: Path, megabytes: int, specs: Sequence[LayerSpec]) -> list[tuple[dict, str]]:
+    """Each spec's layer as a blob in `blobs`, built in `dest`: (its manifest descriptor, its diff_id)."""
+    out = []
+    for i, (kind, share, roots) in enumerate(specs):
         plain = dest / f"layer{i}.tar"
         write_layer(plain, roots, int(megabytes * share * 1e6))
-        diff_ids.append(sha256_file(plain))
+        diff_id = sha256_file(plain)
         packed = dest / f"layer{i}.blob"
         compress(plain, packed, kind)
         plain.unlink(missing_ok=True)
-        layers.append({"mediaType": OCI_LAYER + (f"+{kind}" if kind else ""), **put_blob(blobs, packed)})
+        out.append(({"mediaType": OCI_LAYER + (f"+{kind}" if kind else ""), **put_blob(blobs, packed)}, diff_id))
+    return out
+
+
+def write_layout(layout: Path, layers: Sequence[tuple[dict, str]]) -> Path:
+    """The OCI layout at `layout` of an image of these layers (blobs already in layout/blobs/sha256)."""
+    blobs = layout / "blobs" / "sha256"
     config = {
         "architecture": "amd64",
         "os": "linux",
         "config": {},
-        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        "rootfs": {"type": "layers", "diff_ids": [diff_id for _, diff_id in layers]},
         "history": [{"created_by": f"benchmarks/peers.py layer {i}"} for i in range(len(layers))],
     }
     manifest = {
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.manifest.v1+json",
         "config": put_json(blobs, config, "application/vnd.oci.image.config.v1+json"),
-        "layers": layers,
+        "layers": [desc for desc, _ in layers],
     }
     desc = put_json(blobs, manifest, manifest["mediaType"])
     desc["annotations"] = {"org.opencontainers.image.ref.name": "latest"}
     (layout / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [desc]}))
     (layout / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
     return layout
+
+
+def build_big_image(dest: Path, megabytes: int) -> Path:
+    """An OCI layout at dest/big of about `megabytes` MB of file data from this machine."""
+    layout = dest / "big"
+    blobs = layout / "blobs" / "sha256"
+    blobs.mkdir(parents=True)
+    return write_layout(layout, build_layers(dest, blobs, megabytes, BIG_LAYERS))
 
 
 # --- one image, every tool -------------------------------------------------------------------

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/registry.py [--repeat N] [--engine native|reference] [--image NAME ...]
 
 Starts Debian's docker-registry on loopback (tests/registry_harness.py), pushes the images,
-then times the whole `layerscan.analyze.analyze()` of each image (scan, squash, catalog):
+then times the whole `layerscan.pipeline.analyze()` of each image (scan, squash, catalog):
 from its local OCI layout (mmap), from the registry with a cold layer cache, with a warm
 one, and with the cache off (streamed, nothing on disk). Prints best times and ratios to
 the layout; exits 1 when streaming is under the bar (85% of the layout's speed).
@@ -24,8 +24,8 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from layerscan.analyze import analyze  # noqa: E402
 from layerscan.config import Config  # noqa: E402
+from layerscan.pipeline import analyze  # noqa: E402
 from layerscan.scan import native_available  # noqa: E402
 from registry_harness import RegistryServer, push_layout  # noqa: E402
 

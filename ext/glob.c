@@ -73,19 +73,19 @@ static int accepts(ls_globs *g, const glob *x, const unsigned char *p, size_t n)
                 if (i >= x->n_ops) break;
                 uint32_t op = x->ops[i], arg = op >> 8;
                 switch (op & 0xff) {
-                case LS_OP_LIT:
-                    if (c == arg) add(next, i + 1);
-                    break;
-                case LS_OP_ANY:
-                    if (c != '/') add(next, i + 1);
-                    break;
-                case LS_OP_CLASS:
-                    if (in_class(x->classes + arg, c)) add(next, i + 1);
-                    break;
-                case LS_OP_STAR:
-                    if (c != '/') add(next, i);
-                    break;
-                case LS_OP_ANYSTAR: add(next, i); break;
+                    case LS_OP_LIT:
+                        if (c == arg) add(next, i + 1);
+                        break;
+                    case LS_OP_ANY:
+                        if (c != '/') add(next, i + 1);
+                        break;
+                    case LS_OP_CLASS:
+                        if (in_class(x->classes + arg, c)) add(next, i + 1);
+                        break;
+                    case LS_OP_STAR:
+                        if (c != '/') add(next, i);
+                        break;
+                    case LS_OP_ANYSTAR: add(next, i); break;
                 }
             }
         }
@@ -122,9 +122,8 @@ static int well_formed(const glob *x) {
         uint32_t kind = x->ops[i] & 0xff, arg = x->ops[i] >> 8;
         if (kind > LS_OP_OPT) return 0;
         if (kind == LS_OP_OPT && arg > x->n_ops - i - 1) return 0;
-        if (kind == LS_OP_CLASS &&
-            (x->n_class_words < 2 || arg > x->n_class_words - 2 || x->classes[arg] > 1 ||
-             x->classes[arg + 1] > (x->n_class_words - arg - 2) / 2))
+        if (kind == LS_OP_CLASS && (x->n_class_words < 2 || arg > x->n_class_words - 2 || x->classes[arg] > 1 ||
+                                    x->classes[arg + 1] > (x->n_class_words - arg - 2) / 2))
             return 0;
     }
     return 1;

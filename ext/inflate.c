@@ -41,7 +41,7 @@ static int emit(ls_scanner *s, const unsigned char *p, size_t n) {
     if (digest_stream(s, p, take) || tar_feed(s, p, take)) return s->r.error;
     if (take < n)
         return scanner_fail(s, LS_ERR_LIMIT, s->o.max_total_bytes, "layer expands past %lld bytes",
-                    (long long)s->o.max_total_bytes);
+                            (long long)s->o.max_total_bytes);
     return 0;
 }
 
@@ -119,7 +119,8 @@ static int zstd_feed(ls_scanner *s, const unsigned char *p, size_t n) {
         size_t ret = ZSTD_decompressStream(s->zs, &out, &in);
         if (out.pos && emit(s, s->win, out.pos)) return s->r.error;
         if (ZSTD_isError(ret))
-            return scanner_fail(s, LS_ERR_COMPRESSION, s->r.bytes_out, "corrupt zstd stream: %s", ZSTD_getErrorName(ret));
+            return scanner_fail(s, LS_ERR_COMPRESSION, s->r.bytes_out, "corrupt zstd stream: %s",
+                                ZSTD_getErrorName(ret));
         s->member_open = ret != 0;
         if (in.pos == in.size && out.pos < out.size) return 0;
     }
@@ -133,9 +134,9 @@ static int push(ls_scanner *s, const unsigned char *p, size_t n) {
         else s->comp = LS_NONE;
     }
     switch (s->comp) {
-    case LS_GZIP: return gzip_feed(s, p, n);
-    case LS_ZSTD: return zstd_feed(s, p, n);
-    default: return emit(s, p, n);
+        case LS_GZIP: return gzip_feed(s, p, n);
+        case LS_ZSTD: return zstd_feed(s, p, n);
+        default: return emit(s, p, n);
     }
 }
 

@@ -183,7 +183,8 @@ int pax_apply(ls_scanner *s, const dict *d) {
         const unsigned char *v = d->arena.p + e->v;
         i128 n;
         for (size_t k = 0; k < sizeof PAX_NUMBERS / sizeof *PAX_NUMBERS; k++)
-            if (kv_is(d, e, PAX_NUMBERS[k].key) && (PAX_NUMBERS[k].time ? !pax_time_ok(v, e->vl) : pax_digits(v, e->vl, &n)))
+            if (kv_is(d, e, PAX_NUMBERS[k].key) &&
+                (PAX_NUMBERS[k].time ? !pax_time_ok(v, e->vl) : pax_digits(v, e->vl, &n)))
                 return scanner_fail(s, LS_ERR_TAR, m->offset, "malformed PAX number in %s", PAX_NUMBERS[k].key);
     }
     for (size_t i = 0; i < DICT_N(d); i++) {

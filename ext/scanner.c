@@ -49,10 +49,9 @@ void ls_free(ls_scanner *s) {
     ls_strings *strs[] = {&r->paths,  &r->unames,    &r->gnames,        &r->links,
                           &r->xattrs, &r->whiteouts, &r->outside_names, &r->outside_paths};
     for (size_t i = 0; i < sizeof strs / sizeof *strs; i++) strings_free(strs[i]);
-    ls_buf *bufs[] = {&r->xattr_ends, &r->types,      &r->sparse,     &r->modes,   &r->uids,
-                      &r->gids,       &r->sizes,      &r->mtimes,     &r->digests, &r->opaque,
-                      &r->captures,   &r->candidates, &r->masks,      &r->blobs,   &r->outside_flags,
-                      &r->outside_entries};
+    ls_buf *bufs[] = {&r->xattr_ends, &r->types,  &r->sparse,        &r->modes,          &r->uids,     &r->gids,
+                      &r->sizes,      &r->mtimes, &r->digests,       &r->opaque,         &r->captures, &r->candidates,
+                      &r->masks,      &r->blobs,  &r->outside_flags, &r->outside_entries};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) buf_free(bufs[i]);
     tar_free(s);
     content_free(s);

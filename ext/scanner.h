@@ -135,8 +135,7 @@ struct ls_scanner {
 /* ------------------------------------------------------- scanner.c */
 
 /* Records the first error (see "Errors" in tar.h) and returns the sticky code. */
-int scanner_fail(ls_scanner *s, int code, int64_t offset, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+int scanner_fail(ls_scanner *s, int code, int64_t offset, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 #define NOMEM(s) scanner_fail((s), LS_ERR_NOMEM, (s)->pos, "out of memory")
 
 /* ------------------------------------------------------- inflate.c */

@@ -8,23 +8,41 @@
 #define INT64_OK(v) ((v) >= INT64_MIN && (v) <= INT64_MAX)
 
 const ls_kind ls_kinds[LS_N_KINDS] = {
-    {LS_FILE, '0', "file"}, {LS_HARDLINK, '1', "hardlink"}, {LS_SYMLINK, '2', "symlink"}, {LS_CHAR, '3', "char"},
-    {LS_BLOCK, '4', "block"}, {LS_DIR, '5', "dir"},          {LS_FIFO, '6', "fifo"},
+    {LS_FILE, '0', "file"},   {LS_HARDLINK, '1', "hardlink"}, {LS_SYMLINK, '2', "symlink"}, {LS_CHAR, '3', "char"},
+    {LS_BLOCK, '4', "block"}, {LS_DIR, '5', "dir"},           {LS_FIFO, '6', "fifo"},
 };
 
 /* The header block, field by field: ustar (POSIX.1-1988), then the old GNU
  * sparse fields that overlay the ustar prefix. */
 enum {
-    F_NAME, F_MODE, F_UID, F_GID, F_SIZE, F_MTIME, F_CHKSUM, F_TYPEFLAG, F_LINKNAME, F_MAGIC, F_VERSION,
-    F_UNAME, F_GNAME, F_DEVMAJOR, F_DEVMINOR, F_PREFIX, F_SPARSE, F_ISEXTENDED, F_REALSIZE, N_FIELDS
+    F_NAME,
+    F_MODE,
+    F_UID,
+    F_GID,
+    F_SIZE,
+    F_MTIME,
+    F_CHKSUM,
+    F_TYPEFLAG,
+    F_LINKNAME,
+    F_MAGIC,
+    F_VERSION,
+    F_UNAME,
+    F_GNAME,
+    F_DEVMAJOR,
+    F_DEVMINOR,
+    F_PREFIX,
+    F_SPARSE,
+    F_ISEXTENDED,
+    F_REALSIZE,
+    N_FIELDS
 };
 static const struct {
     unsigned short off, len;
 } FIELDS[N_FIELDS] = {
-    [F_NAME] = {0, 100},       [F_MODE] = {100, 8},       [F_UID] = {108, 8},        [F_GID] = {116, 8},
-    [F_SIZE] = {124, 12},      [F_MTIME] = {136, 12},     [F_CHKSUM] = {148, 8},     [F_TYPEFLAG] = {156, 1},
-    [F_LINKNAME] = {157, 100}, [F_MAGIC] = {257, 6},      [F_VERSION] = {263, 2},    [F_UNAME] = {265, 32},
-    [F_GNAME] = {297, 32},     [F_DEVMAJOR] = {329, 8},   [F_DEVMINOR] = {337, 8},   [F_PREFIX] = {345, 155},
+    [F_NAME] = {0, 100},       [F_MODE] = {100, 8},       [F_UID] = {108, 8},       [F_GID] = {116, 8},
+    [F_SIZE] = {124, 12},      [F_MTIME] = {136, 12},     [F_CHKSUM] = {148, 8},    [F_TYPEFLAG] = {156, 1},
+    [F_LINKNAME] = {157, 100}, [F_MAGIC] = {257, 6},      [F_VERSION] = {263, 2},   [F_UNAME] = {265, 32},
+    [F_GNAME] = {297, 32},     [F_DEVMAJOR] = {329, 8},   [F_DEVMINOR] = {337, 8},  [F_PREFIX] = {345, 155},
     [F_SPARSE] = {386, 96},    [F_ISEXTENDED] = {482, 1}, [F_REALSIZE] = {483, 12},
 };
 #define FIELD(h, f) ((h) + FIELDS[f].off)
@@ -122,7 +140,8 @@ static int append_entry(ls_scanner *s, unsigned char kind, i128 size) {
         for (size_t i = 0; i < DICT_N(m->pax); i++) {
             const kv *e = DICT_AT(m->pax, i);
             if (e->kl >= sizeof X - 1 && !memcmp(m->pax->arena.p + e->k, X, sizeof X - 1)) {
-                if (strings_put(&r->xattrs, m->pax->arena.p + e->k + sizeof X - 1, e->kl - (sizeof X - 1))) return NOMEM(s);
+                if (strings_put(&r->xattrs, m->pax->arena.p + e->k + sizeof X - 1, e->kl - (sizeof X - 1)))
+                    return NOMEM(s);
                 nx++;
             }
         }
@@ -228,8 +247,7 @@ static int member_ready(ls_scanner *s) {
         return scanner_fail(s, LS_ERR_LIMIT, at, "path longer than %lld bytes", (long long)o->max_path_bytes);
     int is_file = !(m->type >= '1' && m->type <= '6');
     if (!INT64_OK(m->uid) || !INT64_OK(m->gid) || (is_file && (!INT64_OK(m->size) || m->size < 0)) ||
-        !INT64_OK(m->mtime) ||
-        (m->mtime_is_float && !(m->mtime_f >= -0x1p63 && m->mtime_f < 0x1p63)))
+        !INT64_OK(m->mtime) || (m->mtime_is_float && !(m->mtime_f >= -0x1p63 && m->mtime_f < 0x1p63)))
         return scanner_fail(s, LS_ERR_TAR, at, "number field out of range");
     int rc = normalize(m->name.p, m->name.len, &s->norm);
     if (rc < 0) return NOMEM(s);
@@ -297,7 +315,8 @@ static int map_number(const unsigned char *p, size_t n, int64_t *out) {
 /* One old GNU (offset, numbytes) slot: -1 when out of range, -2 out of memory. */
 static int old_gnu_slot(ls_scanner *s, const unsigned char *p) {
     i128 off, num;
-    if (nti(p, SLOT / 2, &off) || nti(p + SLOT / 2, SLOT / 2, &num) || off < 0 || num < 0 || off > INT64_MAX || num > INT64_MAX)
+    if (nti(p, SLOT / 2, &off) || nti(p + SLOT / 2, SLOT / 2, &num) || off < 0 || num < 0 || off > INT64_MAX ||
+        num > INT64_MAX)
         return -1;
     if (!off && !num) return 0; /* an unused slot */
     int64_t pair[2] = {(int64_t)off, (int64_t)num};
@@ -349,10 +368,11 @@ static int check_map(ls_scanner *s) {
 /* Before each block of a PAX 1.0 map: it must fit the data area and the limit. */
 static int map_10_next(ls_scanner *s) {
     int64_t upto = s->smap_bytes + BLOCK;
-    if (upto > data_area(&s->m)) return scanner_fail(s, LS_ERR_TAR, s->m.offset, "GNU sparse map runs past the member's data");
+    if (upto > data_area(&s->m))
+        return scanner_fail(s, LS_ERR_TAR, s->m.offset, "GNU sparse map runs past the member's data");
     if (upto > round_block(s->o.max_ext_header_bytes))
         return scanner_fail(s, LS_ERR_LIMIT, s->m.offset, "GNU sparse map larger than %lld bytes",
-                    (long long)s->o.max_ext_header_bytes);
+                            (long long)s->o.max_ext_header_bytes);
     s->st = ST_SPARSE_MAP;
     return 0;
 }
@@ -429,8 +449,7 @@ static int on_member(ls_scanner *s, const unsigned char *h, i128 mode, i128 uid,
     s->smap.len = 0;
     s->smap_bytes = 0;
     size_t nl = field_len(h, F_NAME), pl = field_len(h, F_PREFIX);
-    if (buf_set(&m->name, FIELD(h, F_NAME), nl) ||
-        buf_set(&m->link, FIELD(h, F_LINKNAME), field_len(h, F_LINKNAME)) ||
+    if (buf_set(&m->name, FIELD(h, F_NAME), nl) || buf_set(&m->link, FIELD(h, F_LINKNAME), field_len(h, F_LINKNAME)) ||
         buf_set(&m->uname, FIELD(h, F_UNAME), field_len(h, F_UNAME)) ||
         buf_set(&m->gname, FIELD(h, F_GNAME), field_len(h, F_GNAME)))
         return NOMEM(s);
@@ -442,7 +461,8 @@ static int on_member(ls_scanner *s, const unsigned char *h, i128 mode, i128 uid,
             if (rc == -2) return NOMEM(s);
             if (rc) return scanner_fail(s, LS_ERR_TAR, s->header_pos, "malformed tar header");
         }
-        if (field_number(h, F_REALSIZE, &real)) return scanner_fail(s, LS_ERR_TAR, s->header_pos, "malformed tar header");
+        if (field_number(h, F_REALSIZE, &real))
+            return scanner_fail(s, LS_ERR_TAR, s->header_pos, "malformed tar header");
         m->size = real;
         m->sparse = 1;
         m->sparse_format = SPARSE_OLD_GNU;
@@ -453,8 +473,8 @@ static int on_member(ls_scanner *s, const unsigned char *h, i128 mode, i128 uid,
         while (m->name.len && m->name.p[m->name.len - 1] == '/') m->name.len--;
     if (pl && m->type != 'S') { /* ustar prefix */
         s->tmp.len = 0;
-        if (buf_put(&s->tmp, FIELD(h, F_PREFIX), pl) || buf_put(&s->tmp, "/", 1) || buf_put(&s->tmp, m->name.p, m->name.len) ||
-            buf_set(&m->name, s->tmp.p, s->tmp.len))
+        if (buf_put(&s->tmp, FIELD(h, F_PREFIX), pl) || buf_put(&s->tmp, "/", 1) ||
+            buf_put(&s->tmp, m->name.p, m->name.len) || buf_set(&m->name, s->tmp.p, s->tmp.len))
             return NOMEM(s);
     }
     if (m->type != 'S') {
@@ -477,7 +497,8 @@ static int on_header(ls_scanner *s) {
     int zero = 1;
     for (int i = 0; i < BLOCK && zero; i++) zero = !h[i];
     if (zero) {
-        if (s->chain_n) return scanner_fail(s, LS_ERR_TAR, s->header_pos, "end of archive right after an extended header");
+        if (s->chain_n)
+            return scanner_fail(s, LS_ERR_TAR, s->header_pos, "end of archive right after an extended header");
         s->st = ST_END;
         return 0;
     }
@@ -493,8 +514,9 @@ static int on_header(ls_scanner *s) {
      * characters; the exact check (in characters, as reference.py counts) comes at the member. */
     if (size > 4 * s->o.max_ext_header_bytes + BLOCK)
         return scanner_fail(s, LS_ERR_LIMIT, s->header_pos, "extended header larger than %lld bytes",
-                    (long long)s->o.max_ext_header_bytes);
-    if (s->chain_n == MAX_CHAIN) return scanner_fail(s, LS_ERR_TAR, s->header_pos, "too many extended headers in a row");
+                            (long long)s->o.max_ext_header_bytes);
+    if (s->chain_n == MAX_CHAIN)
+        return scanner_fail(s, LS_ERR_TAR, s->header_pos, "too many extended headers in a row");
     ext_header *e = &s->chain[s->chain_n++];
     e->type = t;
     e->offset = s->header_pos;
@@ -535,44 +557,42 @@ int tar_feed(ls_scanner *s, const unsigned char *p, size_t n) {
     while (n && !s->r.error) {
         size_t take = n;
         switch (s->st) {
-        case ST_HEADER:
-        case ST_SPARSE_EXT:
-        case ST_SPARSE_MAP:
-            if (!s->hdr_fill) s->header_pos = s->pos;
-            take = BLOCK - s->hdr_fill < n ? BLOCK - s->hdr_fill : n;
-            memcpy(s->hdr + s->hdr_fill, p, take);
-            s->hdr_fill += take;
-            s->pos += take;
-            if (s->hdr_fill == BLOCK) {
-                s->hdr_fill = 0;
-                if (s->st == ST_HEADER) on_header(s);
-                else if (s->st == ST_SPARSE_EXT) on_sparse_ext(s);
-                else on_map_10(s);
-            }
-            break;
-        case ST_EXT:
-            if ((int64_t)take > s->need) take = (size_t)s->need;
-            buf_put(&s->chain[s->chain_n - 1].data, p, take); /* reserved in on_header */
-            s->need -= take;
-            s->pos += take;
-            if (!s->need) on_ext_done(s);
-            break;
-        case ST_DATA:
-            if ((int64_t)take > s->need) take = (size_t)s->need;
-            file_data(s, p, take);
-            s->need -= take;
-            s->pos += take;
-            if (!s->need && !file_end(s)) go_skip(s, s->skip);
-            break;
-        case ST_SKIP:
-            if ((int64_t)take > s->skip) take = (size_t)s->skip;
-            s->skip -= take;
-            s->pos += take;
-            if (!s->skip) s->st = ST_HEADER;
-            break;
-        case ST_END:
-            s->pos += take;
-            break;
+            case ST_HEADER:
+            case ST_SPARSE_EXT:
+            case ST_SPARSE_MAP:
+                if (!s->hdr_fill) s->header_pos = s->pos;
+                take = BLOCK - s->hdr_fill < n ? BLOCK - s->hdr_fill : n;
+                memcpy(s->hdr + s->hdr_fill, p, take);
+                s->hdr_fill += take;
+                s->pos += take;
+                if (s->hdr_fill == BLOCK) {
+                    s->hdr_fill = 0;
+                    if (s->st == ST_HEADER) on_header(s);
+                    else if (s->st == ST_SPARSE_EXT) on_sparse_ext(s);
+                    else on_map_10(s);
+                }
+                break;
+            case ST_EXT:
+                if ((int64_t)take > s->need) take = (size_t)s->need;
+                buf_put(&s->chain[s->chain_n - 1].data, p, take); /* reserved in on_header */
+                s->need -= take;
+                s->pos += take;
+                if (!s->need) on_ext_done(s);
+                break;
+            case ST_DATA:
+                if ((int64_t)take > s->need) take = (size_t)s->need;
+                file_data(s, p, take);
+                s->need -= take;
+                s->pos += take;
+                if (!s->need && !file_end(s)) go_skip(s, s->skip);
+                break;
+            case ST_SKIP:
+                if ((int64_t)take > s->skip) take = (size_t)s->skip;
+                s->skip -= take;
+                s->pos += take;
+                if (!s->skip) s->st = ST_HEADER;
+                break;
+            case ST_END: s->pos += take; break;
         }
         p += take;
         n -= take;
@@ -580,23 +600,22 @@ int tar_feed(ls_scanner *s, const unsigned char *p, size_t n) {
     return s->r.error;
 }
 
-
 int tar_finish(ls_scanner *s) {
     int64_t at = s->pos;
     if (!s->pos) return scanner_fail(s, LS_ERR_TAR, 0, "empty tar stream");
     switch (s->st) {
-    case ST_END: return 0;
-    case ST_HEADER:
-        if (s->chain_n) return scanner_fail(s, LS_ERR_TAR, at, "tar stream ends right after an extended header");
-        if (s->hdr_fill) return scanner_fail(s, LS_ERR_TAR, s->header_pos, "truncated tar header");
-        return 0;
-    default: return scanner_fail(s, LS_ERR_TAR, at, "tar stream truncated inside a member");
+        case ST_END: return 0;
+        case ST_HEADER:
+            if (s->chain_n) return scanner_fail(s, LS_ERR_TAR, at, "tar stream ends right after an extended header");
+            if (s->hdr_fill) return scanner_fail(s, LS_ERR_TAR, s->header_pos, "truncated tar header");
+            return 0;
+        default: return scanner_fail(s, LS_ERR_TAR, at, "tar stream truncated inside a member");
     }
 }
 
 void tar_free(ls_scanner *s) {
-    ls_buf *bufs[] = {&s->m.name, &s->m.link, &s->m.uname, &s->m.gname, &s->norm,
-                      &s->norm_link, &s->tmp, &s->smap, &s->smap_text};
+    ls_buf *bufs[] = {&s->m.name,    &s->m.link, &s->m.uname, &s->m.gname,  &s->norm,
+                      &s->norm_link, &s->tmp,    &s->smap,    &s->smap_text};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) buf_free(bufs[i]);
     for (int i = 0; i < MAX_CHAIN; i++) {
         buf_free(&s->chain[i].data);

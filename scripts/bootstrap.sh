@@ -4,9 +4,13 @@
 set -euo pipefail
 
 # Build: a C compiler, pkg-config, and the native libraries (headers + .pc files).
-# Tests: a real registry, Redis, valgrind for the memory check, skopeo for pushing.
+# Tests: a real registry (docker-registry, htpasswd from apache2-utils), skopeo to make
+# docker-archives, redis-server (the result cache in Redis). Benchmarks: zstd and GNU time
+# (benchmarks/peers.py). openssl: the CLI beside libssl, for looking at the test registry's
+# certificates by hand. Lint: clang-format (make lint, the CI gate). chromium: the web page's
+# browser test (Playwright drives it by path).
 want=(build-essential pkg-config libisal-dev libssl-dev zlib1g-dev libzstd-dev
-      docker-registry redis-server apache2-utils valgrind openssl zstd time skopeo)
+      docker-registry apache2-utils skopeo redis-server openssl zstd time clang-format chromium)
 
 missing=()
 for p in "${want[@]}"; do

@@ -12,8 +12,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from layerscan.analyze import analyze
 from layerscan.config import Config
+from layerscan.pipeline import analyze
 from layerscan.report import FORMATS
 from layerscan.scan import native_available
 

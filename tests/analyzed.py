@@ -9,8 +9,8 @@ from functools import cache
 
 from conftest import IMAGES
 from layerscan.analysis import Analysis
-from layerscan.analyze import analyze
 from layerscan.config import Config
+from layerscan.pipeline import analyze
 from layerscan.scan import native_available
 
 ENGINES = ("native", "reference") if native_available() else ("reference",)

@@ -13,7 +13,7 @@ import io
 import tarfile
 from pathlib import Path
 
-from layerscan.image import FinalFile, ImageFiles
+from layerscan.filetree import FinalFile, ImageFiles
 from layerscan.scan import native_available, scan_layer
 from layerscan.scan.model import ScanOptions
 

@@ -17,6 +17,7 @@ import dataclasses
 import gzip
 import hashlib
 import io
+import itertools
 import json
 import tarfile
 from collections.abc import Mapping, Sequence
@@ -36,6 +37,8 @@ LAYER_TYPES = {
     "none": "application/vnd.oci.image.layer.v1.tar",
 }
 MTIME = 1_700_000_000
+REF_NAME = "org.opencontainers.image.ref.name"
+CONTAINERD_NAME = "io.containerd.image.name"
 
 
 def d(path: str, mode: int = 0o755, **kw: object) -> Entry:
@@ -145,62 +148,94 @@ def put_image(files: Files, image: Image) -> dict:
     return {**put_json(files, manifest, OCI_MANIFEST), "platform": image.platform}
 
 
-def oci_layout(images: Sequence[Image], *, tag: str = "latest", nested: bool = False) -> Files:
-    """An OCI image layout. One image: index.json names its manifest. Several (one per
-    platform): index.json lists them all, or (`nested`) names one index blob that does."""
+def oci_layout(
+    images: Sequence[Image], *, tag: str = "latest", nested: bool = False, refs: Sequence[str | None] | None = None
+) -> Files:
+    """An OCI image layout. One image: index.json names its manifest, with ref.name `tag`.
+    Several (one per platform): index.json lists them all, or (`nested`) names one index blob
+    that does. `refs`: several images side by side instead, each with its own ref.name (None: none)."""
     files: Files = {"oci-layout": canonical({"imageLayoutVersion": "1.0.0"})}
     manifests = [put_image(files, image) for image in images]
-    annotations = {"org.opencontainers.image.ref.name": tag}
-    if nested:
+    if refs is not None:
+        manifests = [
+            {**m, "annotations": {REF_NAME: r}} if r is not None else m for m, r in zip(manifests, refs, strict=True)
+        ]
+    elif nested:
         inner = put_json(files, {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests}, OCI_INDEX)
-        manifests = [inner]
-    if len(manifests) == 1:
-        manifests = [{**manifests[0], "annotations": annotations}]
+        manifests = [{**inner, "annotations": {REF_NAME: tag}}]
+    elif len(manifests) == 1:
+        manifests = [{**manifests[0], "annotations": {REF_NAME: tag}}]
     files["index.json"] = canonical({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests})
     return files
 
 
 def docker_archive(image: Image, *, tags: Sequence[str] = ("example.com/app:latest",), form: str = "classic") -> Files:
-    """`docker save` output. classic: manifest.json, <config hex>.json and <n>/layer.tar
-    (uncompressed; a repeated layer is a symlink to its first copy, as Docker writes it).
-    oci: Docker 25's OCI layout with uncompressed layers plus manifest.json."""
+    return docker_save([(image, tags)], form=form)
+
+
+def docker_save(images: Sequence[tuple[Image, Sequence[str]]], *, form: str = "classic") -> Files:
+    """`docker save` output of several images, each with its RepoTags (none: untagged).
+    classic: manifest.json, <config hex>.json and <n>/layer.tar (uncompressed; a repeated layer
+    is a symlink to its first copy, as Docker writes it). oci: Docker 25's OCI layout with
+    uncompressed layers, one index.json entry per tag (io.containerd.image.name, and the tag
+    alone as ref.name, as Docker writes them; an untagged image gets one unnamed entry), plus
+    manifest.json."""
     if form == "oci":
-        plain = Image(
-            [dataclasses.replace(layer, compression="none") for layer in image.layers],
-            image.os,
-            image.architecture,
-            image.variant,
-            image.config,
-        )
-        files = oci_layout([plain])
-        manifest = json.loads(files[blob_name(json.loads(files["index.json"])["manifests"][0]["digest"])])
-        files["manifest.json"] = canonical(
-            [
-                {
-                    "Config": blob_name(manifest["config"]["digest"]),
-                    "RepoTags": list(tags),
-                    "Layers": [blob_name(x["digest"]) for x in manifest["layers"]],
-                }
-            ]
-        )
-        return files
+        return _docker_oci(images)
     files: Files = {}
-    config = canonical(image.config_json())
-    config_name = digest_of(config).split(":", 1)[1] + ".json"
-    files[config_name] = config
     first: dict[str, str] = {}
-    names = []
-    for i, layer in enumerate(image.layers):
-        tar = layer.tar()
-        name = f"{i:064x}/layer.tar"
-        if digest_of(tar) in first:
-            files[name] = Link(f"../{first[digest_of(tar)]}")
-        elif layer.present:
-            files[name] = tar
-            first[digest_of(tar)] = name
-        names.append(name)
-    files["manifest.json"] = canonical([{"Config": config_name, "RepoTags": list(tags), "Layers": names}])
+    numbers = itertools.count()
+    items = []
+    for image, tags in images:
+        config = canonical(image.config_json())
+        config_name = digest_of(config).split(":", 1)[1] + ".json"
+        files[config_name] = config
+        names = []
+        for layer in image.layers:
+            tar = layer.tar()
+            name = f"{next(numbers):064x}/layer.tar"
+            if digest_of(tar) in first:
+                files[name] = Link(f"../{first[digest_of(tar)]}")
+            elif layer.present:
+                files[name] = tar
+                first[digest_of(tar)] = name
+            names.append(name)
+        items.append({"Config": config_name, "RepoTags": list(tags), "Layers": names})
+    files["manifest.json"] = canonical(items)
     return files
+
+
+def _docker_oci(images: Sequence[tuple[Image, Sequence[str]]]) -> Files:
+    files: Files = {"oci-layout": canonical({"imageLayoutVersion": "1.0.0"})}
+    entries, items = [], []
+    for image, tags in images:
+        plain = dataclasses.replace(
+            image, layers=[dataclasses.replace(layer, compression="none") for layer in image.layers]
+        )
+        desc = {k: v for k, v in put_image(files, plain).items() if k != "platform"}
+        manifest = json.loads(files[blob_name(desc["digest"])])
+        for t in tags:
+            entries.append({**desc, "annotations": {CONTAINERD_NAME: _full_name(t), REF_NAME: t.rsplit(":", 1)[1]}})
+        if not tags:
+            entries.append(desc)
+        items.append(
+            {
+                "Config": blob_name(manifest["config"]["digest"]),
+                "RepoTags": list(tags),
+                "Layers": [blob_name(x["digest"]) for x in manifest["layers"]],
+            }
+        )
+    files["index.json"] = canonical({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries})
+    files["manifest.json"] = canonical(items)
+    return files
+
+
+def _full_name(tag: str) -> str:
+    """A RepoTag as Docker writes it in io.containerd.image.name: with its registry and, on Docker Hub, library/."""
+    first, _, rest = tag.partition("/")
+    if rest and ("." in first or ":" in first or first == "localhost"):
+        return tag
+    return f"docker.io/{tag}" if rest else f"docker.io/library/{tag}"
 
 
 def write_dir(files: Files, root: Path) -> Path:

@@ -53,7 +53,7 @@ def registry_storage(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def registry(tmp_path_factory: pytest.TempPathFactory, registry_storage: Path) -> Iterator[Pushed]:
+def registry(tmp_path_factory: pytest.TempPathFactory, registry_storage: Path, corpus: Path) -> Iterator[Pushed]:
     server = RegistryServer(tmp_path_factory.mktemp("registry-anon"), registry_storage)
     try:
         digests = {}

@@ -18,7 +18,7 @@ from pathlib import Path
 from layerscan.config import Config
 from layerscan.scan import scan_layer
 from layerscan.scan.model import ScanOptions
-from layerscan.sources.registry import open_registry
+from layerscan.sources import open_source
 
 
 def main() -> int:
@@ -35,7 +35,7 @@ def main() -> int:
         print("ready", flush=True)
         while not args.start_file.exists():
             time.sleep(0.005)
-    source = open_registry(args.ref, platform=None, config=config)
+    source = open_source(f"registry:{args.ref}", config=config)
     diff_ids = {}
     try:
         for desc in source.layers:

@@ -34,6 +34,7 @@ def report(name: str, engine: str) -> dict:
     return json.loads(out.getvalue())
 
 
+@pytest.mark.corpus
 @pytest.mark.parametrize(("name", "engine"), CASES)
 def test_files_equal_ground_truth(name: str, engine: str) -> None:
     truth = ground_truth(name)
@@ -57,6 +58,7 @@ def test_files_equal_ground_truth(name: str, engine: str) -> None:
         assert {k: f[k] for k in expected} == expected, path
 
 
+@pytest.mark.corpus
 @pytest.mark.parametrize(("name", "engine"), CASES)
 def test_planted_secrets_found_on_their_lines(name: str, engine: str) -> None:
     doc = report(name, engine)
@@ -71,6 +73,7 @@ def test_planted_secrets_found_on_their_lines(name: str, engine: str) -> None:
     assert {(s["path"], s["line"]) for s in doc["secrets"]} == planted_at  # and nothing else
 
 
+@pytest.mark.corpus
 @pytest.mark.parametrize("name", IMAGE_NAMES)
 def test_layers_and_distro(name: str) -> None:
     a = analysis(name)
@@ -93,6 +96,7 @@ def run(*argv: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
     return code, out, err
 
 
+@pytest.mark.corpus
 def test_cli_writes_each_format(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     source = f"oci-dir:{IMAGES / 'rpm-sqlite'}"
     for fmt in ("json", "anchore"):
@@ -108,6 +112,7 @@ def test_cli_writes_each_format(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert code == 0 and "Files" in stdout and "MB/s" in stdout
 
 
+@pytest.mark.corpus
 def test_cli_fail_on_secrets(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with_secrets = f"oci-dir:{IMAGES / 'debian-apps'}"
     code, _, _ = run(
@@ -147,6 +152,7 @@ def test_cli_unreadable_input_is_one_line(tmp_path: Path, capsys: pytest.Capture
     assert err.startswith("layerscan: error:") and err.count("\n") == 1
 
 
+@pytest.mark.corpus
 def test_cli_digest_mismatch_keeps_the_old_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     layout = tmp_path / "rpm-sqlite"
     shutil.copytree(IMAGES / "rpm-sqlite", layout)
@@ -156,7 +162,10 @@ def test_cli_digest_mismatch_keeps_the_old_report(tmp_path: Path, capsys: pytest
     blob.write_bytes(bytes(data))
     out = tmp_path / "report.json"
     out.write_text("previous report\n")
-    code, _, err = run("analyze", f"oci-dir:{layout}", "-o", str(out), "--engine", ENGINES[0], capsys=capsys)
+    # Cold: an image analyzed before is served from the result cache without reading the blob.
+    code, _, err = run(
+        "analyze", f"oci-dir:{layout}", "-o", str(out), "--engine", ENGINES[0], "--no-result-cache", capsys=capsys
+    )
     assert code != 0 and code >= 3
     assert err.startswith("layerscan: error:") and err.count("\n") == 1
     assert out.read_text() == "previous report\n"

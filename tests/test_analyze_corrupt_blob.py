@@ -12,6 +12,8 @@ import pytest
 from conftest import IMAGES, answers
 from layerscan.errors import DigestMismatch
 
+pytestmark = pytest.mark.corpus  # every test here reads the shared corpus
+
 
 @pytest.mark.parametrize("engine", ["native", "reference"])
 def test_flipped_byte_in_a_gzip_layer_is_a_digest_mismatch(tmp_path: Path, engine: str) -> None:
@@ -35,6 +37,7 @@ def test_flipped_byte_in_a_gzip_layer_is_a_digest_mismatch(tmp_path: Path, engin
             engine,
             "-o",
             str(tmp_path / "r.json"),
+            "--no-result-cache",  # cold: the blob is read (a warm run would not read it at all)
         ],
         capture_output=True,
         text=True,

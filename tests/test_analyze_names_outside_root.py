@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from imagebuilder import Image, Layer, d, f, h, oci_layout, write_dir
-from layerscan.analyze import analyze
 from layerscan.config import Config
+from layerscan.pipeline import analyze
 from scancheck import ENGINES
 
 OS_RELEASE = b'ID=alpine\nVERSION_ID=3.19.1\nPRETTY_NAME="Alpine Linux v3.19"\n'

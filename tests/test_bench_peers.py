@@ -33,6 +33,7 @@ def files_with_digests(name: str) -> int:
     return by_type.get("file", 0) + by_type.get("hardlink", 0)
 
 
+@pytest.mark.corpus
 def test_syft_report_counts_like_the_answer_key(tmp_path):
     a = answers("debian-apps")
     p = a["packages"]
@@ -51,6 +52,7 @@ def test_syft_report_counts_like_the_answer_key(tmp_path):
     assert found.secrets is None
 
 
+@pytest.mark.corpus
 def test_trivy_report_counts_like_the_answer_key(tmp_path):
     a = answers("debian-apps")
     found = peers.parse_trivy(oracle(tmp_path, "debian-apps", "trivy"))
@@ -66,11 +68,13 @@ def test_trivy_report_counts_like_the_answer_key(tmp_path):
     assert found.files_with_digests is None
 
 
+@pytest.mark.corpus
 def test_trivy_rpm_family_comes_from_the_purl(tmp_path):
     found = peers.parse_trivy(oracle(tmp_path, "rpm-sqlite", "trivy"))
     assert found.packages == {"rpm": len(answers("rpm-sqlite")["packages"]["rpm"])}
 
 
+@pytest.mark.corpus
 def test_layerscan_run_is_measured_and_read(tmp_path):
     tool = peers.layerscan_tool(ENGINE)
     run = tool.command(IMAGES / "rpm-sqlite", tmp_path)

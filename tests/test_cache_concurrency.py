@@ -11,8 +11,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from conftest import answers
 from layerscan.scan import native_available
+
+pytestmark = pytest.mark.corpus  # every test here reads the shared corpus
 
 ENGINE = "native" if native_available() else "reference"
 WORKER = Path(__file__).with_name("registry_worker.py")

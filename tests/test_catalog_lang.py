@@ -14,14 +14,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import FIXTURES, IMAGES, answers, layer_blob
+from conftest import FIXTURES, IMAGES, answers, corpus_params, layer_blob
 from fsview import ENGINE, image_files_from_dir
 from layerscan.catalog import CatalogResult, capture_globs, capture_max_bytes, catalog_image, catalogers
 from layerscan.catalog.gem import parse_gemspec
 from layerscan.catalog.java import ArchiveLimits, JavaCataloger
 from layerscan.catalog.model import CatalogError, CatalogFileError, Package
 from layerscan.catalog.python import normalize
-from layerscan.image import FinalFile, ImageFiles
+from layerscan.filetree import FinalFile, ImageFiles
 from layerscan.scan import scan_layer
 from layerscan.scan.model import ScanOptions
 
@@ -45,7 +45,7 @@ def key(p: Package, kind: str) -> tuple[str, str]:
     python names as declared; we name java by artifactId (as Syft) and normalize python
     names (PEP 503, as Syft), so both sides are brought to one form."""
     if kind == "java":
-        return (f"{p.metadata['group_id']}:{p.name}", p.version)
+        return (f"{p.metadata.group_id}:{p.name}", p.version)
     if kind == "python":
         return (normalize(p.name), p.version)
     return (p.name, p.version)
@@ -75,7 +75,8 @@ EXTRA = {
 }
 
 
-@pytest.mark.parametrize("case", cases(), ids=lambda c: f"{c.parent.name}/{c.name}")
+@pytest.mark.corpus
+@pytest.mark.parametrize("case", corpus_params(cases), ids=lambda c: f"{c.parent.name}/{c.name}")
 def test_fixture_packages(case: Path):
     kind = TYPE_OF_DIR[case.parent.name]
     exp = json.loads((case / "expected.json").read_text())
@@ -92,9 +93,10 @@ def test_fixture_packages(case: Path):
         assert e.reason and "\n" not in e.reason
 
 
+@pytest.mark.corpus
 @pytest.mark.parametrize(
     "case",
-    [c for c in cases() if c.parent.name in ("npm", "ruby", "java", "python")],
+    corpus_params(lambda: [c for c in cases() if c.parent.name in ("npm", "ruby", "java", "python")]),
     ids=lambda c: f"{c.parent.name}/{c.name}",
 )
 def test_fixture_locations_and_licenses(case: Path):
@@ -111,6 +113,7 @@ def test_fixture_locations_and_licenses(case: Path):
             assert p.purl == e["purl"]
 
 
+@pytest.mark.corpus
 def test_npm_licenses_in_every_shape():
     got = {rel(p.location): p.licenses for p in catalog_dir(FIXTURES / "npm" / "package-json-variants").packages}
     exp = json.loads((FIXTURES / "npm" / "package-json-variants" / "expected.json").read_text())
@@ -118,16 +121,18 @@ def test_npm_licenses_in_every_shape():
         assert list(got[e["location"]]) == e.get("licenses", []), e["location"]
 
 
+@pytest.mark.corpus
 def test_npm_author_as_syft_joins_it():
     exp = json.loads((FIXTURES / "npm" / "package-json-variants" / "expected.json").read_text())
     got = {rel(p.location): p.metadata for p in catalog_dir(FIXTURES / "npm" / "package-json-variants").packages}
     for e in exp["packages"]:
         if "metadata" in e:
             m = got[e["location"]]
-            assert m["author"] == e["metadata"]["Author"]
-            assert m["url"] == e["metadata"]["URL"] and m["homepage"] == e["metadata"]["Homepage"]
+            assert m.author == e["metadata"]["Author"]
+            assert m.url == e["metadata"]["URL"] and m.homepage == e["metadata"]["Homepage"]
 
 
+@pytest.mark.corpus
 def test_python_purl_vcs_url_and_record_files():
     pkgs = {p.name: p for p in catalog_dir(FIXTURES / "python" / "dist-info-and-egg-info-dirs").packages}
     # packageurl-go escapes ':' in qualifier values, our purl helper (shared with dpkg epochs) keeps it.
@@ -136,10 +141,10 @@ def test_python_purl_vcs_url_and_record_files():
     )
     assert len(pkgs["pygments"].files) == 7 and len(pkgs["requests"].files) == 6
     assert "/bin/pygmentize" in pkgs["pygments"].files  # ../../../bin from site-packages, normalized
-    assert pkgs["pygments"].metadata["name"] == "Pygments"
+    assert pkgs["pygments"].metadata.name == "Pygments"
 
 
-def test_registered_with_globs_and_versions():
+def test_registered_with_globs():
     names = {c.name for c in catalogers()}
     assert set(LIBRARY_TYPES) <= names
     from layerscan.scan.globs import GlobSet
@@ -288,6 +293,7 @@ def debian_apps() -> ImageFiles:
 SYFT_TYPES = {"npm": "npm", "gem": "gem", "java-archive": "java", "python": "python", "dotnet": "nuget"}
 
 
+@pytest.mark.corpus
 def test_debian_apps_equals_syft_and_answers():
     result = catalog_image(debian_apps())
     assert [e for e in result.errors if e.cataloger in LIBRARY_TYPES] == []
@@ -312,6 +318,7 @@ def test_debian_apps_equals_syft_and_answers():
     assert not any(p.name == "pyyaml" for p in result.packages)
 
 
+@pytest.mark.corpus
 def test_debian_apps_locations_as_anchore_keys():
     result = catalog_image(debian_apps())
     java = {p.location for p in result.packages if p.type == "java"}
@@ -320,7 +327,7 @@ def test_debian_apps_locations_as_anchore_keys():
     npm = {p.name: p for p in result.packages if p.type == "npm"}
     assert npm["orders-web"].location == "/app/package.json"
     assert (
-        npm["express"].metadata["integrity"].startswith("sha512-") and npm["express"].metadata["dev"] is False
+        npm["express"].metadata.integrity.startswith("sha512-") and npm["express"].metadata.dev is False
     )  # from the lock
     assert npm["express"].purl == "pkg:npm/express@4.22.3"
     scoped = [p for p in npm.values() if p.name.startswith("@")]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gzip
 import json
 import shutil
@@ -12,11 +13,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import FIXTURES, IMAGES, answers
+from conftest import FIXTURES, IMAGES, answers, corpus_params
 from fsview import image_files_from_dir, image_files_from_layer
 from layerscan.catalog import (
     CatalogResult,
-    anchore,
     capture_globs,
     capture_max_bytes,
     catalog_image,
@@ -26,8 +26,11 @@ from layerscan.catalog import (
     filter_owned,
 )
 from layerscan.catalog.apk import decode_checksum
+from layerscan.catalog.metadata import DpkgMetadata, FileDigest, JavaMetadata, NpmMetadata, PythonMetadata, RpmMetadata
 from layerscan.catalog.model import CatalogFileError, Distro, Package
 from layerscan.catalog.rpm import bdb, header, ndb
+from layerscan.report.anchore import distro as anchore_distro
+from layerscan.report.anchore import os_packages as anchore
 from layerscan.scan.globs import GlobSet
 
 GLOBS = capture_globs()
@@ -57,11 +60,11 @@ def from_syft(exp: dict) -> bool:
 # ---------------------------------------------------------------- the runner
 
 
-def test_registry_declares_globs_and_versions():
+def test_registry_declares_globs():
     names = [c.name for c in catalogers()]
     assert {"dpkg", "apk", "rpm"} <= set(names)
     for c in catalogers():
-        assert c.globs and isinstance(c.version, int)
+        assert c.globs
     matcher = GlobSet(GLOBS)
     for path in (
         "/var/lib/dpkg/status",
@@ -85,18 +88,36 @@ def test_owned_package_filtering():
         "6.0-3",
         "/var/lib/dpkg/status",
         files=("/usr/lib/python3/dist-packages/PyYAML-6.0.dist-info/METADATA",),
+        metadata=DpkgMetadata(),
     )
-    owned = Package("python", "PyYAML", "6.0", "/usr/lib/python3/dist-packages/PyYAML-6.0.dist-info/METADATA")
+    owned = Package(
+        "python",
+        "PyYAML",
+        "6.0",
+        "/usr/lib/python3/dist-packages/PyYAML-6.0.dist-info/METADATA",
+        metadata=PythonMetadata(),
+    )
     free = Package(
-        "python", "requests", "2.34.2", "/usr/local/lib/python3.11/site-packages/requests-2.34.2.dist-info/METADATA"
+        "python",
+        "requests",
+        "2.34.2",
+        "/usr/local/lib/python3.11/site-packages/requests-2.34.2.dist-info/METADATA",
+        metadata=PythonMetadata(),
     )
-    not_filtered_type = Package("java", "x", "1", "/usr/lib/python3/dist-packages/PyYAML-6.0.dist-info/METADATA")
+    not_filtered_type = Package(
+        "java", "x", "1", "/usr/lib/python3/dist-packages/PyYAML-6.0.dist-info/METADATA", metadata=JavaMetadata()
+    )
     assert filter_owned([owner, owned, free, not_filtered_type]) == [owner, free, not_filtered_type]
 
 
 def test_owned_package_filtering_by_file():
     owner = Package(
-        "rpm", "nodejs-lodash", "4.17-1", "/var/lib/rpm/rpmdb.sqlite", files=("/usr/lib/node_modules/lodash/index.js",)
+        "rpm",
+        "nodejs-lodash",
+        "4.17-1",
+        "/var/lib/rpm/rpmdb.sqlite",
+        files=("/usr/lib/node_modules/lodash/index.js",),
+        metadata=RpmMetadata(),
     )
     npm = Package(
         "npm",
@@ -104,6 +125,7 @@ def test_owned_package_filtering_by_file():
         "4.17.21",
         "/usr/lib/node_modules/lodash/package.json",
         files=("/usr/lib/node_modules/lodash/index.js",),
+        metadata=NpmMetadata(),
     )
     assert filter_owned([owner, npm]) == [owner]
 
@@ -137,8 +159,8 @@ def test_distro_os_release_symlink_and_quirks(tmp_path):
     )
     d = detect(root)
     assert d == Distro("centos", "8", "rhel,fedora")
-    assert distro.anchore_meta(d) == {"DISTRO": "centos", "DISTROVERS": "8", "LIKEDISTRO": "rhel,fedora"}
-    assert distro.flavor(d) == "RHEL"
+    assert anchore_distro.analyzer_meta(d) == {"DISTRO": "centos", "DISTROVERS": "8", "LIKEDISTRO": "rhel,fedora"}
+    assert anchore_distro.flavor(d) == "RHEL"
 
 
 def test_distro_order_and_fallbacks(tmp_path):
@@ -155,22 +177,23 @@ def test_distro_order_and_fallbacks(tmp_path):
     bb = _tree(tmp_path / "bb", {"bin/busybox": b"\x7fELF\0junk BusyBox v1.21.1 (2014-01-01) multi-call\0"})
     d = detect(bb)
     assert d == Distro("busybox", "v1.21.1")
-    assert distro.anchore_meta(d) == {"DISTRO": "busybox", "DISTROVERS": "v1.21.1", "LIKEDISTRO": "busybox"}
-    assert distro.flavor(d) == "BUSYB"
+    assert anchore_distro.analyzer_meta(d) == {"DISTRO": "busybox", "DISTROVERS": "v1.21.1", "LIKEDISTRO": "busybox"}
+    assert anchore_distro.flavor(d) == "BUSYB"
     deb = _tree(tmp_path / "deb", {"etc/os-release": "ID=debian\nPRETTY_NAME=x\n", "etc/debian_version": "9.13\n"})
     assert detect(deb) == Distro("debian", "9")
     sid = _tree(tmp_path / "sid", {"etc/os-release": "ID=debian\n", "etc/debian_version": "bookworm/sid\n"})
     assert detect(sid) == Distro("debian", "unstable")
     none = _tree(tmp_path / "none", {"etc/hostname": "x\n"})
     assert detect(none) is None
-    assert distro.anchore_meta(None) == {"DISTRO": "Unknown", "DISTROVERS": "0", "LIKEDISTRO": "Unknown"}
-    assert distro.flavor(Distro("rocky", "9.3", "rhel,centos,fedora")) == "RHEL"
-    assert distro.flavor(Distro("wolfi", "1")) == "Unknown"
+    assert anchore_distro.analyzer_meta(None) == {"DISTRO": "Unknown", "DISTROVERS": "0", "LIKEDISTRO": "Unknown"}
+    assert anchore_distro.flavor(Distro("rocky", "9.3", "rhel,centos,fedora")) == "RHEL"
+    assert anchore_distro.flavor(Distro("wolfi", "1")) == "Unknown"
 
 
 # ---------------------------------------------------------------- dpkg fixtures
 
 
+@pytest.mark.corpus
 @pytest.mark.parametrize("case", ["debian12-status", "ubuntu18.04-status"])
 def test_dpkg_status_fixture(case):
     case_dir = FIXTURES / "dpkg" / case
@@ -184,7 +207,7 @@ def test_dpkg_status_fixture(case):
     for e in exp["packages"]:
         p = got[e["name"]]
         assert p.arch == e["arch"]
-        assert p.metadata["maintainer"] == e["maintainer"]
+        assert p.metadata.maintainer == e["maintainer"]
         if "srcName" in e:  # trivy fills the source from the package when the stanza has none
             assert (p.source or p.name) == e["srcName"]
             # trivy's srcVersion is the upstream part only: no epoch, no Debian revision
@@ -192,6 +215,7 @@ def test_dpkg_status_fixture(case):
             assert upstream == e["srcVersion"]
 
 
+@pytest.mark.corpus
 def test_dpkg_status_info_fixture():
     case_dir = FIXTURES / "dpkg" / "debian12-status-info"
     (e,) = expected(case_dir)["packages"]
@@ -201,18 +225,19 @@ def test_dpkg_status_info_fixture():
     assert (p.name, p.version, p.purl) == (e["name"], e["version"], e["purl"])
     assert set(p.licenses) == set(e["licenses"])
     m = e["metadata"]
-    assert (p.source, p.arch, p.metadata["maintainer"], p.metadata["installed_size"]) == (
+    assert (p.source, p.arch, p.metadata.maintainer, p.metadata.installed_size) == (
         m["Source"],
         m["Architecture"],
         m["Maintainer"],
         m["InstalledSize"],
     )
-    assert p.metadata["depends"] == m["Depends"]
+    assert list(p.metadata.depends) == m["Depends"]
     want = [(f["Path"], f["Digest"]["Value"], f.get("IsConfigFile", False)) for f in m["Files"]]
-    got = [(f["path"], f["digest"]["value"], f["is_config_file"]) for f in p.metadata["files"]]
+    got = [(f.path, f.digest.value, f.is_config_file) for f in p.metadata.files]
     assert sorted(got) == sorted(want)
 
 
+@pytest.mark.corpus
 def test_dpkg_distroless_fixture():
     case_dir = FIXTURES / "dpkg" / "distroless-statusd"
     (e,) = expected(case_dir)["packages"]
@@ -223,9 +248,10 @@ def test_dpkg_distroless_fixture():
     assert p.location == "/var/lib/dpkg/status.d/libsqlite3-0"
     assert set(p.licenses) == set(e["licenses"])
     want = {f["Path"]: f["Digest"]["Value"] for f in e["metadata"]["Files"]}
-    assert {f["path"]: f["digest"]["value"] for f in p.metadata["files"]} == want
+    assert {f.path: f.digest.value for f in p.metadata.files} == want
 
 
+@pytest.mark.corpus
 def test_dpkg_statusd_edge_cases():
     case_dir = FIXTURES / "dpkg" / "statusd-edge-cases"
     exp = expected(case_dir)
@@ -239,16 +265,17 @@ def test_dpkg_statusd_edge_cases():
             assert p.version == e.get("version", "")
             assert p.source == e.get("source", "")
             assert p.arch == e.get("arch", "")
-            assert p.metadata["installed_size"] == e.get("installedSizeKiB", 0)
-            assert p.metadata["provides"] == e.get("provides", [])
-            assert p.metadata["depends"] == e.get("depends", [])
-            assert p.metadata["pre_depends"] == e.get("preDepends", [])
-            assert [f["path"] for f in p.metadata["files"] if f["is_config_file"]] == sorted(e.get("conffiles", []))
+            assert p.metadata.installed_size == e.get("installedSizeKiB", 0)
+            assert list(p.metadata.provides) == e.get("provides", [])
+            assert list(p.metadata.depends) == e.get("depends", [])
+            assert list(p.metadata.pre_depends) == e.get("preDepends", [])
+            assert [f.path for f in p.metadata.files if f.is_config_file] == sorted(e.get("conffiles", []))
     # corrupt/status is not at a dpkg path in the fixture: parse it on its own.
     with pytest.raises(CatalogFileError, match="line 5"):
         dpkg.parse_status((case_dir / "corrupt" / "status").read_bytes(), "corrupt/status")
 
 
+@pytest.mark.corpus
 def test_dpkg_corrupt_status_does_not_stop_status_d_or_other_catalogers(tmp_path):
     base = FIXTURES / "dpkg" / "statusd-edge-cases"
     root = tmp_path / "img"
@@ -265,7 +292,8 @@ def test_dpkg_corrupt_status_does_not_stop_status_d_or_other_catalogers(tmp_path
 # ---------------------------------------------------------------- apk fixtures
 
 
-@pytest.mark.parametrize("case", [c.name for c in cases("apk") if c.name != "corrupt"])
+@pytest.mark.corpus
+@pytest.mark.parametrize("case", corpus_params(lambda: [c.name for c in cases("apk") if c.name != "corrupt"]))
 def test_apk_fixture(case):
     case_dir = FIXTURES / "apk" / case
     exp = expected(case_dir)
@@ -278,30 +306,32 @@ def test_apk_fixture(case):
         meta = e.get("metadata", {})
         assert p.source == e.get("origin", meta.get("OriginPackage", p.source))
         assert p.arch == e.get("arch", meta.get("Architecture", p.arch))
-        assert p.metadata["maintainer"] == e.get("maintainer", meta.get("Maintainer", p.metadata["maintainer"]))
+        assert p.metadata.maintainer == e.get("maintainer", meta.get("Maintainer", p.metadata.maintainer))
         if from_syft(exp) or "TestApkDBCataloger" in exp["source"]:
             # Syft's license rule (ours): an SPDX expression whole, a space list split. Trivy and
             # osv-scalibr normalize ("GPL2+" -> "GPL-2.0-or-later"), so their lists are not compared.
             assert list(p.licenses) == e["licenses"]
         if "digest" in e:  # trivy: the package C: checksum as sha1 hex
-            assert "sha1:" + decode_checksum(p.metadata["checksum"])["value"] == e["digest"]
+            assert "sha1:" + decode_checksum(p.metadata.checksum).value == e["digest"]
         if "installedFiles" in e:
             assert [f.lstrip("/") for f in p.files] == e["installedFiles"]
         if "InstalledSize" in meta:
-            assert (p.metadata["size"], p.metadata["installed_size"]) == (meta["Size"], meta["InstalledSize"])
-            assert p.metadata["depends"] == meta.get("Dependencies", [])
-            assert p.metadata["provides"] == meta.get("Provides", [])
+            assert (p.metadata.size, p.metadata.installed_size) == (meta["Size"], meta["InstalledSize"])
+            assert list(p.metadata.depends) == meta.get("Dependencies", [])
+            assert list(p.metadata.provides) == meta.get("Provides", [])
 
 
+@pytest.mark.corpus
 def test_apk_file_digests_are_decoded():
     result = catalog_dir(FIXTURES / "apk" / "alpine3.4-with-invalid-entry")
     musl = by_name(result, "apk")["musl"]
-    f = next(f for f in musl.metadata["files"] if f["path"] == "/lib/ld-musl-x86_64.so.1")
-    assert f["digest"] == {"algorithm": "sha1", "value": "294c2c1462c79ff7a7a4df7e408a4afc59a2c6d4"}
-    assert (f["uid"], f["gid"], f["mode"]) == (0, 0, 0o755)
+    f = next(f for f in musl.metadata.files if f.path == "/lib/ld-musl-x86_64.so.1")
+    assert f.digest == FileDigest("sha1", "294c2c1462c79ff7a7a4df7e408a4afc59a2c6d4")
+    assert (f.uid, f.gid, f.mode) == (0, 0, 0o755)
     assert decode_checksum("Q1not-base64!") is None and decode_checksum("X1abc") is None
 
 
+@pytest.mark.corpus
 def test_apk_corrupt_gives_a_per_file_error():
     result = catalog_dir(FIXTURES / "apk" / "corrupt")
     assert [(e.cataloger, e.path) for e in result.errors] == [("apk", "/lib/apk/db/installed")]
@@ -312,13 +342,16 @@ def test_apk_corrupt_gives_a_per_file_error():
 # ---------------------------------------------------------------- rpm fixtures
 
 
-@pytest.mark.parametrize("case", [c.name for c in cases("rpm") if not expected(c).get("expect_error")])
+@pytest.mark.corpus
+@pytest.mark.parametrize(
+    "case", corpus_params(lambda: [c.name for c in cases("rpm") if not expected(c).get("expect_error")])
+)
 def test_rpm_fixture(case):
     case_dir = FIXTURES / "rpm" / case
     exp = expected(case_dir)
     result = catalog_dir(case_dir)
     assert not result.errors
-    got = {(p.name, p.metadata["version"], p.metadata["release"], p.arch): p for p in result.packages}
+    got = {(p.name, p.metadata.version, p.metadata.release, p.arch): p for p in result.packages}
     # gpg-pubkey has no ARCH tag (rpm -qa prints "(none)"; the expected list leaves it out).
     want = {(e["name"], e["version"], e["release"], e.get("arch", "")): e for e in exp["packages"]}
     assert set(got) == set(want)
@@ -327,34 +360,37 @@ def test_rpm_fixture(case):
         m = p.metadata
         assert p.source == e["sourceRpm"]
         if "epoch" in e:
-            assert m["epoch"] == e["epoch"]
-        for field, ours in (("size", m["size"]), ("vendor", m["vendor"]), ("license", p.licenses[0])):
+            assert m.epoch == e["epoch"]
+        for field, ours in (("size", m.size), ("vendor", m.vendor), ("license", p.licenses[0])):
             if field in e:
                 assert ours == e[field], field
         if "licenses" in e:
             assert list(p.licenses) == e["licenses"]
         if "provides" in e:
-            assert m["provides"] == e["provides"]
+            assert list(m.provides) == e["provides"]
         if from_syft(exp) or "TestParseRpmDB" in exp["source"]:
             assert p.purl == e["purl"]
     for a in exp.get("upstream_assertions", []) if isinstance(exp.get("upstream_assertions"), list) else []:
         p = next(p for p in result.packages if p.name == a["Name"])
-        assert (p.metadata["provides"], p.metadata["requires"]) == (a["Provides"], a["Requires"])
-        assert p.metadata["digest_algo"] == a["DigestAlgorithm"].lower()
+        assert (list(p.metadata.provides), list(p.metadata.requires)) == (a["Provides"], a["Requires"])
+        assert p.metadata.digest_algo == a["DigestAlgorithm"].lower()
 
 
+@pytest.mark.corpus
 def test_rpm_epoch_in_version_and_purl():
     (p,) = catalog_dir(FIXTURES / "rpm" / "fedora32-bdb-epoch").packages
     assert p.version == "1:0.0.1-rls"
     assert "epoch=1" in p.purl and "@0.0.1-rls?" in p.purl
 
 
+@pytest.mark.corpus
 def test_rpm_corrupt_gives_a_per_file_error():
     result = catalog_dir(FIXTURES / "rpm" / "corrupt-bdb")
     assert result.packages == []
     assert [(e.cataloger, e.path) for e in result.errors] == [("rpm", "/var/lib/rpm/Packages")]
 
 
+@pytest.mark.corpus
 def test_rpm_sqlite_database_behind_a_link_is_read_once(tmp_path):
     src = FIXTURES / "rpm" / "fedora36-sqlite-tzdata" / "var/lib/rpm/rpmdb.sqlite"
     root = _tree(
@@ -391,6 +427,7 @@ def syft_packages(image: str, syft_type: str) -> dict[str, dict]:
     return {a["name"]: a for a in doc["artifacts"] if a["type"] == syft_type}
 
 
+@pytest.mark.corpus
 def test_debian_minbase_packages(minbase):
     ans = answers("debian-minbase")
     assert not minbase.errors
@@ -406,12 +443,13 @@ def test_debian_minbase_packages(minbase):
         p = got[name]
         assert p.purl == a["purl"], name
         assert set(p.licenses) == {lic["value"] for lic in a["licenses"]}, name
-        assert p.metadata["installed_size"] == a["metadata"]["installedSize"]
+        assert p.metadata.installed_size == a["metadata"]["installedSize"]
         syft_files = {f["path"]: f["digest"]["value"] for f in a["metadata"]["files"] if f.get("digest")}
-        ours = {f["path"]: f["digest"]["value"] for f in p.metadata["files"] if f["digest"]}
+        ours = {f.path: f.digest.value for f in p.metadata.files if f.digest}
         assert ours == syft_files, name
 
 
+@pytest.mark.corpus
 def test_debian_apps_os_packages_are_the_base_layers():
     """debian-apps' OS packages come from its layer 0, byte-identical to debian-minbase's only
     layer, and no later layer writes a file the OS catalogers or distro detection read for them
@@ -438,6 +476,7 @@ def test_debian_apps_os_packages_are_the_base_layers():
     }
 
 
+@pytest.mark.corpus
 def test_rpm_sqlite_image(rpm_sqlite):
     ans = answers("rpm-sqlite")
     assert not rpm_sqlite.errors
@@ -446,12 +485,12 @@ def test_rpm_sqlite_image(rpm_sqlite):
     assert {
         (
             p.name,
-            p.metadata["epoch"],
-            p.metadata["version"],
-            p.metadata["release"],
+            p.metadata.epoch,
+            p.metadata.version,
+            p.metadata.release,
             p.arch,
             p.licenses[0],
-            p.metadata["vendor"],
+            p.metadata.vendor,
             p.source,
         )
         for p in got.values()
@@ -470,8 +509,7 @@ def test_rpm_sqlite_image(rpm_sqlite):
             for f in a["metadata"]["files"]
         }
         ours = {
-            f["path"]: (f["mode"], f["size"], f["digest"]["value"] if f["digest"] else None, f["username"])
-            for f in got[name].metadata["files"]
+            f.path: (f.mode, f.size, f.digest.value if f.digest else None, f.username) for f in got[name].metadata.files
         }
         assert ours == want, name
 
@@ -479,6 +517,7 @@ def test_rpm_sqlite_image(rpm_sqlite):
 # ---------------------------------------------------------------- Anchore elements
 
 
+@pytest.mark.corpus
 def test_anchore_os_elements_deb(minbase):
     out = anchore.os_package_list(minbase.packages, minbase.distro)
     assert len(out["pkgs.all"]) == 88
@@ -486,7 +525,7 @@ def test_anchore_os_elements_deb(minbase):
     info = out["pkgs.allinfo"]["adduser"]
     assert set(info) == {"arch", "cpes", "license", "origin", "release", "size", "sourcepkg", "type", "version"}
     assert info["origin"].endswith(" (maintainer)") and info["release"] == "N/A" and info["type"] == "dpkg"
-    assert info["size"] == str(by_name(minbase, "dpkg")["adduser"].metadata["installed_size"] * 1000)
+    assert info["size"] == str(by_name(minbase, "dpkg")["adduser"].metadata.installed_size * 1000)
     assert out["pkgs_plus_source.all"]["util-linux"] == by_name(minbase, "dpkg")["util-linux"].version
     assert out["pkgfiles.all"]["/usr/sbin/adduser"] == "DPKGFILE"
     meta = json.loads(anchore.pkgfilemeta(minbase.packages)["/etc/adduser.conf"])
@@ -504,6 +543,7 @@ def test_anchore_os_elements_deb(minbase):
     ]
 
 
+@pytest.mark.corpus
 def test_anchore_os_elements_rpm(rpm_sqlite):
     out = anchore.os_package_list(rpm_sqlite.packages, rpm_sqlite.distro)
     assert out["pkgs.all"]["demo-scripts"] == "2:3.0.0-1.el9"
@@ -526,6 +566,7 @@ def test_anchore_os_elements_rpm(rpm_sqlite):
     )
 
 
+@pytest.mark.corpus
 def test_anchore_os_elements_apk_and_empty():
     result = catalog_dir(FIXTURES / "apk" / "alpine3.4-with-invalid-entry")
     out = anchore.os_package_list(result.packages, Distro("alpine", "3.4.6"))
@@ -541,10 +582,16 @@ def test_anchore_os_elements_apk_and_empty():
 # ---------------------------------------------------------------- garbage in, clean error out
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-_VALID_HEADERS = [
-    b for b in ndb.read_blobs((FIXTURES / "rpm/sle15-bci-ndb/usr/lib/sysimage/rpm/Packages.db").read_bytes())
-][:3]
-_BDB = (FIXTURES / "rpm/rhel8-bdb-libuuid/var/lib/rpm/Packages").read_bytes()
+
+
+@functools.cache
+def _valid_headers() -> list[bytes]:
+    return list(ndb.read_blobs((FIXTURES / "rpm/sle15-bci-ndb/usr/lib/sysimage/rpm/Packages.db").read_bytes()))[:3]
+
+
+@functools.cache
+def _bdb() -> bytes:
+    return (FIXTURES / "rpm/rhel8-bdb-libuuid/var/lib/rpm/Packages").read_bytes()
 
 
 def _parse_header_or_error(blob: bytes) -> None:
@@ -560,13 +607,15 @@ def test_header_garbage(blob):
     _parse_header_or_error(blob)
 
 
+@pytest.mark.corpus
 @FUZZ
 @given(
-    st.sampled_from(range(len(_VALID_HEADERS))),
+    st.integers(0, 2),
     st.lists(st.tuples(st.integers(0, 1 << 20), st.integers(0, 255)), max_size=8),
 )
 def test_header_mutations(which, edits):
-    blob = bytearray(_VALID_HEADERS[which])
+    headers = _valid_headers()
+    blob = bytearray(headers[which % len(headers)])
     index_end = 8 + 16 * struct.unpack_from(">I", blob)[0]
     for pos, value in edits:  # mostly in the preamble and the index entries, where the structure is
         blob[pos % index_end if pos % 4 else pos % len(blob)] = value
@@ -593,18 +642,20 @@ def test_bdb_garbage(db):
     _bdb_or_error(db)
 
 
+@pytest.mark.corpus
 @FUZZ
 @given(
     st.lists(
-        st.tuples(st.integers(0, len(_BDB) // 4096 - 1), st.integers(0, 96), st.integers(0, 255)),
+        st.tuples(st.integers(0, 1 << 16), st.integers(0, 96), st.integers(0, 255)),
         min_size=1,
         max_size=16,
     )
 )
 def test_bdb_mutations(edits):
-    db = bytearray(_BDB)
+    db = bytearray(_bdb())
+    pages = len(db) // 4096
     for page, offset, value in edits:  # page headers, the metadata and the first index slots
-        db[page * 4096 + offset] = value
+        db[page % pages * 4096 + offset] = value
     _bdb_or_error(bytes(db))
 
 

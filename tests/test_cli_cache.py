@@ -32,17 +32,17 @@ def run(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str]:
 def test_ls_stats_json(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     a, b = fill(tmp_path, b"a" * 100, b"b" * 200)
     code, out = run(capsys, "ls", "--json", "--tmp-dir", str(tmp_path))
-    assert code == 0 and [(e["digest"], e["size"], e["pinned"]) for e in json.loads(out)] == [
+    assert code == 0 and [(e["digest"], e["size"], e["pinned"]) for e in json.loads(out)["layers"]] == [
         (a, 100, False),
         (b, 200, False),
     ]
     config = tmp_path / "config.yaml"
     config.write_text(f"tmp_dir: {tmp_path}\nanalyzer:\n  layer_cache_max_gigabytes: 2\n")
     code, out = run(capsys, "stats", "--json", "--config", str(config))
-    stats = json.loads(out)
+    stats = json.loads(out)["layers"]
     assert (stats["entries"], stats["bytes"], stats["max_bytes"], stats["pinned"]) == (2, 300, 2_000_000_000, 0)
-    code, out = run(capsys, "ls", "--tmp-dir", str(tmp_path))
-    assert a in out.splitlines()[0] and b in out.splitlines()[1]
+    code, out = run(capsys, "ls", "--tmp-dir", str(tmp_path), "--only", "layers")
+    assert a in out.splitlines()[1] and b in out.splitlines()[2]
 
 
 def test_verify_drops_corrupt_and_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -59,9 +59,9 @@ def test_verify_drops_corrupt_and_exits_1(tmp_path: Path, capsys: pytest.Capture
 def test_prune_and_clear(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     fill(tmp_path, b"1" * 100, b"2" * 100, b"3" * 100)
     code, out = run(capsys, "prune", "--json", "--max-gigabytes", "0.00000015", "--tmp-dir", str(tmp_path))
-    assert code == 0 and json.loads(out) == {"freed_bytes": 200, "bytes": 100, "entries": 1}
-    code, out = run(capsys, "clear", "--tmp-dir", str(tmp_path))
-    assert code == 0 and out.strip() == "removed 1 entries"
+    assert code == 0 and json.loads(out)["layers"] == {"freed_bytes": 200, "bytes": 100, "entries": 1}
+    code, out = run(capsys, "clear", "--tmp-dir", str(tmp_path), "--only", "layers")
+    assert code == 0 and out.strip() == "layers: removed 1 entries"
     assert list((tmp_path / DIRNAME / "sha256").iterdir()) == []
 
 

@@ -59,27 +59,20 @@ def test_every_analyzer_key(tmp_path: Path, section: str, caplog: pytest.LogCapt
     text = f"tmp_dir: /scratch\n{section}\n" + textwrap.indent(textwrap.dedent(body), indent)
     with caplog.at_level(logging.WARNING):
         c = load_config(write(tmp_path, text))
-    assert caplog.text == ""  # Anchore keys layerscan does not use are accepted quietly
-    assert (c.tmp_dir, c.analyzer_enabled, c.require_auth, c.cycle_timer_seconds, c.max_threads) == (
+    # Anchore keys layerscan does not use are accepted quietly; hints it cannot honour are worth saying.
+    assert [r.getMessage() for r in caplog.records] == [
+        f"config {'services.' if section.startswith('services') else ''}analyzer.enable_hints: "
+        "layerscan does not read an image's anchore_hints.json; ignored"
+    ]
+    assert (c.tmp_dir, c.require_auth, c.cycle_timer_seconds, c.max_threads, c.listen, c.port) == (
         "/scratch",
-        False,
         False,
         5,
         7,
-    )
-    assert (c.analyzer_driver, c.endpoint_hostname, c.listen, c.port, c.enable_hints) == (
-        "nodocker",
-        "analyzer.internal",
         "127.0.0.1",
         9090,
-        True,
     )
-    assert (
-        c.layer_cache_enable,
-        c.layer_cache_max_gigabytes,
-        c.keep_image_analysis_tmpfiles,
-        c.enable_owned_package_filtering,
-    ) == (True, 12, True, False)
+    assert (c.layer_cache_enable, c.layer_cache_max_gigabytes, c.enable_owned_package_filtering) == (True, 12, False)
 
 
 def test_anchore_default_config_loads_without_warnings(
@@ -122,11 +115,10 @@ def test_anchore_default_config_loads_without_warnings(
     )
     with caplog.at_level(logging.WARNING):
         c = load_config(path)
-    # Only the unset variable of a key layerscan reads is worth a warning.
-    assert "endpoint_hostname" in caplog.text and "ANCHORE_ENDPOINT_HOSTNAME" in caplog.text
-    assert len(caplog.records) == 1
-    assert c.tmp_dir == "/analysis_scratch" and c.max_threads == 1 and c.endpoint_hostname == "localhost"
-    assert c.enable_hints is False and c.enable_owned_package_filtering is True
+    # The unset ${ANCHORE_ENDPOINT_HOSTNAME} is in a key layerscan ignores: nothing to warn about.
+    assert caplog.text == ""
+    assert c.tmp_dir == "/analysis_scratch" and c.max_threads == 1 and c.port == 8084
+    assert c.enable_owned_package_filtering is True
 
 
 def test_env_substitution_as_anchore(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -184,7 +176,7 @@ def test_unknown_keys_are_named(tmp_path: Path, caplog: pytest.LogCaptureFixture
     "text, key",
     [
         ("analyzer:\n  max_threads: lots\n", "analyzer.max_threads"),
-        ("analyzer:\n  max_threads: 0\n", "analyzer.max_threads"),
+        ("analyzer:\n  max_threads: -1\n", "analyzer.max_threads"),  # 0 is allowed: no analyses (issue 9)
         ("analyzer:\n  layer_cache_enable: maybe\n", "analyzer.layer_cache_enable"),
         ("analyzer:\n  layer_cache_max_gigabytes: -2\n", "analyzer.layer_cache_max_gigabytes"),
         ("analyzer:\n  layer_cache_max_gigabytes: 1.5\n", "analyzer.layer_cache_max_gigabytes"),
@@ -206,7 +198,6 @@ def test_unknown_keys_are_named(tmp_path: Path, caplog: pytest.LogCaptureFixture
         ("registries:\n  r.example:\n    password: x\n", "registries.r.example.password"),
         ("registries:\n  r.example:\n    insecure: sometimes\n", "registries.r.example.insecure"),
         ("platform: linux\n", "platform"),
-        ("outputs:\n  pdf: r.pdf\n", "outputs.pdf"),
         ("analyzer: {max_threads: 2}\nservices: {analyzer: {max_threads: 3}}\n", "analyzer section is given twice"),
         ("[1, 2]\n", "top level must be a mapping"),
         ("analyzer: {max_threads: 2\n", "not valid YAML"),
@@ -240,7 +231,6 @@ def test_layerscan_keys(tmp_path: Path) -> None:
         insecure_registries: [localhost:5000]
         fetch_foreign_layers: false
         platform: linux/arm64/v8
-        outputs: {json: out.json, anchore: '-'}
         registries:
           ghcr.io: {username: bot, password: 12345678}
           quay.io: {username: bot2, password_file: pw, ca_cert: ca.pem}
@@ -252,7 +242,7 @@ def test_layerscan_keys(tmp_path: Path) -> None:
     assert c.limits == Limits(100, 10, 200, 300)
     assert c.ca_cert == str(ca) and c.insecure_registries == ("localhost:5000",)
     assert c.fetch_foreign_layers is False and Config().fetch_foreign_layers is True  # Anchore fetches them
-    assert c.platform == "linux/arm64/v8" and c.outputs == {"json": "out.json", "anchore": "-"}
+    assert c.platform == "linux/arm64/v8"
     assert c.registries == {
         "ghcr.io": Registry(username="bot", password="12345678"),
         "quay.io": Registry(username="bot2", password="s3cr3t-from-file", ca_cert=str(ca)),
@@ -365,7 +355,6 @@ def test_examples_load(caplog: pytest.LogCaptureFixture, monkeypatch: pytest.Mon
     ]
     assert ids(c.content_rules) == ["SUDO_NOPASSWD", "todo-password"]
     assert c.secret_max_file_size == 10_000_000  # the explicit key wins over MAXFILESIZE
-    assert c.outputs == {"json": "report.json", "anchore": "report.anchore.json"}
     # The analyzer_config.yaml example on its own, inlined into a config.
     alone = load_config(str(EXAMPLES / "analyzer_config.yaml"))
     assert alone.secret_max_file_size == 10000 and alone.retrieve_files == RetrieveFiles()

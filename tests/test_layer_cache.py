@@ -317,6 +317,7 @@ def test_clear_keeps_pinned(root: Path) -> None:
     assert present(cache) == {digest_of(b)}
 
 
+@pytest.mark.corpus
 def test_real_corpus_layer_through_the_cache(root: Path) -> None:
     name = "debian-apps"
     layers = answers(name)["layers"]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import IMAGE_NAMES, IMAGES, layer_blob
+from conftest import HAVE_CORPUS, IMAGE_NAMES, IMAGES, corpus_params, layer_blob
 from layerscan.scan import native, reference, scan_layer
 from layerscan.scan.model import LayerResult, ScanOptions
 from layerscan.scan.rules import default_rules
@@ -49,7 +49,7 @@ def layers() -> Iterator[tuple[str, str]]:
                 yield image, layer["digest"]
 
 
-LAYERS = list(layers())
+LAYERS = list(layers()) if HAVE_CORPUS else []
 
 
 @functools.cache
@@ -63,14 +63,20 @@ def chunks(data: bytes, size: int) -> Iterator[memoryview]:
     return (view[i : i + size] for i in range(0, len(view), size))
 
 
-@pytest.mark.parametrize("image,digest", LAYERS, ids=[d[7:19] for _, d in LAYERS])
+@pytest.mark.corpus
+@pytest.mark.parametrize(
+    "image,digest", corpus_params(lambda: [pytest.param(i, d, id=d[7:19]) for i, d in LAYERS], width=2)
+)
 def test_native_equals_reference_on_corpus_layers(image: str, digest: str) -> None:
     blob = layer_blob(image, digest).read_bytes()
     assert_same(scan_layer(blob, OPTIONS, name=digest, expected_digest=digest), expected(image, digest))
 
 
+@pytest.mark.corpus
 @pytest.mark.parametrize("size", [1, 511, 513, 4097])
-@pytest.mark.parametrize("image,digest", LAYERS, ids=[d[7:19] for _, d in LAYERS])
+@pytest.mark.parametrize(
+    "image,digest", corpus_params(lambda: [pytest.param(i, d, id=d[7:19]) for i, d in LAYERS], width=2)
+)
 def test_native_fed_in_odd_chunks_equals_reference(image: str, digest: str, size: int) -> None:
     blob = layer_blob(image, digest).read_bytes()
     if size < 512 and len(blob) > SMALL:
@@ -79,6 +85,7 @@ def test_native_fed_in_odd_chunks_equals_reference(image: str, digest: str, size
     assert_same(got, expected(image, digest))
 
 
+@pytest.mark.corpus
 def test_corpus_has_secrets_and_captures() -> None:
     """The comparisons above are not vacuous: the corpus exercises secrets and capture."""
     results = [expected(image, digest) for image, digest in LAYERS]
@@ -87,6 +94,7 @@ def test_corpus_has_secrets_and_captures() -> None:
     assert sum(len(r.whiteouts) for r in results) > 0
 
 
+@pytest.mark.corpus
 @pytest.mark.parametrize("image", IMAGE_NAMES)
 def test_file_digests_match_corpus(image: str) -> None:
     truth = json.loads(gzip.decompress((IMAGES / f"{image}.files.json.gz").read_bytes()))
@@ -105,6 +113,7 @@ def test_file_digests_match_corpus(image: str) -> None:
     assert checked > 0
 
 
+@pytest.mark.corpus
 def test_scan_buffer_accepts_mmap_and_memoryview(tmp_path: Path) -> None:
     import mmap
 
@@ -117,6 +126,7 @@ def test_scan_buffer_accepts_mmap_and_memoryview(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.corpus
 def test_layers_scan_on_threads_with_their_own_scratch() -> None:
     """The GIL is released per layer and each scanner has its own Hyperscan scratch."""
     from concurrent.futures import ThreadPoolExecutor

@@ -9,23 +9,27 @@ import mmap
 import os
 import stat
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from conftest import IMAGES, answers
 from layerscan.config import Config, Registry
-from layerscan.errors import DigestMismatch
+from layerscan.errors import DigestMismatch, SourceError
 from layerscan.image import Descriptor, Platform
+from layerscan.refs import ImageRef
 from layerscan.scan import native_available, scan_layer
 from layerscan.scan.model import ScanOptions
+from layerscan.sources import open_source
 from layerscan.sources.auth import AuthError, find_credentials
-from layerscan.sources.index import PlatformNotFound
-from layerscan.sources.registry import RegistryClient, RegistryError, open_registry
+from layerscan.sources.registry import RegistryClient, RegistryError, RegistrySource
+from layerscan.sources.resolve import PlatformNotFound, ResolvedImage
 from registry_fixtures import MULTI_REPO, PASSWORD, USER
-from registry_harness import SCHEMA1, Fault, layout_manifest
+from registry_harness import OCI_INDEX, OCI_MANIFEST, SCHEMA1, Fault, layout_manifest
 
 ENGINE = "native" if native_available() else "reference"
+SCHEMA1_PRETTYJWS = "application/vnd.docker.distribution.manifest.v1+prettyjws"
 SMALL = "corpus/rpm-sqlite"
 
 
@@ -41,6 +45,12 @@ def no_ambient_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
         if k.startswith("LAYERSCAN_REGISTRY_") or k in ("DOCKER_CONFIG", "REGISTRY_AUTH_FILE", "XDG_RUNTIME_DIR"):
             monkeypatch.delenv(k)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
+
+
+def open_registry(ref: str, *, platform: Platform | None, config: Config) -> ResolvedImage:
+    """The image `ref` names, through the one path every source takes (open_source -> resolve)."""
+    spec = ref if ref.startswith(("registry:", "docker://")) else f"registry:{ref}"
+    return open_source(spec, platform=platform, config=config)
 
 
 def cfg(host: str, tmp_path: Path, **kw) -> Config:
@@ -72,6 +82,7 @@ def expected_diff_ids(name: str) -> dict[str, str]:
 # ---------------------------------------------------------------------------- access
 
 
+@pytest.mark.corpus
 def test_anonymous_pull_matches_the_corpus(registry, tmp_path):
     src = open_registry(f"registry:{registry.host}/{SMALL}:latest", platform=None, config=cfg(registry.host, tmp_path))
     try:
@@ -87,6 +98,7 @@ def test_anonymous_pull_matches_the_corpus(registry, tmp_path):
     assert not (tmp_path / "tmp").exists() or not any((tmp_path / "tmp").rglob("*"))
 
 
+@pytest.mark.corpus
 def test_pull_by_digest_verifies_it(registry, tmp_path):
     digest = answers("rpm-sqlite")["manifest_digest"]
     src = open_registry(
@@ -98,6 +110,7 @@ def test_pull_by_digest_verifies_it(registry, tmp_path):
         open_registry(f"{registry.host}/{SMALL}@sha256:{'0' * 64}", platform=None, config=cfg(registry.host, tmp_path))
 
 
+@pytest.mark.corpus
 def test_manifest_not_matching_the_pulled_digest_is_refused(fault_proxy, tmp_path):
     digest = answers("rpm-sqlite")["manifest_digest"]
     other, _ = layout_manifest(IMAGES / "debian-minbase")
@@ -111,6 +124,7 @@ def test_unknown_repository_is_a_clear_error(registry, tmp_path):
         open_registry(f"{registry.host}/corpus/nope:latest", platform=None, config=cfg(registry.host, tmp_path))
 
 
+@pytest.mark.corpus
 def test_basic_auth(basic_registry, tmp_path):
     host = basic_registry.host
     ref = f"{host}/{SMALL}:latest"
@@ -128,6 +142,7 @@ def test_basic_auth(basic_registry, tmp_path):
         src.close()
 
 
+@pytest.mark.corpus
 def test_basic_auth_from_docker_config_json(basic_registry, tmp_path, monkeypatch):
     host = basic_registry.host
     docker = tmp_path / "home" / ".docker"
@@ -157,7 +172,7 @@ def test_token_auth_caches_and_refreshes_tokens(token_registry, token_server, tm
         # One token for the ping (no scope), one for the repository, reused for every blob.
         assert token_server.issued == [(USER, ""), (USER, "repository:corpus/debian-apps:pull")]
         # A token the registry refuses is fetched again, once.
-        auth = src._client.auth
+        auth = src.source.client.auth
         auth._tokens["repository:corpus/debian-apps:pull"].value = "not-a-valid-jwt"
         with src.open_layer(small[0]) as blob:
             b"".join(blob.data)
@@ -167,6 +182,7 @@ def test_token_auth_caches_and_refreshes_tokens(token_registry, token_server, tm
     assert PASSWORD not in caplog.text and "Bearer ey" not in caplog.text
 
 
+@pytest.mark.corpus
 def test_token_auth_anonymous_and_with_an_identity_token(token_registry, token_server, tmp_path, monkeypatch):
     host = token_registry.host
     ref = f"{host}/{SMALL}:latest"
@@ -187,6 +203,7 @@ def test_token_auth_anonymous_and_with_an_identity_token(token_registry, token_s
     assert token_server.issued[-1] == (USER, f"repository:{SMALL}:pull")
 
 
+@pytest.mark.corpus
 def test_tls_with_a_test_ca(tls_registry, tls_certs, tmp_path):
     host = tls_registry.host
     ref = f"{host}/{SMALL}:latest"
@@ -201,6 +218,7 @@ def test_tls_with_a_test_ca(tls_registry, tls_certs, tmp_path):
     open_registry(ref, platform=None, config=per_registry).close()
 
 
+@pytest.mark.corpus
 def test_manifest_list_picks_the_platform(registry, tmp_path):
     ref = f"{registry.host}/{MULTI_REPO}:latest"
     config = cfg(registry.host, tmp_path)
@@ -210,7 +228,7 @@ def test_manifest_list_picks_the_platform(registry, tmp_path):
     arm64.close()
     assert amd64.manifest_digest == answers("rpm-sqlite")["manifest_digest"]
     assert arm64.manifest_digest == answers("debian-minbase")["manifest_digest"]
-    assert arm64.parent_manifest is not None and len(arm64.parent_manifest["manifests"]) == 2
+    assert arm64.parent_digest == amd64.parent_digest == registry.digests[f"{MULTI_REPO}:latest"]
     with pytest.raises(PlatformNotFound, match="linux/amd64, linux/arm64/v8"):
         open_registry(ref, platform=Platform("linux", "s390x"), config=config)
 
@@ -234,6 +252,7 @@ def _read_layer(src, desc: Descriptor) -> bytes:
     return data
 
 
+@pytest.mark.corpus
 def test_cut_mid_blob_resumes_with_range(fault_proxy, tmp_path):
     desc = _layer("debian-apps", 1)  # 2 MB
     fault_proxy.faults.append(Fault("cut", desc.digest, at=700_000))
@@ -247,6 +266,7 @@ def test_cut_mid_blob_resumes_with_range(fault_proxy, tmp_path):
     assert 0 < int(ranges[1][6:-1]) <= 700_000
 
 
+@pytest.mark.corpus
 def test_500_then_ok(fault_proxy, tmp_path):
     desc = _layer("debian-apps", 4)
     fault_proxy.faults.append(Fault("status", desc.digest, status=500))
@@ -258,6 +278,7 @@ def test_500_then_ok(fault_proxy, tmp_path):
     assert fault_proxy.blob_gets[desc.digest] == 2
 
 
+@pytest.mark.corpus
 def test_429_honours_retry_after(fault_proxy, tmp_path):
     desc = _layer("debian-apps", 4)
     fault_proxy.faults.append(Fault("status", desc.digest, status=429, retry_after="1"))
@@ -271,6 +292,7 @@ def test_429_honours_retry_after(fault_proxy, tmp_path):
     assert fault_proxy.blob_gets[desc.digest] == 2
 
 
+@pytest.mark.corpus
 def test_persistent_5xx_gives_up_with_a_clear_error(fault_proxy, tmp_path):
     desc = _layer("debian-apps", 4)
     fault_proxy.faults.append(Fault("status", desc.digest, status=503, times=-1))
@@ -283,6 +305,7 @@ def test_persistent_5xx_gives_up_with_a_clear_error(fault_proxy, tmp_path):
     assert fault_proxy.blob_gets[desc.digest] == RegistryClient.attempts
 
 
+@pytest.mark.corpus
 @pytest.mark.parametrize("cache", [True, False], ids=["cache", "stream"])
 def test_corrupt_byte_is_a_digest_error_and_nothing_is_cached(fault_proxy, tmp_path, cache):
     desc = _layer("debian-apps", 1)
@@ -300,6 +323,7 @@ def test_corrupt_byte_is_a_digest_error_and_nothing_is_cached(fault_proxy, tmp_p
         assert not tmp.exists()
 
 
+@pytest.mark.corpus
 def test_redirect_to_another_host_gets_no_authorization(basic_fault_proxy, tmp_path):
     proxy = basic_fault_proxy
     desc = _layer("debian-apps", 4)
@@ -316,16 +340,90 @@ def test_redirect_to_another_host_gets_no_authorization(basic_fault_proxy, tmp_p
 
 
 def test_schema1_is_a_clear_error(fault_proxy, tmp_path):
-    fault_proxy.faults.append(
-        Fault("manifest", body=SCHEMA1, media_type="application/vnd.docker.distribution.manifest.v1+prettyjws")
-    )
-    with pytest.raises(RegistryError, match="schema 1 manifests are not supported"):
+    fault_proxy.faults.append(Fault("manifest", body=SCHEMA1, media_type=SCHEMA1_PRETTYJWS))
+    with pytest.raises(SourceError, match="schema 1 manifests are not supported"):
         _open_via(fault_proxy, tmp_path)
+
+
+# ---------------------------------------------------------------------------- one resolve() for every source
+
+
+def _index_of(raw: bytes, size: int) -> dict:
+    entry = {"mediaType": OCI_MANIFEST, "digest": "sha256:" + hashlib.sha256(raw).hexdigest(), "size": size}
+    return {
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [{**entry, "platform": {"os": "linux", "architecture": "amd64"}}],
+    }
+
+
+# A broken top document (from the real manifest): what it is served as, and the error every source gives.
+BROKEN: dict[str, tuple[Callable[[bytes, dict], dict], str, str]] = {
+    "unknown manifest type": (
+        lambda raw, m: {**m, "mediaType": "application/x-helm"},
+        OCI_MANIFEST,
+        "unknown media type 'application/x-helm'",
+    ),
+    "unknown layer type": (
+        lambda raw, m: {
+            **m,
+            "layers": [{**m["layers"][0], "mediaType": "application/vnd.cncf.helm.chart.content.v1.tar+gzip"}],
+        },
+        OCI_MANIFEST,
+        "layer 0 has unknown media type",
+    ),
+    "schema 1": (lambda raw, m: json.loads(SCHEMA1), SCHEMA1_PRETTYJWS, "schema 1 manifests are not supported"),
+    "digest naming a path": (
+        lambda raw, m: {**m, "config": {**m["config"], "digest": "sha256:../../etc"}},
+        OCI_MANIFEST,
+        "not a valid digest",
+    ),
+    "negative size": (lambda raw, m: {**m, "layers": [{**m["layers"][0], "size": -1}]}, OCI_MANIFEST, "negative size"),
+    "no layers": (lambda raw, m: {k: v for k, v in m.items() if k != "layers"}, OCI_MANIFEST, "has no layers list"),
+    "index entry size": (
+        lambda raw, m: _index_of(raw, len(raw) + 1),
+        OCI_INDEX,
+        "is {n} bytes, its descriptor says {n1}",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", BROKEN)
+def test_registry_and_layout_refuse_the_same_documents_alike(fault_proxy, tmp_path, case):
+    """The checks layouts always had now hold for registry manifests too: both go through resolve()."""
+    change, media_type, message = BROKEN[case]
+    raw, manifest = layout_manifest(IMAGES / "rpm-sqlite")
+    message = message.format(n=len(raw), n1=len(raw) + 1)
+    top = json.dumps(change(raw, manifest)).encode()
+    layout = tmp_path / "layout"
+    (layout / "blobs" / "sha256").mkdir(parents=True)
+    for data in (top, raw):
+        (layout / "blobs" / "sha256" / hashlib.sha256(data).hexdigest()).write_bytes(data)
+    top_desc = {"mediaType": media_type, "digest": "sha256:" + hashlib.sha256(top).hexdigest(), "size": len(top)}
+    (layout / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [top_desc]}))
+    fault_proxy.faults.append(Fault("manifest", body=top, media_type=media_type))  # the tag's manifest only
+    errors = []
+    for spec in (f"oci-dir:{layout}", f"registry:{fault_proxy.host}/{SMALL}:latest"):
+        with pytest.raises(SourceError) as e:
+            open_source(spec, config=cfg(fault_proxy.host, tmp_path)).close()
+        errors.append(e.value)
+    assert [type(e) for e in errors] == [type(errors[0])] * 2 and all(message in str(e) for e in errors), errors
+    assert all("\n" not in str(e) for e in errors)
+
+
+def test_a_manifest_served_as_application_json_is_read_by_its_shape(fault_proxy, tmp_path):
+    raw, manifest = layout_manifest(IMAGES / "rpm-sqlite")
+    bare = json.dumps({k: v for k, v in manifest.items() if k != "mediaType"}).encode()  # OCI allows leaving it out
+    fault_proxy.faults.append(Fault("manifest", body=bare, media_type="application/json"))
+    with _open_via(fault_proxy, tmp_path, repo=f"{SMALL}:latest") as src:
+        assert src.raw_manifest == bare and src.config_digest == answers("rpm-sqlite")["config_digest"]
 
 
 def test_foreign_layer_skipped_when_not_allowed(registry, tmp_path, caplog):
     src = open_registry(
-        f"{registry.host}/{SMALL}:latest", platform=None, config=cfg(registry.host, tmp_path), fetch_foreign=False
+        f"{registry.host}/{SMALL}:latest",
+        platform=None,
+        config=cfg(registry.host, tmp_path, fetch_foreign_layers=False),
     )
     desc = Descriptor(
         "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
@@ -361,6 +459,7 @@ def test_foreign_layer_fetched_from_its_urls(fault_proxy, registry, tmp_path):
 # ---------------------------------------------------------------------------- the layer cache
 
 
+@pytest.mark.corpus
 def test_warm_cache_downloads_no_layer(fault_proxy, tmp_path):
     layers = [la["digest"] for la in answers("debian-apps")["layers"]]
     for _ in range(2):
@@ -380,6 +479,7 @@ def test_warm_cache_downloads_no_layer(fault_proxy, tmp_path):
     assert cached == {d.split(":")[1] for d in layers}
 
 
+@pytest.mark.corpus
 def test_cache_off_writes_no_layer_bytes(fault_proxy, tmp_path):
     tmp = tmp_path / "tmp"
     tmp.mkdir()
@@ -453,3 +553,16 @@ def test_bad_credentials_file_is_a_clear_error(tmp_path):
     (home / ".docker" / "config.json").write_text(json.dumps({"auths": {"h:1": {"auth": "bm90LWEtcGFpcg=="}}}))
     with pytest.raises(AuthError, match="not base64 of user:password"):
         find_credentials("h:1", Config(), env={"HOME": str(home)})
+
+
+def test_constructing_a_source_does_no_io(tmp_path):
+    """Credentials, the network and the layer cache are touched in open(), never in the constructor."""
+    home = tmp_path / "home" / ".docker"
+    home.mkdir(parents=True)
+    (home / "config.json").write_text("not json: reading it would fail")
+    config = Config(tmp_dir=str(tmp_path / "tmp"), layer_cache_enable=True)
+    source = RegistrySource(ImageRef.parse("127.0.0.1:9/nowhere:1"), config)  # nothing listens on port 9
+    source.close()
+    assert not (tmp_path / "tmp").exists()
+    with pytest.raises(AuthError, match="config.json"):  # open() is where the lookup happens
+        RegistrySource(ImageRef.parse("127.0.0.1:9/nowhere:1"), config).open()

@@ -13,14 +13,21 @@ import pytest
 
 from conftest import IMAGES, ROOT, answers
 from layerscan.errors import DigestMismatch, SourceError
+from layerscan.sources import open_source
 from layerscan.sources.auth import AuthError
-from layerscan.sources.registry import RegistryError, RegistrySource, open_registry
+from layerscan.sources.registry import RegistryError, RegistrySource
+from layerscan.sources.resolve import ResolvedImage
 from registry_fixtures import PASSWORD, USER
 from registry_harness import Fault
 
 IMAGE = "debian-apps"
 REPO = f"corpus/{IMAGE}:latest"
-LAYERS = [la["digest"] for la in answers(IMAGE)["layers"]]
+
+
+def layers() -> list[str]:
+    return [la["digest"] for la in answers(IMAGE)["layers"]]
+
+
 # Where the image's identity differs by source; everything else in the report must not.
 SOURCE_KEYS = ("source", "repo_tags", "repo_digests")
 
@@ -106,12 +113,14 @@ def cache_files(tmp: Path) -> set[str]:
 # ---------------------------------------------------------------------------- each kind of registry
 
 
+@pytest.mark.corpus
 def test_anonymous(registry, layout_report, tmp_path):
     host = registry.host
     proc, out = analyze_cli(tmp_path, f"registry:{host}/{REPO}", "--insecure-registry", host, "--no-cache")
     assert_same_image(ok_report(proc, out), layout_report, host)
 
 
+@pytest.mark.corpus
 def test_basic_auth_with_password_stdin(basic_registry, layout_report, tmp_path):
     host = basic_registry.host
     proc, out = analyze_cli(
@@ -128,6 +137,7 @@ def test_basic_auth_with_password_stdin(basic_registry, layout_report, tmp_path)
     assert PASSWORD not in proc.stdout + proc.stderr
 
 
+@pytest.mark.corpus
 def test_token_auth(token_registry, token_server, layout_report, tmp_path):
     host = token_registry.host
     token_server.issued.clear()
@@ -146,6 +156,7 @@ def test_token_auth(token_registry, token_server, layout_report, tmp_path):
     assert PASSWORD not in proc.stdout + proc.stderr
 
 
+@pytest.mark.corpus
 def test_tls_with_ca_cert(tls_registry, tls_certs, layout_report, tmp_path):
     host = tls_registry.host
     proc, out = analyze_cli(tmp_path, f"registry:{host}/{REPO}")
@@ -158,27 +169,36 @@ def test_tls_with_ca_cert(tls_registry, tls_certs, layout_report, tmp_path):
 # ---------------------------------------------------------------------------- the layer cache, through the fault proxy
 
 
+@pytest.mark.corpus
 def test_warm_cache_downloads_no_layer(fault_proxy, layout_report, tmp_path):
     host, tmp = fault_proxy.host, tmp_dir(tmp_path)
-    options = ("--insecure-registry", host, "--cache", "--tmp-dir", str(tmp))
+    options = ("--insecure-registry", host, "--cache", "--tmp-dir", str(tmp), "--no-result-cache")
     for gets in (1, 0):
         fault_proxy.blob_gets.clear()
         proc, out = analyze_cli(tmp_path, f"registry:{host}/{REPO}", *options)
         assert_same_image(ok_report(proc, out), layout_report, host)
-        assert fault_proxy.layer_gets(LAYERS) == {d: gets for d in LAYERS}
-    assert {d.split(":")[1] for d in LAYERS} <= cache_files(tmp)
+        assert fault_proxy.layer_gets(layers()) == {d: gets for d in layers()}
+    assert {d.split(":")[1] for d in layers()} <= cache_files(tmp)
 
 
+@pytest.mark.corpus
 def test_cache_off_writes_nothing_under_tmp_dir(fault_proxy, layout_report, tmp_path):
     host, tmp = fault_proxy.host, tmp_dir(tmp_path)
     config = tmp_path / "config.yaml"
     config.write_text(f"tmp_dir: {tmp}\nanalyzer:\n  layer_cache_enable: true\n")  # --no-cache wins
     proc, out = analyze_cli(
-        tmp_path, f"registry:{host}/{REPO}", "--insecure-registry", host, "--config", str(config), "--no-cache"
+        tmp_path,
+        f"registry:{host}/{REPO}",
+        "--insecure-registry",
+        host,
+        "--config",
+        str(config),
+        "--no-cache",
+        "--no-result-cache",
     )
     assert_same_image(ok_report(proc, out), layout_report, host)
     assert list(tmp.rglob("*")) == []
-    assert fault_proxy.layer_gets(LAYERS) == {d: 1 for d in LAYERS}
+    assert fault_proxy.layer_gets(layers()) == {d: 1 for d in layers()}
 
 
 # ---------------------------------------------------------------------------- bad input
@@ -214,13 +234,21 @@ def test_wrong_password_is_one_line_and_never_shown(basic_registry, tmp_path):
     assert wrong not in proc.stdout + proc.stderr
 
 
+@pytest.mark.corpus
 @pytest.mark.parametrize("layer", [1, 3], ids=["gzip", "uncompressed"])
 @pytest.mark.parametrize("cache", ["--cache", "--no-cache"])
 def test_corrupt_byte_is_a_digest_error_and_nothing_is_cached(fault_proxy, tmp_path, cache, layer):
-    host, tmp, digest = fault_proxy.host, tmp_dir(tmp_path), LAYERS[layer]
+    host, tmp, digest = fault_proxy.host, tmp_dir(tmp_path), layers()[layer]
     fault_proxy.faults.append(Fault("corrupt", digest, at=123_456, times=-1))
     proc, out = analyze_cli(
-        tmp_path, f"registry:{host}/{REPO}", "--insecure-registry", host, cache, "--tmp-dir", str(tmp)
+        tmp_path,
+        f"registry:{host}/{REPO}",
+        "--insecure-registry",
+        host,
+        cache,
+        "--tmp-dir",
+        str(tmp),
+        "--no-result-cache",
     )
     assert proc.returncode == DigestMismatch.exit_code == 5, proc.stderr
     assert f"expected {digest}" in one_line_error(proc) and not out.exists()
@@ -230,6 +258,7 @@ def test_corrupt_byte_is_a_digest_error_and_nothing_is_cached(fault_proxy, tmp_p
         assert list(tmp.rglob("*")) == []
 
 
+@pytest.mark.corpus
 @pytest.mark.parametrize(
     "options, message",
     [
@@ -257,18 +286,20 @@ def test_option_values_are_checked(tmp_path):
 # ---------------------------------------------------------------------------- the source itself
 
 
+@pytest.mark.corpus
 def test_registry_source_is_a_context_manager_and_its_errors_are_source_errors(registry, tmp_path):
     from layerscan.config import Config
 
     config = Config(tmp_dir=str(tmp_path), insecure_registries=(registry.host,))
-    with open_registry(f"{registry.host}/{REPO}", platform=None, config=config) as src:
-        assert isinstance(src, RegistrySource) and src.manifest_digest == answers(IMAGE)["manifest_digest"]
-        pools = [a.poolmanager.pools for a in src._client.session.adapters.values()]
+    with open_source(f"registry:{registry.host}/{REPO}", config=config) as src:
+        assert isinstance(src, ResolvedImage) and isinstance(src.source, RegistrySource)
+        assert src.manifest_digest == answers(IMAGE)["manifest_digest"]
+        pools = [a.poolmanager.pools for a in src.source.client.session.adapters.values()]
         assert sum(len(p) for p in pools) > 0  # connections to the registry
     assert sum(len(p) for p in pools) == 0  # closed on leaving the block
     assert issubclass(RegistryError, SourceError) and issubclass(AuthError, SourceError)
     with pytest.raises(SourceError) as e:
-        open_registry(f"{registry.host}/corpus/nope:latest", platform=None, config=config)
+        open_source(f"registry:{registry.host}/corpus/nope:latest", config=config)
     assert e.value.exit_code == SourceError.exit_code
 
 

@@ -5,6 +5,7 @@ the layerscan JSON shape, and the table."""
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import io
 import json
@@ -15,12 +16,17 @@ import pytest
 
 from analyzed import analysis, ground_truth
 from conftest import SHARED, answers
-from layerscan.report import FORMATS, anchore
+from layerscan.report import FORMATS
+from layerscan.report.anchore.regexp_matches import rule_key
 
 IMAGE = "debian-apps"
-EXAMPLE = json.loads((SHARED / "docs" / "anchore-example-export.json").read_text())
-EXAMPLE_IMAGEDATA = EXAMPLE[0]["image"]["imagedata"]
 ALLINFO_REQUIRED = {"fullpath", "name", "mode", "linkdst_fullpath", "linkdst", "size", "type"}
+
+
+@functools.cache
+def example_imagedata() -> dict:
+    """The imagedata of the example Anchore export in shared/docs."""
+    return json.loads((SHARED / "docs" / "anchore-example-export.json").read_text())[0]["image"]["imagedata"]
 
 
 def render(fmt: str) -> str:
@@ -61,6 +67,7 @@ def same_types(ours, example, where: str = "") -> None:
 # ----------------------------------------------------------------------------- image export
 
 
+@pytest.mark.corpus
 def test_export_wrapper_and_image_report(export: list) -> None:
     a = analysis(IMAGE)
     assert isinstance(export, list) and len(export) == 1
@@ -68,11 +75,11 @@ def test_export_wrapper_and_image_report(export: list) -> None:
     hex_id = a.config_digest.split(":")[1]
     assert image["imageId"] == hex_id
     data = image["imagedata"]
-    assert set(data) == set(EXAMPLE_IMAGEDATA)
+    assert set(data) == set(example_imagedata())
     assert data["analyzer_manifest"] == {}
     ir = data["image_report"]
-    same_types(ir, EXAMPLE_IMAGEDATA["image_report"], "image_report")
-    assert set(ir["meta"]) == set(EXAMPLE_IMAGEDATA["image_report"]["meta"])
+    same_types(ir, example_imagedata()["image_report"], "image_report")
+    assert set(ir["meta"]) == set(example_imagedata()["image_report"]["meta"])
     assert ir["meta"]["imageId"] == hex_id and ir["meta"]["shortId"] == hex_id[:12]
     assert ir["layers"] == ir["familytree"] == [layer.descriptor.digest for layer in a.layers]
     # The loader derives the image digest from RepoDigests[0].
@@ -80,6 +87,7 @@ def test_export_wrapper_and_image_report(export: list) -> None:
     assert ir["docker_data"]["Architecture"] == "amd64"
 
 
+@pytest.mark.corpus
 def test_docker_history_follows_config_history(export: list) -> None:
     ir = export[0]["image"]["imagedata"]["image_report"]
     history = answers(IMAGE)["history"]
@@ -97,6 +105,7 @@ def test_docker_history_follows_config_history(export: list) -> None:
     assert ir["dockerfile_mode"] == "Guessed"
 
 
+@pytest.mark.corpus
 def test_sizebytes_is_a_plausible_squashed_tar_size(export: list) -> None:
     size = export[0]["image"]["imagedata"]["image_report"]["meta"]["sizebytes"]
     data = answers(IMAGE)["final_filesystem"]["regular_file_bytes"]
@@ -104,12 +113,13 @@ def test_sizebytes_is_a_plausible_squashed_tar_size(export: list) -> None:
     assert data < size < data + 2048 * answers(IMAGE)["final_filesystem"]["entries"]
 
 
+@pytest.mark.corpus
 def test_every_example_element_has_our_types(report: dict) -> None:
     # No malware scanner; library package elements exist only for ecosystems the image has.
     optional = {
         ("package_list", e) for e in ("pkgs.npms", "pkgs.gems", "pkgs.python", "pkgs.java", "pkgs.go", "pkgs.binary")
     }
-    for analyzer, elements in EXAMPLE_IMAGEDATA["analysis_report"].items():
+    for analyzer, elements in example_imagedata()["analysis_report"].items():
         if analyzer == "malware":
             continue
         for element, body in elements.items():
@@ -121,6 +131,7 @@ def test_every_example_element_has_our_types(report: dict) -> None:
             assert {type(v) for v in ours.values()} == kinds, f"{analyzer}/{element}"
 
 
+@pytest.mark.corpus
 def test_analyzer_meta_and_layer_info(report: dict) -> None:
     meta = base(report, "analyzer_meta", "analyzer_meta")
     assert meta == {"DISTRO": "debian", "DISTROVERS": "12", "LIKEDISTRO": "debian"}
@@ -134,13 +145,14 @@ def test_analyzer_meta_and_layer_info(report: dict) -> None:
     )
 
 
+@pytest.mark.corpus
 def test_file_list_matches_ground_truth(report: dict) -> None:
     truth = ground_truth(IMAGE)
     files_all = base(report, "file_list", "files.all")
     allinfo = base(report, "file_list", "files.allinfo")
     assert set(files_all) == set(allinfo) == set(truth)
     example_keys = set(
-        json.loads(next(iter(EXAMPLE_IMAGEDATA["analysis_report"]["file_list"]["files.allinfo"]["base"].values())))
+        json.loads(next(iter(example_imagedata()["analysis_report"]["file_list"]["files.allinfo"]["base"].values())))
     )
     for path, t in truth.items():
         mode = int(t["mode"], 8)
@@ -158,6 +170,7 @@ def test_file_list_matches_ground_truth(report: dict) -> None:
             assert info["linkdst"] is None and info["size"] == t.get("size", 0), path
 
 
+@pytest.mark.corpus
 def test_allinfo_link_quirks(report: dict) -> None:
     allinfo = base(report, "file_list", "files.allinfo")
     rel = json.loads(allinfo["/app/start.js"])  # -> server.js
@@ -171,6 +184,7 @@ def test_allinfo_link_quirks(report: dict) -> None:
     assert stat.S_ISREG(hard["mode"])
 
 
+@pytest.mark.corpus
 def test_checksums_and_suids(report: dict) -> None:
     truth = ground_truth(IMAGE)
     sums = {algo: base(report, "file_checksums", f"files.{algo}sums") for algo in ("sha256", "md5", "sha1")}
@@ -183,6 +197,7 @@ def test_checksums_and_suids(report: dict) -> None:
     assert suids["/usr/local/bin/orders-suid-helper"] == "0o4755"
 
 
+@pytest.mark.corpus
 def test_secret_search_keys_and_lines(report: dict) -> None:
     a = analysis(IMAGE)
     matches = {path: json.loads(v) for path, v in base(report, "secret_search", "regexp_matches.all").items()}
@@ -197,7 +212,9 @@ def test_secret_search_keys_and_lines(report: dict) -> None:
     example_key = next(
         iter(
             json.loads(
-                next(iter(EXAMPLE_IMAGEDATA["analysis_report"]["secret_search"]["regexp_matches.all"]["base"].values()))
+                next(
+                    iter(example_imagedata()["analysis_report"]["secret_search"]["regexp_matches.all"]["base"].values())
+                )
             )
         )
     )
@@ -207,12 +224,14 @@ def test_secret_search_keys_and_lines(report: dict) -> None:
     assert "content_search" not in report  # not configured
 
 
+@pytest.mark.corpus
 def test_retrieve_files_is_the_final_passwd(report: dict) -> None:
     content = base64.b64decode(base(report, "retrieve_files", "file_content.all")["/etc/passwd"])
     assert hashlib.sha256(content).hexdigest() == ground_truth(IMAGE)["/etc/passwd"]["sha256"]
     assert b"appuser:x:1000" in content
 
 
+@pytest.mark.corpus
 def test_policy_engine_loader_reads_it(export: list) -> None:
     """What ImageLoader.load() reads (anchore-format.md §6), read the same way."""
     data = export[0]["image"]["imagedata"]
@@ -260,15 +279,16 @@ def test_rule_key_encoding_matches_anchore() -> None:
     from layerscan.scan.rules import parse_anchore_rule
 
     rule = parse_anchore_rule(r"PRIV_KEY=(?i)-+BEGIN(.*)PRIVATE KEY-+")
-    assert anchore.rule_key(rule) == "UFJJVl9LRVk9KD9pKS0rQkVHSU4oLiopUFJJVkFURSBLRVktKw==\n"
+    assert rule_key(rule) == "UFJJVl9LRVk9KD9pKS0rQkVHSU4oLiopUFJJVkFURSBLRVktKw==\n"
     long = parse_anchore_rule("API_KEY=(?i).*api(-|_)key( *=+ *).*(?<![A-Z0-9])[A-Z0-9]{20,60}(?![A-Z0-9]).*")
-    key = anchore.rule_key(long)
+    key = rule_key(long)
     assert key.count("\n") == 2 and len(key.split("\n")[0]) == 76
 
 
 # ----------------------------------------------------------------------------- layerscan JSON
 
 
+@pytest.mark.corpus
 def test_native_json_shape(native_doc: dict) -> None:
     a = analysis(IMAGE)
     assert list(native_doc) == ["schema", "image", "distro", "files", "packages", "secrets", "stats"]
@@ -292,6 +312,29 @@ def test_native_json_shape(native_doc: dict) -> None:
     assert isinstance(native_doc["packages"], list) and isinstance(native_doc["stats"], dict)
 
 
+@pytest.mark.corpus
+def test_native_json_package_metadata(native_doc: dict) -> None:
+    """Each ecosystem's typed metadata as an object of its fields: fields that do not apply
+    are left out, pom.properties keys are written as the file names them."""
+    by_type: dict[str, list[dict]] = {}
+    for p in native_doc["packages"]:
+        by_type.setdefault(p["type"], []).append(p)
+    assert set(by_type) == {"dpkg", "npm", "java", "python", "nuget", "gem"}
+    assert all(list(p)[-1] == "metadata" for p in native_doc["packages"])
+    dpkg = by_type["dpkg"][0]["metadata"]
+    assert list(dpkg) == ["installed_size", "maintainer", "status", "depends", "pre_depends", "provides", "files"]
+    assert list(dpkg["files"][0]) == ["path", "digest", "is_config_file"]
+    poms = [p["metadata"]["pom_properties"] for p in by_type["java"] if "pom_properties" in p["metadata"]]
+    assert poms and all(list(pom) == ["groupId", "artifactId", "version"] for pom in poms)
+    for p in by_type["nuget"]:  # deps.json libraries: no nuspec, packages.config or lock fields
+        assert list(p["metadata"]) == ["kind", "sha512", "path", "hash_path", "dependencies"]
+    locked = [p["metadata"] for p in by_type["npm"] if "dev" in p["metadata"]]
+    unlocked = [p["metadata"] for p in by_type["npm"] if "dev" not in p["metadata"]]
+    assert locked and unlocked
+    assert all("resolved" not in m and "integrity" not in m for m in unlocked)
+    assert all("direct_url" not in p["metadata"] for p in by_type["python"])  # no VCS origin in the image
+
+
 class _Recorder(io.StringIO):
     largest = 0
 
@@ -300,6 +343,7 @@ class _Recorder(io.StringIO):
         return super().write(s)
 
 
+@pytest.mark.corpus
 @pytest.mark.parametrize("fmt", ["json", "anchore"])
 def test_reports_are_streamed(fmt: str) -> None:
     out = _Recorder()
@@ -309,6 +353,7 @@ def test_reports_are_streamed(fmt: str) -> None:
     assert out.largest < total / 10  # one record at a time (a package with its files at most), never the document
 
 
+@pytest.mark.corpus
 def test_no_secret_value_in_any_report() -> None:
     texts = {fmt: render(fmt) for fmt in FORMATS}
     for s in answers(IMAGE)["secrets"]:
@@ -319,6 +364,7 @@ def test_no_secret_value_in_any_report() -> None:
 # ----------------------------------------------------------------------------- table
 
 
+@pytest.mark.corpus
 def test_table_summary() -> None:
     text = render("table")
     a = analysis(IMAGE)

@@ -9,6 +9,7 @@ from functools import cache
 from pathlib import Path
 
 import jsonschema
+import pytest
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT7
 from spdx_tools.spdx.parser.jsonlikedict.json_like_dict_parser import JsonLikeDictParser
@@ -19,6 +20,8 @@ from layerscan.analysis import Analysis
 from layerscan.catalog import catalog_image
 from layerscan.report import FORMATS
 from test_catalog_lang import debian_apps
+
+pytestmark = pytest.mark.corpus  # every test here reads the shared corpus
 
 SCHEMAS = Path(__file__).parent / "schemas"
 

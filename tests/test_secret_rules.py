@@ -124,6 +124,7 @@ def begin_line(path: Path, start: int) -> int:
     return next(n for n in range(start, 0, -1) if b"BEGIN" in lines[n - 1] and b"PRIVATE KEY" in lines[n - 1])
 
 
+@pytest.mark.corpus
 @pytest.mark.parametrize("engine", ENGINES)
 def test_planted_corpus_secrets(engine: str) -> None:
     """Every layer of debian-apps (layer 0 is debian-minbase's) and rpm-sqlite: the planted
@@ -150,6 +151,7 @@ def test_planted_corpus_secrets(engine: str) -> None:
     )
 
 
+@pytest.mark.corpus
 @pytest.mark.parametrize("engine", ENGINES)
 def test_trivy_fixtures(engine: str) -> None:
     name = "trivy-builtin-rules"
@@ -168,6 +170,7 @@ def test_trivy_fixtures(engine: str) -> None:
         assert not got.get(path), f"{engine}: true negative {path} gave {got[path]}"
 
 
+@pytest.mark.corpus
 def test_every_trivy_kind_is_mapped_or_declined() -> None:
     kinds = {f["rule"] for case in expected_json("trivy-builtin-rules")["files"].values() for f in case["findings"]}
     assert kinds == set(TRIVY_KINDS) | set(TRIVY_NOT_COVERED)
@@ -175,6 +178,7 @@ def test_every_trivy_kind_is_mapped_or_declined() -> None:
     assert set().union(*TRIVY_KINDS.values(), *DETECT_SECRETS_KINDS.values()) <= ours
 
 
+@pytest.mark.corpus
 @pytest.mark.parametrize("engine", ENGINES)
 def test_detect_secrets_fixtures(engine: str) -> None:
     name = "detect-secrets-test-data"
@@ -192,6 +196,7 @@ def test_detect_secrets_fixtures(engine: str) -> None:
         assert not got.get(path), f"{engine}: true negative {path} gave {got[path]}"
 
 
+@pytest.mark.corpus
 @pytest.mark.parametrize("engine", ENGINES)
 def test_gitleaks_plain_files(engine: str) -> None:
     name = "gitleaks-plain-files"
@@ -202,6 +207,7 @@ def test_gitleaks_plain_files(engine: str) -> None:
         )
 
 
+@pytest.mark.corpus
 @pytest.mark.parametrize("engine", ENGINES)
 def test_archives_inside_layers_are_not_opened(engine: str) -> None:
     assert hits("gitleaks-nested-archive", engine) == {}
@@ -234,6 +240,7 @@ def test_mask_never_holds_the_value(value: str) -> None:
     assert len(masked) == len(value.strip())
 
 
+@pytest.mark.corpus
 @pytest.mark.parametrize("engine", ENGINES)
 def test_no_finding_holds_its_whole_match(engine: str) -> None:
     """Over every fixture finding: the matched text never appears in what we report."""

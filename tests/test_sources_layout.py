@@ -40,11 +40,14 @@ from imagebuilder import (
 from layerscan.cli import main as cli_main
 from layerscan.config import Config
 from layerscan.errors import DigestMismatch, LayerscanError, SourceError
-from layerscan.image import ImageFiles, ImageSource, Platform
+from layerscan.filetree import ImageFiles
+from layerscan.image import ImageSource, Platform
 from layerscan.scan import native_available, scan_layer
 from layerscan.scan.model import ScanOptions
 from layerscan.sources import open_source
-from layerscan.sources.index import PlatformNotFound
+from layerscan.sources.files import DirFiles, TarFiles
+from layerscan.sources.layout import LayoutSource
+from layerscan.sources.resolve import PlatformNotFound
 from layerscan.squash import squash
 
 ENGINES = ["reference", *(["native"] if native_available() else [])]
@@ -137,6 +140,7 @@ def test_every_format_reads_the_image(tmp_path: Path, fmt: str, engine: str) -> 
     assert (bare.manifest_digest, table(bare_files)) == (source.manifest_digest, table(files))
 
 
+@pytest.mark.corpus
 def test_oci_archive_of_the_corpus_with_dot_prefixes_equals_the_layout(tmp_path: Path) -> None:
     root = IMAGES / "rpm-sqlite"
     files: Files = {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
@@ -390,3 +394,15 @@ def test_cli_exit_code_for_an_unreadable_source(tmp_path: Path, capsys: pytest.C
     err = capsys.readouterr().err.strip()
     assert err.startswith("layerscan: error: unknown source scheme") and "\n" not in err
     assert SourceError.exit_code not in {LayerscanError.exit_code, DigestMismatch.exit_code}
+
+
+def test_constructing_a_layout_source_does_no_io(tmp_path: Path) -> None:
+    for files in (DirFiles(tmp_path / "later"), TarFiles(tmp_path / "later.tar")):
+        source = LayoutSource(files, "x", "oci-archive")
+        source.close()  # safe before open()
+        with pytest.raises(SourceError, match="no such"):
+            source.open()
+    write_dir(oci_layout([APP]), tmp_path / "later")  # what exists when open() runs is what counts
+    source = LayoutSource(DirFiles(tmp_path / "later"), "x", "oci-dir")
+    assert [e.names for e in source.open().entries] == [("latest",)]
+    source.close()

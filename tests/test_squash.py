@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from layerscan.image import ImageFiles, SymlinkLoop
+from layerscan.filetree import ImageFiles, SymlinkLoop
 from layerscan.scan import native_available, scan_layer
 from layerscan.scan.model import LayerResult, ScanOptions
 from layerscan.squash import squash

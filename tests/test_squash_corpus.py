@@ -12,6 +12,8 @@ from layerscan.scan import native_available, scan_layer
 from layerscan.scan.model import ScanOptions
 from layerscan.squash import squash
 
+pytestmark = pytest.mark.corpus  # every test here reads the shared corpus
+
 
 def _as_truth(path: str, layer: int, r) -> dict:
     """Our final entry in the ground truth's own shape."""

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
+from typing import Any
 
 from .catalog.model import CatalogError, Distro, Package
-from .image import Descriptor, ImageFiles
-from .scan.model import ScanStats
+from .filetree import ImageFiles
+from .findings import SecretFinding
+from .image import Descriptor
+from .scan.model import LayerResult, ScanStats
 from .scan.rules import Rule
 
 
@@ -24,24 +28,15 @@ class LayerInfo:
         return self.stats is None
 
 
-@dataclasses.dataclass(frozen=True)
-class SecretFinding:
-    rule: str
-    path: str  # absolute
-    line: int  # 1-based
-    layer: int
-    in_final_image: bool  # False: a later layer deleted or replaced the file; still in the blobs
-    masked: str  # never the full value
-    kind: str = "secret"  # or "content" (content_search)
-
-
 @dataclasses.dataclass
 class Analysis:
     source_name: str
     manifest_digest: str
     config_digest: str
-    config: dict  # the image config JSON
-    manifest: dict
+    # The image's own JSON documents as its source gave them (digest-checked, not
+    # otherwise validated): readers check the type of each field they use.
+    config: dict[str, Any]
+    manifest: dict[str, Any]
     repo_tags: tuple[str, ...]
     repo_digests: tuple[str, ...]
     layers: list[LayerInfo]
@@ -64,3 +59,24 @@ class Analysis:
     @property
     def os(self) -> str:
         return str(self.config.get("os", ""))
+
+
+def layer_infos(
+    layers: Sequence[Descriptor], config: dict[str, Any], results: Sequence[LayerResult | None]
+) -> list[LayerInfo]:
+    """Each manifest layer with its diff_id and history line from the image config, and its scan's stats."""
+    diff_ids = list((config.get("rootfs") or {}).get("diff_ids") or [])
+    created = [h.get("created_by", "") for h in config.get("history") or [] if not h.get("empty_layer", False)]
+    out = []
+    for i, (desc, r) in enumerate(zip(layers, results, strict=False)):
+        out.append(
+            LayerInfo(
+                index=i,
+                descriptor=desc,
+                diff_id=diff_ids[i] if i < len(diff_ids) else "",
+                stats=r.stats if r is not None else None,
+                entries=r.stats.entries if r is not None else 0,
+                created_by=created[i] if i < len(created) else "",
+            )
+        )
+    return out

@@ -50,24 +50,54 @@ class Registry:
     ca_cert: str | None = None
     username: str | None = None
     password: str | None = dataclasses.field(default=None, repr=False)  # never in a log line
+    # A registry access token used as is (`Authorization: Bearer`), as Harbor hands one to a scanner
+    # for one job; never read from a config file.
+    token: str | None = dataclasses.field(default=None, repr=False)
+
+
+def default_service_dir() -> str:
+    """`layerscan` under the user's data directory (XDG_DATA_HOME, else ~/.local/share)."""
+    data = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return os.path.join(data, "layerscan")
+
+
+@dataclasses.dataclass(frozen=True)
+class ServiceSettings:
+    """The analyzer service (`serve`, `worker`, `batch`); Anchore's keys where Anchore has them.
+
+    service_dir, credentials.database.db_connect, default_admin_password,
+    credentials.users.<name>.password, services.apiext.{listen,port,require_auth}, and
+    services.analyzer.enabled, and layerscan's services.analyzer.{lease_seconds,max_attempts}.
+    No analyses run where `enabled` is false or services.analyzer.max_threads is 0."""
+
+    service_dir: str = dataclasses.field(default_factory=default_service_dir)
+    db_connect: str | None = dataclasses.field(default=None, repr=False)  # may hold a password
+    default_admin_password: str | None = dataclasses.field(default=None, repr=False)
+    users: dict[str, str] = dataclasses.field(default_factory=dict, repr=False)  # name -> password
+    apiext_listen: str = "0.0.0.0"
+    apiext_port: int = 8228
+    apiext_require_auth: bool = True
+    enabled: bool = True  # services.analyzer.enabled
+    lease_seconds: int = 60  # a job whose worker sent no heartbeat for this long goes back to the queue
+    max_attempts: int = 3  # failed or abandoned analyses of one image before it is analysis_failed
+
+    @property
+    def database_url(self) -> str:
+        return self.db_connect or f"sqlite:///{os.path.join(os.path.abspath(self.service_dir), 'layerscan.db')}"
 
 
 @dataclasses.dataclass(frozen=True)
 class Config:
     tmp_dir: str = dataclasses.field(default_factory=tempfile.gettempdir)
-    # services.analyzer (Anchore's names; `enabled` is analyzer_enabled here)
-    analyzer_enabled: bool = True
+    # services.analyzer (Anchore's names). require_auth, cycle_timer_seconds, listen and
+    # port are the analyzer service's (src/layerscan/service/).
     require_auth: bool = True
     cycle_timer_seconds: int = 1
     max_threads: int = 4
-    analyzer_driver: str = "nodocker"
-    endpoint_hostname: str = "localhost"
     listen: str = "0.0.0.0"
     port: int = 8084
-    enable_hints: bool = False
     layer_cache_enable: bool = False
     layer_cache_max_gigabytes: int = 4
-    keep_image_analysis_tmpfiles: bool = False
     enable_owned_package_filtering: bool = True
     # secret_search / content_search / retrieve_files (Anchore's analyzer_config.yaml)
     secret_rules: tuple[Rule, ...] = dataclasses.field(default_factory=lambda: tuple(default_rules()))
@@ -83,14 +113,18 @@ class Config:
     insecure_registries: tuple[str, ...] = ()
     fetch_foreign_layers: bool = True  # from the layer's urls, as Anchore does; false: skip them, with a warning
     platform: str | None = None
-    outputs: dict[str, str] = dataclasses.field(default_factory=dict)  # report format -> file ("-" is stdout)
+    service: ServiceSettings = dataclasses.field(default_factory=ServiceSettings)
+    # the result cache (store/results): per-layer scan results and image analyses, local or in Redis
+    result_cache_enable: bool = True
+    result_cache_max_gigabytes: float = 2.0  # decimal GB, local directory or Redis alike
+    result_cache_url: str | None = dataclasses.field(default=None, repr=False)  # redis://…; may hold a password
+    result_cache_ttl_days: int = 30  # Redis only: an entry not read for this long expires
 
 
 # Anchore keys that mean something to other Anchore services, or to features layerscan does
 # not have; accepted quietly so that an Anchore config.yaml loads without a wall of warnings.
 _ANCHORE_TOP_IGNORED = frozenset(
     {
-        "service_dir",
         "log_level",
         "logging",
         "host_id",
@@ -101,9 +135,7 @@ _ANCHORE_TOP_IGNORED = frozenset(
         "max_compressed_image_size_mb",
         "image_analyze_timeout_seconds",
         "cleanup_images",
-        "default_admin_password",
         "default_admin_email",
-        "credentials",
         "webhooks",
         "metrics",
         "keys",
@@ -124,6 +156,10 @@ _ANCHORE_TOP_IGNORED = frozenset(
 )
 _ANALYZER_IGNORED = frozenset(
     {
+        "enabled",
+        "analyzer_driver",  # layerscan has one way to read an image
+        "endpoint_hostname",
+        "keep_image_analysis_tmpfiles",  # layerscan writes no per-image temp files
         "external_port",
         "external_tls",
         "max_request_threads",
@@ -156,6 +192,7 @@ def load_config(path: str | None) -> Config:
     kw: dict[str, Any] = {}
     kw.update(_top_level(top))
     kw.update(_analyzer_section(top))
+    kw["service"] = _service_section(top)
     kw.update(_analyzer_config(_Section(analyzer_doc, "", base), top))
     top.finish()
     return Config(**kw)
@@ -240,7 +277,10 @@ def _top_level(top: _Section) -> dict[str, Any]:
     top.put(kw, "insecure_registries", _str_tuple)
     top.put(kw, "fetch_foreign_layers", _bool)
     top.put(kw, "platform", _platform)
-    top.put(kw, "outputs", _outputs)
+    top.put(kw, "result_cache_enable", _bool)
+    top.put(kw, "result_cache_max_gigabytes", _pos_number)
+    top.put(kw, "result_cache_url", _redis_url)
+    top.put(kw, "result_cache_ttl_days", _pos_int)
     limits = top.section("limits")
     if limits is not None:
         lkw: dict[str, Any] = {}
@@ -254,6 +294,27 @@ def _top_level(top: _Section) -> dict[str, Any]:
         registries.finish()
     top.ignore(_ANCHORE_TOP_IGNORED | {"services", "analyzer", "secret_rules", *_ANALYZER_CONFIG_SECTIONS})
     return kw
+
+
+def _pos_number(v: Any, key: str) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float, str)):
+        raise ConfigError(f"config {key}: expected a number, got {v!r}")
+    try:
+        n = float(v)
+    except ValueError:
+        raise ConfigError(f"config {key}: expected a number, got {v!r}") from None
+    if not n > 0 or n == float("inf"):
+        raise ConfigError(f"config {key}: must be a number above 0, got {v!r}")
+    return n
+
+
+def _redis_url(v: Any, key: str) -> str:
+    url = _nonempty_str(v, key)
+    scheme = url.partition("://")[0] if "://" in url else ""
+    if scheme not in ("redis", "rediss", "unix"):
+        # Not the URL itself: it may hold a password.
+        raise ConfigError(f"config {key}: expected a redis://, rediss:// or unix:// URL, got scheme {scheme!r}")
+    return url
 
 
 def _registry(sec: _Section | None) -> Registry:
@@ -279,7 +340,7 @@ def _analyzer_section(top: _Section) -> dict[str, Any]:
     services = top.section("services")
     anchore = services.section("analyzer") if services is not None else None
     if services is not None:
-        services.ignore(set(services.raw) - {"analyzer"})  # the other Anchore services are not ours
+        services.ignore(set(services.raw) - {"analyzer"})  # the other services: not ours, or read by _service_section
         services.finish()
     ours = top.section("analyzer")
     if anchore is not None and ours is not None:
@@ -288,23 +349,78 @@ def _analyzer_section(top: _Section) -> dict[str, Any]:
     kw: dict[str, Any] = {}
     if sec is None:
         return kw
-    sec.put(kw, "enabled", _bool, field="analyzer_enabled")
     sec.put(kw, "require_auth", _bool)
     sec.put(kw, "cycle_timer_seconds", _nonneg_int)
-    sec.put(kw, "max_threads", _pos_int)
-    sec.put(kw, "analyzer_driver", _nonempty_str)
-    sec.put(kw, "endpoint_hostname", _nonempty_str)
+    sec.put(kw, "max_threads", _nonneg_int)  # 0: no analyses (the service's API only)
     sec.put(kw, "listen", _nonempty_str)
-    sec.put(kw, "port", _port)
-    sec.put(kw, "enable_hints", _bool)
+    sec.put(kw, "port", _port_or_off)
+    if sec.get("enable_hints", _bool, False):
+        log.warning(
+            "config %s: layerscan does not read an image's anchore_hints.json; ignored", sec.key("enable_hints")
+        )
     sec.put(kw, "layer_cache_enable", _bool)
     # Anchore parses it with int(); the 1 GB floor is applied (with a warning) by the cache.
     sec.put(kw, "layer_cache_max_gigabytes", _nonneg_int)
-    sec.put(kw, "keep_image_analysis_tmpfiles", _bool)
     sec.put(kw, "enable_owned_package_filtering", _bool)
-    sec.ignore(_ANALYZER_IGNORED)
+    sec.ignore(_ANALYZER_IGNORED | {"lease_seconds", "max_attempts"})  # read by _service_section
     sec.finish()
     return kw
+
+
+def _service_section(top: _Section) -> ServiceSettings:
+    """The service's keys, wherever Anchore keeps them (see ServiceSettings)."""
+    kw: dict[str, Any] = {}
+    top.put(kw, "service_dir", _nonempty_str)
+    top.put(kw, "default_admin_password", _nonempty_str)
+    credentials = top.section("credentials")
+    if credentials is not None:
+        database = credentials.section("database")
+        if database is not None:
+            database.put(kw, "db_connect", _nonempty_str)
+            database.ignore(_DATABASE_IGNORED)
+            database.finish()
+        users = credentials.section("users")
+        if users is not None:
+            kw["users"] = {str(name): _user_password(users.section(str(name))) for name in list(users.raw)}
+            users.finish()
+        credentials.finish()
+    raw_services = top.raw.get("services")
+    services = _Section(raw_services, "services", top.base) if isinstance(raw_services, dict) else None
+    apiext = services.section("apiext") if services is not None else None
+    if apiext is not None:
+        api: dict[str, Any] = {}
+        apiext.put(api, "listen", _nonempty_str)
+        apiext.put(api, "port", _port)
+        apiext.put(api, "require_auth", _bool)
+        kw.update({f"apiext_{name}": value for name, value in api.items()})
+        apiext.ignore(_ANALYZER_IGNORED)  # the same service keys as the analyzer's
+        apiext.finish()
+    analyzer = (services.section("analyzer") if services is not None else None) or top.section("analyzer")
+    if analyzer is not None:  # the rest of it is read (and checked) by _analyzer_section
+        analyzer.put(kw, "enabled", _bool)
+        analyzer.put(kw, "lease_seconds", _pos_int)
+        analyzer.put(kw, "max_attempts", _pos_int)
+    return ServiceSettings(**kw)
+
+
+def _port_or_off(v: Any, key: str) -> int:
+    """A TCP port, or 0: the worker serves no status port."""
+    return 0 if _int(v, key) == 0 else _port(v, key)
+
+
+def _user_password(sec: _Section | None) -> str:
+    if sec is None:
+        raise ConfigError("config credentials.users: each user needs a password")
+    password = sec.get("password", _nonempty_str)
+    sec.ignore({"email"})
+    sec.finish()
+    return password
+
+
+# Anchore's other database and API settings: SQLAlchemy pool tuning and TLS termination layerscan leaves to defaults.
+_DATABASE_IGNORED = frozenset(
+    {"db_connect_args", "db_pool_size", "db_pool_max_overflow", "db_engine_args", "db_user", "db_pass", "db_name"}
+)
 
 
 def _analyzer_config(doc: _Section, top: _Section) -> dict[str, Any]:
@@ -332,7 +448,7 @@ def _analyzer_config(doc: _Section, top: _Section) -> dict[str, Any]:
         )
     if sizes and "secret_max_file_size" not in top.raw:
         kw["secret_max_file_size"] = max(sizes)
-    own = top.get("secret_rules", _own_rules, [])
+    own: list[Rule] = top.get("secret_rules", _own_rules, [])
     secret_rules = (builtin_rules() if builtin else []) + anchore + [r for r in own if r.kind == "secret"]
     content_rules += [r for r in own if r.kind == "content"]
     for where, rules in (("secret rules", secret_rules), ("content rules", content_rules)):
@@ -362,7 +478,7 @@ def _analyzer_config(doc: _Section, top: _Section) -> dict[str, Any]:
 
 def _match_params(sec: _Section) -> int | None:
     """Anchore's `match_params: [MAXFILESIZE=n, STOREONMATCH=y|n]`; returns MAXFILESIZE (bytes)."""
-    params = sec.get("match_params", _str_tuple, ())
+    params: tuple[str, ...] = sec.get("match_params", _str_tuple, ())
     size = None
     for p in params:
         name, _, value = p.partition("=")
@@ -461,17 +577,6 @@ def _platform(v: Any, key: str) -> str:
         raise ConfigError(f"config {key}: {e}") from None
 
 
-def _outputs(v: Any, key: str) -> dict[str, str]:
-    from .report import FORMATS
-
-    if not isinstance(v, dict):
-        raise ConfigError(f"config {key}: expected a mapping of report format to file, got {type(v).__name__}")
-    for fmt in v:
-        if fmt not in FORMATS:
-            raise ConfigError(f"config {key}.{fmt}: unknown report format; known: {', '.join(sorted(FORMATS))}")
-    return {str(fmt): _nonempty_str(path, f"{key}.{fmt}") for fmt, path in v.items()}
-
-
 def _rules(kind: str) -> Callable[[Any, str], list[Rule]]:
     def parse(v: Any, key: str) -> list[Rule]:
         specs = _str_tuple(v, key)
@@ -512,7 +617,12 @@ def _own_rules(v: Any, key: str) -> list[Rule]:
 
 # ---------------------------------------------------------------------------- key bookkeeping
 
-_REQUIRED = object()
+
+class _Required:
+    """The default of a key that must be given."""
+
+
+_REQUIRED = _Required()
 
 
 class _Section:
@@ -527,15 +637,15 @@ class _Section:
     def key(self, name: str) -> str:
         return f"{self.where}.{name}" if self.where else name
 
-    def get(self, name: str, parse: Callable[..., T], default: Any = _REQUIRED) -> T:
+    def get(self, name: str, parse: Callable[..., T], default: T | _Required = _REQUIRED) -> T:
         self.used.add(name)
         if name not in self.raw or self.raw[name] is None:
-            if default is _REQUIRED:
+            if isinstance(default, _Required):
                 raise ConfigError(f"config {self.key(name)}: required")
             return default
         value = self.raw[name]
         if isinstance(value, str) and _UNSET.match(value):
-            if default is _REQUIRED:
+            if isinstance(default, _Required):
                 raise ConfigError(f"config {self.key(name)}: the environment variable in {value} is not set")
             log.warning(
                 "config %s: the environment variable in %s is not set; using the default", self.key(name), value
@@ -543,12 +653,12 @@ class _Section:
             return default
         return parse(value, self.key(name))
 
-    def put(self, kw: dict[str, Any], name: str, parse: Callable[..., Any], field: str | None = None) -> None:
-        """kw[field] = the parsed value, when the file sets one."""
+    def put(self, kw: dict[str, Any], name: str, parse: Callable[..., Any]) -> None:
+        """kw[name] = the parsed value, when the file sets one."""
         _missing = object()
-        value = self.get(name, parse, _missing)
+        value: object = self.get(name, parse, _missing)
         if value is not _missing:
-            kw[field or name] = value
+            kw[name] = value
 
     def section(self, name: str) -> _Section | None:
         self.used.add(name)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from .errors import LayerscanError
+from .errors import ExitCode, LayerscanError
 
 DOCKER_HUB = "registry-1.docker.io"
 _HUB_ALIASES = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
@@ -26,7 +26,7 @@ _MAX_NAME = 255
 class RefError(LayerscanError):
     """An image reference that does not parse."""
 
-    exit_code = 2
+    exit_code = ExitCode.USAGE
 
 
 @dataclasses.dataclass(frozen=True)

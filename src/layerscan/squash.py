@@ -14,7 +14,7 @@ import posixpath
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from .image import FinalFile, ImageFiles
+from .filetree import FinalFile, ImageFiles
 from .scan.model import TYPE_BYTES, FileRecord, LayerResult
 
 _DIR = TYPE_BYTES["dir"]

@@ -5,13 +5,8 @@
     catalog_image(files)     -> CatalogResult(distro, packages, errors)
 
 Registering a cataloger is one line in `_MODULES`: the module's name; the module
-exposes `CATALOGER`, an object satisfying `model.Cataloger`.
-
-What the Anchore report writer needs for OS packages is computed from the packages
-returned here by `catalog.anchore`: `os_package_list(packages, distro)` gives
-pkgs.all, pkgs_plus_source.all, pkgfiles.all and pkgs.allinfo; `pkgfilemeta(packages)`
-gives file_package_verify/distro.pkgfilemeta; `distro.anchore_meta(distro)` gives
-analyzer_meta and `distro.flavor(distro)` the RHEL|DEB|ALPINE|BUSYB|Unknown flavor.
+exposes `CATALOGER`, an object satisfying `model.Cataloger`. Each Package carries its
+ecosystem's typed metadata (`metadata.py`), the whole contract with the report writers.
 """
 
 from __future__ import annotations
@@ -21,7 +16,7 @@ import importlib
 import logging
 from functools import cache
 
-from ..image import ImageFiles
+from ..filetree import ImageFiles
 from . import distro as _distro
 from .model import Cataloger, CatalogError, Distro, Package
 
@@ -65,11 +60,6 @@ def capture_globs() -> tuple[str, ...]:
 def capture_max_bytes() -> int:
     """The largest single file a cataloger needs whole; the scan's capture limit should be at least this."""
     return max(getattr(c, "max_capture_bytes", 0) for c in catalogers())
-
-
-def versions() -> dict[str, int]:
-    """Cataloger name -> version, for cache keys."""
-    return {c.name: c.version for c in catalogers()} | {"distro": _distro.VERSION}
 
 
 def catalog_image(files: ImageFiles, *, owned_package_filtering: bool = True) -> CatalogResult:

@@ -1,25 +1,17 @@
-"""Alpine packages: /lib/apk/db/installed.
-
-Package.metadata (for reports and SBOMs):
-    size, installed_size   int bytes (S:, I:)
-    maintainer, url, description, commit   str (m:, U:, T:, c:)
-    checksum               the package's C: value as written ("Q1…")
-    depends, provides      lists (D:, p:)
-    license_raw            the L: field as written
-    files  [{"path", "digest": {"algorithm": "sha1", "value": hex} | None,
-             "uid", "gid", "mode"  (int or None; from a: for files, M: for directories),
-             "is_dir": bool}]
-"""
+"""Alpine packages: /lib/apk/db/installed. Package.metadata is an `ApkMetadata`."""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import logging
 import re
 from collections.abc import Iterator
 
-from ..image import ImageFiles
+from ..filetree import ImageFiles
+from .files import parse_each
+from .metadata import ApkFile, ApkMetadata, FileDigest
 from .model import CatalogError, Distro, Package
 from .purl import distro_qualifier, purl
 
@@ -31,81 +23,78 @@ _EXPRESSION = re.compile(r"\s(AND|OR|WITH)\s", re.I)
 
 class ApkCataloger:
     name = "apk"
-    version = 1
     globs = (INSTALLED,)
 
     def catalog(self, files: ImageFiles, distro: Distro | None) -> Iterator[Package | CatalogError]:
-        if INSTALLED not in files.files:
-            return
-        content = files.read(INSTALLED)
-        if content is None:
-            yield CatalogError(self.name, INSTALLED, "not captured (too big or unreadable)")
-            return
-        for item in parse_installed(content, INSTALLED):
-            if isinstance(item, CatalogError):
-                yield item
-            else:
-                yield to_package(item, distro, INSTALLED)
+        def packages(content: bytes, path: str) -> Iterator[Package | CatalogError]:
+            for item in parse_installed(content, path):
+                yield item if isinstance(item, CatalogError) else to_package(item, distro, path)
+
+        return parse_each(files, self.name, [INSTALLED] if INSTALLED in files.files else [], packages)
 
 
-def parse_installed(content: bytes, path: str) -> Iterator[dict | CatalogError]:
-    """One dict per stanza; a stanza with a malformed line is reported and skipped, the others stand."""
+@dataclasses.dataclass
+class Stanza:
+    """One package of the database: single-letter fields as written, and its files in order."""
+
+    fields: dict[str, str] = dataclasses.field(default_factory=dict)
+    depends: tuple[str, ...] = ()
+    provides: tuple[str, ...] = ()
+    files: list[ApkFile] = dataclasses.field(default_factory=list)
+
+
+def parse_installed(content: bytes, path: str) -> Iterator[Stanza | CatalogError]:
+    """One Stanza per package; a stanza with a malformed line is reported and skipped, the others stand."""
     text = content.decode("utf-8", "replace")
     for start, block in _blocks(text):
-        entry: dict = {"files": [], "depends": [], "provides": []}
+        entry = Stanza()
         cur_dir = ""
-        last: dict | None = None  # the file or directory an a:/M:/Z: line refers to
         bad = None
         for offset, line in enumerate(block):
             if len(line) < 2 or line[1] != ":":
                 bad = f"line {start + offset}: not a 'K:value' line"
                 break
             key, value = line[0], line[2:]
+            # a:, M: and Z: refine the file or directory listed last.
+            last = entry.files[-1] if entry.files else None
             if key == "F":
                 cur_dir = value.strip("/")
-                last = {"path": "/" + cur_dir, "digest": None, "uid": None, "gid": None, "mode": None, "is_dir": True}
-                entry["files"].append(last)
+                entry.files.append(ApkFile("/" + cur_dir, None, None, None, None, is_dir=True))
             elif key == "R":
-                last = {
-                    "path": "/" + "/".join(p for p in (cur_dir, value) if p),
-                    "digest": None,
-                    "uid": None,
-                    "gid": None,
-                    "mode": None,
-                    "is_dir": False,
-                }
-                entry["files"].append(last)
-            elif key in "aM" and last is not None and last["is_dir"] == (key == "M"):
-                last.update(_attrs(value))
+                file_path = "/" + "/".join(p for p in (cur_dir, value) if p)
+                entry.files.append(ApkFile(file_path, None, None, None, None, is_dir=False))
+            elif key in "aM" and last is not None and last.is_dir == (key == "M"):
+                entry.files[-1] = _with_attrs(last, value)
             elif key == "Z" and last is not None:
-                last["digest"] = decode_checksum(value)
+                entry.files[-1] = dataclasses.replace(last, digest=decode_checksum(value))
             elif key == "D":
-                entry["depends"] = value.split()
+                entry.depends = tuple(value.split())
             elif key == "p":
-                entry["provides"] = value.split()
+                entry.provides = tuple(value.split())
             else:
-                entry[key] = value
+                entry.fields[key] = value
         if bad is not None:
             yield CatalogError("apk", path, bad)
-        elif entry.get("P") and entry.get("V"):
+        elif entry.fields.get("P") and entry.fields.get("V"):
             yield entry
         else:
             log.debug("%s: stanza at line %d has no P: or V:, skipped", path, start)
 
 
-def decode_checksum(value: str) -> dict | None:
-    """'Q1' + base64(sha1) -> {"algorithm": "sha1", "value": hex}; anything else -> None."""
+def decode_checksum(value: str) -> FileDigest | None:
+    """'Q1' + base64(sha1) -> FileDigest("sha1", hex); anything else -> None."""
     if not value.startswith("Q1"):
         return None
     try:
         raw = base64.b64decode(value[2:], validate=True)
     except (binascii.Error, ValueError):
         return None
-    return {"algorithm": "sha1", "value": raw.hex()} if len(raw) == 20 else None
+    return FileDigest("sha1", raw.hex()) if len(raw) == 20 else None
 
 
-def to_package(e: dict, distro: Distro | None, location: str) -> Package:
-    name, version, arch, origin = e["P"], e["V"], e.get("A", ""), e.get("o", "")
+def to_package(e: Stanza, distro: Distro | None, location: str) -> Package:
+    f = e.fields
+    name, version, arch, origin = f["P"], f["V"], f.get("A", ""), f.get("o", "")
     return Package(
         type="apk",
         name=name,
@@ -118,23 +107,23 @@ def to_package(e: dict, distro: Distro | None, location: str) -> Package:
             version,
             {"arch": arch, "distro": distro_qualifier(distro), "upstream": origin if origin != name else ""},
         ),
-        licenses=split_license(e.get("L", "")),
+        licenses=split_license(f.get("L", "")),
         source=origin,
         arch=arch,
-        files=tuple(f["path"] for f in e["files"] if not f["is_dir"]),
-        metadata={
-            "size": _int(e.get("S", "")),
-            "installed_size": _int(e.get("I", "")),
-            "maintainer": e.get("m", ""),
-            "url": e.get("U", ""),
-            "description": e.get("T", ""),
-            "commit": e.get("c", ""),
-            "checksum": e.get("C", ""),
-            "depends": e["depends"],
-            "provides": e["provides"],
-            "license_raw": e.get("L", ""),
-            "files": e["files"],
-        },
+        files=tuple(x.path for x in e.files if not x.is_dir),
+        metadata=ApkMetadata(
+            size=_int(f.get("S", "")),
+            installed_size=_int(f.get("I", "")),
+            maintainer=f.get("m", ""),
+            url=f.get("U", ""),
+            description=f.get("T", ""),
+            commit=f.get("c", ""),
+            checksum=f.get("C", ""),
+            depends=e.depends,
+            provides=e.provides,
+            license_raw=f.get("L", ""),
+            files=tuple(e.files),
+        ),
     )
 
 
@@ -161,12 +150,17 @@ def _blocks(text: str) -> Iterator[tuple[int, list[str]]]:
         yield start, block
 
 
-def _attrs(value: str) -> dict:
+def _with_attrs(f: ApkFile, value: str) -> ApkFile:
+    """`uid:gid:mode` (mode in octal) applied to the file; a malformed value changes nothing."""
     parts = value.split(":")
     try:
-        return {"uid": int(parts[0]), "gid": int(parts[1]), "mode": int(parts[2], 8)} if len(parts) == 3 else {}
+        return (
+            dataclasses.replace(f, uid=int(parts[0]), gid=int(parts[1]), mode=int(parts[2], 8))
+            if len(parts) == 3
+            else f
+        )
     except ValueError:
-        return {}
+        return f
 
 
 def _int(text: str) -> int:

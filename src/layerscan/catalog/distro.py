@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import re
 
-from ..image import ImageFiles
+from ..filetree import ImageFiles
+from .files import read_optional
 from .model import Distro
-
-VERSION = 1
 
 OS_RELEASE = "/etc/os-release"
 SYSTEM_RELEASE_CPE = "/etc/system-release-cpe"
@@ -31,17 +30,6 @@ GLOBS = (
     DEBIAN_VERSION,
 )
 
-FLAVORS = {
-    "centos": "RHEL",
-    "rhel": "RHEL",
-    "redhat": "RHEL",
-    "fedora": "RHEL",
-    "ol": "RHEL",
-    "debian": "DEB",
-    "ubuntu": "DEB",
-    "busybox": "BUSYB",
-    "alpine": "ALPINE",
-}
 _BUSYBOX_VERSION = re.compile(rb"BusyBox (v[\d|.]+) \(")
 
 
@@ -51,36 +39,16 @@ def detect(files: ImageFiles) -> Distro | None:
     for path, parse in _SOURCES:
         if path not in files:  # Anchore looks the name up in the squashed tar: a link counts, a linked parent does not
             continue
-        content = files.read(path)
+        content = read_optional(files, path)
         if content is None and parse is not _busybox:  # unreadable: Anchore goes on to the next source
             continue
         fields = parse(content or b"")
         break
     if fields.get("id") == "debian" and not fields.get("version_id") and DEBIAN_VERSION in files:
-        fields["version_id"] = _debian_version(files.read(DEBIAN_VERSION) or b"")
+        fields["version_id"] = _debian_version(read_optional(files, DEBIAN_VERSION) or b"")
     if not fields.get("id"):
         return None
     return Distro(fields["id"], fields.get("version_id", ""), fields.get("id_like", ""))
-
-
-def anchore_meta(distro: Distro | None) -> dict[str, str]:
-    """analyzer_meta: DISTRO, DISTROVERS, LIKEDISTRO with Anchore's defaults."""
-    name = distro.id if distro else "Unknown"
-    return {
-        "DISTRO": name,
-        "DISTROVERS": (distro.version_id if distro else "") or "0",
-        "LIKEDISTRO": (distro.id_like if distro else "") or name,
-    }
-
-
-def flavor(distro: Distro | None) -> str:
-    """RHEL | DEB | ALPINE | BUSYB | Unknown, from the id, else the first known ID_LIKE."""
-    if distro is None:
-        return "Unknown"
-    for name in (distro.id, *distro.id_like.split(",")):
-        if name in FLAVORS:
-            return FLAVORS[name]
-    return "Unknown"
 
 
 def _lines(content: bytes) -> list[str]:

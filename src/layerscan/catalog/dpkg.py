@@ -2,23 +2,19 @@
 
 Files a package owns come from `info/<pkg>[:<arch>].list`, `.md5sums` (with their
 md5 digests) and `.conffiles` plus the stanza's `Conffiles:`; licenses from the
-machine-readable parts of /usr/share/doc/<pkg>/copyright.
-
-Package.metadata (for reports and SBOMs):
-    installed_size  int, KiB as dpkg writes it
-    maintainer      str
-    status          the Status field ("" when absent, as in distroless)
-    depends, pre_depends, provides   lists of the raw relationship clauses
-    files           [{"path", "digest": {"algorithm": "md5", "value"} | None, "is_config_file": bool}]
+machine-readable parts of /usr/share/doc/<pkg>/copyright. Package.metadata is a
+`DpkgMetadata`.
 """
 
 from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 
-from ..image import ImageFiles
+from ..filetree import ImageFiles
+from .files import lines, parse_each, read_optional
+from .metadata import DpkgFile, DpkgMetadata, FileDigest
 from .model import CatalogError, CatalogFileError, Distro, Package
 from .purl import distro_qualifier, purl
 
@@ -48,11 +44,11 @@ _CONTROL_SUFFIXES = (
 _LICENSE = re.compile(r"^License: (\S*)")
 _COMMON_LICENSE = re.compile(r"/usr/share/common-licenses/([0-9A-Za-z_.\-]+)")
 _SOURCE = re.compile(r"^(\S+)(?:\s*\((\S+)\))?$")
+_MD5 = re.compile(r"[0-9a-f]{32}")
 
 
 class DpkgCataloger:
     name = "dpkg"
-    version = 1
     globs = (
         STATUS,
         f"{STATUS_D}/*",
@@ -63,21 +59,14 @@ class DpkgCataloger:
     )
 
     def catalog(self, files: ImageFiles, distro: Distro | None) -> Iterator[Package | CatalogError]:
-        for path in self._databases(files):
-            content = files.read(path)
-            if content is None:
-                yield CatalogError(self.name, path, "not captured (too big or unreadable)")
-                continue
-            try:
-                stanzas = parse_status(content, path)
-            except CatalogFileError as e:
-                yield CatalogError(self.name, e.path, e.reason)
-                continue
+        def packages(content: bytes, path: str) -> Iterator[Package]:
             control_dir = INFO if path == STATUS else STATUS_D
-            for stanza in stanzas:
+            for stanza in parse_status(content, path):
                 pkg = self._package(files, distro, path, control_dir, stanza)
                 if pkg is not None:
                     yield pkg
+
+        return parse_each(files, self.name, self._databases(files), packages)
 
     @staticmethod
     def _databases(files: ImageFiles) -> list[str]:
@@ -103,13 +92,13 @@ class DpkgCataloger:
         arch = st.get("Architecture", "")
         source, source_version = parse_source(st.get("Source", ""))
         records = owned_files(files, control_dir, name, arch, st.get("Conffiles", ""))
-        listed = _read_lines(files, _control_file(files, control_dir, name, arch, ".list"))
-        paths = {r["path"] for r in records}
+        listed = _control_lines(files, control_dir, name, arch, ".list")
+        paths = {r.path for r in records}
         for p in listed:
             entry = files.get(p)
             if p not in ("/", "/.") and (entry is None or entry.record.type != "dir"):
                 paths.add(p)
-        copyright_text = files.read(f"{DOC}/{name}/copyright")
+        copyright_text = read_optional(files, f"{DOC}/{name}/copyright")
         upstream = source if not source_version or source_version == version else f"{source}@{source_version}"
         return Package(
             type="dpkg",
@@ -128,15 +117,15 @@ class DpkgCataloger:
             source_version=source_version,
             arch=arch,
             files=tuple(sorted(paths)),
-            metadata={
-                "installed_size": _int(st.get("Installed-Size", "")),
-                "maintainer": st.get("Maintainer", ""),
-                "status": st.get("Status", ""),
-                "depends": _clauses(st.get("Depends", "")),
-                "pre_depends": _clauses(st.get("Pre-Depends", "")),
-                "provides": _clauses(st.get("Provides", "")),
-                "files": records,
-            },
+            metadata=DpkgMetadata(
+                installed_size=_int(st.get("Installed-Size", "")),
+                maintainer=st.get("Maintainer", ""),
+                status=st.get("Status", ""),
+                depends=_clauses(st.get("Depends", "")),
+                pre_depends=_clauses(st.get("Pre-Depends", "")),
+                provides=_clauses(st.get("Provides", "")),
+                files=records,
+            ),
         )
 
 
@@ -190,47 +179,42 @@ def parse_copyright(content: bytes) -> tuple[str, ...]:
     return tuple(sorted(found))
 
 
-def owned_files(files: ImageFiles, control_dir: str, name: str, arch: str, conffiles_field: str) -> list[dict]:
+def owned_files(
+    files: ImageFiles, control_dir: str, name: str, arch: str, conffiles_field: str
+) -> tuple[DpkgFile, ...]:
     """The md5sums entries plus conffiles, each once, in path order."""
-    out: dict[str, dict] = {}
-    for line in _read_lines(files, _control_file(files, control_dir, name, arch, ".md5sums")):
+    out: dict[str, DpkgFile] = {}
+    for line in _control_lines(files, control_dir, name, arch, ".md5sums"):
         digest, _, rel = line.partition(" ")
         rel = rel.strip()
-        if rel and re.fullmatch(r"[0-9a-f]{32}", digest):
+        if rel and _MD5.fullmatch(digest):
             p = "/" + rel.lstrip("/")
-            out[p] = {"path": p, "digest": {"algorithm": "md5", "value": digest}, "is_config_file": False}
+            out[p] = DpkgFile(p, FileDigest("md5", digest), is_config_file=False)
     for line in conffiles_field.splitlines():
         parts = line.split()
         if parts and parts[0].startswith("/"):
-            digest = parts[1] if len(parts) > 1 and re.fullmatch(r"[0-9a-f]{32}", parts[1]) else None
-            out[parts[0]] = {
-                "path": parts[0],
-                "digest": {"algorithm": "md5", "value": digest} if digest else out.get(parts[0], {}).get("digest"),
-                "is_config_file": True,
-            }
-    for p in _read_lines(files, _control_file(files, control_dir, name, arch, ".conffiles")):
+            p = parts[0]
+            known = out.get(p)
+            given = FileDigest("md5", parts[1]) if len(parts) > 1 and _MD5.fullmatch(parts[1]) else None
+            out[p] = DpkgFile(p, given or (known.digest if known else None), is_config_file=True)
+    for p in _control_lines(files, control_dir, name, arch, ".conffiles"):
         if p.startswith("/"):
-            rec = out.setdefault(p, {"path": p, "digest": None, "is_config_file": True})
-            rec["is_config_file"] = True
-    return [out[p] for p in sorted(out)]
+            known = out.get(p)
+            out[p] = DpkgFile(p, known.digest if known else None, is_config_file=True)
+    return tuple(out[p] for p in sorted(out))
 
 
-def _control_file(files: ImageFiles, control_dir: str, name: str, arch: str, suffix: str) -> str | None:
+def _control_lines(files: ImageFiles, control_dir: str, name: str, arch: str, suffix: str) -> list[str]:
+    """Lines of the package's control file `suffix`, named `<pkg>` or `<pkg>:<arch>`."""
     for base in (name, f"{name}:{arch}"):
-        p = posixpath.join(control_dir, base + suffix)
-        if p in files.captured:
-            return p
-    return None
+        content = read_optional(files, posixpath.join(control_dir, base + suffix))
+        if content is not None:
+            return lines(content)
+    return []
 
 
-def _read_lines(files: ImageFiles, path: str | None) -> Iterable[str]:
-    if path is None:
-        return ()
-    return [ln.strip() for ln in files.captured[path].decode("utf-8", "surrogateescape").splitlines() if ln.strip()]
-
-
-def _clauses(field: str) -> list[str]:
-    return [c.strip() for c in field.replace("\n", " ").split(",") if c.strip()]
+def _clauses(field: str) -> tuple[str, ...]:
+    return tuple(c.strip() for c in field.replace("\n", " ").split(",") if c.strip())
 
 
 def _int(text: str) -> int:

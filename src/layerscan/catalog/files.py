@@ -1,9 +1,13 @@
-"""Finding and reading the captured files a library cataloger asked for.
+"""Finding and reading the captured files a cataloger asked for: every cataloger reads here.
 
     regular_files(files, globs)   -> sorted paths of regular files (or hardlinks) matching any glob
     read(files, cataloger, path)  -> bytes, or a CatalogError saying why the content is missing
-    parse_each(files, cataloger, globs, parse) -> what `parse(content, path)` yields for each
+    read_optional(files, path)    -> bytes, or None: a companion file whose absence is normal
+    read_lines(files, path)       -> its stripped non-empty lines ([] when absent)
+    parse_each(files, cataloger, paths, parse) -> what `parse(content, path)` yields for each
                                   file, with a missing content or a CatalogFileError as a CatalogError
+
+Every read follows symlinks, as the package managers do when they open these files.
 
 Symlinks are left out on purpose: the file they point at is cataloged under its own
 path, once, as Syft does when it resolves a link to its real path.
@@ -13,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 
-from ..image import ImageFiles
+from ..filetree import ImageFiles
 from ..scan.globs import GlobSet
 from .model import CatalogError, CatalogFileError, Package
 
@@ -37,14 +41,29 @@ def read(files: ImageFiles, cataloger: str, path: str) -> bytes | CatalogError:
     return CatalogError(cataloger, path, "content not captured by the scan")
 
 
+def read_optional(files: ImageFiles, path: str) -> bytes | None:
+    return files.read(path)
+
+
+def read_lines(files: ImageFiles, path: str) -> list[str]:
+    return lines(read_optional(files, path))
+
+
+def lines(content: bytes | None) -> list[str]:
+    """Stripped non-empty lines; bytes that are not UTF-8 stay as surrogates, as in the file table's paths."""
+    if content is None:
+        return []
+    return [ln.strip() for ln in content.decode("utf-8", "surrogateescape").splitlines() if ln.strip()]
+
+
 def parse_each(
     files: ImageFiles,
     cataloger: str,
-    globs: tuple[str, ...],
+    paths: Iterable[str],
     parse: Callable[[bytes, str], Iterable[Package | CatalogError]],
 ) -> Iterator[Package | CatalogError]:
-    """The per-file loop every library cataloger runs: one file's failure is that file's error."""
-    for path in regular_files(files, globs):
+    """The per-file loop every cataloger runs: one file's failure is that file's error."""
+    for path in paths:
         content = read(files, cataloger, path)
         if isinstance(content, CatalogError):
             yield content

@@ -13,20 +13,17 @@ string literals ("…" with escapes and #{var.name}-style interpolation, '…',
 %q<…>), arrays and hashes of them, numbers, and `.freeze`; anything else on the
 right-hand side is not a value we need and is skipped. A gemspec without that
 block, with assignments to another variable, or without a string name and
-version is an error for that file.
-
-Package.metadata (for reports and SBOMs):
-    authors  list of str;  homepage, summary  str;  files  list of str (as the gemspec lists them)
+version is an error for that file. Package.metadata is a `GemMetadata`.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import Any
 
-from ..image import ImageFiles
-from .files import parse_each
+from ..filetree import ImageFiles
+from .files import parse_each, regular_files
+from .metadata import GemMetadata
 from .model import CatalogError, CatalogFileError, Distro, Package
 from .purl import purl
 
@@ -49,6 +46,10 @@ _SPACE = re.compile(r"(?:\s|#[^{\n][^\n]*|#$)*", re.M)  # whitespace and comment
 _PERCENT_PAIRS = {"<": ">", "(": ")", "[": "]", "{": "}"}
 MAX_DEPTH = 32  # nesting of arrays/hashes; a real gemspec needs 2
 
+# A Ruby literal as read here.
+RubyValue = str | int | float | list["RubyValue"] | dict["str | int | float", "RubyValue"]
+Attrs = dict[str, RubyValue]
+
 
 class Unparsed(Exception):
     """The right-hand side is not a literal this reader understands."""
@@ -56,23 +57,25 @@ class Unparsed(Exception):
 
 class GemCataloger:
     name = "gem"
-    version = 1
     globs = ("/**/specifications/*.gemspec",)
 
     def catalog(self, files: ImageFiles, distro: Distro | None) -> Iterator[Package | CatalogError]:
         return parse_each(
-            files, self.name, self.globs, lambda content, path: [to_package(parse_gemspec(content, path), path)]
+            files,
+            self.name,
+            regular_files(files, self.globs),
+            lambda content, path: [to_package(parse_gemspec(content, path), path)],
         )
 
 
-def parse_gemspec(content: bytes, path: str) -> dict[str, Any]:
+def parse_gemspec(content: bytes, path: str) -> Attrs:
     """The literal attributes of the spec block; raises CatalogFileError."""
     text = content.decode("utf-8", "replace")
     block = _BLOCK.search(text)
     if block is None:
         raise CatalogFileError(path, "no 'Gem::Specification.new do |s|' block")
     var = block.group(1)
-    attrs: dict[str, Any] = {}
+    attrs: Attrs = {}
     for m in _ASSIGN.finditer(text, block.end()):
         if m.group(1) != var:
             raise CatalogFileError(path, f"assignment to {m.group(1)}.{m.group(2)} outside the spec variable {var!r}")
@@ -82,51 +85,55 @@ def parse_gemspec(content: bytes, path: str) -> dict[str, Any]:
             continue
         attrs.setdefault(m.group(2), value)
     for key in ("name", "version"):
-        if not isinstance(attrs.get(key), str) or not attrs[key]:
+        if not _str(attrs.get(key)):
             raise CatalogFileError(path, f"no {key}")
     return attrs
 
 
-def to_package(attrs: dict[str, Any], path: str) -> Package:
-    lic = attrs.get("licenses")
-    licenses = [x for x in lic if isinstance(x, str)] if isinstance(lic, list) else []
-    if isinstance(attrs.get("license"), str):
-        licenses.insert(0, attrs["license"])
+def to_package(attrs: Attrs, path: str) -> Package:
+    """`attrs` as parse_gemspec checked them (a string name and version)."""
+    name, version = _str(attrs.get("name")), _str(attrs.get("version"))
+    license_ = _str(attrs.get("license"))
+    licenses = [license_, *_strs(attrs.get("licenses"))] if license_ else _strs(attrs.get("licenses"))
     authors = attrs.get("authors")
-    if isinstance(authors, str):
-        authors = [authors]
     return Package(
         type="gem",
-        name=attrs["name"],
-        version=attrs["version"],
+        name=name,
+        version=version,
         location=path,
-        purl=purl("gem", "", attrs["name"], attrs["version"]),
+        purl=purl("gem", "", name, version),
         licenses=tuple(dict.fromkeys(x for x in licenses if x)),
-        metadata={
-            "authors": [a for a in authors or [] if isinstance(a, str)],
-            "homepage": _str(attrs.get("homepage")),
-            "summary": _str(attrs.get("summary")),
-            "files": [f for f in attrs.get("files") or [] if isinstance(f, str)],
-        },
+        metadata=GemMetadata(
+            authors=tuple(_strs([authors] if isinstance(authors, str) else authors)),
+            homepage=_str(attrs.get("homepage")),
+            summary=_str(attrs.get("summary")),
+            files=tuple(_strs(attrs.get("files"))),
+        ),
     )
 
 
-def _str(value: Any) -> str:
+def _str(value: RubyValue | None) -> str:
     return value if isinstance(value, str) else ""
+
+
+def _strs(value: RubyValue | None) -> list[str]:
+    """The strings of an array; nothing for anything else."""
+    return [x for x in value if isinstance(x, str)] if isinstance(value, list) else []
 
 
 class _Reader:
     """A recursive reader for the Ruby literals of one right-hand side."""
 
-    def __init__(self, text: str, pos: int, var: str, attrs: dict[str, Any]) -> None:
+    def __init__(self, text: str, pos: int, var: str, attrs: Attrs) -> None:
         self.text, self.pos, self.var, self.attrs = text, pos, var, attrs
 
-    def value(self, depth: int) -> Any:
+    def value(self, depth: int) -> RubyValue:
         if depth > MAX_DEPTH:
             raise Unparsed()
         self._skip_space()
         t, i = self.text, self.pos
         c = t[i : i + 1]
+        out: RubyValue
         if c == '"':
             out = self._double_quoted()
         elif c == "'":
@@ -151,7 +158,8 @@ class _Reader:
         self.pos = _SPACE.match(self.text, self.pos).end()  # type: ignore[union-attr]  # matches empty
 
     def _double_quoted(self) -> str:
-        t, i, out = self.text, self.pos + 1, []
+        t, i = self.text, self.pos + 1
+        out: list[str] = []
         while i < len(t):
             c = t[i]
             if c == '"':
@@ -185,7 +193,8 @@ class _Reader:
         return value
 
     def _single_quoted(self) -> str:
-        t, i, out = self.text, self.pos + 1, []
+        t, i = self.text, self.pos + 1
+        out: list[str] = []
         while i < len(t):
             c = t[i]
             if c == "'":
@@ -199,7 +208,7 @@ class _Reader:
             i += 1
         raise Unparsed()
 
-    def _percent(self) -> str | list[str]:
+    def _percent(self) -> RubyValue:
         kind, open_ = self.text[self.pos + 1], self.text[self.pos + 2]
         close = _PERCENT_PAIRS[open_]
         end = self.text.find(close, self.pos + 3)
@@ -207,11 +216,14 @@ class _Reader:
             raise Unparsed()
         body = self.text[self.pos + 3 : end]
         self.pos = end + 1
-        return body.split() if kind == "w" else body
+        if kind == "w":
+            words: list[RubyValue] = [*body.split()]
+            return words
+        return body
 
-    def _sequence(self, close: str, depth: int) -> list[Any]:
+    def _sequence(self, close: str, depth: int) -> list[RubyValue]:
         self.pos += 1
-        items: list[Any] = []
+        items: list[RubyValue] = []
         while True:
             self._skip_space()
             if self.text.startswith(close, self.pos):
@@ -225,9 +237,9 @@ class _Reader:
             elif not self.text.startswith(close, self.pos):
                 raise Unparsed()
 
-    def _hash(self, depth: int) -> dict[Any, Any]:
+    def _hash(self, depth: int) -> dict[str | int | float, RubyValue]:
         self.pos += 1
-        out: dict[Any, Any] = {}
+        out: dict[str | int | float, RubyValue] = {}
         while True:
             self._skip_space()
             if self.text.startswith("}", self.pos):

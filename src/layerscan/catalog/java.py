@@ -11,13 +11,8 @@ entries seen for one top-level file; a file over any of them (a zip bomb) is ref
 whole with a CatalogError. A nested archive is inflated into a SpooledTemporaryFile,
 so a big one spills to a bounded temp file instead of memory. A top-level archive
 bigger than the scan's capture limit was not captured; it is reported as a
-CatalogError (reading it would need a second pass over its layer).
-
-Package.metadata (for reports and SBOMs):
-    manifest        dict, the main section of MANIFEST.MF
-    pom_properties  dict: groupId, artifactId, version (when a pom.properties gave the package)
-    group_id        str, from pom.properties or the manifest
-    virtual_path    str, the same as Package.location
+CatalogError (reading it would need a second pass over its layer). Package.metadata
+is a `JavaMetadata`.
 """
 
 from __future__ import annotations
@@ -31,8 +26,9 @@ import zipfile
 from collections.abc import Iterator
 from typing import IO
 
-from ..image import ImageFiles
-from .files import parse_each
+from ..filetree import ImageFiles
+from .files import parse_each, regular_files
+from .metadata import JavaMetadata, PomProperties
 from .model import CatalogError, CatalogFileError, Distro, Package
 from .purl import purl
 
@@ -73,14 +69,13 @@ class _Budget:
 
 class JavaCataloger:
     name = "java"
-    version = 1
     globs = tuple(f"/**/*{ext}" for ext in EXTENSIONS)
 
     def __init__(self, limits: ArchiveLimits = ArchiveLimits()) -> None:
         self.limits = limits
 
     def catalog(self, files: ImageFiles, distro: Distro | None) -> Iterator[Package | CatalogError]:
-        return parse_each(files, self.name, self.globs, self.catalog_archive)
+        return parse_each(files, self.name, regular_files(files, self.globs), self.catalog_archive)
 
     def catalog_archive(self, content: bytes, path: str) -> list[Package | CatalogError]:
         """Every package in one top-level archive, or a single CatalogError if it breaks a limit."""
@@ -94,7 +89,9 @@ class JavaCataloger:
             return [CatalogError(self.name, path, f"refused: {e}")]
         return out
 
-    def _archive(self, fileobj: IO[bytes], vpath: str, depth: int, budget: _Budget, out: list) -> None:
+    def _archive(
+        self, fileobj: IO[bytes], vpath: str, depth: int, budget: _Budget, out: list[Package | CatalogError]
+    ) -> None:
         try:
             zf = zipfile.ZipFile(fileobj)
         except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
@@ -169,7 +166,7 @@ class JavaCataloger:
                     vpath,
                     lic or (manifest_licenses if key == main else ()),
                     manifest if key == main else {},
-                    {"groupId": g, "artifactId": a, "version": v},
+                    PomProperties(g, a, v),
                 )
                 for key, lic in poms.items()
                 for g, a, v in [key]
@@ -180,7 +177,7 @@ class JavaCataloger:
             if m is None:
                 return []
             name, version = m.group("name"), m.group("version")
-        return [_package(name, version, group, vpath, manifest_licenses, manifest, {})]
+        return [_package(name, version, group, vpath, manifest_licenses, manifest, None)]
 
 
 def _main_artifact(keys: list[tuple[str, str, str]], stem: str, manifest: dict[str, str]) -> tuple[str, str, str]:
@@ -199,11 +196,9 @@ def _package(
     vpath: str,
     licenses: tuple[str, ...],
     manifest: dict[str, str],
-    pom: dict[str, str],
+    pom: PomProperties | None,
 ) -> Package:
-    metadata: dict = {"manifest": manifest, "group_id": group, "virtual_path": vpath}
-    if pom:
-        metadata["pom_properties"] = pom
+    metadata = JavaMetadata(manifest=manifest, group_id=group, virtual_path=vpath, pom_properties=pom)
     return Package(
         type="java",
         name=name,
@@ -234,7 +229,7 @@ def parse_manifest(content: bytes) -> dict[str, str]:
 
 
 def parse_properties(content: bytes) -> dict[str, str]:
-    out = {}
+    out: dict[str, str] = {}
     for line in content.decode("utf-8", "replace").splitlines():
         line = line.strip()
         if not line or line[0] in "#!":

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable
-from typing import Protocol
+from typing import Literal, Protocol
 
-from ..image import ImageFiles
+from ..filetree import ImageFiles
+from .metadata import PackageMetadata
 
-PACKAGE_TYPES = ("dpkg", "apk", "rpm", "npm", "gem", "java", "python", "nuget")
+PackageType = Literal["dpkg", "apk", "rpm", "npm", "gem", "java", "python", "nuget"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -20,7 +21,7 @@ class Distro:
 
 @dataclasses.dataclass(frozen=True)
 class Package:
-    type: str  # one of PACKAGE_TYPES
+    type: PackageType
     name: str
     version: str  # the full version as the ecosystem prints it (dpkg "1:2.3-4", rpm "2:3.0.0-1.el9")
     location: str  # where it was found: "/var/lib/dpkg/status", "/app/node_modules/x/package.json", "/a.war:WEB-INF/lib/b.jar"
@@ -30,7 +31,8 @@ class Package:
     source_version: str = ""
     arch: str = ""
     files: tuple[str, ...] = ()  # absolute paths the package owns, where the database says
-    metadata: dict = dataclasses.field(default_factory=dict, compare=False, hash=False)  # ecosystem specifics
+    # The ecosystem's own fields (catalog/metadata.py), of the class matching `type`.
+    metadata: PackageMetadata = dataclasses.field(kw_only=True, compare=False, hash=False)
 
     def key(self) -> tuple[str, str, str]:
         return (self.type, self.name, self.version)
@@ -46,11 +48,9 @@ class CatalogError:
 
 
 class Cataloger(Protocol):
-    """One ecosystem. It declares the files it needs captured in the single scan pass,
-    and a version that goes into the per-layer result cache key."""
+    """One ecosystem. It declares the files it needs captured in the single scan pass."""
 
     name: str
-    version: int
     globs: tuple[str, ...]
 
     def catalog(self, files: ImageFiles, distro: Distro | None) -> Iterable[Package | CatalogError]:

@@ -4,13 +4,7 @@ node_modules, nested to any depth, and the application's own manifest).
 The installed tree is the truth: a package-lock.json (or npm's hidden
 node_modules/.package-lock.json) only adds what it knows about an installed
 package (resolved URL, integrity, dev); a package only in the lock is not reported.
-
-Package.metadata (for reports and SBOMs):
-    author       str, every person named by author/authors/contributors/maintainers,
-                 "Name <email> (url)" joined with ", " as Syft writes it
-    homepage, url (the repository), description   str
-    private      bool
-    resolved, integrity   str, dev bool   (from the lock, when it lists the package)
+Package.metadata is an `NpmMetadata`.
 """
 
 from __future__ import annotations
@@ -21,8 +15,9 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from ..image import ImageFiles
-from .files import read, regular_files
+from ..filetree import ImageFiles
+from .files import parse_each, read, regular_files
+from .metadata import NpmMetadata
 from .model import CatalogError, CatalogFileError, Distro, Package
 from .purl import purl
 
@@ -33,27 +28,21 @@ _PART = r"[A-Za-z0-9\-_.!~*'()]+"
 _NAME = re.compile(rf"(?:@{_PART}/)?{_PART}")
 _PEOPLE = ("author", "authors", "contributors", "maintainers")
 
+JsonObject = dict[str, Any]  # a parsed JSON object: every value is checked before it is used
+
 
 class NpmCataloger:
     name = "npm"
-    version = 1
     globs = ("/**/package.json", *(f"/**/{lock}" for lock in LOCKS))
 
     def catalog(self, files: ImageFiles, distro: Distro | None) -> Iterator[Package | CatalogError]:
-        locks: dict[str, dict[str, dict] | CatalogError] = {}
-        for path in regular_files(files, ("/**/package.json",)):
-            content = read(files, self.name, path)
-            if isinstance(content, CatalogError):
-                yield content
-                continue
-            try:
-                manifest = parse_package_json(content, path)
-            except CatalogFileError as e:
-                yield CatalogError(self.name, e.path, e.reason)
-                continue
+        locks: dict[str, dict[str, JsonObject] | CatalogError] = {}
+
+        def package(content: bytes, path: str) -> Iterator[Package | CatalogError]:
+            manifest = parse_package_json(content, path)
             if manifest is None:
-                continue
-            lock_entry = {}
+                return
+            lock_entry: JsonObject = {}
             if _NODE_MODULES in path:
                 root, _, rel = path.partition(_NODE_MODULES)
                 lock = locks.get(root)
@@ -65,8 +54,10 @@ class NpmCataloger:
                     lock_entry = lock.get("node_modules/" + posixpath.dirname(rel), {})
             yield to_package(manifest, path, lock_entry)
 
+        return parse_each(files, self.name, regular_files(files, ("/**/package.json",)), package)
 
-def parse_package_json(content: bytes, path: str) -> dict | None:
+
+def parse_package_json(content: bytes, path: str) -> JsonObject | None:
     """The manifest as a dict; None for a package.json that names no package (a
     `{"type": "module"}` marker). Raises CatalogFileError on bad JSON or a bad name."""
     try:
@@ -86,21 +77,21 @@ def parse_package_json(content: bytes, path: str) -> dict | None:
     return doc
 
 
-def to_package(doc: dict, path: str, lock_entry: dict) -> Package:
-    name, version = doc["name"], doc.get("version", "")
+def to_package(doc: JsonObject, path: str, lock_entry: JsonObject) -> Package:
+    """`doc` as parse_package_json checked it; `lock_entry` the lock's entry ({} when none)."""
+    name, version = str(doc["name"]), str(doc.get("version", ""))
     scope, _, bare = name.rpartition("/")
-    metadata: dict[str, Any] = {
-        "author": ", ".join(p for field in _PEOPLE for p in _people(doc.get(field))),
-        "homepage": _str(doc.get("homepage")),
-        "url": _repository(doc.get("repository")),
-        "description": _str(doc.get("description")),
-        "private": doc.get("private") is True,
-    }
-    for key in ("resolved", "integrity"):
-        if isinstance(lock_entry.get(key), str):
-            metadata[key] = lock_entry[key]
-    if lock_entry:
-        metadata["dev"] = lock_entry.get("dev") is True
+    resolved, integrity = lock_entry.get("resolved"), lock_entry.get("integrity")
+    metadata = NpmMetadata(
+        author=", ".join(p for field in _PEOPLE for p in _people(doc.get(field))),
+        homepage=_str(doc.get("homepage")),
+        url=_repository(doc.get("repository")),
+        description=_str(doc.get("description")),
+        private=doc.get("private") is True,
+        resolved=resolved if isinstance(resolved, str) else None,
+        integrity=integrity if isinstance(integrity, str) else None,
+        dev=lock_entry.get("dev") is True if lock_entry else None,
+    )
     return Package(
         type="npm",
         name=name,
@@ -112,7 +103,7 @@ def to_package(doc: dict, path: str, lock_entry: dict) -> Package:
     )
 
 
-def licenses(doc: dict) -> tuple[str, ...]:
+def licenses(doc: JsonObject) -> tuple[str, ...]:
     """`license` as a string, a {type} object or a list of either; the legacy
     `licenses` list of {type} objects. Anything else (numbers, null, bare strings
     in `licenses`, objects without a type) declares nothing."""
@@ -132,9 +123,9 @@ def licenses(doc: dict) -> tuple[str, ...]:
     return tuple(dict.fromkeys(out))
 
 
-def _people(field: Any) -> list[str]:
+def _people(field: object) -> list[str]:
     items = field if isinstance(field, list) else [field]
-    out = []
+    out: list[str] = []
     for item in items:
         if isinstance(item, str) and item.strip():
             out.append(item.strip())
@@ -148,17 +139,17 @@ def _people(field: Any) -> list[str]:
     return out
 
 
-def _repository(field: Any) -> str:
+def _repository(field: object) -> str:
     if isinstance(field, dict):
         return _str(field.get("url"))
     return _str(field)
 
 
-def _str(value: Any) -> str:
+def _str(value: object) -> str:
     return value if isinstance(value, str) else ""
 
 
-def _lock_packages(files: ImageFiles, root: str) -> dict[str, dict] | CatalogError:
+def _lock_packages(files: ImageFiles, root: str) -> dict[str, JsonObject] | CatalogError:
     """`packages` of the project's lock (lockfileVersion 2 and 3), keyed "node_modules/x"."""
     for name in LOCKS:
         path = posixpath.join(root or "/", name)

@@ -4,11 +4,7 @@ deps.json: every library of type package, project (the application itself and it
 project references) and runtimepack ("runtimepack." prefix dropped), as Syft
 reports them. Trivy also drops a library whose runtime-target entry has no runtime
 assets; Syft keeps it (a transitive dependency often has none), and so do we.
-
-Package.metadata (for reports and SBOMs):
-    kind   "package" | "project" | "runtimepack" (deps.json), "nuspec", "packages.config", "packages.lock.json"
-    sha512, path, hash_path   str (deps.json libraries)
-    dependencies   list of "Name/Version" (deps.json target entries)
+Package.metadata is a `NugetMetadata`.
 """
 
 from __future__ import annotations
@@ -18,8 +14,9 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from typing import Any
 
-from ..image import ImageFiles
-from .files import parse_each
+from ..filetree import ImageFiles
+from .files import parse_each, regular_files
+from .metadata import NugetMetadata
 from .model import CatalogError, CatalogFileError, Distro, Package
 from .purl import purl
 
@@ -29,14 +26,20 @@ PACKAGES_CONFIG = "/**/packages.config"
 PACKAGES_LOCK = "/**/packages.lock.json"
 _KINDS = ("package", "project", "runtimepack")
 
+JsonObject = dict[str, Any]  # a parsed JSON object: every value is checked before it is used
+
 
 class NugetCataloger:
     name = "nuget"
-    version = 1
     globs = (DEPS_JSON, NUSPEC, PACKAGES_CONFIG, PACKAGES_LOCK)
 
     def catalog(self, files: ImageFiles, distro: Distro | None) -> Iterator[Package | CatalogError]:
-        return parse_each(files, self.name, self.globs, lambda content, path: _PARSERS[_kind(path)](content, path))
+        return parse_each(
+            files,
+            self.name,
+            regular_files(files, self.globs),
+            lambda content, path: _PARSERS[_kind(path)](content, path),
+        )
 
 
 def _kind(path: str) -> str:
@@ -51,12 +54,13 @@ def parse_deps_json(content: bytes, path: str) -> list[Package]:
     libraries = doc.get("libraries", {})
     if not isinstance(libraries, dict):
         raise CatalogFileError(path, "'libraries' is not an object")
-    targets = doc.get("targets") if isinstance(doc.get("targets"), dict) else {}
+    targets = doc.get("targets")
+    targets = targets if isinstance(targets, dict) else {}
     runtime = doc.get("runtimeTarget")
     target_name = runtime.get("name") if isinstance(runtime, dict) else None
     target = targets.get(target_name) if target_name else next(iter(targets.values()), None)
     target = target if isinstance(target, dict) else {}
-    out = []
+    out: list[Package] = []
     for key, lib in libraries.items():
         if not isinstance(lib, dict) or lib.get("type") not in _KINDS or "/" not in key:
             continue
@@ -69,13 +73,13 @@ def parse_deps_json(content: bytes, path: str) -> list[Package]:
                 name,
                 version,
                 path,
-                {
-                    "kind": lib["type"],
-                    "sha512": _str(lib.get("sha512")),
-                    "path": _str(lib.get("path")),
-                    "hash_path": _str(lib.get("hashPath")),
-                    "dependencies": [f"{n}/{v}" for n, v in deps.items()] if isinstance(deps, dict) else [],
-                },
+                NugetMetadata(
+                    kind=lib["type"],
+                    sha512=_str(lib.get("sha512")),
+                    path=_str(lib.get("path")),
+                    hash_path=_str(lib.get("hashPath")),
+                    dependencies=tuple(f"{n}/{v}" for n, v in deps.items()) if isinstance(deps, dict) else (),
+                ),
             )
         )
     return out
@@ -91,19 +95,28 @@ def parse_nuspec(content: bytes, path: str) -> list[Package]:
     lic = metadata.find("license")
     licenses = (lic.text.strip(),) if lic is not None and lic.get("type") == "expression" and lic.text else ()
     return [
-        _package(name, version, path, {"kind": "nuspec", "authors": metadata.findtext("authors", "").strip()}, licenses)
+        _package(
+            name,
+            version,
+            path,
+            NugetMetadata(kind="nuspec", authors=metadata.findtext("authors", "").strip()),
+            licenses,
+        )
     ]
 
 
 def parse_packages_config(content: bytes, path: str) -> list[Package]:
     root = _xml(content, path)
-    out = []
+    out: list[Package] = []
     for p in root.iter("package"):
         name, version = p.get("id", "").strip(), p.get("version", "").strip()
         if name and version:
             out.append(
                 _package(
-                    name, version, path, {"kind": "packages.config", "target_framework": p.get("targetFramework", "")}
+                    name,
+                    version,
+                    path,
+                    NugetMetadata(kind="packages.config", target_framework=p.get("targetFramework", "")),
                 )
             )
     return out
@@ -121,12 +134,12 @@ def parse_packages_lock(content: bytes, path: str) -> list[Package]:
             if isinstance(version, str) and version and dep.get("type") != "Project":
                 seen.setdefault(
                     (name, version),
-                    _package(name, version, path, {"kind": "packages.lock.json", "type": _str(dep.get("type"))}),
+                    _package(name, version, path, NugetMetadata(kind="packages.lock.json", type=_str(dep.get("type")))),
                 )
     return list(seen.values())
 
 
-def _package(name: str, version: str, path: str, metadata: dict, licenses: tuple[str, ...] = ()) -> Package:
+def _package(name: str, version: str, path: str, metadata: NugetMetadata, licenses: tuple[str, ...] = ()) -> Package:
     return Package(
         type="nuget",
         name=name,
@@ -138,7 +151,7 @@ def _package(name: str, version: str, path: str, metadata: dict, licenses: tuple
     )
 
 
-def _json(content: bytes, path: str) -> dict[str, Any]:
+def _json(content: bytes, path: str) -> JsonObject:
     try:
         doc = json.loads(content.decode("utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -161,7 +174,7 @@ def _xml(content: bytes, path: str) -> ET.Element:
     return root
 
 
-def _str(value: Any) -> str:
+def _str(value: object) -> str:
     return value if isinstance(value, str) else ""
 
 

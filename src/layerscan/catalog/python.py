@@ -4,13 +4,7 @@
 The files a distribution installed come from its RECORD (dist-info, or egg-info
 written by pip) or installed-files.txt (setuptools egg-info). Names are normalized
 as PEP 503 and Syft do ("Flask" -> "flask", "typing_extensions" -> "typing-extensions");
-metadata["name"] keeps the declared one.
-
-Package.metadata (for reports and SBOMs):
-    name (declared), author, author_email, home_page, summary, requires_python   str
-    site_packages   the directory the distribution is installed in
-    top_level       list of str (top_level.txt)
-    direct_url      {"url", "vcs", "commit_id"} when direct_url.json has a VCS origin
+metadata.name keeps the declared one. Package.metadata is a `PythonMetadata`.
 """
 
 from __future__ import annotations
@@ -24,8 +18,9 @@ import re
 import zipfile
 from collections.abc import Iterator
 
-from ..image import ImageFiles
-from .files import parse_each
+from ..filetree import ImageFiles
+from .files import lines, parse_each, read_optional, regular_files
+from .metadata import DirectUrl, PythonMetadata
 from .model import CatalogError, CatalogFileError, Distro, Package
 from .purl import purl
 
@@ -43,7 +38,6 @@ _NORMALIZE = re.compile(r"[-_.]+")
 
 class PythonCataloger:
     name = "python"
-    version = 1
     globs = (
         *METADATA_GLOBS,
         *EGG_ZIPS,
@@ -54,7 +48,7 @@ class PythonCataloger:
         return parse_each(
             files,
             self.name,
-            METADATA_GLOBS + EGG_ZIPS,
+            regular_files(files, METADATA_GLOBS + EGG_ZIPS),
             lambda content, path: [
                 self._egg_zip(content, path) if path.endswith(".egg") else self._installed(files, content, path)
             ],
@@ -74,8 +68,8 @@ class PythonCataloger:
         direct_url = None
         if not single_file:
             owned = _record_files(files, meta_dir, site)
-            top_level = _lines(files.read(f"{meta_dir}/top_level.txt"))
-            direct_url = _direct_url(files.read(f"{meta_dir}/direct_url.json"))
+            top_level = lines(read_optional(files, f"{meta_dir}/top_level.txt"))
+            direct_url = _direct_url(read_optional(files, f"{meta_dir}/direct_url.json"))
         return to_package(fields, path, site, tuple(owned), top_level, direct_url)
 
     def _egg_zip(self, content: bytes, path: str) -> Package:
@@ -87,7 +81,7 @@ class PythonCataloger:
                 with zf.open(info) as f:
                     metadata = f.read(MAX_METADATA_BYTES + 1)
                 top_level = (
-                    _lines(zf.read("EGG-INFO/top_level.txt")) if "EGG-INFO/top_level.txt" in zf.namelist() else []
+                    lines(zf.read("EGG-INFO/top_level.txt")) if "EGG-INFO/top_level.txt" in zf.namelist() else []
                 )
         except KeyError:
             raise CatalogFileError(path, "no EGG-INFO/PKG-INFO in the egg") from None
@@ -116,14 +110,14 @@ def to_package(
     site: str,
     owned: tuple[str, ...],
     top_level: list[str],
-    direct_url: dict | None,
+    direct_url: DirectUrl | None,
 ) -> Package:
     def one(key: str) -> str:
         return fields.get(key, [""])[0]
 
     declared, version = one("name"), one("version")
     name = normalize(declared)
-    vcs = f"{direct_url['vcs']}+{direct_url['url']}@{direct_url['commit_id']}" if direct_url else ""
+    vcs = f"{direct_url.vcs}+{direct_url.url}@{direct_url.commit_id}" if direct_url else ""
     return Package(
         type="python",
         name=name,
@@ -132,17 +126,17 @@ def to_package(
         purl=purl("pypi", "", name, version, {"vcs_url": vcs}),
         licenses=licenses(fields),
         files=owned,
-        metadata={
-            "name": declared,
-            "author": one("author"),
-            "author_email": one("author-email"),
-            "home_page": one("home-page"),
-            "summary": one("summary"),
-            "requires_python": one("requires-python"),
-            "site_packages": site,
-            "top_level": top_level,
-            **({"direct_url": direct_url} if direct_url else {}),
-        },
+        metadata=PythonMetadata(
+            name=declared,
+            author=one("author"),
+            author_email=one("author-email"),
+            home_page=one("home-page"),
+            summary=one("summary"),
+            requires_python=one("requires-python"),
+            site_packages=site,
+            top_level=tuple(top_level),
+            direct_url=direct_url,
+        ),
     )
 
 
@@ -164,15 +158,15 @@ def licenses(fields: dict[str, list[str]]) -> tuple[str, ...]:
 
 def _record_files(files: ImageFiles, meta_dir: str, site: str) -> list[str]:
     """Absolute paths from RECORD (relative to site-packages) or installed-files.txt (relative to the egg-info)."""
-    record = files.read(f"{meta_dir}/RECORD")
+    record = read_optional(files, f"{meta_dir}/RECORD")
     if record is not None:
-        rel = [line.split(",", 1)[0] for line in _lines(record)]
+        rel = [line.split(",", 1)[0] for line in lines(record)]
         return sorted({posixpath.normpath(posixpath.join(site, r)) for r in rel if r})
-    installed = files.read(f"{meta_dir}/installed-files.txt")
-    return sorted({posixpath.normpath(posixpath.join(meta_dir, r)) for r in _lines(installed)})
+    installed = read_optional(files, f"{meta_dir}/installed-files.txt")
+    return sorted({posixpath.normpath(posixpath.join(meta_dir, r)) for r in lines(installed)})
 
 
-def _direct_url(content: bytes | None) -> dict | None:
+def _direct_url(content: bytes | None) -> DirectUrl | None:
     if content is None:
         return None
     try:
@@ -184,13 +178,7 @@ def _direct_url(content: bytes | None) -> dict | None:
         isinstance(x, str) for x in (doc.get("url"), vcs.get("vcs"), vcs.get("commit_id"))
     ):
         return None
-    return {"url": doc["url"], "vcs": vcs["vcs"], "commit_id": vcs["commit_id"]}
-
-
-def _lines(content: bytes | None) -> list[str]:
-    if content is None:
-        return []
-    return [ln.strip() for ln in content.decode("utf-8", "replace").splitlines() if ln.strip()]
+    return DirectUrl(doc["url"], vcs["vcs"], vcs["commit_id"])
 
 
 CATALOGER = PythonCataloger()

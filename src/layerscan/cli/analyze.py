@@ -8,14 +8,16 @@ import getpass
 import json
 import os
 import re
+import stat
 import sys
 import tempfile
+import textwrap
 from collections.abc import Callable
 from typing import TextIO
 
 from ..analysis import Analysis
 from ..config import Config, Registry, load_config
-from ..errors import ConfigError
+from ..errors import ConfigError, ExitCode, exit_codes_help
 from ..image import Platform
 from ..refs import ImageRef
 from ..report import FORMATS
@@ -24,13 +26,18 @@ from ..sources import registry_reference
 
 EPILOG = """\
 sources:
-  oci-dir:PATH           an OCI image layout directory
-  oci-archive:FILE       a tar of an OCI image layout
-  docker-archive:FILE    the output of 'docker save'
+  oci-dir:PATH[:REF]     an OCI image layout directory
+  oci-archive:FILE[:REF] a tar of an OCI image layout
+  docker-archive:FILE[:TAG]
+                         the output of 'docker save'
   PATH                   any of the above, detected by its content
+  ...:@N                 instead of REF or TAG: the N-th image (from 0) the source lists
   registry:REF           an image in a registry: [HOST[:PORT]/]REPO[:TAG][@sha256:HEX]
   docker://REF           the same (Docker Hub names are normalised as Docker does:
                          debian:12 is registry-1.docker.io/library/debian:12)
+  A source holding several images needs REF (an org.opencontainers.image.ref.name, exact)
+  or TAG (a RepoTag, normalised as Docker does: app:1.0 is docker.io/library/app:1.0), as
+  skopeo reads them; the path ends at the first ':', so a path with ':' is given bare.
 
 registry credentials, first found wins:
   --username with --password-stdin, else the registries section of --config;
@@ -43,8 +50,16 @@ registry credentials, first found wins:
 layer cache (registry sources): with --cache, layer blobs are kept in
   TMP_DIR/anchore_layercache (bounded, least recently used evicted; see
   'layerscan cache --help'), so a layer shared by images is downloaded once; with
-  --no-cache, layers stream from the registry into the scanner and nothing is written.
+  --no-cache, layers stream from the registry into the scanner and no blob is written.
   Default: layer_cache_enable in --config (off without one).
+
+result cache (every source): each layer's scan result and each image's analysis are
+  kept per configuration in TMP_DIR/layerscan_resultcache (or the Redis of
+  result_cache_url), so a layer is scanned once and an image analyzed once: a layer
+  already known is neither downloaded nor read, an image already known comes back
+  from its manifest and config alone. A change of rules, limits, capture settings or
+  engine is a new configuration. --no-result-cache runs cold and stores nothing.
+  Default: result_cache_enable in --config (on without one).
 
 examples:
   layerscan analyze oci-dir:./debian-apps                      JSON report on stdout
@@ -53,6 +68,7 @@ examples:
                                                                Anchore Engine image export
   layerscan analyze app.tar --fail-on-secrets -o report.json   CI: exit 1 when a secret is found
   layerscan analyze oci-archive:multi.tar --platform linux/arm64/v8
+  layerscan analyze docker-archive:saved.tar:localhost:5000/app:1.0   one image of several
   layerscan analyze registry:docker.io/library/debian:12 --format table
   echo "$TOKEN" | layerscan analyze registry:ghcr.io/acme/app:1.4 \\
       --username ci-bot --password-stdin -o app.json            private image
@@ -62,10 +78,8 @@ examples:
                                                                plain HTTP registry
   layerscan analyze registry:quay.io/org/app:2 --cache --tmp-dir /var/cache/layerscan
                                                                keep layers for the next image
+  layerscan analyze oci-dir:./app --no-result-cache            a cold run: scan every layer again
 
-exit codes: 0 ok, 1 secrets found (with --fail-on-secrets), 2 usage error,
-3 or more: the image could not be analyzed (4 corrupt layer, 5 digest mismatch,
-6 registry authentication refused, 7 source unreadable or registry failing).
 """
 _HOST_PORT = re.compile(r"[A-Za-z0-9.-]+(?::\d{1,5})?|\[[0-9A-Fa-f:]+\](?::\d{1,5})?")
 
@@ -76,7 +90,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="analyze an image: files, digests, secrets, packages; write a report",
         description="Analyze one container image: stream every layer once (digests and attributes of "
         "every file, secrets), squash the layers, catalog OS and library packages, and write a report.",
-        epilog=EPILOG,
+        epilog=EPILOG + textwrap.fill(exit_codes_help(), width=88) + "\n",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("source", metavar="SOURCE", help="the image (see sources below)")
@@ -116,6 +130,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="with -o, print a one-line JSON summary on stdout: report path, counts, exit code",
     )
+    p.add_argument(
+        "--result-cache",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="use the result cache (overrides result_cache_enable); --no-result-cache: scan every layer, store nothing",
+    )
     reg = p.add_argument_group("registry sources")
     reg.add_argument(
         "--username", metavar="USER", help="log in to the image's registry as USER (with --password-stdin)"
@@ -143,19 +163,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--cache",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="use the layer cache (overrides layer_cache_enable); --no-cache streams layers, writing nothing",
+        help="use the layer cache (overrides layer_cache_enable); --no-cache streams layers, writing no blob",
     )
-    reg.add_argument(
+    p.add_argument(
         "--tmp-dir",
         type=_directory,
         metavar="DIR",
-        help="scratch space; the layer cache lives in DIR/anchore_layercache (overrides tmp_dir)",
+        help="scratch space; the caches live in DIR/anchore_layercache and DIR/layerscan_resultcache (overrides tmp_dir)",
     )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..analyze import analyze  # here, so other commands never import the whole pipeline
+    from ..pipeline import analyze  # here, so other commands never import the whole pipeline
 
     config = with_options(load_config(args.config), args, _read_password if args.password_stdin else None)
     analysis = analyze(args.source, config, engine=args.engine, platform=args.platform)
@@ -165,7 +185,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         writer(analysis, sys.stdout)
     secrets = [s for s in analysis.secrets if s.kind == "secret"]
-    code = 1 if args.fail_on_secrets and secrets else 0
+    code = ExitCode.FINDINGS if args.fail_on_secrets and secrets else ExitCode.OK
     if args.json and args.output:
         json.dump(_summary(analysis, args.output, args.format, code), sys.stdout)
         sys.stdout.write("\n")
@@ -173,12 +193,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def with_options(config: Config, args: argparse.Namespace, read_password: Callable[[], str] | None) -> Config:
-    """`config` with the registry options of the command line applied; they win over the file."""
+    """`config` with the cache and registry options of the command line applied; they win over the file."""
     changes: dict = {}
     if args.tmp_dir is not None:
         changes["tmp_dir"] = args.tmp_dir
     if args.cache is not None:
         changes["layer_cache_enable"] = args.cache
+    if args.result_cache is not None:
+        changes["result_cache_enable"] = args.result_cache
     if args.insecure_registry:
         changes["insecure_registries"] = tuple(dict.fromkeys((*config.insecure_registries, *args.insecure_registry)))
     login = args.username is not None or read_password is not None
@@ -257,7 +279,18 @@ def _host(text: str) -> str:
 
 
 def _write_atomically(path: str, write: Callable[[TextIO], None]) -> None:
-    """Write to a temporary file beside `path`, then rename: a failure never leaves half a report."""
+    """Write to a temporary file beside `path`, then rename: a failure never leaves half a report.
+
+    Not onto what is not a regular file (-o /dev/null, a FIFO): a rename would replace the device
+    itself with a file (as root, /dev/null for the whole machine), so those are written to directly."""
+    try:
+        special = not stat.S_ISREG(os.stat(path).st_mode)
+    except FileNotFoundError:
+        special = False
+    if special:
+        with open(path, "w", encoding="utf-8") as out:
+            write(out)
+        return
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".layerscan-", suffix=".tmp", dir=directory)
     try:

@@ -1,4 +1,4 @@
-"""`layerscan cache ls|stats|prune|clear|verify`: look after the layer cache of a tmp_dir."""
+"""`layerscan cache ls|stats|prune|clear|verify`: look after the layer cache and the result cache."""
 
 from __future__ import annotations
 
@@ -7,54 +7,93 @@ import dataclasses
 import datetime
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from ..config import load_config
+from ..config import Config, load_config
+from ..errors import ExitCode
 from ..store.layers import DIRNAME, GB, LayerCache
+from ..store.results import open_store
+from ..store.results.model import Store
 
-EXIT_CORRUPT = 1  # `verify` found (and dropped) corrupt entries
+CACHES = ("layers", "results")
+
+DESCRIPTION = """\
+Two caches live under tmp_dir. The layer cache keeps compressed layer blobs in
+<tmp_dir>/anchore_layercache/sha256/<hex> (Anchore's layout); entries in use by a running
+analysis are never removed. The result cache keeps each layer's scan result and each image's
+analysis, per configuration, in <tmp_dir>/layerscan_resultcache, or in Redis when the config
+sets result_cache_url. Both evict the least recently used entries first. Every verb but
+verify acts on both unless --only names one.
+"""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", metavar="config.yaml", help="read tmp_dir and the cache size from this config")
     common.add_argument(
-        "--tmp-dir", metavar="DIR", help="the tmp_dir whose anchore_layercache to use (overrides the config)"
+        "--config", metavar="config.yaml", help="read tmp_dir, the sizes and result_cache_url from here"
     )
+    common.add_argument("--tmp-dir", metavar="DIR", help="the tmp_dir whose caches to use (overrides the config)")
     common.add_argument("--json", action="store_true", help="print JSON instead of text")
+    both = argparse.ArgumentParser(add_help=False, parents=[common])
+    both.add_argument("--only", choices=CACHES, help="act on this cache alone")
     p = sub.add_parser(
         "cache",
-        help="list, measure, prune, clear or verify the layer cache",
-        description="The layer cache keeps compressed layer blobs in <tmp_dir>/anchore_layercache/sha256/<hex> "
-        "(Anchore's layout), least recently used evicted first. Entries in use by a running analysis are "
-        "never removed.",
+        help="list, measure, prune, clear or verify the layer cache and the result cache",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     verbs = p.add_subparsers(dest="verb", metavar="VERB", required=True)
-    verbs.add_parser("ls", parents=[common], help="list entries, least recently used first").set_defaults(func=_ls)
+    verbs.add_parser("ls", parents=[both], help="list entries, least recently used first").set_defaults(func=_ls)
     verbs.add_parser(
-        "stats", parents=[common], help="entries, bytes, limit, pinned, interrupted downloads"
+        "stats", parents=[both], help="entries, bytes and limit; pinned layers and interrupted downloads"
     ).set_defaults(func=_stats)
     prune = verbs.add_parser(
-        "prune", parents=[common], help="evict least recently used entries down to the limit; remove dead downloads"
+        "prune",
+        parents=[both],
+        help="evict least recently used entries down to the limit; remove what dead processes left behind",
     )
     prune.add_argument(
         "--max-gigabytes",
         type=float,
         metavar="GB",
-        help="prune down to this size (decimal GB) instead of the configured limit",
+        help="prune each cache down to this size (decimal GB) instead of its configured limit",
     )
     prune.set_defaults(func=_prune)
-    verbs.add_parser("clear", parents=[common], help="remove every entry not in use").set_defaults(func=_clear)
+    verbs.add_parser("clear", parents=[both], help="remove every entry not in use").set_defaults(func=_clear)
     verbs.add_parser(
-        "verify", parents=[common], help="re-check every entry's sha256; drop corrupt ones (exit 1 if any)"
+        "verify", parents=[common], help="re-check every layer's sha256; drop corrupt ones (exit 1 if any)"
     ).set_defaults(func=_verify)
 
 
-def _open(args: argparse.Namespace) -> LayerCache:
+def _config(args: argparse.Namespace) -> Config:
     config = load_config(args.config)
-    tmp_dir = args.tmp_dir or config.tmp_dir
+    return dataclasses.replace(config, tmp_dir=args.tmp_dir) if args.tmp_dir else config
+
+
+def _layers(config: Config) -> LayerCache:
     # The configured size applies even when the cache is disabled: it bounds what prune keeps.
-    return LayerCache(Path(tmp_dir) / DIRNAME, config.layer_cache_max_gigabytes * GB)
+    return LayerCache(Path(config.tmp_dir) / DIRNAME, config.layer_cache_max_gigabytes * GB)
+
+
+def _each(args: argparse.Namespace, on_layers: Callable[[LayerCache], Any], on_results: Callable[[Store], Any]) -> dict:
+    """{"layers": on_layers(the layer cache), "results": on_results(the result store)}, less what --only leaves out."""
+    config = _config(args)
+    out: dict[str, Any] = {}
+    if args.only in (None, "layers"):
+        layers = _layers(config)
+        try:
+            out["layers"] = on_layers(layers)
+        finally:
+            layers.close()
+    if args.only in (None, "results"):
+        store = open_store(config)
+        try:
+            out["results"] = on_results(store)
+        finally:
+            store.close()
+    return out
 
 
 def _print_json(doc: object) -> None:
@@ -67,50 +106,89 @@ def _when(ts: float) -> str:
 
 
 def _ls(args: argparse.Namespace) -> int:
-    entries = _open(args).entries()
+    found = _each(
+        args,
+        lambda c: (str(c.root), c.entries()),
+        lambda s: (s.where(), s.entries()),
+    )
     if args.json:
-        _print_json([dataclasses.asdict(e) for e in entries])
+        _print_json({name: [dataclasses.asdict(e) for e in entries] for name, (_, entries) in found.items()})
         return 0
-    for e in entries:
-        print(f"{e.digest}  {e.size:>14,}  {_when(e.last_access)}{'  pinned' if e.pinned else ''}")
+    if "layers" in found:
+        where, layer_entries = found["layers"]
+        print(f"layer cache {where}: {len(layer_entries)} entries")
+        for e in layer_entries:
+            print(f"{e.digest}  {e.size:>14,}  {_when(e.last_access)}{'  pinned' if e.pinned else ''}")
+    if "results" in found:
+        where, result_entries = found["results"]
+        print(f"result cache {where}: {len(result_entries)} entries")
+        for r in result_entries:
+            print(f"{r.key}  {r.kind:<5}  {r.subject}  {r.size:>12,}  {_when(r.last_access)}")
     return 0
 
 
 def _stats(args: argparse.Namespace) -> int:
-    s = _open(args).stats()
+    found = _each(args, lambda c: c.stats(), lambda s: s.stats())
     if args.json:
-        _print_json(dataclasses.asdict(s))
+        _print_json({name: dataclasses.asdict(s) for name, s in found.items()})
         return 0
-    print(f"cache:        {s.root}")
-    print(f"entries:      {s.entries} ({s.pinned} in use)")
-    print(f"size:         {s.bytes:,} of {s.max_bytes:,} bytes ({100 * s.bytes / s.max_bytes:.1f}%)")
-    print(f"interrupted:  {s.temp_files} download(s) in progress or left behind")
+    if "layers" in found:
+        s = found["layers"]
+        print(f"layer cache:  {s.root}")
+        print(f"  entries:      {s.entries} ({s.pinned} in use)")
+        print(f"  size:         {s.bytes:,} of {s.max_bytes:,} bytes ({100 * s.bytes / s.max_bytes:.1f}%)")
+        print(f"  interrupted:  {s.temp_files} download(s) in progress or left behind")
+    if "results" in found:
+        r = found["results"]
+        print(f"result cache: {r.where}")
+        print(f"  entries:      {r.layers} layer results, {r.images} image analyses")
+        print(f"  size:         {r.bytes:,} of {r.max_bytes:,} bytes ({100 * r.bytes / r.max_bytes:.1f}%)")
     return 0
 
 
 def _prune(args: argparse.Namespace) -> int:
-    cache = _open(args)
     target = None if args.max_gigabytes is None else int(args.max_gigabytes * GB)
-    freed = cache.prune(target)
-    s = cache.stats()
+
+    def layers(cache: LayerCache) -> dict[str, int]:
+        freed = cache.prune(target)
+        s = cache.stats()
+        return {"freed_bytes": freed, "bytes": s.bytes, "entries": s.entries}
+
+    def results(store: Store) -> dict[str, int]:
+        freed = store.prune(target)
+        s = store.stats()
+        return {"freed_bytes": freed, "bytes": s.bytes, "entries": s.layers + s.images}
+
+    found = _each(args, layers, results)
     if args.json:
-        _print_json({"freed_bytes": freed, "bytes": s.bytes, "entries": s.entries})
+        _print_json(found)
     else:
-        print(f"freed {freed:,} bytes; {s.entries} entries, {s.bytes:,} bytes left")
+        for name, r in found.items():
+            print(f"{name}: freed {r['freed_bytes']:,} bytes; {r['entries']} entries, {r['bytes']:,} bytes left")
     return 0
 
 
 def _clear(args: argparse.Namespace) -> int:
-    removed, kept = _open(args).clear()
+    found = _each(
+        args, lambda c: dict(zip(("removed", "kept_in_use"), c.clear(), strict=True)), lambda s: {"removed": s.clear()}
+    )
     if args.json:
-        _print_json({"removed": removed, "kept_in_use": kept})
-    else:
-        print(f"removed {removed} entries" + (f"; kept {kept} in use by a running analysis" if kept else ""))
+        _print_json(found)
+        return 0
+    for name, r in found.items():
+        kept = r.get("kept_in_use", 0)
+        print(
+            f"{name}: removed {r['removed']} entries" + (f"; kept {kept} in use by a running analysis" if kept else "")
+        )
     return 0
 
 
 def _verify(args: argparse.Namespace) -> int:
-    results = _open(args).verify()
+    cache = _layers(_config(args))
+    try:
+        results = cache.verify()
+    finally:
+        cache.close()
     bad = [r for r in results if not r.ok]
     if args.json:
         _print_json([dataclasses.asdict(r) for r in results])
@@ -119,4 +197,4 @@ def _verify(args: argparse.Namespace) -> int:
             state = "ok" if r.ok else "CORRUPT, dropped" if r.dropped else "CORRUPT, in use: dropped on its next read"
             print(f"{r.digest}  {state}")
         print(f"{len(results)} entries checked, {len(bad)} corrupt")
-    return EXIT_CORRUPT if bad else 0
+    return ExitCode.FINDINGS if bad else ExitCode.OK  # FINDINGS: corrupt entries were found and dropped

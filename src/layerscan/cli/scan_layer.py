@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import mmap
 import sys
+import textwrap
+from pathlib import Path
 
+from ..errors import SourceError, exit_codes_help
 from ..scan import ENGINES, scan_layer
 from ..scan.model import ScanOptions
 from ..scan.rules import default_rules
+from ..sources.files import map_file
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,6 +21,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="scan one layer blob (tar, tar+gzip, tar+zstd) and print its entries as JSON",
         description="Scan one layer blob in a single pass: every entry's attributes, MD5/SHA1/SHA256 "
         "of every regular file, whiteouts, and secrets. Prints one JSON document.",
+        epilog="examples:\n"
+        "  layerscan scan-layer blobs/sha256/HEX                 a layer of an OCI layout\n"
+        "  layerscan scan-layer layer.tar --no-secrets --engine reference\n\n"
+        "A blob that is not a valid layer (corrupt compression, malformed tar, a limit exceeded)\n"
+        "exits 4; a file that cannot be read (missing, not a regular file, no permission) exits 7.\n"
+        + textwrap.fill(exit_codes_help(), width=88),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("file", help="the layer blob")
     p.add_argument(
@@ -38,9 +48,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     options = ScanOptions(rules=() if args.no_secrets else tuple(default_rules()))
-    with open(args.file, "rb") as f:
-        size = f.seek(0, 2)
-        data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
+    with map_file(Path(args.file)) as data:
+        if data is None:
+            raise SourceError(f"{args.file}: no such file")
         result = scan_layer(data, options, engine=args.engine, compression=args.compression, name=args.file)
     json.dump(result.to_json(), sys.stdout)
     sys.stdout.write("\n")

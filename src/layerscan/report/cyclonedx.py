@@ -5,12 +5,13 @@ Streamed: the component list is written as it is produced."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, TextIO
+from typing import TextIO
 
 from .. import __version__
 from ..analysis import Analysis
+from ..catalog.metadata import JavaMetadata
 from ..catalog.model import Package
-from .jsonstream import Arr, Obj, dump
+from .jsonstream import Arr, Json, Obj, dump
 from .sbom import TOOL, digested_files, document_uuid, timestamp
 
 IMAGE_REF = "image"
@@ -38,21 +39,20 @@ def document(a: Analysis) -> Obj:
     )
 
 
-def _metadata(a: Analysis) -> dict[str, Any]:
-    image: dict[str, Any] = {
+def _metadata(a: Analysis) -> dict[str, Json]:
+    properties = [("layerscan:image:config-digest", a.config_digest)]
+    properties += [("layerscan:image:repo-tag", t) for t in a.repo_tags]
+    properties += [("layerscan:image:layer", layer.descriptor.digest) for layer in a.layers]
+    if a.distro is not None:
+        properties.append(("layerscan:distro", f"{a.distro.id} {a.distro.version_id}".strip()))
+    image: dict[str, Json] = {
         "bom-ref": IMAGE_REF,
         "type": "container",
         "name": a.source_name,
         "version": a.manifest_digest,
         "hashes": [{"alg": "SHA-256", "content": a.manifest_digest.removeprefix("sha256:")}],
-        "properties": [{"name": "layerscan:image:config-digest", "value": a.config_digest}]
-        + [{"name": "layerscan:image:repo-tag", "value": t} for t in a.repo_tags]
-        + [{"name": "layerscan:image:layer", "value": layer.descriptor.digest} for layer in a.layers],
+        "properties": [{"name": name, "value": value} for name, value in properties],
     }
-    if a.distro is not None:
-        image["properties"].append(
-            {"name": "layerscan:distro", "value": f"{a.distro.id} {a.distro.version_id}".strip()}
-        )
     return {
         "timestamp": timestamp(),
         "tools": {"components": [{"type": "application", "name": TOOL, "version": __version__}]},
@@ -64,7 +64,7 @@ def _ref(i: int) -> str:
     return f"pkg-{i}"
 
 
-def _components(a: Analysis) -> Iterator[dict[str, Any]]:
+def _components(a: Analysis) -> Iterator[dict[str, Json]]:
     for i, p in enumerate(a.packages):
         yield component(p, _ref(i))
     for path, rec in digested_files(a):
@@ -80,11 +80,10 @@ def _components(a: Analysis) -> Iterator[dict[str, Any]]:
         }
 
 
-def component(p: Package, ref: str) -> dict[str, Any]:
-    c: dict[str, Any] = {"bom-ref": ref, "type": "library", "name": p.name}
-    group = p.metadata.get("group_id")
-    if p.type == "java" and group:
-        c["group"] = group
+def component(p: Package, ref: str) -> dict[str, Json]:
+    c: dict[str, Json] = {"bom-ref": ref, "type": "library", "name": p.name}
+    if isinstance(p.metadata, JavaMetadata) and p.metadata.group_id:
+        c["group"] = p.metadata.group_id
     if p.version:
         c["version"] = p.version
     if p.licenses:

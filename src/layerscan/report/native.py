@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
-from typing import Any, TextIO
+from typing import TextIO
 
-from ..analysis import Analysis, LayerInfo, SecretFinding
+from ..analysis import Analysis, LayerInfo
+from ..catalog.metadata import JSON_KEY, OPTIONAL
 from ..catalog.model import Package
-from ..image import FinalFile
-from .jsonstream import Arr, Obj, dump
+from ..filetree import FinalFile
+from ..findings import SecretFinding
+from .jsonstream import Arr, Json, Obj, dump
 
 SCHEMA = "layerscan/v1"
 
@@ -40,7 +42,7 @@ def document(a: Analysis) -> Obj:
     )
 
 
-def _image(a: Analysis) -> dict[str, Any]:
+def _image(a: Analysis) -> dict[str, Json]:
     return {
         "source": a.source_name,
         "manifest_digest": a.manifest_digest,
@@ -53,7 +55,7 @@ def _image(a: Analysis) -> dict[str, Any]:
     }
 
 
-def layer_json(layer: LayerInfo) -> dict[str, Any]:
+def layer_json(layer: LayerInfo) -> dict[str, Json]:
     d = layer.descriptor
     return {
         "index": layer.index,
@@ -66,7 +68,7 @@ def layer_json(layer: LayerInfo) -> dict[str, Any]:
     }
 
 
-def file_json(entry: FinalFile) -> dict[str, Any]:
+def file_json(entry: FinalFile) -> dict[str, Json]:
     r = entry.record
     return {
         "path": r.path,
@@ -84,20 +86,38 @@ def file_json(entry: FinalFile) -> dict[str, Any]:
     }
 
 
-def _files(a: Analysis) -> Iterator[dict[str, Any]]:
+def _files(a: Analysis) -> Iterator[dict[str, Json]]:
     files = a.files.files
     for path in sorted(files):
         yield file_json(files[path])
 
 
-def package_json(p: Package) -> dict[str, Any]:
-    d = dataclasses.asdict(p)
-    d["licenses"] = list(p.licenses)
-    d["files"] = list(p.files)
-    return d
+def package_json(p: Package) -> Json:
+    """Every field of the package, its metadata as an object of the ecosystem's fields."""
+    return value_json(p)
 
 
-def secret_json(s: SecretFinding) -> dict[str, Any]:
+def value_json(value: object) -> Json:
+    """A catalog value as JSON: a dataclass as an object of its fields in order (a field
+    marked OPTIONAL is left out while None; JSON_KEY renames one), tuples as arrays."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        out: dict[str, Json] = {}
+        for f in dataclasses.fields(value):
+            item = getattr(value, f.name)
+            if item is None and f.metadata.get(OPTIONAL):
+                continue
+            out[f.metadata.get(JSON_KEY, f.name)] = value_json(item)
+        return out
+    if isinstance(value, (list, tuple)):
+        return [value_json(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): value_json(v) for k, v in value.items()}
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    raise TypeError(f"{type(value).__name__} is not a catalog value")
+
+
+def secret_json(s: SecretFinding) -> dict[str, Json]:
     return {
         "rule": s.rule,
         "kind": s.kind,
@@ -109,7 +129,7 @@ def secret_json(s: SecretFinding) -> dict[str, Any]:
     }
 
 
-def _stats(a: Analysis) -> dict[str, Any]:
+def _stats(a: Analysis) -> dict[str, Json]:
     return {
         "files": len(a.files),
         "layers": len(a.layers),

@@ -9,14 +9,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from functools import cache
-from typing import Any, TextIO
+from typing import TextIO
 
 from license_expression import ExpressionError, Licensing, get_spdx_licensing
 
 from .. import __version__
 from ..analysis import Analysis
 from ..catalog.model import Package
-from .jsonstream import Arr, Obj, dump
+from .jsonstream import Arr, Json, Obj, dump
 from .sbom import TOOL, digested_files, document_uuid, timestamp
 
 IMAGE_ID = "SPDXRef-Image"
@@ -59,7 +59,7 @@ def _package_id(i: int) -> str:
     return f"SPDXRef-Package-{i}"
 
 
-def _image(a: Analysis) -> dict[str, Any]:
+def _image(a: Analysis) -> dict[str, Json]:
     return {
         "SPDXID": IMAGE_ID,
         "name": a.source_name,
@@ -74,8 +74,8 @@ def _image(a: Analysis) -> dict[str, Any]:
     }
 
 
-def package(p: Package, spdx_id: str, licenses: _Licenses) -> dict[str, Any]:
-    out: dict[str, Any] = {
+def package(p: Package, spdx_id: str, licenses: _Licenses) -> dict[str, Json]:
+    out: dict[str, Json] = {
         "SPDXID": spdx_id,
         "name": p.name,
         "versionInfo": p.version or NOASSERTION,
@@ -94,7 +94,7 @@ def package(p: Package, spdx_id: str, licenses: _Licenses) -> dict[str, Any]:
     return out
 
 
-def _files(a: Analysis, file_ids: dict[str, str]) -> Iterator[dict[str, Any]]:
+def _files(a: Analysis, file_ids: dict[str, str]) -> Iterator[dict[str, Json]]:
     for path, rec in digested_files(a):
         yield {
             "fileName": "." + path,

@@ -12,8 +12,9 @@ from __future__ import annotations
 import mmap
 from collections.abc import Iterable
 
+from ..image import Buffer
 from . import native, reference
-from .model import Buffer, LayerResult, ScanOptions
+from .model import LayerResult, ScanOptions
 
 ENGINES = ("native", "reference")
 

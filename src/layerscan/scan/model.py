@@ -7,7 +7,6 @@ columns, and Python never builds 100k dicts unless a caller asks for records.
 from __future__ import annotations
 
 import dataclasses
-import mmap
 from array import array
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, NamedTuple
@@ -17,9 +16,6 @@ from .._scan import DIGEST_LEN, ENTRY_KINDS, MD5_LEN, OUTSIDE_ESCAPES, OUTSIDE_L
 
 if TYPE_CHECKING:
     from .rules import Rule
-
-# A layer held in memory, as scan_layer takes it.
-Buffer = bytes | bytearray | memoryview | mmap.mmap
 
 # One byte per entry in EntryTable.types; the tar typeflag family each stands for.
 TYPE_CODES: dict[str, str] = ENTRY_KINDS

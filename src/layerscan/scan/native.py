@@ -16,8 +16,9 @@ import time
 
 from .. import _scan
 from ..errors import CompressionError, DigestMismatch, LayerError, LimitExceeded, TarFormatError
+from ..image import Buffer
 from .globs import native_program
-from .model import Buffer, EntryTable, LayerResult, ScanOptions, ScanStats, SecretHit, Whiteout, outside_root_warnings
+from .model import EntryTable, LayerResult, ScanOptions, ScanStats, SecretHit, Whiteout, outside_root_warnings
 from .rules import Rule, confirm
 
 log = logging.getLogger("layerscan.scan")

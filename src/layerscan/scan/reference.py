@@ -28,9 +28,9 @@ from .._scan import (
     WHITEOUT_PREFIX,
 )
 from ..errors import CompressionError, DigestMismatch, LayerError, LimitExceeded, TarFormatError
+from ..image import Buffer
 from .globs import GlobSet
 from .model import (
-    Buffer,
     EntryTable,
     FileRecord,
     LayerResult,
@@ -190,7 +190,8 @@ INT64_MAX = (1 << 63) - 1
 BLOCK = tarfile.BLOCKSIZE
 # tarfile's own, missing from typeshed: the header number parser and the header errors it raises.
 _nti = tarfile.nti  # type: ignore[attr-defined]
-_BAD_HEADER = (tarfile.TruncatedHeaderError, tarfile.InvalidHeaderError)  # type: ignore[attr-defined]
+_InvalidHeader: type[tarfile.HeaderError] = tarfile.InvalidHeaderError  # type: ignore[attr-defined]
+_BAD_HEADER = (tarfile.TruncatedHeaderError, _InvalidHeader)  # type: ignore[attr-defined]
 
 
 def check_pax_records(buf: bytes, offset: int) -> None:
@@ -226,9 +227,9 @@ class _StrictTarInfo(tarfile.TarInfo):
     def frombuf(cls, buf: bytes | bytearray, encoding: str, errors: str) -> _StrictTarInfo:
         ti = super().frombuf(buf, encoding, errors)
         if ti.size < 0:
-            raise tarfile.InvalidHeaderError("negative size")  # type: ignore[attr-defined]
+            raise _InvalidHeader("negative size")
         if ti.type == tarfile.GNUTYPE_SPARSE and not all(_in_int64(n) for s in ti._sparse_structs[0] for n in s):
-            raise tarfile.InvalidHeaderError("sparse slot out of range")  # type: ignore[attr-defined]
+            raise _InvalidHeader("sparse slot out of range")
         return ti
 
     @classmethod

@@ -24,7 +24,7 @@ from pathlib import Path
 import requests
 
 from ..config import Config
-from ..errors import SourceError
+from ..errors import ExitCode, SourceError
 from ..refs import DOCKER_HUB
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ _EXPIRY_MARGIN = 10  # renew a little before the registry would refuse the token
 class AuthError(SourceError):
     """The registry refused us, or credentials could not be read: a source error with its own exit code."""
 
-    exit_code = 6
+    exit_code = ExitCode.AUTH
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +47,7 @@ class Credentials:
     username: str = ""
     password: str = dataclasses.field(default="", repr=False)
     identity_token: str = dataclasses.field(default="", repr=False)  # an OAuth2 refresh token
+    registry_token: str = dataclasses.field(default="", repr=False)  # a Bearer access token, sent as is
     source: str = ""  # where they were found, for messages
 
 
@@ -62,6 +63,8 @@ def find_credentials(
     """The first credentials for `registry` (host[:port]) in precedence order; None: anonymous."""
     env = os.environ if env is None else env
     explicit = config.registries.get(registry)
+    if explicit is not None and explicit.token:
+        return Credentials(registry_token=explicit.token, source="a registry token given for this job")
     if explicit is not None and explicit.username:
         return Credentials(explicit.username, explicit.password or "", source="explicit credentials")
     return _from_env(registry, env) or _from_docker_config(registry, env, home) or _from_containers_auth(registry, env)
@@ -252,6 +255,8 @@ class RegistryAuth:
     def header(self, scope: str) -> str | None:
         """The Authorization value for a request needing `scope`, or None (anonymous, or not yet challenged)."""
         with self._lock:
+            if self._credentials and self._credentials.registry_token:
+                return f"Bearer {self._credentials.registry_token}"  # sent at once: no challenge to learn
             if self._scheme == "basic" and self._credentials:
                 return _basic(self._credentials)
             if self._scheme != "bearer":
@@ -267,6 +272,8 @@ class RegistryAuth:
         A refused token is dropped, so the retry fetches a new one. Raises AuthError when
         retrying cannot help (Basic without credentials, or no supported challenge).
         """
+        if self._credentials and self._credentials.registry_token:
+            raise self.refused("the registry token it was given")  # nothing else to try
         challenges = {c.scheme: c for c in parse_www_authenticate(response.headers.get("WWW-Authenticate", ""))}
         with self._lock:
             if "bearer" in challenges:

@@ -1,5 +1,8 @@
 """The `registry:` source: an OCI distribution client (manifests, config, layer blobs).
 
+Blob access only: resolve() checks the manifests and config it hands out. Nothing
+touches the network or the disk before `open()`.
+
 Every blob is sha256-checked while it streams. Transient failures (connection errors,
 5xx, 429) are retried with backoff, honouring Retry-After, and an interrupted blob
 resumes with Range. Redirects are followed by hand so that Authorization never reaches
@@ -12,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import email.utils
 import hashlib
-import json
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -23,21 +25,17 @@ from requests.adapters import HTTPAdapter
 
 from ..config import Config
 from ..errors import SourceError
-from ..image import Descriptor, LayerBlob, Platform
+from ..image import Descriptor, LayerBlob
 from ..refs import ImageRef
 from ..store.layers import LayerCache
-from .auth import AuthError, RegistryAuth, find_credentials
-from .index import INDEX_MEDIA_TYPES, MANIFEST_MEDIA_TYPES, select_manifest, verify_digest
+from .auth import AuthError, Credentials, RegistryAuth, find_credentials
+from .media import INDEX_MEDIA_TYPES, MANIFEST_MEDIA_TYPES, SCHEMA1_MEDIA_TYPES, is_foreign, verify_digest
+from .resolve import Document, Entry
 
 log = logging.getLogger(__name__)
 
-SCHEMA1_MEDIA_TYPES = frozenset(
-    {
-        "application/vnd.docker.distribution.manifest.v1+json",
-        "application/vnd.docker.distribution.manifest.v1+prettyjws",
-    }
-)
 _ACCEPT = ", ".join([*MANIFEST_MEDIA_TYPES, *INDEX_MEDIA_TYPES])
+_MANIFEST_TYPES = frozenset({*MANIFEST_MEDIA_TYPES, *INDEX_MEDIA_TYPES, *SCHEMA1_MEDIA_TYPES})
 _CHUNK = 256 << 10  # what a cut connection can lose before the Range resume
 _TIMEOUT = (10, 60)  # connect, read
 _MAX_REDIRECTS = 5
@@ -56,7 +54,7 @@ class RegistryClient:
     backoff = 0.5  # seconds, doubled per attempt
     max_wait = 30.0  # cap on backoff and Retry-After
 
-    def __init__(self, ref: ImageRef, config: Config) -> None:
+    def __init__(self, ref: ImageRef, config: Config, credentials: Credentials | None) -> None:
         self.ref = ref
         settings = config.registries.get(ref.registry)
         insecure = ref.registry in config.insecure_registries or bool(settings and settings.insecure)
@@ -67,7 +65,7 @@ class RegistryClient:
         adapter = HTTPAdapter(pool_maxsize=max(10, config.max_threads * 2))
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
-        self.auth = RegistryAuth(self.session, ref.registry, find_credentials(ref.registry, config), self.verify)
+        self.auth = RegistryAuth(self.session, ref.registry, credentials, self.verify)
         self.base = f"https://{ref.registry}"
         self.scope = f"repository:{ref.repository}:pull"
 
@@ -166,25 +164,15 @@ class RegistryClient:
     # ------------------------------------------------------------------ manifests and blobs
 
     def manifest(self, reference: str) -> tuple[bytes, str]:
-        """The raw manifest and its media type."""
+        """The raw manifest or index and the media type its Content-Type gives ("" if it names none)."""
         resp = self._request("GET", f"/v2/{self.ref.repository}/manifests/{reference}", headers={"Accept": _ACCEPT})
         with resp:
             raw = resp.content
         if len(raw) > _MAX_MANIFEST:
             raise RegistryError(f"manifest {reference}: larger than {_MAX_MANIFEST} bytes")
-        try:
-            doc = json.loads(raw)
-        except ValueError:
-            raise RegistryError(f"manifest {reference} of {self.ref.repository} is not JSON") from None
-        media_type = (doc.get("mediaType") if isinstance(doc, dict) else None) or resp.headers.get(
-            "Content-Type", ""
-        ).split(";")[0].strip()
-        if media_type in SCHEMA1_MEDIA_TYPES or (isinstance(doc, dict) and doc.get("schemaVersion") == 1):
-            raise RegistryError(
-                f"{self.ref}: Docker schema 1 manifests are not supported (deprecated since 2017); "
-                "push the image again with a current client"
-            )
-        return raw, media_type
+        content_type = resp.headers.get("Content-Type", "").split(";")[0].strip()
+        # Some registries say application/json: then the document's mediaType, or its shape, tells.
+        return raw, content_type if content_type in _MANIFEST_TYPES else ""
 
     def blob(self, desc: Descriptor) -> bytes:
         """A small blob (config), read whole and verified."""
@@ -258,64 +246,61 @@ class RegistryClient:
 
 
 class RegistrySource:
-    """An ImageSource for one image of a registry, resolved to one platform."""
+    """Blobs of one repository of a registry, starting at the manifest or index `ref` names.
 
-    def __init__(
-        self,
-        ref: ImageRef,
-        client: RegistryClient,
-        cache: LayerCache | None,
-        fetch_foreign: bool,
-        platform: Platform | None,
-    ) -> None:
+    Layers go through the layer cache when it is enabled, else they stream. Foreign layers
+    are fetched from their urls, as Anchore does, unless config.fetch_foreign_layers is off.
+    """
+
+    def __init__(self, ref: ImageRef, config: Config) -> None:
+        self.ref = ref
         self.name = str(ref)
-        self._client = client
-        self._cache = cache
-        self._fetch_foreign = fetch_foreign
-        self.parent_manifest: dict | None = None  # the index, when the reference named one
-        raw, media_type = client.manifest(ref.reference)
-        digest = _sha256(raw)
-        if ref.digest:
-            verify_digest(hashlib.sha256(raw), ref.digest, f"manifest {ref}")
-        if media_type in INDEX_MEDIA_TYPES:
-            self.parent_manifest = json.loads(raw)
-            chosen = select_manifest(self.parent_manifest, platform or Platform.host())
-            raw, media_type = client.manifest(chosen.digest)
-            verify_digest(hashlib.sha256(raw), chosen.digest, f"manifest {chosen.digest} of {ref}")
-            digest = chosen.digest
-        if media_type not in MANIFEST_MEDIA_TYPES:
-            raise RegistryError(f"{ref}: manifest media type {media_type!r} is not an image manifest")
-        self.manifest = json.loads(raw)
-        self.manifest_digest = digest
-        try:
-            config_desc = Descriptor.from_json(self.manifest["config"])
-            self.layers = [Descriptor.from_json(d) for d in self.manifest["layers"]]
-        except (KeyError, TypeError, ValueError):
-            raise RegistryError(f"{ref}: manifest {digest} lacks a valid config or layers list") from None
-        self.config_digest = config_desc.digest
-        try:
-            self.config = json.loads(client.blob(config_desc))
-        except ValueError:
-            raise RegistryError(f"{ref}: image config {config_desc.digest} is not JSON") from None
-        self.repo_tags = tuple(t for t in (ref.repo_tag(),) if t)
-        self.repo_digests = (ref.repo_digest(digest),)
+        self._config = config
+        self._client: RegistryClient | None = None
+        self._cache: LayerCache | None = None
+
+    @property
+    def client(self) -> RegistryClient:
+        if self._client is None:
+            raise RuntimeError(f"{self.name}: not opened")
+        return self._client
+
+    def open(self) -> Document:
+        """Find credentials, ping the registry, open the layer cache, and fetch the manifest `ref` names."""
+        config = self._config
+        self._client = RegistryClient(self.ref, config, find_credentials(self.ref.registry, config))
+        self._client.ping()
+        self._cache = LayerCache.from_config(config)
+        raw, media_type = self._client.manifest(self.ref.reference)
+        return Document(raw, "manifest", media_type, self.ref.digest)
+
+    def entry(self, entry: Entry) -> Document:
+        raise AssertionError("a registry reference names one manifest or index: there is no listing")
+
+    def manifest(self, desc: Descriptor) -> Document:
+        raw, media_type = self.client.manifest(desc.digest)
+        return Document(raw, "manifest", desc.media_type or media_type, desc.digest, desc.size)
+
+    def blob(self, desc: Descriptor, what: str) -> bytes:
+        return self.client.blob(desc)
 
     @contextlib.contextmanager
-    def open_layer(self, desc: Descriptor) -> Iterator[LayerBlob | None]:
+    def layer(self, desc: Descriptor) -> Iterator[LayerBlob | None]:
         fetch: Callable[[], Iterator[bytes]]
-        if _is_foreign(desc):
-            if not (self._fetch_foreign and desc.urls):
+        if is_foreign(desc):
+            fetch_foreign = self._config.fetch_foreign_layers
+            if not (fetch_foreign and desc.urls):
                 log.warning(
                     "layer %s (%s) is foreign and %s: skipped",
                     desc.digest,
                     desc.media_type,
-                    "has no urls" if self._fetch_foreign else "fetching foreign layers is off",
+                    "has no urls" if fetch_foreign else "fetching foreign layers is off",
                 )
                 yield None
                 return
-            fetch = lambda: self._client.blob_chunks(desc, desc.urls)  # noqa: E731
+            fetch = lambda: self.client.blob_chunks(desc, desc.urls)  # noqa: E731
         else:
-            fetch = lambda: self._client.blob_chunks(desc)  # noqa: E731
+            fetch = lambda: self.client.blob_chunks(desc)  # noqa: E731
         if self._cache is None:
             # blob_chunks() checks the sha256 as it streams and raises before its last chunk
             # is consumed, so the scanner need not hash the same bytes a second time.
@@ -324,36 +309,16 @@ class RegistrySource:
         with self._cache.layer(desc.digest, desc.size, fetch) as blob:
             yield blob
 
-    def __enter__(self) -> RegistrySource:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def image_names(
+        self, entry: Entry | None, manifest_digest: str, config_digest: str
+    ) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        return tuple(t for t in (self.ref.repo_tag(),) if t), (self.ref.repo_digest(manifest_digest),)
 
     def close(self) -> None:
-        self._client.close()
-
-
-def open_registry(
-    ref: str | ImageRef, *, platform: Platform | None, config: Config, fetch_foreign: bool = True
-) -> RegistrySource:
-    """Resolve `ref` on its registry to one image. Foreign layers are fetched from their urls, as Anchore does, unless `fetch_foreign` is off."""
-    parsed = ref if isinstance(ref, ImageRef) else ImageRef.parse(ref)
-    client = RegistryClient(parsed, config)
-    try:
-        client.ping()
-        return RegistrySource(parsed, client, LayerCache.from_config(config), fetch_foreign, platform)
-    except BaseException:
-        client.close()
-        raise
-
-
-def _is_foreign(desc: Descriptor) -> bool:
-    return "foreign" in desc.media_type or "nondistributable" in desc.media_type
-
-
-def _sha256(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
+        if self._cache is not None:
+            self._cache.close()
+        if self._client is not None:
+            self._client.close()
 
 
 def _origin(url: str) -> tuple[str, str]:
@@ -387,4 +352,4 @@ def _error_detail(resp: requests.Response) -> str:
     return f" ({codes})" if codes else ""
 
 
-__all__ = ["RegistryClient", "RegistryError", "RegistrySource", "AuthError", "open_registry"]
+__all__ = ["AuthError", "RegistryClient", "RegistryError", "RegistrySource"]

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import errno
 import fcntl
 import hashlib
 import logging
@@ -41,6 +40,7 @@ import xxhash
 
 from ..errors import DigestMismatch, LayerscanError
 from ..image import LayerBlob
+from .disk import fsync_dir, open_index
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -53,7 +53,26 @@ DIRNAME = "anchore_layercache"
 _HEX = re.compile(r"[0-9a-f]{64}")
 _TMP_PREFIX = ".tmp-"
 _READ_CHUNK = 1 << 20
+
+
+class _Counts:
+    """Process-wide layer cache hits, misses and evictions, for the service's /metrics."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.hits = self.misses = self.evictions = 0
+
+    def add(self, name: str, n: int = 1) -> None:
+        with self._lock:
+            setattr(self, name, getattr(self, name) + n)
+
+
+COUNTS = _Counts()
 _MAX_ATTEMPTS = 3  # fetches of one layer per call: a corrupt download or a lost race may repeat
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS entries (hex TEXT PRIMARY KEY, size INTEGER NOT NULL, "
+    "xxh3 TEXT NOT NULL, atime INTEGER NOT NULL)",
+)
 
 
 class CacheError(LayerscanError):
@@ -180,6 +199,7 @@ class LayerCache:
             )
             yield LayerBlob(fetch(), verified=False)
             return
+        fetched = False
         for _ in range(_MAX_ATTEMPTS):
             lock = _Lock(self.locks / hex_)
             lock.acquire(fcntl.LOCK_SH)  # waits while another worker downloads it
@@ -189,6 +209,8 @@ class LayerCache:
                 lock.release()
                 raise
             if data is not None:
+                if not fetched:
+                    COUNTS.add("hits")
                 self._touch(hex_)
                 try:
                     yield LayerBlob(data, verified=True)
@@ -196,7 +218,7 @@ class LayerCache:
                     self._unpin(data, lock)
                 return
             lock.release()
-            self._download(hex_, size, fetch)
+            fetched = self._download(hex_, size, fetch)
         raise CacheError(f"layer {digest}: evicted or dropped {_MAX_ATTEMPTS} times before it could be read")
 
     # ------------------------------------------------------------------ reading
@@ -251,15 +273,15 @@ class LayerCache:
 
     # ------------------------------------------------------------------ writing
 
-    def _download(self, hex_: str, size: int, fetch: Callable[[], Iterable[bytes]]) -> None:
-        """Fetch, verify and publish one entry, unless another worker did while we waited."""
+    def _download(self, hex_: str, size: int, fetch: Callable[[], Iterable[bytes]]) -> bool:
+        """Fetch, verify and publish one entry, unless another worker did while we waited (False)."""
         lock = _Lock(self.locks / hex_)
         lock.acquire(fcntl.LOCK_EX)
         try:
             data = self._open_entry(hex_)
             if data is not None:  # published while we waited for the lock
                 _close(data)
-                return
+                return False
             self._remove_entry(hex_)  # a corrupt one, if any: nobody else can have it open now
             self._remove_temps(hex_)  # left by a dead downloader: we hold its lock, so it is dead
             self._make_room(size)
@@ -271,12 +293,14 @@ class LayerCache:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp)
                 raise
-            _fsync_dir(self.blobs)
+            fsync_dir(self.blobs)
             self._record(hex_, n, xxh3, time.time())
             log.debug("layer cache: stored sha256:%s (%d bytes)", hex_, n)
+            COUNTS.add("misses")
         finally:
             lock.release()
         self._make_room(0)
+        return True
 
     @staticmethod
     def _write_verified(tmp: Path, hex_: str, size: int, fetch: Callable[[], Iterable[bytes]]) -> tuple[int, str]:
@@ -304,6 +328,7 @@ class LayerCache:
             if self._total() + need <= self.max_bytes:
                 break
             if self._try_drop(hex_):
+                COUNTS.add("evictions")
                 log.info("layer cache: evicted sha256:%s (%d bytes)", hex_, size)
                 freed += size
         over = self._total() + need - self.max_bytes
@@ -435,19 +460,8 @@ class LayerCache:
         return self.root / "index.sqlite"
 
     def _open_index(self) -> sqlite3.Connection:
-        path = self._index_path()
         with self._index_guard():
-            fresh = not path.exists()
-            try:
-                db = self._connect(path)
-                if db.execute("PRAGMA quick_check").fetchone()[0] != "ok":
-                    raise sqlite3.DatabaseError("quick_check failed")
-            except sqlite3.DatabaseError as e:
-                log.warning("layer cache index %s is unreadable (%s); rebuilding it from the entries", path, e)
-                for suffix in ("", "-wal", "-shm"):
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(f"{path}{suffix}")
-                db, fresh = self._connect(path), True
+            db, fresh = open_index(self._index_path(), _SCHEMA, "layer cache")
             if fresh:
                 self._db = db
                 self._rebuild()
@@ -462,17 +476,6 @@ class LayerCache:
             yield
         finally:
             lock.release()
-
-    @staticmethod
-    def _connect(path: Path) -> sqlite3.Connection:
-        db = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        db.execute(
-            "CREATE TABLE IF NOT EXISTS entries (hex TEXT PRIMARY KEY, size INTEGER NOT NULL, "
-            "xxh3 TEXT NOT NULL, atime INTEGER NOT NULL)"
-        )
-        return db
 
     def _rebuild(self) -> None:
         """Index every entry on disk that is intact; drop the ones that are not."""
@@ -506,7 +509,7 @@ class LayerCache:
         return rows[0] if rows else None
 
     def _rows_lru(self) -> list[tuple[str, int, int]]:
-        return self._query("SELECT hex, size, atime FROM entries ORDER BY atime, hex")  # type: ignore[return-value]
+        return self._query("SELECT hex, size, atime FROM entries ORDER BY atime, hex")
 
     def _total(self) -> int:
         return int(self._query("SELECT COALESCE(SUM(size), 0) FROM entries")[0][0])
@@ -534,14 +537,3 @@ class LayerCache:
 def _close(data: mmap.mmap | bytes) -> None:
     if isinstance(data, mmap.mmap):
         data.close()
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    except OSError as e:  # some filesystems refuse fsync on a directory
-        if e.errno not in (errno.EINVAL, errno.ENOTSUP):
-            raise
-    finally:
-        os.close(fd)

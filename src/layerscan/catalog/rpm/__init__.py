@@ -5,16 +5,7 @@ used: Berkeley DB `Packages`, `rpmdb.sqlite` (with its -wal) and NDB `Packages.d
 A database that is a link to another one is read once.
 
 Package.version is rpm's [epoch:]version-release. Package.source is the SOURCERPM
-file name (Anchore's sourcepkg). Package.metadata (for reports and SBOMs):
-    epoch          int | None
-    version, release   the parts of the EVR
-    vendor, modularity_label   str
-    size           int bytes (LONGSIZE or SIZE)
-    provides, requires   lists of names
-    database       "bdb" | "sqlite" | "ndb"
-    digest_algo    the file digest algorithm ("md5", "sha256", …)
-    files  [{"path", "mode": int (with S_IFMT), "size": int, "digest": {"algorithm", "value"} | None,
-             "username", "groupname", "flags": int (RPMFILE_*: 1 config, 64 ghost, …)}]
+file name (Anchore's sourcepkg). Package.metadata is an `RpmMetadata`.
 """
 
 from __future__ import annotations
@@ -22,7 +13,9 @@ from __future__ import annotations
 import stat
 from collections.abc import Callable, Iterable, Iterator
 
-from ...image import ImageFiles
+from ...filetree import ImageFiles
+from ..files import read, read_optional
+from ..metadata import RpmMetadata
 from ..model import CatalogError, Distro, Package
 from ..purl import distro_qualifier, purl
 from . import bdb, ndb, sqlite
@@ -32,7 +25,7 @@ DB_DIRS = ("/var/lib/rpm", "/usr/lib/sysimage/rpm")
 
 
 def _sqlite_blobs(files: ImageFiles, path: str, content: bytes) -> Iterable[bytes]:
-    return sqlite.read_blobs(content, files.read(path + "-wal"))
+    return sqlite.read_blobs(content, read_optional(files, path + "-wal"))
 
 
 # file name -> (format, reader of its header blobs)
@@ -47,7 +40,6 @@ _DB_ERRORS = (bdb.BdbError, ndb.NdbError, sqlite.SqliteError)
 
 class RpmCataloger:
     name = "rpm"
-    version = 1
     globs = tuple(f"{d}/{f}" for d in DB_DIRS for f in (*_FORMATS, "rpmdb.sqlite-wal"))
     max_capture_bytes = 1 << 30  # a full RHEL/SUSE Packages runs to hundreds of MiB
 
@@ -60,9 +52,9 @@ class RpmCataloger:
                 if real is None or real in seen or real not in files.files:
                     continue
                 seen.add(real)
-                content = files.read(path)
-                if content is None:
-                    yield CatalogError(self.name, path, "not captured (too big or unreadable)")
+                content = read(files, self.name, path)
+                if isinstance(content, CatalogError):
+                    yield content
                     continue
                 yield from self._database(files, distro, path, fmt, blobs, content)
 
@@ -102,30 +94,19 @@ def to_package(h: RpmHeader, distro: Distro | None, location: str, fmt: str) -> 
         source=h.sourcerpm,
         arch=h.arch,
         files=tuple(f.path for f in h.files if not stat.S_ISDIR(f.mode)),
-        metadata={
-            "epoch": h.epoch,
-            "version": h.version,
-            "release": h.release,
-            "vendor": h.vendor,
-            "modularity_label": h.modularity_label,
-            "size": h.size,
-            "provides": list(h.provides),
-            "requires": list(h.requires),
-            "database": fmt,
-            "digest_algo": h.digest_algo,
-            "files": [
-                {
-                    "path": f.path,
-                    "mode": f.mode,
-                    "size": f.size,
-                    "digest": {"algorithm": h.digest_algo, "value": f.digest} if f.digest else None,
-                    "username": f.username,
-                    "groupname": f.groupname,
-                    "flags": f.flags,
-                }
-                for f in h.files
-            ],
-        },
+        metadata=RpmMetadata(
+            epoch=h.epoch,
+            version=h.version,
+            release=h.release,
+            vendor=h.vendor,
+            modularity_label=h.modularity_label,
+            size=h.size,
+            provides=tuple(h.provides),
+            requires=tuple(h.requires),
+            database=fmt,
+            digest_algo=h.digest_algo,
+            files=h.files,
+        ),
     )
 
 

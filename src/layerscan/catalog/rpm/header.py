@@ -10,6 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import struct
+from typing import TypeVar
+
+from ..metadata import FileDigest, RpmFile
+
+T = TypeVar("T")
 
 MAX_INDEX_ENTRIES = 0x10000  # rpm's own hard limit on il
 MAX_DATA_BYTES = 256 << 20  # rpm's own hard limit on dl
@@ -44,17 +49,6 @@ DEFAULT_DIGEST_ALGO = 1  # headers without FILEDIGESTALGO are md5
 
 class HeaderError(ValueError):
     """The blob is not a well-formed rpm header."""
-
-
-@dataclasses.dataclass(frozen=True)
-class RpmFile:
-    path: str
-    mode: int
-    size: int
-    digest: str  # hex, "" for directories, links and ghosts
-    username: str
-    groupname: str
-    flags: int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,6 +150,7 @@ def parse_header(blob: bytes) -> RpmHeader:
     if not name:
         raise HeaderError("no NAME tag")
     algo_num = r.int(FILEDIGESTALGO) or DEFAULT_DIGEST_ALGO
+    digest_algo = DIGEST_ALGOS.get(algo_num, str(algo_num))
     return RpmHeader(
         name=name,
         version=r.string(VERSION),
@@ -169,12 +164,12 @@ def parse_header(blob: bytes) -> RpmHeader:
         modularity_label=r.string(MODULARITYLABEL),
         provides=tuple(r.strings(PROVIDENAME)),
         requires=tuple(r.strings(REQUIRENAME)),
-        digest_algo=DIGEST_ALGOS.get(algo_num, str(algo_num)),
-        files=_files(r),
+        digest_algo=digest_algo,
+        files=_files(r, digest_algo),
     )
 
 
-def _files(r: _Reader) -> tuple[RpmFile, ...]:
+def _files(r: _Reader, digest_algo: str) -> tuple[RpmFile, ...]:
     basenames = r.strings(BASENAMES)
     if basenames:
         dirnames = r.strings(DIRNAMES)
@@ -185,16 +180,28 @@ def _files(r: _Reader) -> tuple[RpmFile, ...]:
     else:
         paths = r.strings(OLDFILENAMES)
     n = len(paths)
-    modes = _column(r.ints(FILEMODES), n)
-    sizes = _column(r.ints(LONGFILESIZES) or r.ints(FILESIZES), n)
-    flags = _column(r.ints(FILEFLAGS), n)
+    modes = _column(r.ints(FILEMODES), n, 0)
+    sizes = _column(r.ints(LONGFILESIZES) or r.ints(FILESIZES), n, 0)
+    flags = _column(r.ints(FILEFLAGS), n, 0)
     digests = _column(r.strings(FILEDIGESTS), n, "")
     users = _column(r.strings(FILEUSERNAME), n, "")
     groups = _column(r.strings(FILEGROUPNAME), n, "")
-    return tuple(RpmFile(paths[i], modes[i], sizes[i], digests[i], users[i], groups[i], flags[i]) for i in range(n))
+    # No digest ("") for directories, links and ghosts.
+    return tuple(
+        RpmFile(
+            paths[i],
+            modes[i],
+            sizes[i],
+            FileDigest(digest_algo, digests[i]) if digests[i] else None,
+            users[i],
+            groups[i],
+            flags[i],
+        )
+        for i in range(n)
+    )
 
 
-def _column(values: list, n: int, default=0) -> list:
+def _column(values: list[T], n: int, default: T) -> list[T]:
     """A per-file column; absent ones are defaults, ones of the wrong length are an error."""
     if not values:
         return [default] * n

@@ -1,4 +1,4 @@
-"""analyze's secret bookkeeping and retrieve_files over real scans of small layers:
+"""Secret findings and retrieve_files over real scans of small layers:
 secrets in files a later layer deleted or replaced, secrets reached through links
 (keyed by the link, as Anchore does), a layer used twice, and Anchore's retrieve rules."""
 
@@ -9,9 +9,11 @@ import io
 import tarfile
 
 from analyzed import ENGINE
-from layerscan.analyze import retrieve_files, scan_options, secret_findings
 from layerscan.config import Config, RetrieveFiles
-from layerscan.image import FinalFile, ImageFiles
+from layerscan.filetree import FinalFile, ImageFiles
+from layerscan.findings import secret_findings
+from layerscan.pipeline import scan_options
+from layerscan.retrieve import retrieve_files
 from layerscan.scan import scan_layer
 from layerscan.scan.globs import GlobSet
 from layerscan.scan.model import LayerResult
@@ -157,7 +159,10 @@ def test_retrieve_files_follows_anchore() -> None:
     )
     files = final_table([l0], {p: 0 for p in ("/etc/passwd", "/etc/big.conf", "/etc/link.conf", odd)})
     # Regular files only (links are not followed), within the size limit, keyed as configured.
-    assert retrieve_files(files, config) == {"/etc/passwd": b"root:x:0:0:root:/root:/bin/sh\n", odd: b"odd\n"}
+    assert retrieve_files(files, config.retrieve_files) == {
+        "/etc/passwd": b"root:x:0:0:root:/root:/bin/sh\n",
+        odd: b"odd\n",
+    }
 
 
 def test_retrieve_paths_are_captured_literally() -> None:

@@ -1,0 +1,221 @@
+"""`layerscan batch FILE`: analyze many images on one host, in parallel worker processes, without a server."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import multiprocessing
+import os
+import re
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+from typing import Any, NoReturn
+
+from tqdm import tqdm
+
+from ..config import Config, load_config
+from ..errors import ConfigError, ExitCode, LayerscanError
+from ..report import FORMATS
+from .analyze import _write_atomically
+
+log = logging.getLogger(__name__)
+
+EXTENSIONS = {"json": "json", "anchore": "anchore.json", "table": "txt", "cyclonedx": "cdx.json", "spdx": "spdx.json"}
+
+EPILOG = """\
+FILE has one image per line, in any form 'layerscan analyze' accepts (registry:REF,
+docker://REF, oci-dir:PATH, oci-archive:FILE, docker-archive:FILE); blank lines and
+lines starting with # are skipped. '-' reads the list from stdin.
+
+The worker processes share the layer cache (TMP_DIR/anchore_layercache, always on
+here), so a layer that many images share is downloaded once. A failed image never
+stops the others.
+
+stdout: one JSON line per image, as each finishes:
+  {"source", "manifest_digest", "status": "analyzed"|"failed", "seconds",
+   "counts": {"packages": {TYPE: N}, "files", "secrets", "layers"}, "report", "error"}
+stderr: a progress bar over the images when it is a terminal, and the log.
+
+examples:
+  layerscan batch images.txt --output-dir reports/
+  layerscan batch images.txt --workers 8 --format anchore --output-dir exports/ > results.jsonl
+  grep -v '^#' images.txt | layerscan batch - --config config.yaml --output-dir out/
+
+exit codes: 0 every image analyzed, 2 usage or configuration error,
+3 at least one image failed (its JSON line says why).
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "batch",
+        help="analyze a list of images in parallel processes; one report and one JSON line per image",
+        description="Analyze every image listed in FILE with N worker processes that share the layer cache, "
+        "writing one report per image to --output-dir and one JSON line per image to stdout.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("file", metavar="FILE", help="image references, one per line ('-': stdin)")
+    p.add_argument("--config", metavar="config.yaml", help="Anchore-style config (registries, tmp_dir, rules, ...)")
+    p.add_argument(
+        "--workers",
+        type=_positive,
+        metavar="N",
+        help=f"worker processes (default: the CPUs this process may use, here {len(os.sched_getaffinity(0))})",
+    )
+    p.add_argument(
+        "--output-dir",
+        metavar="DIR",
+        help="write each image's report to DIR/NNNN-NAME.EXT (created if missing); without it, only the JSON lines",
+    )
+    p.add_argument(
+        "--format",
+        choices=sorted(FORMATS),
+        default="json",
+        help="report format, as for analyze: json (default), anchore, table, cyclonedx, spdx",
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = dataclasses.replace(load_config(args.config), layer_cache_enable=True)
+    specs = list(_read_list(args.file))
+    if not specs:
+        raise ConfigError(f"{args.file}: no image references in it")
+    outdir = Path(args.output_dir) if args.output_dir else None
+    if outdir is not None:
+        try:
+            outdir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ConfigError(f"--output-dir {outdir}: {e.strerror or e}") from None
+    workers = min(args.workers or len(os.sched_getaffinity(0)), len(specs))
+    # forkserver: children fork from a clean process that already imported the pipeline.
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["layerscan.service.jobs"])
+    failed = 0
+    with ProcessPoolExecutor(
+        workers, mp_context=ctx, initializer=_init_worker, initargs=(config, logging.getLogger().level)
+    ) as pool:
+        futures: dict[Future[dict[str, Any]], str] = {
+            pool.submit(_analyze_one, spec, _report_path(outdir, i, spec, args.format), args.format): spec
+            for i, spec in enumerate(specs, 1)
+        }
+        bar = _bar(len(specs)) if sys.stderr.isatty() else None
+        try:
+            for fut in as_completed(futures):
+                try:
+                    line = fut.result()
+                except BrokenProcessPool:
+                    line = _result(futures[fut], error="the worker process died (killed, or out of memory)")
+                failed += line["status"] != "analyzed"
+                text = json.dumps(line)
+                if bar is not None:
+                    bar.write(text, file=sys.stdout)
+                    bar.update(1)
+                else:
+                    print(text, flush=True)
+        finally:
+            if bar is not None:
+                bar.close()
+    if failed:
+        log.error("%d of %d images failed", failed, len(specs))
+    return ExitCode.NOT_ANALYZED if failed else ExitCode.OK
+
+
+# ---------------------------------------------------------------------------- in the worker processes
+
+_CONFIG: Config | None = None
+
+
+def _init_worker(config: Config, level: int) -> None:
+    global _CONFIG
+    _CONFIG = config
+    logging.basicConfig(level=level, format="layerscan: %(levelname)s: %(message)s", stream=sys.stderr)
+
+
+def _analyze_one(spec: str, report: str | None, fmt: str) -> dict[str, Any]:
+    """One image, in a worker process: its JSON line. Errors are caught here, so one image never stops the rest."""
+    from ..service.jobs import analyze_image, counts
+
+    assert _CONFIG is not None, "the pool initializer sets the config"
+    t0 = time.perf_counter()
+    try:
+        analysis = analyze_image(spec, _CONFIG)
+        if report is not None:
+            _write_atomically(report, lambda out: FORMATS[fmt](analysis, out))
+    except LayerscanError as e:
+        return _result(spec, seconds=time.perf_counter() - t0, error=str(e))
+    except Exception as e:  # a bug: say so on this image's line, keep going with the others
+        log.exception("%s: analysis crashed", spec)
+        return _result(spec, seconds=time.perf_counter() - t0, error=f"internal error: {type(e).__name__}: {e}")
+    return _result(
+        spec,
+        digest=analysis.manifest_digest,
+        seconds=time.perf_counter() - t0,
+        counts=counts(analysis),
+        report=report,
+    )
+
+
+def _result(
+    spec: str,
+    *,
+    digest: str | None = None,
+    seconds: float = 0.0,
+    counts: dict[str, object] | None = None,
+    report: str | None = None,
+    error: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "source": spec,
+        "manifest_digest": digest,
+        "status": "failed" if error else "analyzed",
+        "seconds": round(seconds, 3),
+        "counts": counts,
+        "report": report,
+        "error": error,
+    }
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def _read_list(path: str) -> Iterator[str]:
+    try:
+        lines = sys.stdin.read().splitlines() if path == "-" else Path(path).read_text().splitlines()
+    except OSError as e:
+        raise ConfigError(f"{path}: {e.strerror or e}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    for line in lines:
+        line = line.strip()
+        if line and not line.startswith("#"):
+            yield line
+
+
+def _report_path(outdir: Path | None, index: int, spec: str, fmt: str) -> str | None:
+    """DIR/NNNN-NAME.EXT: the line number keeps two lines naming the same image apart."""
+    if outdir is None:
+        return None
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", spec).strip("._")[:120] or "image"
+    return str(outdir / f"{index:04d}-{name}.{EXTENSIONS.get(fmt, fmt)}")
+
+
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of workers")
+    return n
+
+
+def _bar(total: int) -> tqdm[NoReturn]:
+    return tqdm(total=total, unit="image", desc="batch", file=sys.stderr, dynamic_ncols=True)

@@ -1,0 +1,98 @@
+"""`layerscan worker`: one more analyzer service, as its own process, on the service's shared state."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import signal
+import threading
+from types import FrameType
+
+from ..config import load_config
+from ..errors import ConfigError, ExitCode
+
+log = logging.getLogger(__name__)
+
+EPILOG = """\
+Any number of workers may run, on this host or others, as long as they share the
+database (credentials.database.db_connect; default: SQLite in service_dir). Each
+polls the queue every services.analyzer.cycle_timer_seconds, runs up to
+services.analyzer.max_threads analyses at a time, and serves GET /health, /status and
+/metrics on services.analyzer.listen:port (default 0.0.0.0:8084; port 0 serves nothing).
+
+A worker holds a lease on each image it analyzes and renews it while it works. If the
+worker dies (even kill -9), the lease runs out after services.analyzer.lease_seconds
+(default 60) and another worker takes the image. An image whose analysis fails is
+tried again, up to services.analyzer.max_attempts times (default 3); then it is
+analysis_failed with the reason.
+
+SIGTERM or SIGINT: stop taking images, let the running analyses finish for up to
+lease_seconds, and give the rest back to the queue. A second signal gives them back at once.
+
+examples:
+  layerscan worker --config /etc/anchore/config.yaml
+  layerscan worker --config config.yaml --port 0       several on one host, no status port
+
+exit codes: 0 stopped cleanly, 2 configuration error, 3 the store cannot be used.
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "worker",
+        help="run an analyzer worker: take queued images and analyze them until stopped",
+        description="Run one analyzer service: take images submitted to the service's queue "
+        "(layerscan serve, POST /images) and analyze them, storing both reports.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--config", metavar="config.yaml", help="Anchore-style config (database, services.analyzer, ...)")
+    p.add_argument(
+        "--port",
+        type=int,
+        metavar="PORT",
+        help="serve /health, /status and /metrics on PORT instead of services.analyzer.port (0: none)",
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..service.store import Store
+    from ..service.worker import AnalyzerWorker
+
+    config = load_config(args.config)
+    if not (config.service.enabled and config.max_threads):
+        raise ConfigError(
+            f"config {args.config}: services.analyzer.enabled is false or max_threads is 0, so a worker would analyze nothing"
+        )
+    if args.port is not None:
+        config = dataclasses.replace(config, port=args.port)
+    stop = threading.Event()
+    signals = 0
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        nonlocal signals
+        signals += 1
+        stop.set()
+
+    store = Store.open(config.service.database_url)
+    try:
+        worker = AnalyzerWorker(config, store)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, on_signal)
+        worker.start()
+        while not stop.wait(1.0):
+            pass
+        log.info("stopping: the running analyses may finish (send the signal again to give them back now)")
+        done = threading.Thread(
+            target=worker.stop, kwargs={"graceful": True, "timeout": float(config.service.lease_seconds)}, daemon=True
+        )
+        done.start()
+        while done.is_alive() and signals < 2:
+            done.join(0.2)
+        if done.is_alive():
+            worker.stop(graceful=False)
+    finally:
+        store.close()
+    return ExitCode.OK

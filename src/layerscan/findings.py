@@ -1,0 +1,82 @@
+"""Secret and content findings of an image: every layer's hits, placed in the final image.
+
+    secret_findings(results, files, rules) -> [SecretFinding], sorted by path, line, rule, layer
+
+A hit is `in_final_image` when the final file at its path was written by the hit's
+layer. As Anchore does, the hits in the content a final symlink or hardlink leads to
+are reported again under the link's path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+from .filetree import FinalFile, ImageFiles, SymlinkLoop
+from .scan.model import LayerResult
+from .scan.rules import Rule
+
+
+@dataclasses.dataclass(frozen=True)
+class SecretFinding:
+    rule: str
+    path: str  # absolute
+    line: int  # 1-based
+    layer: int
+    in_final_image: bool  # False: a later layer deleted or replaced the file; still in the blobs
+    masked: str  # never the full value
+    kind: str = "secret"  # or "content" (content_search)
+
+
+def secret_findings(
+    results: Sequence[LayerResult | None], files: ImageFiles, rules: Sequence[Rule]
+) -> list[SecretFinding]:
+    """Every hit of every layer, marked in_final_image when the final file at that path
+    was written by that layer; plus the hits of the content a final link leads to."""
+    kind = {r.id: r.kind for r in rules}
+    table = files.files
+    # A layer used twice is reported at its last position, the only one where its files can be final.
+    last: dict[int, int] = {id(r): i for i, r in enumerate(results) if r is not None}
+    found: dict[tuple[str, str, int, int], SecretFinding] = {}
+    for i, result in enumerate(results):
+        if result is None or last[id(result)] != i:
+            continue
+        for hit in result.secrets:
+            final = table.get(hit.path)
+            in_final = final is not None and final.layer == i and final.record.type == "file"
+            found[(hit.path, hit.rule, hit.line, i)] = SecretFinding(
+                hit.rule, hit.path, hit.line, i, in_final, hit.masked, kind.get(hit.rule, "secret")
+            )
+    by_content: dict[tuple[str, int], list[SecretFinding]] = {}
+    for f in found.values():
+        by_content.setdefault((f.path, f.layer), []).append(f)
+    if by_content:
+        for path, entry in table.items():
+            for f in by_content.get(_link_content(files, entry) or ("", -1), ()):
+                found[(path, f.rule, f.line, f.layer)] = SecretFinding(
+                    f.rule, path, f.line, f.layer, True, f.masked, f.kind
+                )
+    return sorted(found.values(), key=lambda f: (f.path, f.line, f.rule, f.layer))
+
+
+def _link_content(files: ImageFiles, entry: FinalFile) -> tuple[str, int] | None:
+    """(path, layer) of the file content a link leads to; None for non-links and dead ends."""
+    r = entry.record
+    if r.type == "hardlink":
+        # The link's content is its target as of the link's layer: the final target when no
+        # later layer replaced it, else (deleted or replaced later; Anchore's squash then
+        # copies the content under the link's name) the target in the link's own layer,
+        # where tar hardlinks point.
+        target = files.files.get(r.link or "")
+        layer = target.layer if target is not None and target.layer <= entry.layer else entry.layer
+        return (r.link or "", layer)
+    if r.type != "symlink":
+        return None
+    try:
+        real = files.resolve(r.path)
+    except SymlinkLoop:
+        return None
+    target = files.files.get(real) if real else None
+    if real is None or target is None or target.record.type != "file":
+        return None
+    return real, target.layer

@@ -1,0 +1,125 @@
+"""Every layer of one image through the scanner: each unique layer once, on up to
+`max_threads` threads (the native scanner releases the GIL), each digest-checked; a layer
+the result cache knows is not opened at all.
+
+    scan_image(source, options, engine, max_threads, progress, cache) -> [LayerResult | None per manifest layer]
+"""
+
+from __future__ import annotations
+
+import hashlib
+import mmap
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from typing import NoReturn
+
+from tqdm import tqdm
+
+from .errors import DigestMismatch, LayerError
+from .image import Descriptor, ImageSource
+from .scan import scan_layer
+from .scan.model import LayerResult, ScanOptions
+from .store.results import ResultCache
+
+Advance = Callable[[int], None]
+
+
+def scan_image(
+    source: ImageSource, options: ScanOptions, engine: str, max_threads: int, progress: bool, cache: ResultCache
+) -> list[LayerResult | None]:
+    """One result per manifest layer (None: missing); a layer listed twice is scanned once."""
+    unique: dict[str, Descriptor] = {}
+    for desc in source.layers:
+        unique.setdefault(desc.digest, desc)
+    bar = _bar(source.name, sum(d.size for d in unique.values())) if progress else None
+
+    def advance(n: int) -> None:
+        if bar is not None:
+            bar.update(n)
+
+    pool = ThreadPoolExecutor(max_workers=max(1, min(max_threads, len(unique))), thread_name_prefix="scan")
+    try:
+        futures: dict[str, Future[LayerResult | None]] = {
+            digest: pool.submit(scan_one, source, desc, options, engine, advance, cache)
+            for digest, desc in unique.items()
+        }
+        done, _ = wait(futures.values(), return_when=FIRST_EXCEPTION)
+        for fut in done:
+            fut.result()  # re-raises the first failure; the rest are cancelled below
+        by_digest = {digest: fut.result() for digest, fut in futures.items()}
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        if bar is not None:
+            bar.close()
+    return [by_digest[d.digest] for d in source.layers]
+
+
+def scan_one(
+    source: ImageSource, desc: Descriptor, options: ScanOptions, engine: str, advance: Advance, cache: ResultCache
+) -> LayerResult | None:
+    known = cache.get_layer(desc.digest)
+    if known is not None:  # the blob is never opened: not downloaded, not read
+        advance(desc.size)
+        return known
+    result = _scan_blob(source, desc, options, engine, advance)
+    if result is not None:
+        cache.put_layer(desc.digest, result)
+    return result
+
+
+def _scan_blob(
+    source: ImageSource, desc: Descriptor, options: ScanOptions, engine: str, advance: Advance
+) -> LayerResult | None:
+    with source.open_layer(desc) as blob:
+        if blob is None:
+            advance(desc.size)
+            return None
+        expected = None if blob.verified else desc.digest
+        # A blob corrupted at rest or in transit is the DigestMismatch it is, not the malformed
+        # layer it looks like: when the scan fails, the digest check is finished before reporting.
+        data = blob.data
+        if isinstance(data, (bytes, bytearray, memoryview, mmap.mmap)):
+            try:
+                result = scan_layer(data, options, engine=engine, name=desc.digest, expected_digest=expected)
+            except LayerError:
+                if expected is not None:
+                    actual = "sha256:" + hashlib.sha256(data).hexdigest()
+                    if actual != expected:
+                        raise DigestMismatch(f"layer {desc.digest}", expected, actual) from None
+                raise
+            advance(desc.size)
+            return result
+        chunks = _counted(data, advance)
+        try:
+            return scan_layer(chunks, options, engine=engine, name=desc.digest, expected_digest=expected)
+        except LayerError:
+            if blob.verified:  # the source checks the digest at the end of the stream
+                _drain(chunks)
+            raise
+
+
+def _drain(chunks: Iterable[bytes]) -> None:
+    """Read the rest of a stream whose source checks its digest at the end: a blob corrupted
+    in transit then fails as the DigestMismatch it is, not as the malformed layer it looks like."""
+    for _ in chunks:
+        pass
+
+
+def _counted(chunks: Iterable[bytes], advance: Advance) -> Iterator[bytes]:
+    for chunk in chunks:
+        advance(len(chunk))
+        yield chunk
+
+
+def _bar(name: str, total: int) -> tqdm[NoReturn]:
+    return tqdm(
+        total=total,
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        desc=name,
+        file=sys.stderr,
+        leave=False,
+        dynamic_ncols=True,
+    )

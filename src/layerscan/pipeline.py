@@ -1,0 +1,118 @@
+"""One image end to end: source -> scan -> squash -> catalog, findings -> Analysis.
+
+Wiring only: the one module that knows every stage, holding none of their logic.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Sequence
+
+from . import catalog, retrieve
+from .analysis import Analysis, layer_infos
+from .config import Config
+from .errors import LayerscanError
+from .findings import secret_findings
+from .image import Platform
+from .image_scan import scan_image
+from .scan import native_available
+from .scan.model import ScanOptions
+from .scan.rules import Rule, check_unique
+from .sources import open_source
+from .squash import squash
+from .store.results import ResultCache
+
+log = logging.getLogger(__name__)
+
+
+def analyze(
+    spec: str,
+    config: Config,
+    *,
+    engine: str = "native",
+    platform: Platform | str | None = None,
+    progress: bool | None = None,
+) -> Analysis:
+    """Analyze the image at `spec` ("oci-dir:PATH", "docker-archive:FILE", a reference...).
+
+    `progress`: None shows a bar on stderr when it is a terminal; True/False force it.
+    """
+    if engine == "native" and not native_available():
+        raise LayerscanError("the native engine is not built (run 'make build'), or use the reference engine")
+    t0 = time.perf_counter()
+    rules = (*config.secret_rules, *config.content_rules)
+    check_unique(rules)
+    plat = Platform.parse(platform) if isinstance(platform, str) else platform
+    if plat is None and config.platform:
+        plat = Platform.parse(config.platform)
+
+    source = open_source(spec, platform=plat, config=config)
+    try:
+        options = scan_options(config, rules)
+        cache = ResultCache.open(config, options, engine)
+        known = cache.get_image(source)
+        if known is not None:  # analyzed before with this configuration: no layer is opened
+            known.seconds = time.perf_counter() - t0
+            return known
+        results = scan_image(source, options, engine, config.max_threads, _progress_enabled(progress), cache)
+    finally:
+        source.close()
+
+    warnings: list[str] = []
+    for i, (desc, result) in enumerate(zip(source.layers, results, strict=True)):
+        if result is None:
+            warnings.append(
+                f"layer {i} ({desc.digest}, {desc.media_type}) is not present "
+                "(foreign or non-distributable): its files are not in this analysis"
+            )
+        else:  # names outside the root, analyzed inside it
+            warnings += (f"layer {i} ({desc.digest}): {w}" for w in result.warnings)
+    for w in warnings:
+        log.warning("%s", w)
+
+    files = squash(results)
+    cat = catalog.catalog_image(files, owned_package_filtering=config.enable_owned_package_filtering)
+    unique = {d.digest: r for d, r in zip(source.layers, results, strict=False) if r is not None}
+    analysis = Analysis(
+        source_name=source.name,
+        manifest_digest=source.manifest_digest,
+        config_digest=source.config_digest,
+        config=source.config,
+        manifest=source.manifest,
+        repo_tags=source.repo_tags,
+        repo_digests=source.repo_digests,
+        layers=layer_infos(source.layers, source.config, results),
+        files=files,
+        distro=cat.distro,
+        packages=cat.packages,
+        secrets=secret_findings(results, files, rules),
+        retrieved_files=retrieve.retrieve_files(files, config.retrieve_files),
+        catalog_errors=cat.errors,
+        warnings=warnings,
+        seconds=time.perf_counter() - t0,
+        bytes_in=sum(r.stats.bytes_in for r in unique.values()),
+        bytes_out=sum(r.stats.bytes_out for r in unique.values()),
+        rules=rules,
+    )
+    cache.put_image(analysis)
+    return analysis
+
+
+def scan_options(config: Config, rules: Sequence[Rule]) -> ScanOptions:
+    globs = (*catalog.capture_globs(), *retrieve.capture_globs(config.retrieve_files))
+    return ScanOptions(
+        rules=tuple(rules),
+        secret_max_file_size=config.secret_max_file_size,
+        secret_skip_binary=config.secret_skip_binary,
+        capture_globs=tuple(dict.fromkeys(globs)),
+        capture_max_bytes=max(
+            config.capture_max_bytes, catalog.capture_max_bytes(), retrieve.capture_max_bytes(config.retrieve_files)
+        ),
+        limits=config.limits,
+    )
+
+
+def _progress_enabled(progress: bool | None) -> bool:
+    return sys.stderr.isatty() if progress is None else progress

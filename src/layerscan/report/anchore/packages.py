@@ -1,0 +1,140 @@
+"""The export's `package_list` analyzer: OS elements (os_packages.py) and library elements.
+
+Library packages take the shapes Anchore Engine's syft handlers write (§3.2 of
+anchore-format.md), keyed as the policy engine's ImageLoader expects. An element with
+no entries is left out, as Anchore leaves out an empty kvfile: the loader's generic
+branch stops at the first empty `pkgs.*` element. layerscan makes no CPEs, so every
+`cpes` is empty, as in an engine without a CPE generator.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Mapping
+
+from ...catalog.metadata import GemMetadata, JavaMetadata, NpmMetadata, NugetMetadata, PythonMetadata
+from ...catalog.model import Distro, Package
+from ..jsonstream import Json
+from .os_packages import os_package_list
+
+Entry = tuple[str, str, dict[str, Json]]  # element, key, value
+
+
+def package_list(packages: list[Package], distro: Distro | None) -> dict[str, dict[str, Mapping[str, Json]]]:
+    elements: dict[str, dict[str, Json]] = {
+        name: dict[str, Json](values) for name, values in os_package_list(packages, distro).items()
+    }
+    for p in packages:
+        entry = library_entry(p)
+        if entry is None:
+            continue
+        element, key, value = entry
+        base = elements.setdefault(element, {})
+        base.setdefault(key, value)  # Anchore never overwrites: the first package at a key wins
+    return {element: {"base": base} for element, base in elements.items() if base}
+
+
+def library_entry(p: Package) -> Entry | None:
+    """The package's element and entry; None for OS packages (they are in os_packages)."""
+    m = p.metadata
+    if isinstance(m, NpmMetadata):
+        return (
+            "pkgs.npms",
+            p.location,
+            _npms_shape(p, sourcepkg=m.url or m.homepage, origins=[m.author] if m.author else []),
+        )
+    if isinstance(m, GemMetadata):
+        return (
+            "pkgs.gems",
+            p.location,
+            {
+                "name": p.name,
+                "versions": [p.version],
+                "latest": p.version,
+                "sourcepkg": m.homepage,
+                "files": list(m.files),
+                "origins": list(m.authors),
+                "lics": list(p.licenses),
+                "cpes": [],
+            },
+        )
+    if isinstance(m, PythonMetadata):
+        return _python(p, m)
+    if isinstance(m, JavaMetadata):
+        return _java(p, m)
+    if isinstance(m, NugetMetadata):
+        return _nuget(p)
+    return None
+
+
+def _npms_shape(p: Package, *, sourcepkg: str, origins: list[str]) -> dict[str, Json]:
+    return {
+        "name": p.name,
+        "versions": [p.version],
+        "latest": p.version,
+        "sourcepkg": sourcepkg,
+        "origins": origins,
+        "lics": list(p.licenses),
+        "cpes": [],
+    }
+
+
+def _python(p: Package, m: PythonMetadata) -> Entry:
+    # Anchore keys a python package by <site-packages>/<top-level name>, preferring its own name.
+    top = m.top_level
+    key_name = p.name if p.name in top or not top else top[-1]
+    origin = m.author + (f" <{m.author_email}>" if m.author_email else "")
+    return (
+        "pkgs.python",
+        posixpath.join(m.site_packages, key_name),
+        {
+            "name": p.name,
+            "version": p.version,
+            "latest": p.version,
+            "files": list(p.files),
+            "origin": origin,
+            "license": " ".join(p.licenses),
+            "location": m.site_packages,
+            "type": "python",
+            "cpes": [],
+        },
+    )
+
+
+def _java(p: Package, m: JavaMetadata) -> Entry:
+    manifest, pom = m.manifest, m.pom_properties
+    last = p.location.split(":")[-1]
+    ext = posixpath.splitext(last)[1].lstrip(".") or "jar"
+    origin = (
+        (pom.group_id if pom else "") or manifest.get("Specification-Vendor") or manifest.get("Implementation-Vendor")
+    )
+    # Anchore quirk: without a pom.properties the engine formats None into the string.
+    group, artifact, version = (pom.group_id, pom.artifact_id, pom.version) if pom else (None, None, None)
+    return (
+        "pkgs.java",
+        p.location,
+        {
+            "name": p.name,
+            "specification-version": manifest.get("Specification-Version", "N/A"),
+            "implementation-version": manifest.get("Implementation-Version", "N/A"),
+            "maven-version": pom.version if pom else "N/A",
+            "origin": origin or "N/A",
+            "location": p.location,
+            "type": f"java-{ext}",
+            "cpes": [],
+            # The loader parses this string for groupId:artifactId; it must be a dict holding it.
+            "metadata": {"pom.properties": f"\ngroupId={group}\nartifactId={artifact}\nversion={version}\n"},
+        },
+    )
+
+
+def _nuget(p: Package) -> Entry:
+    """Beyond Anchore, which lists nuget as a content type but never produced it.
+
+    The value has the shape of pkgs.npms (as our issue asks), plus the four keys the
+    policy engine's generic `pkgs.<x>` loader reads (version, type, license, origin),
+    so the export still loads. Several packages share one deps.json, hence the key.
+    """
+    value = _npms_shape(p, sourcepkg=p.source, origins=[])
+    value.update(version=p.version, type="nuget", license=" ".join(p.licenses) or "N/A", origin="N/A")
+    return "pkgs.nuget", f"{p.location}:{p.name}@{p.version}", value

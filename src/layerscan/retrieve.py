@@ -1,0 +1,50 @@
+"""Anchore's retrieve_files: the contents of the configured paths of the final image.
+
+capture_globs(settings)         the globs the scan captures those paths with
+capture_max_bytes(settings)     the per-file capture size they need
+retrieve_files(files, settings) -> {path as configured: content}
+"""
+
+from __future__ import annotations
+
+import logging
+import posixpath
+
+from .config import RetrieveFiles
+from .filetree import ImageFiles
+
+log = logging.getLogger(__name__)
+
+
+def capture_globs(settings: RetrieveFiles) -> tuple[str, ...]:
+    """Each configured path as a literal capture glob. A glob character becomes `?`:
+    capturing a sibling too is harmless, as retrieve_files looks the exact path up."""
+    return tuple("".join("?" if c in "*?[" else c for c in "/" + p.lstrip("/")) for p in settings.file_list)
+
+
+def capture_max_bytes(settings: RetrieveFiles) -> int:
+    return settings.max_file_size_kb * 1024
+
+
+def retrieve_files(files: ImageFiles, settings: RetrieveFiles) -> dict[str, bytes]:
+    """Regular files only (links are not followed), at most max_file_size_kb KiB,
+    keyed by the path exactly as configured."""
+    limit = capture_max_bytes(settings)
+    out: dict[str, bytes] = {}
+    for path in settings.file_list:
+        norm = posixpath.normpath("/" + path.lstrip("/"))
+        entry = files.get(norm)
+        if entry is None or entry.record.type != "file":
+            continue
+        if entry.record.size > limit:
+            log.warning(
+                "retrieve_files: %s is %d bytes, more than max_file_size_kb=%d; skipped",
+                path,
+                entry.record.size,
+                settings.max_file_size_kb,
+            )
+            continue
+        content = files.captured.get(norm)
+        if content is not None:
+            out[path] = content
+    return out

@@ -1,0 +1,1 @@
+"""Alembic migrations of the service store; `Store.open` runs them to head."""
