@@ -5,12 +5,15 @@ set -euo pipefail
 
 # Build: a C compiler, pkg-config, and the native libraries (headers + .pc files).
 # Tests: a real registry (docker-registry, htpasswd from apache2-utils), skopeo to make
-# docker-archives, redis-server (the result cache in Redis). Benchmarks: zstd and GNU time
+# docker-archives; redis-server and postgresql (the result cache in Redis, the Celery broker,
+# the PostgreSQL store: the tests start their own). Benchmarks: zstd and GNU time
 # (benchmarks/peers.py). openssl: the CLI beside libssl, for looking at the test registry's
 # certificates by hand. Lint: clang-format (make lint, the CI gate). chromium: the web page's
-# browser test (Playwright drives it by path).
+# browser test (Playwright drives it by path). make fuzz: clang and its runtimes (libFuzzer,
+# ASan, UBSan), which Debian ships in libclang-rt-dev (only recommended by clang, so named here).
 want=(build-essential pkg-config libisal-dev libssl-dev zlib1g-dev libzstd-dev
-      docker-registry apache2-utils skopeo redis-server openssl zstd time clang-format chromium)
+      docker-registry apache2-utils skopeo redis-server postgresql openssl zstd time clang-format
+      chromium clang libclang-rt-dev)
 
 missing=()
 for p in "${want[@]}"; do
@@ -40,6 +43,6 @@ fi
 echo "bootstrap: installing ${missing[*]}" >&2
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # Debian starts these on install; the tests start their own on free loopback ports.
-for svc in docker-registry redis-server; do
+for svc in docker-registry redis-server postgresql; do
   (systemctl stop "$svc" || service "$svc" stop) >/dev/null 2>&1 || true
 done

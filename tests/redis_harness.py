@@ -1,6 +1,7 @@
 """A real Redis for tests: Debian's redis-server on a free loopback port, no persistence.
 
 server = RedisServer(workdir, password="…")   # started; server.url is redis://:…@127.0.0.1:PORT/0
+server.restart()                           # the same port, empty (no persistence): a lost broker
 server.stop()
 """
 
@@ -28,12 +29,20 @@ class RedisServer:
         args += ["--save", "", "--appendonly", "no", "--daemonize", "no", "--logfile", str(workdir / "redis.log")]
         if password:
             args += ["--requirepass", password]
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self._args = args
+        self._start()
+
+    def _start(self) -> None:
+        self.proc = subprocess.Popen(self._args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             wait_port("127.0.0.1", self.port, proc=self.proc)
         except BaseException:
             self.stop()
             raise
+
+    def restart(self) -> None:
+        self.stop()
+        self._start()
 
     def client(self) -> redis.Redis:
         return redis.Redis.from_url(self.url)

@@ -4,6 +4,7 @@ still running when a test kills its worker); and `layerscan worker` processes.""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import re
@@ -12,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -20,7 +21,7 @@ import requests
 import yaml
 
 from imagebuilder import Image, Layer, blob_name, d, f, oci_layout
-from registry_harness import OCI_MANIFEST, _Handler, _serve, push_blob, push_manifest
+from registry_harness import OCI_MANIFEST, FaultProxy, RegistryServer, _Handler, _serve, push_blob, push_manifest
 
 # ---------------------------------------------------------------------------- images
 
@@ -72,6 +73,19 @@ def app_image(n: int) -> Image:
     secret = f"aws_secret_access_key = {'A' * 39}{n % 10}\n".encode()
     top = Layer([d("app"), f("app/package.json", package), f("app/.env", secret), f(f"app/n{n}.txt", b"%d\n" % n)])
     return Image([*base_layers(), top], config={"Cmd": ["node", "app"]})
+
+
+@contextlib.contextmanager
+def app_registry(work: Path, count: int) -> Iterator[tuple[FaultProxy, list[list[str]]]]:
+    """A real registry holding apps/app0..app{count-1}:latest (app_image), behind a proxy that counts
+    blob GETs: (the proxy, each image's layer digests)."""
+    server = RegistryServer(work, work / "storage")
+    proxy = FaultProxy(server.url, work / "storage")
+    try:
+        yield proxy, [push_image(server.url, f"apps/app{n}", "latest", app_image(n))[1] for n in range(count)]
+    finally:
+        proxy.stop()
+        server.stop()
 
 
 def push_image(registry_url: str, repo: str, tag: str, image: Image) -> tuple[str, list[str]]:

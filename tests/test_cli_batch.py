@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from registry_harness import REGISTRY_BIN, FaultProxy, RegistryServer
-from service_harness import app_image, push_image
+from registry_harness import REGISTRY_BIN, FaultProxy
+from service_harness import app_registry
 
 pytestmark = pytest.mark.skipif(not Path(REGISTRY_BIN).exists(), reason=f"{REGISTRY_BIN} is not installed")
 N_IMAGES = 8
@@ -33,15 +33,8 @@ def layerscan(*args: str, stdin: str | None = None) -> subprocess.CompletedProce
 
 @pytest.fixture(scope="module")
 def pushed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FaultProxy, list[list[str]]]]:
-    work = tmp_path_factory.mktemp("batch-registry")
-    server = RegistryServer(work, work / "storage")
-    proxy = FaultProxy(server.url, work / "storage")
-    try:
-        layers = [push_image(server.url, f"apps/app{n}", "latest", app_image(n))[1] for n in range(N_IMAGES)]
-        yield proxy, layers
-    finally:
-        proxy.stop()
-        server.stop()
+    with app_registry(tmp_path_factory.mktemp("batch-registry"), N_IMAGES) as pushed:
+        yield pushed
 
 
 def test_batch_downloads_shared_layers_once_and_matches_analyze(

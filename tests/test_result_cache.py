@@ -17,6 +17,7 @@ import pytest
 
 from analyzed import ENGINES, analysis
 from conftest import IMAGE_NAMES, IMAGES, answers
+from imagebuilder import Image, Layer, f, oci_layout, write_dir
 from layerscan.analysis import Analysis
 from layerscan.cli import main
 from layerscan.config import Config, RetrieveFiles, load_config
@@ -227,6 +228,25 @@ def test_reports_of_cold_layer_warm_and_image_warm_runs_are_identical(tmp_path: 
     assert image_warm.source_name == spec
     with pytest.raises(SourceError, match="missing"):  # the blobs really are gone
         run(spec, dataclasses.replace(config, result_cache_enable=False))
+
+
+def test_warnings_come_back_from_the_cache(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A layer's warnings (a name outside the root) are part of its result: stored, returned and logged again."""
+    image = Image([Layer([f("etc/os-release", b"ID=alpine\n"), f("../../etc/passwd", b"root:x:0:0::/root:/bin/sh\n")])])
+    spec = f"oci-dir:{write_dir(oci_layout([image]), tmp_path / 'layout')}"
+    config = Config(tmp_dir=str(tmp_path / "tmp"))
+
+    def warnings_and_log() -> tuple[list[str], list[str]]:
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="layerscan.pipeline"):
+            a = run(spec, config)
+        return a.warnings, [r.getMessage() for r in caplog.records if r.name == "layerscan.pipeline"]
+
+    cold = warnings_and_log()
+    assert len(cold[0]) == 1 and "escapes the root" in cold[0][0] and cold[1] == cold[0]
+    drop_image_entries(local_store(tmp_path / "tmp"))
+    assert warnings_and_log() == cold  # layer-warm
+    assert warnings_and_log() == cold  # image-warm
 
 
 @pytest.mark.corpus

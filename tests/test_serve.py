@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from api_harness import ServeProcess, admin_session, api_config, api_port
 from layerscan.config import load_config
@@ -55,6 +56,8 @@ def test_sigterm_mid_queue_then_restart_resumes(tmp_path: Path, slow_registry: T
     config = api_config(
         tmp_path, slow_registry.host, api_port=port, max_threads=1, lease_seconds=30, layer_cache_enable=True
     )
+    # The layer cache's counts are the point here: with the result cache the base layers would not be read at all.
+    config.write_text(yaml.safe_dump({**yaml.safe_load(config.read_text()), "result_cache_enable": False}))
     first = ServeProcess(config, port, name="serve-1")
     try:
         digests = []

@@ -76,3 +76,13 @@ def test_an_analyzer_turned_off(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     assert "a worker would analyze nothing" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_queue_names_celerys_redis_broker_and_keeps_its_password_out_of_sight(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, "service_dir: /x\n")).service.queue_url is None
+    c = load_config(write(tmp_path, "queue: 'redis://:broker-pw@redis.internal:6379/0'\n"))
+    assert c.service.queue_url == "redis://:broker-pw@redis.internal:6379/0"
+    assert "broker-pw" not in repr(c)
+    with pytest.raises(ConfigError, match="queue: expected a redis://") as info:
+        load_config(write(tmp_path, "queue: 'amqp://guest:guest-pw@rabbit/'\n"))
+    assert "guest-pw" not in str(info.value)

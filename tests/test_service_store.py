@@ -1,4 +1,5 @@
-"""The service store on a real SQLite file: images, tags, reports, the queue's leases, workers,
+"""The service store on a real SQLite file and on a real PostgreSQL server (started here, see
+postgres_harness), through the same tests: images, tags, reports, the queue's leases, workers,
 migrations, and claims that stay exclusive across processes."""
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import inspect
+from sqlalchemy import func, inspect, select
 
+import postgres_harness
 from layerscan.service.exports import ExportError
-from layerscan.service.schema import metadata
+from layerscan.service.schema import metadata, reports
 from layerscan.service.store import LeaseLost, Store, StoreError
 
 EXAMPLE_EXPORT = Path(__file__).resolve().parents[2] / "shared" / "docs" / "anchore-example-export.json"
@@ -37,26 +39,59 @@ def add(store: Store, n: int, tag: str | None = None, force: bool = False):
     )
 
 
+@pytest.fixture(scope="module")
+def postgres():
+    if not postgres_harness.available():
+        pytest.skip("PostgreSQL's server binaries are not installed (scripts/bootstrap.sh installs postgresql)")
+    server = postgres_harness.PostgresServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A new, empty database of each kind."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'state' / 'layerscan.db'}"
+    server = request.getfixturevalue("postgres")
+    return server.create_database(f"t{time.monotonic_ns()}")
+
+
 @pytest.fixture
-def store(tmp_path: Path):
-    s = Store.open(f"sqlite:///{tmp_path / 'state' / 'layerscan.db'}")
+def store(db_url: str):
+    s = Store.open(db_url)
     yield s
     s.close()
 
 
-def test_schema_from_migrations_matches_the_tables(store: Store, tmp_path: Path) -> None:
-    db = sqlite3.connect(tmp_path / "state" / "layerscan.db")
-    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert db.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0001"
-    db.close()
+def test_schema_from_migrations_matches_the_tables(store: Store) -> None:
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0001"
     found = inspect(store.engine)
     for table in metadata.sorted_tables:
         columns = {c["name"] for c in found.get_columns(table.name)}
         assert columns == {c.name for c in table.columns}, table.name
 
 
-def test_reopening_keeps_everything(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
+    Store.open(f"sqlite:///{tmp_path / 'state' / 'layerscan.db'}").close()
+    db = sqlite3.connect(tmp_path / "state" / "layerscan.db")
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    db.close()
+
+
+def test_postgresql_urls_use_psycopg_3_and_never_show_the_password(postgres) -> None:
+    url = postgres.create_database(f"t{time.monotonic_ns()}")
+    with Store.open(url) as s:
+        assert s.engine.dialect.driver == "psycopg"
+    with pytest.raises(StoreError) as info:
+        Store.open(url.replace(postgres.password, "wrong-password"))
+    assert "password authentication failed" in str(info.value)
+    assert postgres.password not in str(info.value) and "wrong-password" not in str(info.value)
+
+
+def test_reopening_keeps_everything(db_url: str) -> None:
+    url = db_url
     with Store.open(url) as s:
         add(s, 1)
         s.put_report(digest(1), "layerscan", b"{}")
@@ -100,16 +135,15 @@ def test_add_image_then_tags_and_force(store: Store) -> None:
     assert store.get_report(digest(1), "anchore") == b"[]"  # the old report stays until the new one
 
 
-def test_reports_are_compressed_and_deleted_with_their_image(store: Store, tmp_path: Path) -> None:
+def test_reports_are_compressed_and_deleted_with_their_image(store: Store) -> None:
     add(store, 1)
     data = json.dumps({"files": ["/etc/x"] * 10000}).encode()
     store.put_report(digest(1), "anchore", data)
     store.put_report(digest(1), "anchore", data + b" ")  # replaces
     assert store.get_report(digest(1), "anchore") == data + b" "
     assert store.get_report(digest(1), "layerscan") is None
-    db = sqlite3.connect(tmp_path / "state" / "layerscan.db")
-    stored, size = db.execute("SELECT length(data), size FROM reports").fetchone()
-    db.close()
+    with store.engine.connect() as conn:
+        stored, size = conn.execute(select(func.length(reports.c.data), reports.c.size)).one()
     assert size == len(data) + 1 and stored < size / 20
     with pytest.raises(ValueError):
         store.put_report(digest(1), "sbom", b"")
@@ -190,6 +224,29 @@ def test_a_job_whose_workers_keep_dying_fails(store: Store) -> None:
     assert "abandoned 2 times" in rec.last_error
 
 
+def test_requeue_expired_puts_dead_workers_jobs_back_or_fails_them(store: Store) -> None:
+    add(store, 1)
+    add(store, 2)
+    live = store.claim("alive", 60, digest=digest(2))
+    assert live is not None and live.image_digest == digest(2)
+    dead = store.claim("dead", 0.05, digest=digest(1))
+    assert dead is not None and store.claim("other", 60, digest=digest(1)) is None  # leased: not claimable
+    time.sleep(0.1)
+    assert store.requeue_expired(max_attempts=2) == [digest(1)]  # the live lease stays
+    rec = store.get_image(digest(1))
+    assert rec is not None and rec.analysis_status == "not_analyzed" and rec.worker_id is None
+    with pytest.raises(LeaseLost):
+        store.complete(dead, {}, {"anchore": b"{}"})  # the dead claim cannot store anything
+    again = store.claim("w", 0.05, digest=digest(1))
+    assert again is not None and again.attempts == 2
+    time.sleep(0.1)
+    assert store.requeue_expired(max_attempts=2) == []
+    rec = store.get_image(digest(1))
+    assert rec is not None and rec.analysis_status == "analysis_failed" and "abandoned 2 times" in rec.last_error
+    store.complete(live, {"files": 1}, {"anchore": b"{}"})
+    assert store.get_report(digest(2), "anchore") == b"{}"
+
+
 def test_workers(store: Store) -> None:
     store.register_worker("w1", "host-a", 8084, 2)
     store.register_worker("w2", "host-b", 0, 1)
@@ -231,8 +288,8 @@ def _claim_all(url: str, worker: str, out: multiprocessing.Queue) -> None:
     out.put((worker, got))
 
 
-def test_claims_are_exclusive_across_processes(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'q.db'}"
+def test_claims_are_exclusive_across_processes(db_url: str) -> None:
+    url = db_url
     with Store.open(url) as s:
         for n in range(60):
             add(s, n)
@@ -255,8 +312,8 @@ def _open_and_count(url: str, out: multiprocessing.Queue) -> None:
         out.put(sum(s.queue_depth().values()))
 
 
-def test_processes_opening_a_new_database_together_migrate_it_once(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'fresh' / 'db.sqlite'}"
+def test_processes_opening_a_new_database_together_migrate_it_once(db_url: str) -> None:
+    url = db_url
     ctx = multiprocessing.get_context("spawn")
     out = ctx.Queue()
     procs = [ctx.Process(target=_open_and_count, args=(url, out)) for _ in range(4)]
@@ -266,6 +323,5 @@ def test_processes_opening_a_new_database_together_migrate_it_once(tmp_path: Pat
     for p in procs:
         p.join(30)
         assert p.exitcode == 0
-    db = sqlite3.connect(tmp_path / "fresh" / "db.sqlite")
-    assert db.execute("SELECT count(*) FROM alembic_version").fetchone()[0] == 1
-    db.close()
+    with Store.open(url) as s, s.engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM alembic_version").scalar() == 1

@@ -80,6 +80,8 @@ class ServiceSettings:
     enabled: bool = True  # services.analyzer.enabled
     lease_seconds: int = 60  # a job whose worker sent no heartbeat for this long goes back to the queue
     max_attempts: int = 3  # failed or abandoned analyses of one image before it is analysis_failed
+    # queue: redis://… sends jobs through Celery with this broker (none: the store is polled)
+    queue_url: str | None = dataclasses.field(default=None, repr=False)  # may hold a password
 
     @property
     def database_url(self) -> str:
@@ -113,12 +115,12 @@ class Config:
     insecure_registries: tuple[str, ...] = ()
     fetch_foreign_layers: bool = True  # from the layer's urls, as Anchore does; false: skip them, with a warning
     platform: str | None = None
-    service: ServiceSettings = dataclasses.field(default_factory=ServiceSettings)
     # the result cache (store/results): per-layer scan results and image analyses, local or in Redis
     result_cache_enable: bool = True
     result_cache_max_gigabytes: float = 2.0  # decimal GB, local directory or Redis alike
     result_cache_url: str | None = dataclasses.field(default=None, repr=False)  # redis://…; may hold a password
     result_cache_ttl_days: int = 30  # Redis only: an entry not read for this long expires
+    service: ServiceSettings = dataclasses.field(default_factory=ServiceSettings)
 
 
 # Anchore keys that mean something to other Anchore services, or to features layerscan does
@@ -372,6 +374,8 @@ def _service_section(top: _Section) -> ServiceSettings:
     kw: dict[str, Any] = {}
     top.put(kw, "service_dir", _nonempty_str)
     top.put(kw, "default_admin_password", _nonempty_str)
+    if top.raw.get("queue") is not None:  # Celery's broker (Anchore has no such key)
+        kw["queue_url"] = top.get("queue", _redis_url)
     credentials = top.section("credentials")
     if credentials is not None:
         database = credentials.section("database")

@@ -58,13 +58,16 @@ def scan_image(
 def scan_one(
     source: ImageSource, desc: Descriptor, options: ScanOptions, engine: str, advance: Advance, cache: ResultCache
 ) -> LayerResult | None:
-    known = cache.get_layer(desc.digest)
-    if known is not None:  # the blob is never opened: not downloaded, not read
+    scanned = False
+
+    def scan() -> LayerResult | None:
+        nonlocal scanned
+        scanned = True
+        return _scan_blob(source, desc, options, engine, advance)
+
+    result = cache.layer(desc.digest, scan)
+    if not scanned:  # the blob is never opened: not downloaded, not read
         advance(desc.size)
-        return known
-    result = _scan_blob(source, desc, options, engine, advance)
-    if result is not None:
-        cache.put_layer(desc.digest, result)
     return result
 
 

@@ -54,6 +54,8 @@ def analyze(
         cache = ResultCache.open(config, options, engine)
         known = cache.get_image(source)
         if known is not None:  # analyzed before with this configuration: no layer is opened
+            for w in known.warnings:
+                log.warning("%s", w)
             known.seconds = time.perf_counter() - t0
             return known
         results = scan_image(source, options, engine, config.max_threads, _progress_enabled(progress), cache)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import logging
 import multiprocessing
@@ -15,7 +16,7 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TextIO
 
 from tqdm import tqdm
 
@@ -46,6 +47,12 @@ examples:
   layerscan batch images.txt --output-dir reports/
   layerscan batch images.txt --workers 8 --format anchore --output-dir exports/ > results.jsonl
   grep -v '^#' images.txt | layerscan batch - --config config.yaml --output-dir out/
+
+--celery submits every image to the cluster instead (the config's queue: redis://… and
+its credentials.database.db_connect, as 'layerscan serve' does): each is resolved at its
+registry, queued, analyzed by the 'layerscan worker --celery' processes, and its stored
+report (--format json or anchore) written to DIR. Only registry references (REF or
+registry:REF) can go to a cluster; "counts" is then the Anchore summary the service stores.
 
 exit codes: 0 every image analyzed, 2 usage or configuration error,
 3 at least one image failed (its JSON line says why).
@@ -80,6 +87,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="json",
         help="report format, as for analyze: json (default), anchore, table, cyclonedx, spdx",
     )
+    p.add_argument(
+        "--celery",
+        action="store_true",
+        help="submit to the Celery cluster of the config's queue: and database instead of analyzing here",
+    )
     p.set_defaults(func=run)
 
 
@@ -94,6 +106,8 @@ def run(args: argparse.Namespace) -> int:
             outdir.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise ConfigError(f"--output-dir {outdir}: {e.strerror or e}") from None
+    if args.celery:
+        return _run_on_cluster(config, specs, outdir, args.format)
     workers = min(args.workers or len(os.sched_getaffinity(0)), len(specs))
     # forkserver: children fork from a clean process that already imported the pipeline.
     ctx = multiprocessing.get_context("forkserver")
@@ -126,6 +140,64 @@ def run(args: argparse.Namespace) -> int:
     if failed:
         log.error("%d of %d images failed", failed, len(specs))
     return ExitCode.NOT_ANALYZED if failed else ExitCode.OK
+
+
+def _run_on_cluster(config: Config, specs: list[str], outdir: Path | None, fmt: str) -> int:
+    """Submit every image to the Celery cluster, wait for the workers, write the stored reports."""
+    from ..service.celery_queue import queue_url
+    from ..service.jobs import STORED_REPORTS
+    from ..service.store import ANALYZED, FAILED, Store
+    from ..service.submit import SubmitError, submit
+
+    queue_url(config, celery=True)
+    kind = {f: k for k, f in STORED_REPORTS.items()}.get(fmt)
+    if kind is None:
+        raise ConfigError(
+            f"--celery: the cluster stores {' and '.join(sorted(STORED_REPORTS.values()))} reports, not {fmt}"
+        )
+    lines: dict[int, dict[str, Any]] = {}
+    pending: dict[int, str] = {}  # line -> image digest
+    t0 = time.perf_counter()
+    with Store.open(config.service.database_url) as store:
+        for i, spec in enumerate(specs):
+            ref = spec.removeprefix("registry:")
+            if ":" in spec and spec.split(":", 1)[0] in ("docker", "oci-dir", "oci-archive", "docker-archive"):
+                lines[i] = _result(spec, error="only registry references can be analyzed by a cluster")
+                print(json.dumps(lines[i]), flush=True)
+                continue
+            try:
+                pending[i] = submit(store, config, ref, None).image_digest
+            except SubmitError as e:
+                lines[i] = _result(spec, error=f"not queued: HTTP {e.status}: {e.reason}")
+                print(json.dumps(lines[i]), flush=True)
+        while pending:
+            for i, digest in list(pending.items()):
+                record = store.get_image(digest)
+                if record is None:
+                    lines[i] = _result(specs[i], digest=digest, error="deleted from the service meanwhile")
+                elif record.analysis_status == FAILED:
+                    lines[i] = _result(specs[i], digest=digest, error=record.last_error)
+                elif record.analysis_status == ANALYZED:
+                    report = _report_path(outdir, i + 1, specs[i], fmt)
+                    if report is not None:
+                        _write_atomically(report, functools.partial(_copy, store.get_report(digest, kind) or b""))
+                    seconds = time.perf_counter() - t0
+                    lines[i] = _result(
+                        specs[i], digest=digest, seconds=seconds, counts=dict(record.summary), report=report
+                    )
+                else:
+                    continue
+                del pending[i]
+                print(json.dumps(lines[i]), flush=True)
+            time.sleep(0.5)
+    failed = sum(line["status"] != "analyzed" for line in lines.values())
+    if failed:
+        log.error("%d of %d images failed", failed, len(specs))
+    return ExitCode.NOT_ANALYZED if failed else ExitCode.OK
+
+
+def _copy(data: bytes, out: TextIO) -> None:
+    out.write(data.decode())
 
 
 # ---------------------------------------------------------------------------- in the worker processes

@@ -35,6 +35,8 @@ In the same process an analyzer takes queued images, services.analyzer.max_threa
 time (services.analyzer.enabled: false, or max_threads: 0, serves the API only; run
 'layerscan worker' processes beside it, on this host or others sharing the database).
 State lives in credentials.database.db_connect (default: SQLite in service_dir).
+With queue: redis://HOST:6379/0 the API sends each submitted image to Celery instead, and
+runs no analyzer itself: 'layerscan worker --celery' processes on any host analyze them.
 
 SIGTERM or SIGINT: stop answering, let running analyses finish for up to
 services.analyzer.lease_seconds, and give the rest back to the queue (a second signal
@@ -107,7 +109,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _analyzer_wanted(config: Config) -> bool:
-    return config.service.enabled and config.max_threads > 0
+    """An in-process analyzer polls the store; with a Celery queue the `worker --celery` processes analyze."""
+    return config.service.enabled and config.max_threads > 0 and not config.service.queue_url
 
 
 def _wait_started(server: object, thread: threading.Thread, where: str) -> None:

@@ -30,9 +30,19 @@ analysis_failed with the reason.
 SIGTERM or SIGINT: stop taking images, let the running analyses finish for up to
 lease_seconds, and give the rest back to the queue. A second signal gives them back at once.
 
+With --celery (or queue: redis://HOST:6379/0 in the config) the jobs come from Celery, with
+Redis as the broker, instead of from polling the database: run it on every host of a
+cluster, with the state in PostgreSQL (credentials.database.db_connect:
+postgresql://USER:PASSWORD@HOST/DB). Messages carry only the image digest and are
+acknowledged after the analysis, so a worker killed mid-job hands its image to another
+(after the visibility timeout, 3 x lease_seconds) and an image is stored once. Set
+result_cache_url: redis://… as well, so that the hosts share the result cache and a layer
+is analyzed once across the cluster. SIGTERM: Celery's warm shutdown (running analyses finish).
+
 examples:
   layerscan worker --config /etc/anchore/config.yaml
   layerscan worker --config config.yaml --port 0       several on one host, no status port
+  layerscan worker --config cluster.yaml --celery      take jobs from Celery (queue: redis://…)
 
 exit codes: 0 stopped cleanly, 2 configuration error, 3 the store cannot be used.
 """
@@ -53,6 +63,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=int,
         metavar="PORT",
         help="serve /health, /status and /metrics on PORT instead of services.analyzer.port (0: none)",
+    )
+    p.add_argument(
+        "--celery",
+        action="store_true",
+        help="take jobs from Celery with the Redis broker of the config's queue: key (implied when it is set)",
     )
     p.set_defaults(func=run)
 
@@ -77,6 +92,13 @@ def run(args: argparse.Namespace) -> int:
         stop.set()
 
     store = Store.open(config.service.database_url)
+    if args.celery or config.service.queue_url:
+        from ..service.celery_queue import run_worker
+
+        try:
+            return run_worker(config, store, AnalyzerWorker(config, store), logging.getLogger().level)
+        finally:
+            store.close()
     try:
         worker = AnalyzerWorker(config, store)
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -11,7 +11,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from ..config import Config
-from ..store import layers
+from ..store import layers, results
 from ..store.layers import LayerCache
 
 IMAGES_ANALYZED = Counter("layerscan_images_analyzed", "Images analyzed and stored by this process")
@@ -74,4 +74,19 @@ class _LayerCacheCounts(Collector):
             yield family
 
 
+class _ResultCacheCounts(Collector):
+    """The result cache's process-wide lookups (store/results keeps them): a layer miss is a layer scanned."""
+
+    def collect(self) -> Iterator[Metric]:
+        for name, counts, text in (
+            ("hits", results.COUNTS.hits, "Result cache lookups answered from the cache, by kind (layer, image)"),
+            ("misses", results.COUNTS.misses, "Result cache lookups that led to a scan or an analysis, by kind"),
+        ):
+            family = CounterMetricFamily(f"layerscan_result_cache_{name}", text, labels=["kind"])
+            for kind in ("layer", "image"):
+                family.add_metric([kind], counts[kind])
+            yield family
+
+
 REGISTRY.register(_LayerCacheCounts())
+REGISTRY.register(_ResultCacheCounts())

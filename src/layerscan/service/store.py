@@ -1,8 +1,8 @@
 """The service's state: images and their tags, reports, workers, and the job queue.
 
-One SQLAlchemy 2 Core engine over `db_connect` (SQLite in WAL mode by default; the statements
-are written for PostgreSQL too, which issue 10 puts behind this seam and tests). The queue is the `images` table itself: an image waits as
-`not_analyzed`, a worker claims it with a lease (`analyzing`, a token and an expiry), renews
+One SQLAlchemy 2 Core engine over `db_connect`: SQLite in WAL mode by default, or PostgreSQL
+(`postgresql://…`, through psycopg 3) with the same statements and migrations, which the
+store tests run on both. The queue is the `images` table itself: an image waits as `not_analyzed`, a worker claims it with a lease (`analyzing`, a token and an expiry), renews
 the lease while it works, and completes, fails or releases it with that token. A claim
 whose lease expired (its worker died) is claimable again, so nothing is lost; a stale
 claim cannot complete, so nothing is stored twice.
@@ -56,6 +56,7 @@ NOT_ANALYZED, ANALYZING, ANALYZED, FAILED = "not_analyzed", "analyzing", "analyz
 STATES = (NOT_ANALYZED, ANALYZING, ANALYZED, FAILED)
 REPORT_KINDS = ("anchore", "layerscan", "cyclonedx", "spdx")
 _BUSY_TIMEOUT_S = 30  # how long a SQLite writer waits for another's lock before failing
+_MIGRATION_LOCK = 0x6C61796572  # PostgreSQL advisory lock key held while migrating ("layer")
 
 
 class StoreError(LayerscanError):
@@ -131,6 +132,8 @@ class Store:
             url = make_url(db_url)
         except ArgumentError:
             raise StoreError(f"db_connect {_redacted(db_url)!r} is not a database URL") from None
+        if url.drivername == "postgresql":  # SQLAlchemy's default driver is psycopg2; ours is psycopg 3
+            url = url.set(drivername="postgresql+psycopg")
         if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
             try:
                 Path(url.database).parent.mkdir(parents=True, exist_ok=True)
@@ -164,6 +167,8 @@ class Store:
         cfg.set_main_option("script_location", "layerscan.service:migrations")
         # One writer at a time: concurrent first starts (several workers) must not race the DDL.
         with self._write() as conn:
+            if conn.dialect.name == "postgresql":  # SQLite's BEGIN IMMEDIATE serializes; here a lock does
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
 
@@ -350,8 +355,11 @@ class Store:
 
     # ------------------------------------------------------------------ the queue
 
-    def claim(self, worker_id: str, lease_seconds: float, max_attempts: int = 3) -> Job | None:
-        """The oldest waiting image, or one whose lease expired, now leased to `worker_id`; None if none.
+    def claim(
+        self, worker_id: str, lease_seconds: float, max_attempts: int = 3, digest: str | None = None
+    ) -> Job | None:
+        """The oldest waiting image (or `digest`, when given: the one a Celery message names), or
+        one whose lease expired, now leased to `worker_id`; None if none is claimable.
 
         A job whose lease expired `max_attempts` times (its workers keep dying on it) is
         marked analysis_failed instead of being claimed again."""
@@ -361,6 +369,8 @@ class Store:
             images.c.analysis_status == NOT_ANALYZED,
             and_(images.c.analysis_status == ANALYZING, images.c.lease_expires < now),
         )
+        if digest is not None:
+            claimable = and_(images.c.image_digest == digest, claimable)
         with self._write() as conn:
             while True:
                 candidate = (
@@ -394,6 +404,25 @@ class Store:
                 if result is None:  # taken meanwhile (PostgreSQL READ COMMITTED); look again
                     continue
                 return Job(row.image_digest, result.source, worker_id, token, lease_seconds, result.attempts)
+
+    def requeue_expired(self, max_attempts: int) -> list[str]:
+        """Put the images whose worker stopped renewing its lease (it died) back in the queue, or mark
+        them analysis_failed after `max_attempts` claims, as `claim` would; the requeued digests.
+        For a queue outside the store (Celery), whose message for such an image may be lost."""
+        now = utcnow()
+        expired = and_(images.c.analysis_status == ANALYZING, images.c.lease_expires < now)
+        requeued = []
+        with self._write() as conn:
+            rows = conn.execute(select(images.c.image_digest, images.c.attempts).where(expired).with_for_update())
+            for row in rows.all():
+                if row.attempts >= max_attempts:
+                    reason = f"the analysis was abandoned {row.attempts} times (its worker stopped or died)"
+                    log.warning("image %s: %s; marking it analysis_failed", row.image_digest, reason)
+                    self._finish(conn, row.image_digest, FAILED, now, last_error=reason)
+                else:
+                    self._finish(conn, row.image_digest, NOT_ANALYZED, now, last_error="its worker died")
+                    requeued.append(row.image_digest)
+        return requeued
 
     def renew(self, job: Job) -> None:
         """Extend the lease by its length from now; LeaseLost if another claim owns the job."""

@@ -1,5 +1,6 @@
 """Submit an image for analysis, as Anchore's catalog does: resolve the reference at its registry
-first (manifest and config fetched and digest-checked), and queue it only if that worked.
+first (manifest and config fetched and digest-checked), and queue it only if that worked:
+in the store, and, when a Celery queue is configured, as a message to its workers.
 
 A reference that does not parse, a registry that refuses the credentials, a tag or digest
 that is not there, or a registry that cannot be reached is a SubmitError carrying the HTTP
@@ -15,7 +16,7 @@ from ..errors import DigestMismatch, LayerscanError, SourceError
 from ..refs import ImageRef, RefError
 from ..sources import open_source
 from ..sources.auth import AuthError
-from .store import ImageRecord, Store
+from .store import NOT_ANALYZED, ImageRecord, Store
 
 _HTTP_STATUS = re.compile(r"\bHTTP (\d{3})\b")
 _SHA256 = re.compile(r"sha256:[0-9a-f]{64}")
@@ -52,7 +53,7 @@ def submit(store: Store, config: Config, tag: str | None, digest: str | None, fo
     except SourceError as e:
         raise SubmitError(_status_of(e), str(e)) from None
     fulltag = ref.repo_tag() or ""
-    return store.add_image(
+    record = store.add_image(
         manifest_digest,
         image_id,
         fulltag,
@@ -62,6 +63,11 @@ def submit(store: Store, config: Config, tag: str | None, digest: str | None, fo
         parent_digest,
         force=force,
     )
+    if config.service.queue_url and record.analysis_status == NOT_ANALYZED:
+        from .celery_queue import dispatch  # Celery loads only where a queue is configured
+
+        dispatch(config, record.image_digest)
+    return record
 
 
 def _reference(tag: str | None, digest: str | None) -> ImageRef:

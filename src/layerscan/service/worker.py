@@ -78,25 +78,34 @@ class AnalyzerWorker:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def start(self) -> None:
-        """Register, serve the status port, and start polling."""
+    def start(self, poll: bool = True) -> None:
+        """Register, serve the status port, and start polling the store for jobs (`poll`); without
+        polling, jobs come from outside (a Celery message) through `run_claimed`."""
         self.started_at = datetime.datetime.now(datetime.UTC)
         metrics.watch_layer_cache(self.config)
         if self.config.port:
             check_users(self.config, self.config.require_auth, "services.analyzer.require_auth")
             self._serve_status()
         self.store.register_worker(self.worker_id, socket.gethostname(), self.config.port, self.max_threads)
-        self._poller = threading.Thread(target=self._poll, name="worker-poll", daemon=True)
         self._heart = threading.Thread(target=self._heartbeat, name="worker-heartbeat", daemon=True)
-        self._poller.start()
         self._heart.start()
+        if poll:
+            self._poller = threading.Thread(target=self._poll, name="worker-poll", daemon=True)
+            self._poller.start()
         log.info(
-            "worker %s: up to %d analyses at a time, polling every %.1fs%s",
+            "worker %s: up to %d analyses at a time, %s%s",
             self.worker_id,
             self.max_threads,
-            self.cycle,
+            f"polling every {self.cycle:.1f}s" if poll else "taking jobs from Celery",
             f", status on {self.config.listen}:{self.config.port}" if self.config.port else "",
         )
+
+    def run_claimed(self, job: Job) -> None:
+        """Analyze a job claimed elsewhere, in the calling thread, its lease renewed meanwhile."""
+        with self._lock:
+            self._running[job.image_digest] = _Running(job, time.monotonic(), threading.current_thread())
+            metrics.BUSY_WORKERS.set(len(self._running))
+        self._run(job)
 
     def stop(self, graceful: bool = True, timeout: float | None = None) -> None:
         """Stop claiming. Graceful: let in-flight analyses finish, for at most `timeout` seconds
@@ -157,6 +166,10 @@ class AnalyzerWorker:
                 try:
                     self.store.renew(run.job)
                 except LeaseLost:
+                    with self._lock:
+                        finished = self._running.get(run.job.image_digest) is not run
+                    if finished:  # completed between the snapshot and the renewal: nothing was lost
+                        continue
                     run.lost = True
                     log.warning("worker %s: lost the lease of %s", self.worker_id, run.job.image_digest)
                 except Exception as e:

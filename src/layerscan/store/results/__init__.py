@@ -11,7 +11,7 @@ version of the whole pipeline and the options read after the scan give the store
 of an image already analyzed that way, so neither the scanner nor a cataloger runs.
 
     cache = ResultCache.open(config, options, engine)   # a disabled one when the config says so
-    cache.get_layer(digest) / cache.put_layer(digest, result)
+    cache.layer(digest, scan)                           # stored, or scanned by one analysis at a time
     cache.get_image(source) / cache.put_image(analysis)
     open_store(config) -> Store                         # what `layerscan cache` looks after
 
@@ -29,6 +29,7 @@ import importlib.util
 import json
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,22 @@ def open_store(config: Config) -> Store:
 
         return RedisStore(config.result_cache_url, max_bytes, config.result_cache_ttl_days * 86_400)
     return LocalStore(Path(config.tmp_dir) / DIRNAME, max_bytes)
+
+
+class _Counts:
+    """Process-wide lookups by kind ("layer", "image"), for the service's /metrics."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.hits: collections.Counter[str] = collections.Counter()
+        self.misses: collections.Counter[str] = collections.Counter()
+
+    def add(self, hit: bool, kind: str) -> None:
+        with self._lock:
+            (self.hits if hit else self.misses)[kind] += 1
+
+
+COUNTS = _Counts()
 
 
 class ResultCache:
@@ -101,12 +118,30 @@ class ResultCache:
 
     # ------------------------------------------------------------------ the pipeline's calls
 
-    def get_layer(self, digest: str) -> LayerResult | None:
-        result: LayerResult | None = self._get(codec.LAYER, self.layer_key(digest), digest)
-        return result
-
-    def put_layer(self, digest: str, result: LayerResult) -> None:
-        self._put(codec.LAYER, self.layer_key(digest), digest, result)
+    def layer(self, digest: str, scan: Callable[[], LayerResult | None]) -> LayerResult | None:
+        """The layer's stored result, or `scan()`'s, stored. One analysis at a time scans a given
+        layer, across the processes and hosts sharing the store: another that needs it meanwhile
+        waits for that result instead of scanning it too, so a layer is scanned once, not once per
+        worker that met it first. A miss is counted only when `scan` runs."""
+        key = self.layer_key(digest)
+        found: LayerResult | None = self._get(codec.LAYER, key, digest, count=False)
+        store = self.store
+        if found is None and store is not None:
+            with store.exclusive(key):
+                # Again: a holder may have stored it meanwhile (we waited for it, or it finished
+                # between our first look and our lock).
+                found = self._get(codec.LAYER, key, digest, count=False)
+                if found is None:
+                    self._count(False, codec.LAYER)
+                    result = scan()
+                    if result is not None:
+                        self._put(codec.LAYER, key, digest, result)
+                    return result
+        if found is None:  # no store
+            self._count(False, codec.LAYER)
+            return scan()
+        self._count(True, codec.LAYER)
+        return found
 
     def get_image(self, source: ImageSource) -> Analysis | None:
         """The stored analysis of this image, as seen through `source` (its name and tags are this
@@ -135,7 +170,7 @@ class ResultCache:
 
     # ------------------------------------------------------------------ plumbing
 
-    def _get(self, kind: str, key: str, subject: str) -> Any:
+    def _get(self, kind: str, key: str, subject: str, count: bool = True) -> Any:
         store = self.store
         if store is None:
             return None
@@ -150,10 +185,15 @@ class ResultCache:
                 value = codec.decode(kind, data)
             except codec.CodecError as e:
                 log.debug("result cache: %s entry %s for %s is unreadable (%s); a miss", kind, key, subject, e)
-        with self._lock:
-            (self.hits if value is not None else self.misses)[kind] += 1
+        if count:
+            self._count(value is not None, kind)
         log.debug("result cache: %s %s for %s", kind, "hit" if value is not None else "miss", subject)
         return value
+
+    def _count(self, hit: bool, kind: str) -> None:
+        with self._lock:
+            (self.hits if hit else self.misses)[kind] += 1
+        COUNTS.add(hit, kind)
 
     def _put(self, kind: str, key: str, subject: str, value: LayerResult | Analysis) -> None:
         store = self.store

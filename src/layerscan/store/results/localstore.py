@@ -3,6 +3,7 @@
     values/<key>        one encoded value per file (see codec), published by rename
     index.sqlite        key, kind, subject, size, last access (WAL; rebuilt from the files if lost)
     write.lock          flock'd by whoever adds or removes values
+    locks/<key>         flock'd by the one analysis scanning that layer (`exclusive`)
 
 Readers take no lock: a value file is complete the moment it has its name (written to a
 temp file, fsync'd, renamed), and one removed while being read stays readable through
@@ -115,6 +116,23 @@ class LocalStore:
             total -= size
             freed += size
         return freed
+
+    @contextlib.contextmanager
+    def exclusive(self, key: str) -> Iterator[None]:
+        # flock: the kernel lets go when the holder dies, so a waiter never waits on a dead process.
+        locks = self.root / "locks"
+        try:
+            locks.mkdir(exist_ok=True)
+            fd = os.open(locks / key, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as e:
+            log.debug("result cache: no lock for %s (%s); going ahead without it", key, e)
+            yield
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
 
     @contextlib.contextmanager
     def _write_lock(self) -> Iterator[None]:

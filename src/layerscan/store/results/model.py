@@ -6,6 +6,7 @@ import dataclasses
 import functools
 import logging
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any, Protocol, TypeVar, cast
 
 from ...errors import LayerscanError
@@ -68,6 +69,11 @@ class Store(Protocol):
 
     def put(self, key: str, value: bytes, kind: str, subject: str) -> None:
         """Store a value, evicting least recently used ones so that the bound holds."""
+        ...
+
+    def exclusive(self, key: str) -> AbstractContextManager[None]:
+        """Held by one caller at a time for `key`, across threads, processes (and hosts, for a shared
+        store); a holder that dies lets go of it. Its wait is bounded: after a while it is entered anyway."""
         ...
 
     def entries(self) -> list[Entry]:

@@ -4,6 +4,7 @@
     {layerscan-rc}:lru       sorted set: key -> last access (µs)
     {layerscan-rc}:meta      hash: key -> "kind size subject"
     {layerscan-rc}:bytes     the sizes of the values, added up
+    {layerscan-rc}:lock:<key> held by the one analysis scanning that layer (`exclusive`)
 
 The size bound is ours, enforced atomically by the put script (Lua runs alone in Redis):
 a server-wide `maxmemory-policy allkeys-lru` would also evict the keys of anything else
@@ -14,8 +15,11 @@ kept, conservatively. The braces are a hash tag: every key sits in one cluster s
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 import time
+from collections.abc import Iterator
 from typing import cast
 from urllib.parse import urlsplit, urlunsplit
 
@@ -29,6 +33,10 @@ log = logging.getLogger(__name__)
 _failures = store_errors(redis.RedisError)
 PREFIX = "{layerscan-rc}:"
 _LRU, _META, _BYTES = PREFIX + "lru", PREFIX + "meta", PREFIX + "bytes"
+# A lock's holder renews it every third of this while it lives; a holder that died (kill -9)
+# lets it expire in this long. A waiter enters anyway after _LOCK_WAIT_S (a stuck holder).
+_LOCK_TTL_S = 6.0
+_LOCK_WAIT_S = 600.0
 
 # KEYS: lru, meta, bytes. ARGV: prefix, limit. Pops least recently used keys until the sum is
 # within the limit; returns bytes freed. Shared by put and prune (defined once, prepended).
@@ -128,6 +136,43 @@ class RedisStore:
             args=[PREFIX, self.max_bytes, key, value, self.ttl_seconds, _now_us(), f"{kind} {len(value)} {subject}"],
         )
         log.debug("result cache: stored %s entry %s for %s (%d bytes)", kind, key, subject, len(value))
+
+    @contextlib.contextmanager
+    def exclusive(self, key: str) -> Iterator[None]:
+        lock = self.client.lock(
+            f"{PREFIX}lock:{key}",
+            timeout=_LOCK_TTL_S,
+            sleep=0.05,
+            blocking_timeout=_LOCK_WAIT_S,
+            thread_local=False,  # the renewing thread uses the holder's token
+        )
+        try:
+            held = lock.acquire()
+        except redis.RedisError as e:  # no Redis, no coordination: the scan goes ahead (and the put will fail too)
+            log.debug("result cache: no lock for %s (%s); going ahead without it", key, e)
+            held = False
+        if not held:
+            yield
+            return
+        done = threading.Event()
+
+        def renew() -> None:
+            while not done.wait(_LOCK_TTL_S / 3):
+                try:
+                    lock.reacquire()
+                except redis.RedisError as e:  # lost (expired, or Redis restarted): another may scan it too
+                    log.debug("result cache: lock for %s lost (%s)", key, e)
+                    return
+
+        renewer = threading.Thread(target=renew, name="result-cache-lock", daemon=True)
+        renewer.start()
+        try:
+            yield
+        finally:
+            done.set()
+            renewer.join()
+            with contextlib.suppress(redis.RedisError):
+                lock.release()
 
     @_failures
     def entries(self) -> list[Entry]:
