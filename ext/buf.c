@@ -46,32 +46,31 @@ void strings_free(ls_strings *s) {
     buf_free(&s->ends);
 }
 
-/* Length of the valid UTF-8 sequence at p (strict, as Python decodes), or 0. */
-static size_t utf8_seq(const unsigned char *p, size_t n) {
-    unsigned char b = p[0];
-    if (b < 0x80) return 1;
-    size_t len;
-    unsigned char lo = 0x80, hi = 0xbf;
-    if (b >= 0xc2 && b <= 0xdf) len = 2;
-    else if (b >= 0xe0 && b <= 0xef) len = 3, lo = b == 0xe0 ? 0xa0 : 0x80, hi = b == 0xed ? 0x9f : 0xbf;
-    else if (b >= 0xf0 && b <= 0xf4) len = 4, lo = b == 0xf0 ? 0x90 : 0x80, hi = b == 0xf4 ? 0x8f : 0xbf;
-    else return 0;
-    if (n < len || p[1] < lo || p[1] > hi) return 0;
-    for (size_t i = 2; i < len; i++)
-        if (p[i] < 0x80 || p[i] > 0xbf) return 0;
-    return len;
+uint32_t utf8_char(const unsigned char *p, size_t n, size_t *len) {
+    unsigned char b = p[0], lo = 0x80, hi = 0xbf;
+    size_t need;
+    uint32_t c;
+    *len = 1;
+    if (b < 0x80) return b;
+    if (b >= 0xc2 && b <= 0xdf) need = 2, c = b & 0x1f;
+    else if (b >= 0xe0 && b <= 0xef) need = 3, c = b & 0x0f, lo = b == 0xe0 ? 0xa0 : 0x80, hi = b == 0xed ? 0x9f : 0xbf;
+    else if (b >= 0xf0 && b <= 0xf4) need = 4, c = b & 0x07, lo = b == 0xf0 ? 0x90 : 0x80, hi = b == 0xf4 ? 0x8f : 0xbf;
+    else return UTF8_ESCAPE(b);
+    if (n < need || p[1] < lo || p[1] > hi) return UTF8_ESCAPE(b);
+    for (size_t i = 1; i < need; i++) {
+        if (i > 1 && (p[i] < 0x80 || p[i] > 0xbf)) return UTF8_ESCAPE(b);
+        c = c << 6 | (p[i] & 0x3f);
+    }
+    *len = need;
+    return c;
 }
 
 size_t py_len(const unsigned char *p, size_t n, int *valid) {
     size_t chars = 0;
     if (valid) *valid = 1;
-    for (size_t i = 0; i < n; chars++) {
-        size_t k = utf8_seq(p + i, n - i);
-        if (!k) {
-            k = 1;
-            if (valid) *valid = 0;
-        }
-        i += k;
+    for (size_t i = 0, k; i < n; chars++, i += k) {
+        uint32_t c = utf8_char(p + i, n - i, &k);
+        if (valid && c >= UTF8_ESCAPE(0x80) && c <= UTF8_ESCAPE(0xff)) *valid = 0;
     }
     return chars;
 }

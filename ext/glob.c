@@ -5,8 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ANYWHERE 256                  /* the bucket of globs without a suffix; 0-255: by the suffix's last byte */
-#define NOT_A_CHAR(b) (0xdc00u + (b)) /* surrogateescape */
+#include "scanner.h" /* utf8_char() */
+
+#define ANYWHERE 256 /* the bucket of globs without a suffix; 0-255: by the suffix's last byte */
 
 typedef struct {
     const uint32_t *ops, *classes;
@@ -23,27 +24,6 @@ struct ls_globs {
     uint64_t *states; /* two state sets as wide as the widest glob's */
     size_t set_words;
 };
-
-/* The code point at p (n > 0 bytes) and its length in bytes, as Python decodes UTF-8
- * strictly: no overlong forms, no surrogates, nothing past U+10FFFF. */
-static uint32_t next_char(const unsigned char *p, size_t n, size_t *len) {
-    unsigned char b = p[0], lo = 0x80, hi = 0xbf;
-    size_t need;
-    uint32_t c;
-    *len = 1;
-    if (b < 0x80) return b;
-    if (b >= 0xc2 && b <= 0xdf) need = 2, c = b & 0x1f;
-    else if (b >= 0xe0 && b <= 0xef) need = 3, c = b & 0x0f, lo = b == 0xe0 ? 0xa0 : 0x80, hi = b == 0xed ? 0x9f : 0xbf;
-    else if (b >= 0xf0 && b <= 0xf4) need = 4, c = b & 0x07, lo = b == 0xf0 ? 0x90 : 0x80, hi = b == 0xf4 ? 0x8f : 0xbf;
-    else return NOT_A_CHAR(b);
-    if (n < need || p[1] < lo || p[1] > hi) return NOT_A_CHAR(b);
-    for (size_t i = 1; i < need; i++) {
-        if (i > 1 && (p[i] < 0x80 || p[i] > 0xbf)) return NOT_A_CHAR(b);
-        c = c << 6 | (p[i] & 0x3f);
-    }
-    *len = need;
-    return c;
-}
 
 /* k: negated, n_ranges, then lo, hi per range. */
 static int in_class(const uint32_t *k, uint32_t c) {
@@ -84,7 +64,7 @@ static int accepts(ls_globs *g, const glob *x, const unsigned char *p, size_t n)
     close_set(x, cur, words);
     while (n) {
         size_t k;
-        uint32_t c = next_char(p, n, &k);
+        uint32_t c = utf8_char(p, n, &k);
         p += k, n -= k;
         memset(next, 0, words * 8);
         for (size_t w = 0; w < words; w++) {

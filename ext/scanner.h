@@ -30,6 +30,11 @@ int buf_set(ls_buf *b, const void *p, size_t n);
 void buf_free(ls_buf *b);
 int strings_put(ls_strings *s, const void *p, size_t n);
 void strings_free(ls_strings *s);
+/* The character at p (n > 0 bytes) as Python decodes UTF-8 (strictly: no overlong
+ * forms, no surrogates, nothing past U+10FFFF) with surrogateescape: its code point,
+ * and its length in *len; a byte b it cannot decode is one character, UTF8_ESCAPE(b). */
+uint32_t utf8_char(const unsigned char *p, size_t n, size_t *len);
+#define UTF8_ESCAPE(b) (0xdc00u + (b))
 /* len() of the str that decoding with surrogateescape gives; *valid (if not NULL)
  * says whether no byte needed escaping. */
 size_t py_len(const unsigned char *p, size_t n, int *valid);

@@ -166,7 +166,8 @@ def test_retrieve_files_follows_anchore() -> None:
 
 
 def test_retrieve_paths_are_captured_literally() -> None:
-    config = dataclasses.replace(CONFIG, retrieve_files=RetrieveFiles(file_list=("/etc/we[ir]d*name", "etc/os")))
+    files = ("/etc/we[ir]d*name", "etc/os", "etc//./x/../hosts")
+    config = dataclasses.replace(CONFIG, retrieve_files=RetrieveFiles(file_list=files))
     globs = GlobSet(scan_options(config, RULES).capture_globs)
-    assert globs.matches("/etc/we[ir]d*name") and globs.matches("/etc/os")
-    assert not globs.matches("/etc/weird-name/x")
+    assert globs.matches("/etc/we[ir]d*name") and globs.matches("/etc/os") and globs.matches("/etc/hosts")
+    assert not globs.matches("/etc/weird-name/x") and not globs.matches("/etc/weird-name")

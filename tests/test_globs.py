@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from layerscan.scan import native_available, scan_layer
-from layerscan.scan.globs import GlobSet, native_program, parse
+from layerscan.scan.globs import GlobSet, escape, native_program, parse
 from layerscan.scan.model import ScanOptions
 from scancheck import ENGINES, assert_same, needs_native
 from tarbuilder import Entry, build
@@ -265,3 +265,14 @@ def test_native_and_reference_capture_the_same(globs: list[str], names: list[str
     native, reference = (scan_layer(layer, options, engine=e) for e in ("native", "reference"))
     assert_same(native, reference)
     assert set(reference.captured) == {p for p in reference.entries.paths if oracle_matches(globs, p)}
+
+
+@given(st.text(st.sampled_from(PATH_CHARS), min_size=1, max_size=20), st.integers(0, 19), st.sampled_from(PATH_CHARS))
+def test_escape_matches_the_path_alone(path: str, at: int, ch: str) -> None:
+    """escape(path) matches the path, and no path one character away from it."""
+    path = "/" + path
+    other = path[: at % len(path)] + ch + path[at % len(path) + 1 :]
+    assert GlobSet([escape(path)]).matches(path)
+    assert GlobSet([escape(path)]).matches(other) == (other == path)
+    if native_available() and round_trips(path) and round_trips(other):
+        assert native_matches([escape(path)], other) == (other == path)

@@ -12,14 +12,14 @@ import posixpath
 
 from .config import RetrieveFiles
 from .filetree import ImageFiles
+from .scan import globs
 
 log = logging.getLogger(__name__)
 
 
 def capture_globs(settings: RetrieveFiles) -> tuple[str, ...]:
-    """Each configured path as a literal capture glob. A glob character becomes `?`:
-    capturing a sibling too is harmless, as retrieve_files looks the exact path up."""
-    return tuple("".join("?" if c in "*?[" else c for c in "/" + p.lstrip("/")) for p in settings.file_list)
+    """Each configured path as a capture glob that matches it (as the image names it) and nothing else."""
+    return tuple(globs.escape(_in_image(p)) for p in settings.file_list)
 
 
 def capture_max_bytes(settings: RetrieveFiles) -> int:
@@ -32,7 +32,7 @@ def retrieve_files(files: ImageFiles, settings: RetrieveFiles) -> dict[str, byte
     limit = capture_max_bytes(settings)
     out: dict[str, bytes] = {}
     for path in settings.file_list:
-        norm = posixpath.normpath("/" + path.lstrip("/"))
+        norm = _in_image(path)
         entry = files.get(norm)
         if entry is None or entry.record.type != "file":
             continue
@@ -48,3 +48,8 @@ def retrieve_files(files: ImageFiles, settings: RetrieveFiles) -> dict[str, byte
         if content is not None:
             out[path] = content
     return out
+
+
+def _in_image(path: str) -> str:
+    """A configured path as the final image names its files: absolute and normalized."""
+    return posixpath.normpath("/" + path.lstrip("/"))

@@ -210,6 +210,11 @@ def parse(text: str) -> Glob:
     )
 
 
+def escape(path: str) -> str:
+    """The glob that matches this path and nothing else: each glob character in a class of its own."""
+    return "".join(f"[{c}]" if c in "*?[" else c for c in path)
+
+
 class GlobSet:
     """Does a path match any of the globs? Globs are bucketed by the last character of
     their suffix, so a path meets only the few that can end as it does."""
