@@ -22,7 +22,6 @@ debug and replaced; a store that fails is logged once and the analysis carries o
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import functools
 import importlib.util
@@ -61,15 +60,10 @@ def open_store(config: Config) -> Store:
 
 
 class ResultCache:
-    """The result cache as one analysis sees it: one engine, one set of options.
-
-    `hits` and `misses` count lookups by kind ("layer", "image"): a layer miss is a layer scanned.
-    """
+    """The result cache as one analysis sees it: one engine, one set of options."""
 
     def __init__(self, store: Store | None, options: ScanOptions, engine: str, config: Config) -> None:
         self.store = store
-        self.hits: collections.Counter[str] = collections.Counter()
-        self.misses: collections.Counter[str] = collections.Counter()
         self._lock = threading.Lock()
         common = {"format": codec.FORMAT, "scanner": scanner_version(), "engine": engine, "options": canonical(options)}
         self._layer_material = {"kind": codec.LAYER, **common}
@@ -150,8 +144,6 @@ class ResultCache:
                 value = codec.decode(kind, data)
             except codec.CodecError as e:
                 log.debug("result cache: %s entry %s for %s is unreadable (%s); a miss", kind, key, subject, e)
-        with self._lock:
-            (self.hits if value is not None else self.misses)[kind] += 1
         log.debug("result cache: %s %s for %s", kind, "hit" if value is not None else "miss", subject)
         return value
 
