@@ -129,7 +129,7 @@ def generated(work: Path, megabytes: int) -> tuple[Path, Path]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeat", type=int, default=3, help="runs per figure; the best is kept (default 3)")
-    ap.add_argument("--big-repeat", type=int, default=1, help="the same for the generated images (default 1)")
+    ap.add_argument("--big-repeat", type=int, default=2, help="the same for the generated images (default 2)")
     ap.add_argument("--big-mb", type=int, default=1700, help="file data in the generated image, MB (default 1700)")
     ap.add_argument("--no-big", action="store_true", help="the corpus images only")
     ap.add_argument("--image", nargs="*", default=["debian-minbase", "debian-apps", "rpm-sqlite"])

@@ -78,15 +78,10 @@ COUNTS = _Counts()
 
 
 class ResultCache:
-    """The result cache as one analysis sees it: one engine, one set of options.
-
-    `hits` and `misses` count lookups by kind ("layer", "image"): a layer miss is a layer scanned.
-    """
+    """The result cache as one analysis sees it: one engine, one set of options."""
 
     def __init__(self, store: Store | None, options: ScanOptions, engine: str, config: Config) -> None:
         self.store = store
-        self.hits: collections.Counter[str] = collections.Counter()
-        self.misses: collections.Counter[str] = collections.Counter()
         self._lock = threading.Lock()
         common = {"format": codec.FORMAT, "scanner": scanner_version(), "engine": engine, "options": canonical(options)}
         self._layer_material = {"kind": codec.LAYER, **common}
@@ -191,8 +186,6 @@ class ResultCache:
         return value
 
     def _count(self, hit: bool, kind: str) -> None:
-        with self._lock:
-            (self.hits if hit else self.misses)[kind] += 1
         COUNTS.add(hit, kind)
 
     def _put(self, kind: str, key: str, subject: str, value: LayerResult | Analysis) -> None:
