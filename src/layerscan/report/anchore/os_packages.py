@@ -68,7 +68,7 @@ def _allinfo(p: Package) -> AllInfo | None:
             "size": str(m.installed_size * 1000),
             "license": " ".join(p.licenses) or "Unknown",
             "type": "dpkg",
-            "cpes": [],
+            "cpes": list(p.cpes),
         }
     if isinstance(m, ApkMetadata):
         version, _, release = p.version.rpartition("-")
@@ -83,7 +83,7 @@ def _allinfo(p: Package) -> AllInfo | None:
             "license": m.license_raw,
             "type": "APKG",
             "files": list(p.files),
-            "cpes": [],
+            "cpes": list(p.cpes),
         }
     if isinstance(m, RpmMetadata):
         version, _, release = p.version.rpartition("-")
@@ -96,7 +96,7 @@ def _allinfo(p: Package) -> AllInfo | None:
             "origin": m.vendor or "(none)",
             "size": str(m.size),
             "license": p.licenses[0] if p.licenses else "",
-            "cpes": [],
+            "cpes": list(p.cpes),
         }
     return None
 

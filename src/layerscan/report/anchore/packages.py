@@ -3,8 +3,8 @@
 Library packages take the shapes Anchore Engine's syft handlers write (§3.2 of
 anchore-format.md), keyed as the policy engine's ImageLoader expects. An element with
 no entries is left out, as Anchore leaves out an empty kvfile: the loader's generic
-branch stops at the first empty `pkgs.*` element. layerscan makes no CPEs, so every
-`cpes` is empty, as in an engine without a CPE generator.
+branch stops at the first empty `pkgs.*` element. `cpes` lists the package's CPEs
+(catalog/cpe.py) as syft's artifact does, most specific first.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def library_entry(p: Package) -> Entry | None:
                 "files": list(m.files),
                 "origins": list(m.authors),
                 "lics": list(p.licenses),
-                "cpes": [],
+                "cpes": list(p.cpes),
             },
         )
     if isinstance(m, PythonMetadata):
@@ -75,7 +75,7 @@ def _npms_shape(p: Package, *, sourcepkg: str, origins: list[str]) -> dict[str, 
         "sourcepkg": sourcepkg,
         "origins": origins,
         "lics": list(p.licenses),
-        "cpes": [],
+        "cpes": list(p.cpes),
     }
 
 
@@ -96,7 +96,7 @@ def _python(p: Package, m: PythonMetadata) -> Entry:
             "license": " ".join(p.licenses),
             "location": m.site_packages,
             "type": "python",
-            "cpes": [],
+            "cpes": list(p.cpes),
         },
     )
 
@@ -121,7 +121,7 @@ def _java(p: Package, m: JavaMetadata) -> Entry:
             "origin": origin or "N/A",
             "location": p.location,
             "type": f"java-{ext}",
-            "cpes": [],
+            "cpes": list(p.cpes),
             # The loader parses this string for groupId:artifactId; it must be a dict holding it.
             "metadata": {"pom.properties": f"\ngroupId={group}\nartifactId={artifact}\nversion={version}\n"},
         },
