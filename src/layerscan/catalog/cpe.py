@@ -46,8 +46,10 @@ _DICTIONARY = {
 # Syft prefers a vendor the NVD is known to use over every other guess.
 _KNOWN_VENDORS = frozenset({"apache"})
 
-# Escaped with a backslash in a formatted string; '-', '.' and '_' stay as they are (CPE 2.3 §6.2.2).
-_QUOTED = frozenset("!\"#$%&'()+,/:;<=>@[]^`{|}~")
+# Escaped with a backslash in a formatted string; '-', '.' and '_' stay as they are (CPE 2.3 §6.2.2),
+# and a space becomes '_'.
+_QUOTE = str.maketrans({" ": "_", **{c: "\\" + c for c in "!\"#$%&'()+,/:;<=>@[]^`{|}~"}})
+_UNQUOTED = re.compile(r"\\([._-])")
 
 # The formatted-string production of the CPE 2.3 naming schema (cpe-naming_2.3.xsd), as Syft
 # validates every generated name with it; a name it rejects is dropped.
@@ -122,30 +124,30 @@ class _Cpe(NamedTuple):
     version: str
     target_sw: str = ""
 
-    def fields(self) -> tuple[str, ...]:
-        return ("a", self.vendor, self.product, self.version, "", "", "", "", self.target_sw, "", "")
-
     def formatted(self) -> str:
-        return "cpe:2.3:" + ":".join(_bind(_quote(f)) for f in self.fields())
+        return self._bound(*(_quote(f) for f in self))
 
     def sort_key(self) -> tuple[int, int, str]:
         # Syft's specificity order: more attributes given (weighted), then longer, then by text.
         score = 2 + (3 if self.vendor else 0) + (4 if self.product else 0)
         score += (1 if self.version else 0) + (1 if self.target_sw else 0)
         length = 1 + len(self.vendor) + len(self.product) + len(self.version) + len(self.target_sw)
-        return (-score, -length, "cpe:2.3:" + ":".join(_bind(f) for f in self.fields()))
+        return (-score, -length, self._bound(*self))
+
+    @staticmethod
+    def _bound(vendor: str, product: str, version: str, target_sw: str) -> str:
+        """part:vendor:product:version:update:edition:language:sw_edition:target_sw:target_hw:other"""
+        return f"cpe:2.3:a:{_bind(vendor)}:{_bind(product)}:{_bind(version)}:*:*:*:*:{_bind(target_sw)}:*:*"
 
 
 def _quote(value: str) -> str:
-    return "".join("\\" + c if c in _QUOTED else c for c in value.replace(" ", "_"))
+    return value.translate(_QUOTE)
 
 
 def _bind(value: str) -> str:
     if value == "":
         return "*"
-    if value == "-":
-        return "-"
-    return re.sub(r"\\([._-])", r"\1", value)
+    return _UNQUOTED.sub(r"\1", value) if "\\" in value else value
 
 
 def _parse(text: str) -> _Cpe | None:
@@ -158,8 +160,9 @@ def _parse(text: str) -> _Cpe | None:
     return _Cpe(vals[1], vals[2], vals[3], vals[8])
 
 
-def _sorted(cpes: Iterable[_Cpe]) -> tuple[str, ...]:
-    return tuple(c.formatted() for c in sorted(cpes, key=_Cpe.sort_key))
+def _sorted(cpes: dict[_Cpe, str]) -> tuple[str, ...]:
+    """The formatted strings of CPE -> formatted string, most specific first."""
+    return tuple(text for _, text in sorted(cpes.items(), key=lambda item: item[0].sort_key()))
 
 
 # ---------------------------------------------------------------------------- the dictionary
@@ -180,7 +183,7 @@ def _from_dictionary(p: Package) -> tuple[str, ...]:
     if eco is None:
         return ()
     found = (_parse(text) for text in _data().dictionary.get(eco, {}).get(p.name, ()))
-    return _sorted(c._replace(version=p.version) for c in found if c is not None)
+    return _sorted({v: v.formatted() for c in found if c is not None for v in (c._replace(version=p.version),)})
 
 
 # ---------------------------------------------------------------------------- candidates
@@ -545,10 +548,11 @@ def _from_attributes(p: Package) -> tuple[str, ...]:
     if not products:
         return ()
     vendors = _vendors(p, products)
-    out: dict[_Cpe, None] = {}
+    out: dict[_Cpe, str] = {}
     for product in products:
         for vendor in vendors:
             c = _Cpe(vendor, product, p.version)
-            if not _rejected(c, p) and _FS_RE.search(c.formatted()):
-                out[c] = None
+            text = c.formatted()
+            if not _rejected(c, p) and _FS_RE.search(text):
+                out[c] = text
     return _sorted(out)
