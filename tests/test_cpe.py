@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 
 def pkg(ptype: Any, name: str, version: str, metadata: PackageMetadata, location: str = "/x", **kw: Any) -> Package:
-    # ptype is Any: ecosystems another branch adds (go) are not in PackageType yet.
+    # ptype is Any: ecosystems another branch adds (go-module) are not in PackageType yet.
     return Package(type=ptype, name=name, version=version, location=location, metadata=metadata, **kw)
 
 
@@ -154,8 +154,8 @@ def test_apk_subpackage_of_a_ruby_gem() -> None:
     assert set(cpe.generate(p)) == cpes(*(f"{v}:{d}" for v in vendors for d in products), version="2.7.6-r0")
 
 
-def test_go_module_and_a_type_without_rules_of_its_own() -> None:
-    go: Any = "go"  # another branch adds the go cataloger
+def test_go_rust_and_a_type_without_rules_of_its_own() -> None:
+    go: Any = "go-module"  # another branch adds the go cataloger
     assert cpe.generate(pkg(go, "github.com/someone/something", "3.2", DpkgMetadata())) == (
         "cpe:2.3:a:someone:something:3.2:*:*:*:*:*:*:*",
     )
@@ -163,6 +163,13 @@ def test_go_module_and_a_type_without_rules_of_its_own() -> None:
         "cpe:2.3:a:someone:something\\/more:3.2:*:*:*:*:*:*:*",
     )
     assert cpe.generate(pkg(go, "github.com/what", "3.2", DpkgMetadata())) == ()
+    assert cpe.generate(pkg(go, "github.com/Masterminds/goutils", "1.1.1", DpkgMetadata())) == (
+        "cpe:2.3:a:goutils_project:goutils:1.1.1:*:*:*:*:go:*:*",
+    )
+    crate: Any = "rust-crate"
+    assert cpe.generate(pkg(crate, "abomonation", "0.7.3", DpkgMetadata())) == (
+        "cpe:2.3:a:abomonation_project:abomonation:0.7.3:*:*:*:*:rust:*:*",
+    )
     new: Any = "some-new-ecosystem"
     assert set(cpe.generate(pkg(new, "foo_bar", "1.0", DpkgMetadata()))) == cpes(
         *(f"{v}:{d}" for v in ("foo_bar", "foo-bar", "foo") for d in ("foo_bar", "foo-bar")), version="1.0"

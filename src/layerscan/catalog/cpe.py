@@ -31,17 +31,19 @@ from .model import Package
 
 _DATA_FILE = Path(__file__).with_name("cpe_data.json")
 
-# Our package type -> the ecosystem's name in the dictionary of known CPEs.
+# Package type -> the ecosystem's name in the dictionary of known CPEs. Types beyond our first
+# eight are named as Syft names them (go-module, rust-crate, php-composer, php-pecl).
 _DICTIONARY = {
     "npm": "npm",
     "gem": "rubygems",
     "python": "pypi",
-    "go": "go_modules",
-    "rust": "rust_crates",
-    "composer": "php_composer",
-    "pecl": "php_pecl",
+    "go-module": "go_modules",
+    "rust-crate": "rust_crates",
+    "php-composer": "php_composer",
+    "php-pecl": "php_pecl",
     "jenkins-plugin": "jenkins_plugins",
 }
+_GO = "go-module"  # vendor and product come from the module path alone
 
 # Syft prefers a vendor the NVD is known to use over every other guess.
 _KNOWN_VENDORS = frozenset({"apache"})
@@ -486,7 +488,7 @@ def _products(p: Package) -> list[str]:
             out.add_values("python-" + name)
     elif isinstance(p.metadata, JavaMetadata):
         out.add_values(*_java_products(p, p.metadata))
-    elif ptype == "go":
+    elif ptype == _GO:
         out.clear()
         out.add_values(_go_product(name))
     if isinstance(p.metadata, ApkMetadata):
@@ -506,7 +508,7 @@ def _vendors(p: Package, products: list[str]) -> list[str]:
         out.add_values("nodejs")
     elif p.type == "gem":
         out.add_values("ruby-lang")
-    elif ptype == "go":
+    elif ptype == _GO:
         out.clear()
         out.add_values(_go_vendor(name))
     m: Any = p.metadata
