@@ -163,7 +163,7 @@ def _parse(text: str) -> _Cpe | None:
 
 
 def _sorted(cpes: dict[_Cpe, str]) -> tuple[str, ...]:
-    """The formatted strings of CPE -> formatted string, most specific first."""
+    """The formatted strings (the values), most specific CPE first."""
     return tuple(text for _, text in sorted(cpes.items(), key=lambda item: item[0].sort_key()))
 
 
@@ -184,8 +184,9 @@ def _from_dictionary(p: Package) -> tuple[str, ...]:
     eco = _DICTIONARY.get(_syft_type(p))
     if eco is None:
         return ()
-    found = (_parse(text) for text in _data().dictionary.get(eco, {}).get(p.name, ()))
-    return _sorted({v: v.formatted() for c in found if c is not None for v in (c._replace(version=p.version),)})
+    found = [_parse(text) for text in _data().dictionary.get(eco, {}).get(p.name, ())]
+    known = [c._replace(version=p.version) for c in found if c is not None]
+    return _sorted({c: c.formatted() for c in known})
 
 
 # ---------------------------------------------------------------------------- candidates
