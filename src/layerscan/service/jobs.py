@@ -10,7 +10,6 @@ from ..analysis import Analysis
 from ..config import Config
 from ..pipeline import analyze  # the service's one import of the pipeline
 from ..report import FORMATS
-from ..scan import native_available
 from .job_credentials import JOB_CREDENTIALS
 
 # What the service stores for every analyzed image: store kind -> report format. The SBOMs are
@@ -19,10 +18,9 @@ STORED_REPORTS = {"anchore": "anchore", "layerscan": "json", "cyclonedx": "cyclo
 
 
 def analyze_image(spec: str, config: Config) -> Analysis:
-    """The pipeline on `spec`, with the native engine when it is built, without a progress bar,
+    """The pipeline on `spec`, with the native engine, without a progress bar,
     and with the registry credentials a scan request handed over for it (job_credentials.py)."""
-    engine = "native" if native_available() else "reference"
-    analysis = analyze(spec, JOB_CREDENTIALS.config_for(spec, config), engine=engine, progress=False)
+    analysis = analyze(spec, JOB_CREDENTIALS.config_for(spec, config), progress=False)
     JOB_CREDENTIALS.done(spec)
     return analysis
 
