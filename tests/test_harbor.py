@@ -23,6 +23,7 @@ from schemathesis.config import NotAServerErrorConfig
 from api_harness import ADMIN_PASSWORD, ServeProcess, admin_session, api_config, api_only, api_port
 from conftest import IMAGES, ROOT
 from layerscan.service.store import Store
+from redis_harness import REDIS_BIN, RedisServer
 from registry_fixtures import IMAGE_REPOS, PASSWORD, USER, Pushed
 from registry_harness import REGISTRY_BIN, Fault, FaultProxy, TokenServer
 from service_harness import WorkerProcess
@@ -303,17 +304,26 @@ def test_the_published_openapi_document(case: schemathesis.Case, harbor: ServePr
     case.call_and_validate(base_url=base(harbor), headers={"Authorization": ADMIN})
 
 
-def test_a_separate_worker_pulls_with_the_credentials_harbor_sent(basic_registry: Pushed, tmp_path: Path) -> None:
-    """serve with its analyzer off and a `layerscan worker` process of its own: Harbor's robot
-    account reaches that worker (sealed through the store with keys.secret), the image is analyzed
-    there, and the credential is in no log and, once the job is done, in no stored byte."""
+@pytest.mark.parametrize("queue", ["store", "celery"])
+def test_a_separate_worker_pulls_with_the_credentials_harbor_sent(
+    basic_registry: Pushed, tmp_path: Path, queue: str
+) -> None:
+    """serve with its analyzer off and a worker process of its own (polling the store, or Celery's
+    on Redis): Harbor's robot account reaches that worker (sealed through the store with
+    keys.secret), the image is analyzed there, and the credential is in no log and, once the job
+    is done, in no stored byte."""
+    if queue == "celery" and not Path(REDIS_BIN).exists():
+        pytest.skip(f"{REDIS_BIN} is not installed")
     port = api_port()
     config = api_config(tmp_path, basic_registry.host, api_port=port)
     doc = yaml.safe_load(config.read_text())
     doc["keys"] = {"secret": "shared-by-serve-and-its-workers"}
+    redis = RedisServer(tmp_path / "redis") if queue == "celery" else None
+    if redis is not None:
+        doc["queue"] = redis.url
     config.write_text(yaml.safe_dump(doc))
     serve = ServeProcess(api_only(config), port)
-    worker = WorkerProcess(config)
+    worker = WorkerProcess(config, *(["--celery"] if redis is not None else []))
     try:
         name = "debian-minbase"
         digest = basic_registry.digests[f"{IMAGE_REPOS[name]}:latest"]
@@ -332,3 +342,5 @@ def test_a_separate_worker_pulls_with_the_credentials_harbor_sent(basic_registry
     finally:
         worker.stop()
         serve.stop()
+        if redis is not None:
+            redis.stop()
