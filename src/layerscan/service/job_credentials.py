@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import hashlib
 import json
 import logging
 import os
@@ -26,7 +25,9 @@ from pathlib import Path
 from typing import Protocol
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from ..config import Config, Registry
 from ..errors import ConfigError
@@ -106,7 +107,7 @@ def _bound(digest: str, host: str) -> bytes:
 def _key(config: Config) -> bytes:
     secret = config.service.keys_secret
     if secret:
-        return hashlib.sha256(b"layerscan job credentials\0" + secret.encode()).digest()
+        return HKDF(hashes.SHA256(), 32, salt=None, info=b"layerscan job credentials").derive(secret.encode())
     return _key_file(Path(config.service.service_dir) / KEY_FILE)
 
 
