@@ -92,10 +92,13 @@ fuzz: $(FUZZ_READY)
 	mkdir -p $(FUZZ_DIR)/corpus $(FUZZ_DIR)/artifacts
 	nice $(FUZZ_DIR)/fuzz_scan $(FUZZ_FLAGS) -max_total_time=$(FUZZ_SECONDS) $(FUZZ_DIRS)
 
-# One job (its log is build/fuzz/fuzz-0.log), niced: the machine is shared.
+# FUZZ_JOBS jobs of FUZZ_RUNS/FUZZ_JOBS executions each, sharing the corpus (their logs are
+# build/fuzz/fuzz-N.log), niced: the machine is shared.
+FUZZ_JOBS ?= 1
 fuzz-long: $(FUZZ_READY)
 	mkdir -p $(FUZZ_DIR)/corpus $(FUZZ_DIR)/artifacts
-	cd $(FUZZ_DIR) && nice ./fuzz_scan $(FUZZ_FLAGS) -jobs=1 -runs=$(FUZZ_RUNS) $(FUZZ_DIRS)
+	cd $(FUZZ_DIR) && nice ./fuzz_scan $(FUZZ_FLAGS) -jobs=$(FUZZ_JOBS) -workers=$(FUZZ_JOBS) \
+		-runs=$$(( $(FUZZ_RUNS) / $(FUZZ_JOBS) )) $(FUZZ_DIRS)
 
 bench: setup
 	$(VENV)/bin/python benchmarks/scan.py

@@ -317,11 +317,6 @@ def check_ready(names: Sequence[str]) -> None:
             from layerscan.pipeline import analyze  # noqa: F401  (the whole pipeline imports)
         except ImportError as e:
             raise BenchError(f"the layerscan pipeline does not import yet: {e}") from None
-    if "native" in names:
-        from layerscan.scan import native_available
-
-        if not native_available():
-            raise BenchError("the native engine is not built (make build); or pass --tools without native")
     gnu_time()
     if "naive" in names and shutil.which("zstd") is None:
         raise BenchError("the naive baseline needs zstd for tar to read zstd layers: apt-get install zstd")

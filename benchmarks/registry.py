@@ -26,7 +26,6 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from layerscan.config import Config  # noqa: E402
 from layerscan.pipeline import analyze  # noqa: E402
-from layerscan.scan import native_available  # noqa: E402
 from registry_harness import RegistryServer, push_layout  # noqa: E402
 
 IMAGES = ROOT.parent / "shared" / "corpus" / "images"
@@ -53,7 +52,7 @@ def best(run: Callable[[], None], repeat: int, before: Callable[[], None] = lamb
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--engine", default="native" if native_available() else "reference")
+    ap.add_argument("--engine", default="native")
     ap.add_argument("--image", nargs="*", default=["debian-minbase", "debian-apps"])
     args = ap.parse_args()
     worst_stream = float("inf")

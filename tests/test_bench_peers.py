@@ -13,13 +13,12 @@ from pathlib import Path
 import pytest
 
 from conftest import IMAGES, ROOT, answers
-from layerscan.scan import native_available
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import peers  # noqa: E402
 
-ENGINE = "native" if native_available() else "reference"
+ENGINE = "native"
 
 
 def oracle(tmp_path: Path, name: str, tool: str) -> Path:
