@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: setup build demo test lint asan fuzz fuzz-long bench bench-peers anchore-cli clean FORCE
+.PHONY: setup build demo test lint asan fuzz fuzz-long bench bench-peers bench-big anchore-cli clean FORCE
 
 setup: $(STAMP)
 
@@ -107,6 +107,11 @@ bench: setup
 bench-peers: setup
 	$(VENV)/bin/pip install -q -e '.[bench]'
 	$(VENV)/bin/python benchmarks/peers.py
+
+# The >= 1 GB library image against the peers; writes docs/benchmarks.md and its chart.
+bench-big: setup
+	$(VENV)/bin/pip install -q -e '.[bench]'
+	$(VENV)/bin/python benchmarks/peers.py --big --image --markdown docs/benchmarks.md --chart docs/benchmarks.png
 
 # anchore-cli 0.9.3, the client the service's API tests drive, in a venv of its own (its pins clash with ours).
 ANCHORECLI_VENV := .venv-anchorecli
