@@ -34,16 +34,20 @@ def os_package_list(packages: list[Package], distro: Distro | None) -> dict[str,
         info = _allinfo(p)
         if info is None:
             continue
-        for f in p.files:
-            pkgfiles.setdefault(f, PKGFILE_MARKERS[p.type])
+        # The paths of the package database's file records (dpkg: md5sums and conffiles),
+        # as Syft gives the engine: not a package's symlinks and directories (dpkg's .list).
+        for path, _ in _file_records(p):
+            pkgfiles.setdefault(path, PKGFILE_MARKERS[p.type])
         if p.name in allinfo:
             continue
         allinfo[p.name] = info
         pkgs_all[p.name] = p.version
         if p.type in ("apk", "dpkg"):
             plus_source.setdefault(p.name, p.version)
-            if p.source:
-                plus_source.setdefault(p.source, p.source_version or p.version)
+            # Anchore quirk: the engine reads Syft's `originPackage`, which only apk
+            # metadata has, and gives it the binary package's version.
+            if p.type == "apk" and p.source:
+                plus_source.setdefault(p.source, p.version)
     if not pkgs_all:
         busybox = flavor(distro) == "BUSYB"
         pkgs_all = {"BusyBox": analyzer_meta(distro)["DISTROVERS"]} if busybox else {"Unknown": "0"}

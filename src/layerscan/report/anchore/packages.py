@@ -3,7 +3,8 @@
 Library packages take the shapes Anchore Engine's syft handlers write (§3.2 of
 anchore-format.md), keyed as the policy engine's ImageLoader expects. An element with
 no entries is left out, as Anchore leaves out an empty kvfile: the loader's generic
-branch stops at the first empty `pkgs.*` element. layerscan makes no CPEs, so every
+branch stops at the first empty `pkgs.*` element. The one exception is `pkgs.binary`,
+which Anchore's binary analyzer writes empty. layerscan makes no CPEs, so every
 `cpes` is empty, as in an engine without a CPE generator.
 """
 
@@ -19,6 +20,11 @@ from .os_packages import os_package_list
 
 Entry = tuple[str, str, dict[str, Json]]  # element, key, value
 
+# The policy engine's loaders for these elements; every other `pkgs.*` element goes to
+# its generic loader (loaders.py load_generic_packages), which returns nothing at all
+# when any such element is empty.
+_TYPED_ELEMENTS = frozenset({"pkgs.all", "pkgs.allinfo", "pkgs.npms", "pkgs.gems", "pkgs.python", "pkgs.java"})
+
 
 def package_list(packages: list[Package], distro: Distro | None) -> dict[str, dict[str, Mapping[str, Json]]]:
     elements: dict[str, dict[str, Json]] = {
@@ -31,7 +37,12 @@ def package_list(packages: list[Package], distro: Distro | None) -> dict[str, di
         element, key, value = entry
         base = elements.setdefault(element, {})
         base.setdefault(key, value)  # Anchore never overwrites: the first package at a key wins
-    return {element: {"base": base} for element, base in elements.items() if base}
+    out = {element: {"base": base} for element, base in elements.items() if base}
+    # Anchore writes pkgs.binary even when it found no binary. Beyond Anchore: not when
+    # the empty element would make the loader drop another generic element (go, nuget).
+    if not any(e.startswith("pkgs.") and e not in _TYPED_ELEMENTS for e in out):
+        out["pkgs.binary"] = {"base": {}}
+    return out
 
 
 def library_entry(p: Package) -> Entry | None:
