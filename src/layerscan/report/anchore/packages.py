@@ -52,7 +52,7 @@ def library_entry(p: Package) -> Entry | None:
         return (
             "pkgs.npms",
             p.location,
-            _npms_shape(p, sourcepkg=m.url or m.homepage, origins=[m.author] if m.author else []),
+            _npms_shape(p, sourcepkg=m.url or m.homepage, origins=[m.author_field] if m.author_field else []),
         )
     if isinstance(m, GemMetadata):
         return (
@@ -91,18 +91,25 @@ def _npms_shape(p: Package, *, sourcepkg: str, origins: list[str]) -> dict[str, 
 
 
 def _python(p: Package, m: PythonMetadata) -> Entry:
-    # Anchore keys a python package by <site-packages>/<top-level name>, preferring its own name.
-    top = m.top_level
-    key_name = p.name if p.name in top or not top else top[-1]
+    """As the engine's python handler: the distribution's name as declared, keyed by
+    <site-packages>/<name>, or by its last top-level module when the name is not part of it."""
+    name = m.name or p.name
+    key_name = name
+    if m.top_level:
+        last = m.top_level[-1]
+        key_name = name if name in last else last  # Anchore quirk: a substring test
     origin = m.author + (f" <{m.author_email}>" if m.author_email else "")
+    # Syft gives RECORD's paths relative to site-packages, and the engine joins them
+    # without normalizing: a script's path keeps its "../../../bin".
+    files = [posixpath.join(m.site_packages, posixpath.relpath(f, m.site_packages)) for f in p.files]
     return (
         "pkgs.python",
         posixpath.join(m.site_packages, key_name),
         {
-            "name": p.name,
+            "name": name,
             "version": p.version,
             "latest": p.version,
-            "files": list(p.files),
+            "files": files,
             "origin": origin,
             "license": " ".join(p.licenses),
             "location": m.site_packages,
