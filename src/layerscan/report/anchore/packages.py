@@ -37,7 +37,9 @@ def package_list(packages: list[Package], distro: Distro | None) -> dict[str, di
         element, key, value = entry
         base = elements.setdefault(element, {})
         base.setdefault(key, value)  # Anchore never overwrites: the first package at a key wins
-    out = {element: {"base": base} for element, base in elements.items() if base}
+    out: dict[str, dict[str, Mapping[str, Json]]] = {
+        element: {"base": base} for element, base in elements.items() if base
+    }
     # Anchore writes pkgs.binary even when it found no binary. Beyond Anchore: not when
     # the empty element would make the loader drop another generic element (go, nuget).
     if not any(e.startswith("pkgs.") and e not in _TYPED_ELEMENTS for e in out):
