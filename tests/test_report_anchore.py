@@ -19,6 +19,7 @@ from analyzed import analysis, ground_truth
 from conftest import SHARED, answers
 from layerscan.catalog import npm, python
 from layerscan.catalog.metadata import (
+    ApkFile,
     ApkMetadata,
     DpkgFile,
     DpkgMetadata,
@@ -33,7 +34,7 @@ from layerscan.filetree import FinalFile, ImageFiles
 from layerscan.report import FORMATS
 from layerscan.report.anchore.files import file_list, othernames
 from layerscan.report.anchore.image_report import squashed_tar_size
-from layerscan.report.anchore.os_packages import os_package_list
+from layerscan.report.anchore.os_packages import os_package_list, pkgfilemeta
 from layerscan.report.anchore.packages import library_entry, package_list
 from layerscan.report.anchore.regexp_matches import rule_key
 from layerscan.report.jsonstream import dump
@@ -498,6 +499,26 @@ def test_pkgfiles_all_is_the_package_databases_file_records() -> None:
     rpm = Package("rpm", "tiny", "1-1", "/var/lib/rpm/rpmdb.sqlite", files=(), metadata=RpmMetadata(files=(rpm_file,)))
     out = os_package_list([_dpkg("tool"), rpm], None)
     assert out["pkgfiles.all"] == {"/usr/bin/tool": "DPKGFILE", "/etc/tiny": "RPMFILE"}
+
+
+def test_apk_files_include_the_databases_directories() -> None:
+    """Syft lists an apk's F: directories among its files; pkgfilemeta has files only."""
+    files = (
+        ApkFile("/etc", None, 0, 0, 0o755, True),
+        ApkFile("/etc/motd", None, 0, 0, 0o644, False),
+    )
+    apk = Package(
+        "apk",
+        "alpine-baselayout",
+        "3.4.3-r1",
+        "/lib/apk/db/installed",
+        files=("/etc/motd",),
+        metadata=ApkMetadata(files=files),
+    )
+    out = os_package_list([apk], None)
+    assert out["pkgfiles.all"] == {"/etc": "APKFILE", "/etc/motd": "APKFILE"}
+    assert out["pkgs.allinfo"]["alpine-baselayout"]["files"] == ["/etc", "/etc/motd"]
+    assert list(pkgfilemeta([apk])) == ["/etc/motd"]
 
 
 def test_pkgs_plus_source_has_apk_origins_only() -> None:

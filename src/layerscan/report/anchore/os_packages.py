@@ -34,9 +34,7 @@ def os_package_list(packages: list[Package], distro: Distro | None) -> dict[str,
         info = _allinfo(p)
         if info is None:
             continue
-        # The paths of the package database's file records (dpkg: md5sums and conffiles),
-        # as Syft gives the engine: not a package's symlinks and directories (dpkg's .list).
-        for path, _ in _file_records(p):
+        for path in _database_paths(p):
             pkgfiles.setdefault(path, PKGFILE_MARKERS[p.type])
         if p.name in allinfo:
             continue
@@ -86,7 +84,7 @@ def _allinfo(p: Package) -> AllInfo | None:
             "size": str(m.installed_size),
             "license": m.license_raw,
             "type": "APKG",
-            "files": list(p.files),
+            "files": _database_paths(p),
             "cpes": [],
         }
     if isinstance(m, RpmMetadata):
@@ -103,6 +101,16 @@ def _allinfo(p: Package) -> AllInfo | None:
             "cpes": [],
         }
     return None
+
+
+def _database_paths(p: Package) -> list[str]:
+    """The paths of the package database's file records, as Syft gives them to the engine:
+    dpkg's md5sums and conffiles (not the symlinks and directories of its .list), rpm's
+    file list, apk's directories and files in the database's order."""
+    m = p.metadata
+    if isinstance(m, (DpkgMetadata, ApkMetadata, RpmMetadata)):
+        return [f.path for f in m.files]
+    return []
 
 
 def pkgfilemeta(packages: list[Package]) -> dict[str, str]:
