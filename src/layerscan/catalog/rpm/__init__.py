@@ -99,7 +99,9 @@ def manifest_packages(content: bytes, distro: Distro | None) -> Iterator[Package
                 RpmCataloger.name, MANIFEST, f"line {n}: not NAME<TAB>VERSION-RELEASE<TAB>... (10 fields)"
             )
             continue
-        epoch = int(parts[8]) if parts[5] != "(none)" and parts[8].isdigit() else None
+        # EPOCHNUM, unless EPOCH says there is none and EPOCHNUM is the 0 rpm prints then (Azure
+        # Linux 3 writes "(none)" with a real EPOCHNUM: Trivy's test has one)
+        epoch = int(parts[8]) if parts[8].isdigit() and (parts[5] != "(none)" or parts[8] != "0") else None
         size = int(parts[6]) if parts[6].isdigit() else 0
         header = RpmHeader(
             name=parts[0],

@@ -1,0 +1,63 @@
+"""The packages Syft's and Trivy's own tests expect, from images built of their fixtures.
+
+Each case of tests/fixtures/peers (see its README) becomes a one-layer OCI image, analyzed
+through the whole pipeline: every package the peer's test expects is found (as a multiset:
+two copies of one distribution are two packages), and nothing it says must be absent.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+from pathlib import Path
+
+import pytest
+
+from imagebuilder import Image, Layer, d, f, oci_layout, write_dir
+from layerscan.catalog.model import Package
+from layerscan.catalog.python import normalize
+from layerscan.config import Config
+from layerscan.pipeline import analyze
+from layerscan.scan import native_available
+
+PEERS = Path(__file__).parent / "fixtures" / "peers"
+TYPES = {"rpm": "rpm", "python": "python", "gem": "gem", "java": "java", "npm": "npm"}
+ENGINE = "native" if native_available() else "reference"
+
+
+def cases() -> list[Path]:
+    return sorted(p.parent for p in PEERS.glob("*/*/expected.json"))
+
+
+def image_of(root: Path) -> Image:
+    entries = [
+        d(p.relative_to(root).as_posix()) if p.is_dir() else f(p.relative_to(root).as_posix(), p.read_bytes())
+        for p in sorted(root.rglob("*"))
+    ]
+    return Image([Layer(entries)])
+
+
+def key(kind: str, name: str, version: str) -> tuple[str, str]:
+    return (normalize(name) if kind == "python" else name, version)
+
+
+def found(case: Path, tmp: Path) -> list[Package]:
+    layout = write_dir(oci_layout([image_of(case / "root")]), tmp / "image")
+    analysis = analyze(f"oci-dir:{layout}", Config(tmp_dir=str(tmp)), engine=ENGINE, progress=False)
+    return [p for p in analysis.packages if p.type == TYPES[case.parent.name]]
+
+
+@pytest.mark.parametrize("case", cases(), ids=lambda c: f"{c.parent.name}/{c.name}")
+def test_what_the_peers_tests_expect(case: Path, tmp_path: Path) -> None:
+    kind = case.parent.name
+    exp = json.loads((case / "expected.json").read_text())
+    got = collections.Counter(key(kind, p.name, p.version) for p in found(case, tmp_path))
+    want = collections.Counter(key(kind, e["name"], e["version"]) for e in exp["expected"])
+    assert want - got == collections.Counter(), f"missing from {exp['upstream']['repo']}'s expectations"
+    names = {n for n, _ in got}
+    assert [a for a in exp["absent"] if key(kind, a, "")[0] in names] == []
+
+
+def test_there_are_cases_from_both_peers() -> None:
+    repos = {json.loads((c / "expected.json").read_text())["upstream"]["repo"] for c in cases()}
+    assert repos == {"anchore/syft", "aquasecurity/trivy"}
