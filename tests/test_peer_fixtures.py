@@ -8,7 +8,9 @@ two copies of one distribution are two packages), and nothing it says must be ab
 from __future__ import annotations
 
 import collections
+import io
 import json
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -29,20 +31,36 @@ def cases() -> list[Path]:
     return sorted(p.parent for p in PEERS.glob("*/*/expected.json"))
 
 
-def image_of(root: Path) -> Image:
-    entries = [
-        d(p.relative_to(root).as_posix()) if p.is_dir() else f(p.relative_to(root).as_posix(), p.read_bytes())
-        for p in sorted(root.rglob("*"))
-    ]
+def image_of(root: Path, zips: list[str]) -> Image:
+    """The case's file system as one layer; each directory named in `zips` becomes a zip file
+    of that name, as the peer's own Makefile builds its archives ("cd DIR && zip -r X.jar .")."""
+    entries = []
+    for p in sorted(root.rglob("*")):
+        rel = p.relative_to(root).as_posix()
+        if any(rel.startswith(f"{z}/") for z in zips):
+            continue
+        if rel in zips:
+            entries.append(f(rel, zipped(p)))
+        else:
+            entries.append(d(rel) if p.is_dir() else f(rel, p.read_bytes()))
     return Image([Layer(entries)])
+
+
+def zipped(directory: Path) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for p in sorted(directory.rglob("*")):
+            if p.is_file():
+                zf.write(p, p.relative_to(directory).as_posix())
+    return buf.getvalue()
 
 
 def key(kind: str, name: str, version: str) -> tuple[str, str]:
     return (normalize(name) if kind == "python" else name, version)
 
 
-def found(case: Path, tmp: Path) -> list[Package]:
-    layout = write_dir(oci_layout([image_of(case / "root")]), tmp / "image")
+def found(case: Path, zips: list[str], tmp: Path) -> list[Package]:
+    layout = write_dir(oci_layout([image_of(case / "root", zips)]), tmp / "image")
     analysis = analyze(f"oci-dir:{layout}", Config(tmp_dir=str(tmp)), engine=ENGINE, progress=False)
     return [p for p in analysis.packages if p.type == TYPES[case.parent.name]]
 
@@ -51,7 +69,7 @@ def found(case: Path, tmp: Path) -> list[Package]:
 def test_what_the_peers_tests_expect(case: Path, tmp_path: Path) -> None:
     kind = case.parent.name
     exp = json.loads((case / "expected.json").read_text())
-    got = collections.Counter(key(kind, p.name, p.version) for p in found(case, tmp_path))
+    got = collections.Counter(key(kind, p.name, p.version) for p in found(case, exp.get("zip", []), tmp_path))
     want = collections.Counter(key(kind, e["name"], e["version"]) for e in exp["expected"])
     assert want - got == collections.Counter(), f"missing from {exp['upstream']['repo']}'s expectations"
     names = {n for n, _ in got}
