@@ -20,9 +20,13 @@ from pathlib import Path
 import pytest
 
 from imagebuilder import Image, Layer, d, f, oci_layout, write_dir
+from layerscan.config import Config
+from layerscan.pipeline import scan_options
 from layerscan.scan import native_available, scan_layer
-from layerscan.scan.model import ScanOptions, Spill
+from layerscan.scan.model import LayerResult, ScanOptions, Spill, captured_bytes
 from layerscan.scan.rules import Rule
+from layerscan.store.results import ResultCache
+from layerscan.store.results.localstore import LocalStore
 from tarbuilder import build
 
 ENGINES = ["reference", "native"] if native_available() else ["reference"]
@@ -180,3 +184,29 @@ def test_a_200mb_fat_jar_is_cataloged_in_bounded_memory(tmp_path: Path, engine: 
     assert growth["spilled"] < JAR_MB / 4
     assert list(spill_dir.iterdir()) == []  # the spill file was never visible by name, and is gone
     assert tempfile.gettempdir() != str(spill_dir)
+
+
+def test_each_cataloger_glob_gets_its_own_limit() -> None:
+    """The rpm database's 1 GiB limit no longer raises the limit of every other glob."""
+    options = scan_options(Config(), ())
+    groups = {g: limit for globs, limit in options.capture_groups() for g in globs}
+    assert groups["/var/lib/rpm/Packages"] >= 512 << 20
+    assert groups["/**/*.jar"] >= 512 << 20
+    assert groups["/**/specifications/*.gemspec"] == Config().capture_max_bytes == options.capture_max_bytes
+
+
+def test_a_layer_result_holding_a_spill_is_not_stored_in_the_result_cache(tmp_path: Path) -> None:
+    options = ScanOptions(capture_globs=("/*.jar",), capture_spill_bytes=SPILL)
+    cache = ResultCache(LocalStore(tmp_path, 10**9), options, "reference", Config())
+    scans = []
+
+    def scan(files: dict[str, bytes]) -> LayerResult:
+        scans.append(1)
+        return scan_layer(_layer(files), options, engine="reference")
+
+    small, big = "sha256:" + "1" * 64, "sha256:" + "2" * 64
+    for _ in range(2):
+        cache.layer(small, lambda: scan({"a.jar": b"a"}))
+        got = cache.layer(big, lambda: scan({"a.jar": b"a" * (2 * SPILL)}))
+        assert got is not None and captured_bytes(got.captured["/a.jar"]) == b"a" * (2 * SPILL)
+    assert len(scans) == 3  # the small layer once, the one with a spill each time

@@ -18,7 +18,7 @@ from conftest import FIXTURES, IMAGES, answers, corpus_params, layer_blob
 from fsview import ENGINE, image_files_from_dir
 from layerscan.catalog import CatalogResult, capture_globs, capture_limits, catalog_image, catalogers
 from layerscan.catalog.gem import parse_gemspec
-from layerscan.catalog.java import ArchiveLimits, JavaCataloger
+from layerscan.catalog.java import ArchiveLimits, JavaCataloger, parse_filename
 from layerscan.catalog.model import CatalogError, CatalogFileError, Package
 from layerscan.catalog.python import normalize
 from layerscan.filetree import FinalFile, ImageFiles
@@ -336,3 +336,48 @@ def test_debian_apps_locations_as_anchore_keys():
     assert npm["express"].purl == "pkg:npm/express@4.22.3"
     scoped = [p for p in npm.values() if p.name.startswith("@")]
     assert all(p.purl.startswith("pkg:npm/%40") for p in scoped)
+
+
+# ---------------------------------------------------------------- java naming, as Syft names archives
+
+
+def _names(jar: bytes, path: str) -> list[tuple[str, str, str]]:
+    out = JavaCataloger().catalog_archive(jar, path)
+    assert [e for e in out if isinstance(e, CatalogError)] == []
+    return [(p.name, p.version, p.purl) for p in out if isinstance(p, Package)]
+
+
+def test_java_archive_file_names_as_syft_reads_them():
+    doc = json.loads((Path(__file__).parent / "fixtures/peers/java-archive-filenames.json").read_text())
+    assert len(doc["cases"]) >= 20
+    for c in doc["cases"]:
+        assert parse_filename(c["filename"]) == (c["name"], c["version"]), c["filename"]
+
+
+def test_java_jenkins_plugin_named_by_its_manifest_only():
+    """Short-Name and Plugin-Version, no pom, no version in the file name: a package, not dropped."""
+    mf = b"Manifest-Version: 1.0\nGroup-Id: org.jenkins-ci.plugins\nShort-Name: gradle\nPlugin-Version: 2.11\n"
+    assert _names(_zip({"META-INF/MANIFEST.MF": mf}), "/var/jenkins_home/plugins/gradle.jpi") == [
+        ("gradle", "2.11", "pkg:maven/org.jenkins-ci.plugins/gradle@2.11")
+    ]
+
+
+def test_java_embedded_pom_xml_names_the_archive_before_the_manifest_title():
+    mf = b"Manifest-Version: 1.0\nImplementation-Title: Apache Tomcat\nImplementation-Version: 9.0.80\n"
+    pom = b"""<project><parent><groupId>org.apache.tomcat</groupId><version>9.0.80</version></parent>
+    <artifactId>tomcat-catalina</artifactId><properties><x>1</x></properties></project>"""
+    jar = _zip({"META-INF/MANIFEST.MF": mf, "META-INF/maven/org.apache.tomcat/tomcat-catalina/pom.xml": pom})
+    assert _names(jar, "/usr/local/tomcat/lib/catalina.jar") == [
+        ("tomcat-catalina", "9.0.80", "pkg:maven/org.apache.tomcat/tomcat-catalina@9.0.80")
+    ]
+
+
+def test_java_archive_without_a_version_anywhere_is_reported_as_syft_does():
+    jar = _zip({"META-INF/MANIFEST.MF": b"Manifest-Version: 1.0\nCreated-By: javac\n"})
+    assert [(n, v) for n, v, _ in _names(jar, "/opt/app/bootstrap.jar")] == [("bootstrap", "")]
+    assert _names(_zip({"a.class": b""}), "/opt/app/bootstrap.jar") == []  # no manifest: nothing to name it by
+
+
+def test_java_weave_classes_instrumentation_is_not_the_library():
+    mf = b"Manifest-Version: 1.0\nImplementation-Title: spring\nImplementation-Version: 4.3.0\nWeave-Classes: x\n"
+    assert _names(_zip({"META-INF/MANIFEST.MF": mf}), "/newrelic/spring-4.3.0.jar") == []
