@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from imagebuilder import Image, Layer, d, f, oci_layout, write_dir
+from layerscan.catalog.java import JavaCataloger
 from layerscan.config import Config
 from layerscan.pipeline import scan_options
 from layerscan.scan import native_available, scan_layer
@@ -193,7 +194,7 @@ def test_each_cataloger_glob_gets_its_own_limit() -> None:
     options = scan_options(Config(), ())
     groups = {g: limit for globs, limit in options.capture_groups() for g in globs}
     assert groups["/var/lib/rpm/Packages"] >= 512 << 20
-    assert groups["/**/*.jar"] >= 512 << 20
+    assert groups[JavaCataloger.globs[0]] >= 512 << 20
     assert groups["/**/specifications/*.gemspec"] == Config().capture_max_bytes == options.capture_max_bytes
 
 

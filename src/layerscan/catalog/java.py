@@ -72,7 +72,8 @@ class _Budget:
 
 class JavaCataloger:
     name = "java"
-    globs = tuple(f"/**/*{ext}" for ext in EXTENSIONS)
+    # any letter case, as Trivy matches them ("app.JAR")
+    globs = tuple("/**/*." + "".join(f"[{c.lower()}{c.upper()}]" for c in ext[1:]) for ext in EXTENSIONS)
     max_capture_bytes = 1 << 30  # Spring Boot and other fat jars run to hundreds of MiB; they spill to disk
 
     def __init__(self, limits: ArchiveLimits = ArchiveLimits()) -> None:
