@@ -112,7 +112,7 @@ class Config:
     retrieve_files: RetrieveFiles = RetrieveFiles()
     # layerscan's own
     limits: Limits = Limits()
-    capture_max_bytes: int = 64 << 20
+    capture_max_bytes: int = 64 << 20  # per captured file, for globs without their own limit (rpm databases, jars)
     registries: dict[str, Registry] = dataclasses.field(default_factory=dict)
     ca_cert: str | None = None
     insecure_registries: tuple[str, ...] = ()

@@ -129,8 +129,10 @@ class ResultCache:
                 if found is None:
                     self._count(False, codec.LAYER)
                     result = scan()
-                    if result is not None:
+                    if result is not None and not result.spilled():
                         self._put(codec.LAYER, key, digest, result)
+                    elif result is not None:
+                        log.debug("result cache: %s has spilled captures; not stored (they are too big)", digest)
                     return result
         if found is None:  # no store
             self._count(False, codec.LAYER)
