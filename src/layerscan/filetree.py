@@ -11,7 +11,7 @@ import posixpath
 from collections.abc import Iterator
 from typing import NamedTuple
 
-from .scan.model import FileRecord
+from .scan.model import FileRecord, Mark
 
 
 class FinalFile(NamedTuple):
@@ -32,6 +32,8 @@ class ImageFiles:
     files: dict[str, FinalFile]
     captured: dict[str, bytes]  # contents of final regular files that matched a capture glob
     too_big_to_capture: set[str] = dataclasses.field(default_factory=set)
+    # executables' windows at the scan's markers (scan.model.Mark), by final path
+    marks: dict[str, tuple[Mark, ...]] = dataclasses.field(default_factory=dict)
 
     MAX_HOPS = 128  # as Anchore dereferences links
 

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
 # The scan's constants are defined once, in the scanner's tar.h, and exported by _scan.
-from .._scan import DIGEST_LEN, ENTRY_KINDS, MD5_LEN, OUTSIDE_ESCAPES, OUTSIDE_LINK, SHA1_LEN
+from .._scan import DIGEST_LEN, ENTRY_KINDS, MARK_HEAD, MARK_MAX_HITS, MD5_LEN, OUTSIDE_ESCAPES, OUTSIDE_LINK, SHA1_LEN
 
 if TYPE_CHECKING:
     from .rules import Rule
@@ -163,6 +163,51 @@ class SecretHit(NamedTuple):
     masked: str
 
 
+class Marker(NamedTuple):
+    """A literal looked for in executables (see EXECUTABLE_MAGICS): each of its first
+    MARK_MAX_HITS occurrences in a file gives a Mark of `window` bytes from it on."""
+
+    literal: bytes
+    window: int  # at least len(literal)
+
+
+class Mark(NamedTuple):
+    """Where a marker occurs in a file, and the file's bytes from there (the marker's window,
+    fewer at the end of the file)."""
+
+    marker: int  # index into ScanOptions.markers
+    offset: int
+    window: bytes
+
+
+# A regular file is an executable (and searched for markers) when its first MARK_HEAD bytes
+# are one of these: ELF; Mach-O 32/64-bit, either byte order, and universal; PE (MZ stub).
+EXECUTABLE_MAGICS = (
+    b"\x7fELF",
+    b"\xfe\xed\xfa\xce",
+    b"\xce\xfa\xed\xfe",
+    b"\xfe\xed\xfa\xcf",
+    b"\xcf\xfa\xed\xfe",
+    b"\xca\xfe\xba\xbe",
+    b"MZ",
+)
+
+
+def find_marks(content: bytes, markers: Sequence[Marker]) -> tuple[Mark, ...]:
+    """The marks of one file's content, in (offset, marker) order: the definition both engines follow."""
+    if len(content) < MARK_HEAD or not content.startswith(EXECUTABLE_MAGICS):
+        return ()
+    out: list[Mark] = []
+    for i, (literal, window) in enumerate(markers):
+        at = content.find(literal)
+        for _ in range(MARK_MAX_HITS):
+            if at < 0:
+                break
+            out.append(Mark(i, at, content[at : at + window]))
+            at = content.find(literal, at + 1)
+    return tuple(sorted(out))
+
+
 class ScanStats(NamedTuple):
     bytes_in: int  # compressed bytes consumed
     bytes_out: int  # uncompressed tar bytes produced
@@ -190,6 +235,7 @@ class ScanOptions:
     secret_skip_binary: bool = True  # a NUL in the first 8000 bytes marks a file binary
     capture_globs: tuple[str, ...] = ()  # files whose content comes back whole
     capture_max_bytes: int = 64 << 20  # per captured file; larger ones are reported, not captured
+    markers: tuple[Marker, ...] = ()  # looked for in executables of any size: LayerResult.marks
     compute_diff_id: bool = False  # sha256 of the uncompressed stream: one more hash pass
     limits: Limits = Limits()
 
@@ -208,6 +254,8 @@ class LayerResult:
     digest: str | None  # "sha256:<hex>" of the input as given, when scan_layer was told to verify it
     # Entry names (and hardlink targets) that were outside the root, read inside it: see outside_root_warnings.
     warnings: list[str] = dataclasses.field(default_factory=list)
+    # path -> the marks of its last entry in the layer, for executables holding a marker
+    marks: Mapping[str, tuple[Mark, ...]] = dataclasses.field(default_factory=dict)
 
     def to_json(self) -> dict:
         """The `scan-layer` JSON document."""
