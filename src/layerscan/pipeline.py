@@ -105,6 +105,7 @@ def scan_options(config: Config, rules: Sequence[Rule]) -> ScanOptions:
         secret_max_file_size=config.secret_max_file_size,
         secret_skip_binary=config.secret_skip_binary,
         capture_globs=tuple(dict.fromkeys(globs)),
+        markers=catalog.capture_markers(),
         capture_max_bytes=max(
             config.capture_max_bytes, catalog.capture_max_bytes(), retrieve.capture_max_bytes(config.retrieve_files)
         ),
