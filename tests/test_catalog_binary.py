@@ -131,6 +131,7 @@ def test_new_ecosystems_end_to_end(image: Path, engine: str) -> None:
     sections = render(a, "anchore")[0]["image"]["imagedata"]["analysis_report"]["package_list"]
     go = sections["pkgs.go"]["base"]
     entry = go["/usr/local/bin/terraform:cloud.google.com/go@v0.110.7"]
+    module = next(p for p in a.packages if p.name == "cloud.google.com/go")
     assert entry == {
         "name": "cloud.google.com/go",
         "version": "v0.110.7",
@@ -139,7 +140,7 @@ def test_new_ecosystems_end_to_end(image: Path, engine: str) -> None:
         "files": [],
         "license": "N/A",
         "origin": "N/A",
-        "cpes": [],
+        "cpes": list(module.cpes),
         "metadata": {
             "goCompiledVersion": "go1.23.3",
             "architecture": "amd64",
