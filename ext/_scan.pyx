@@ -41,6 +41,8 @@ OUTSIDE_ABSOLUTE = tar.LS_OUTSIDE_ABSOLUTE
 OUTSIDE_LINK = tar.LS_OUTSIDE_LINK
 CAPTURE_TOO_BIG = tar.LS_CAP_TOO_BIG
 CAPTURE_SPILLED = tar.LS_CAP_SPILLED
+MARK_MAX_HITS = tar.LS_MARK_MAX_HITS
+MARK_HEAD = tar.LS_MARK_HEAD
 COMPRESSIONS = {"auto": tar.LS_AUTO, "gzip": tar.LS_GZIP, "zstd": tar.LS_ZSTD, "none": tar.LS_NONE}
 ERR_COMPRESSION = tar.LS_ERR_COMPRESSION
 ERR_TAR = tar.LS_ERR_TAR
@@ -130,6 +132,31 @@ def compile_rules(tuple patterns) -> Database:
     return _build(patterns, hs.HS_FLAG_SINGLEMATCH | hs.HS_FLAG_MULTILINE, hs.HS_MODE_STREAM)
 
 
+cdef class Marks:
+    """Markers for the marks scan (tar.h): a stream database of the literals, and the
+    literals and window sizes the scanner copies from."""
+    cdef Database db
+    cdef bytes literals
+    cdef carray.array ends, windows
+    cdef readonly unsigned n
+
+    def __cinit__(self, tuple markers):
+        # Each literal as a pattern of \xHH escapes: Hyperscan then takes its bytes as they are.
+        self.db = _build(tuple("".join(f"\\x{b:02x}" for b in lit) for lit, _ in markers), 0, hs.HS_MODE_STREAM)
+        if self.db.always or not markers:
+            raise ValueError("markers must be non-empty literals")
+        self.n = len(markers)
+        self.literals = b"".join(lit for lit, _ in markers)
+        ends, at = [], 0
+        for lit, window in markers:
+            if window < len(lit):
+                raise ValueError("a marker's window must hold the marker")
+            at += len(lit)
+            ends.append(at)
+        self.ends = array.array("Q", ends)
+        self.windows = array.array("Q", [window for _, window in markers])
+
+
 # ------------------------------------------------------------ capture globs
 
 cdef class GlobMatcher:
@@ -192,9 +219,10 @@ cdef class Result:
     them). whiteouts: (path, opaque). captures: (entry, CAPTURE_* flags, content or None, offset
     of a CAPTURE_SPILLED one in spill_fd). spill_fd: the layer's spill file, or -1; the caller
     owns it (closes it).
-    candidates: (entry, bit mask of the rules the prefilter names, content). outside:
+    candidates: (entry, bit mask of the rules the prefilter names, content). marks:
+    (entry, marker, offset, window). outside:
     (OUTSIDE_* flags, name as stored, path read, the hardlink's entry or -1)."""
-    cdef readonly list paths, unames, gnames, links, xattrs, whiteouts, captures, candidates, outside
+    cdef readonly list paths, unames, gnames, links, xattrs, whiteouts, captures, candidates, marks, outside
     cdef readonly bytearray types, digests, sparse
     cdef readonly object modes, uids, gids, sizes, mtimes
     cdef readonly long long bytes_in, bytes_out, entries, sparse_count
@@ -255,6 +283,11 @@ cdef Result _result(tar.ls_result *r, unsigned n_rules):
             content = _blob(r, cand[i].blob)
         out.candidates.append((cand[i].entry, bits, content))
 
+    out.marks = []
+    cdef tar.ls_mark *mark = <tar.ls_mark *>r.marks.p
+    for i in range(r.marks.len // sizeof(tar.ls_mark)):
+        out.marks.append((mark[i].entry, mark[i].marker, mark[i].offset, _blob(r, mark[i].blob)))
+
     cdef size_t n_outside = r.outside_flags.len
     cdef const size_t *outside_entries = <const size_t *>r.outside_entries.p
     onames = _strings(&r.outside_names, n_outside)
@@ -280,6 +313,7 @@ cdef class Scanner:
     cdef list capture  # the GlobMatchers o.capture points into
     cdef carray.array capture_ptrs, capture_limits
     cdef bytes spill_dir
+    cdef Marks marks
     cdef unsigned n_rules
     cdef carray.array always_mask
     cdef bint done, busy  # busy: a feed() without the GIL is under way
@@ -288,7 +322,7 @@ cdef class Scanner:
                   long long max_path_bytes, long long max_ext_header_bytes, long long secret_max_file_size,
                   bint secret_skip_binary, bint hash_input, bint diff_id,
                   Database rules=None, unsigned n_rules=0, list capture=None, long long capture_spill_bytes=0,
-                  str spill_dir=""):
+                  str spill_dir="", Marks marks=None):
         cdef tar.ls_options o
         memset(&o, 0, sizeof(o))
         o.compression = compression
@@ -323,6 +357,13 @@ cdef class Scanner:
         self.spill_dir = spill_dir.encode()
         if spill_dir:
             o.spill_dir = self.spill_dir
+        self.marks = marks
+        if marks is not None:
+            o.marks_db = marks.db.db
+            o.n_marks = marks.n
+            o.mark_bytes = <const unsigned char *><const char *>marks.literals
+            o.mark_ends = <const size_t *>marks.ends.data.as_voidptr
+            o.mark_windows = <const size_t *>marks.windows.data.as_voidptr
         self.s = tar.ls_new(&o)
         if self.s is NULL:
             raise MemoryError("cannot allocate a layer scanner")

@@ -55,7 +55,7 @@ int content_init(ls_scanner *s) {
     if (o->rules_db && (hs_alloc_scratch(o->rules_db, &s->scratch) != HS_SUCCESS ||
                         hs_open_stream(o->rules_db, 0, &s->stream) != HS_SUCCESS))
         return -1;
-    return 0;
+    return marks_init(s);
 }
 
 void content_free(ls_scanner *s) {
@@ -66,6 +66,7 @@ void content_free(ls_scanner *s) {
     buf_free(&s->content);
     free(s->mask);
     if (s->r.spill_fd >= 0) close(s->r.spill_fd);
+    marks_free(s);
 }
 
 /* ------------------------------------------------------------- digests */
@@ -148,6 +149,7 @@ int file_begin(ls_scanner *s, int64_t size) {
     if (!EVP_DigestInit_ex2(s->md5, MD5, NULL) || !EVP_DigestInit_ex2(s->sha1, SHA1, NULL) ||
         !EVP_DigestInit_ex2(s->sha256, SHA256, NULL))
         return openssl_failed(s, "EVP_DigestInit_ex2");
+    marks_begin(s);
     return 0;
 }
 
@@ -170,7 +172,7 @@ int file_data(ls_scanner *s, const unsigned char *p, size_t n) {
             return scanner_fail(s, LS_ERR_INTERNAL, s->pos, "Hyperscan stream scan failed");
     }
     s->fpos += n;
-    return 0;
+    return marks_data(s, p, n);
 }
 
 /* Hand the content buffer over to the result; the scanner starts a new one. */
@@ -219,5 +221,5 @@ int file_end(ls_scanner *s) {
     }
     if (s->mask_words) memset(s->mask, 0, s->mask_words * sizeof(uint64_t));
     s->content.len = 0;
-    return 0;
+    return marks_end(s);
 }

@@ -131,6 +131,7 @@ struct ls_scanner {
     size_t mask_words;
     hs_scratch_t *scratch;
     hs_stream_t *stream;
+    struct marks *marks; /* marks.c's state, NULL without markers */
 };
 
 /* ------------------------------------------------------- scanner.c */
@@ -176,6 +177,15 @@ int digest_finish(ls_scanner *s);
 int file_begin(ls_scanner *s, int64_t size);
 int file_data(ls_scanner *s, const unsigned char *p, size_t n);
 int file_end(ls_scanner *s);
+
+/* --------------------------------------------------------- marks.c */
+
+/* The same calls as content.c's, for marks; each is a no-op without markers. */
+int marks_init(ls_scanner *s);
+void marks_free(ls_scanner *s);
+void marks_begin(ls_scanner *s);
+int marks_data(ls_scanner *s, const unsigned char *p, size_t n);
+int marks_end(ls_scanner *s);
 
 #pragma GCC visibility pop
 

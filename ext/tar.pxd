@@ -40,6 +40,8 @@ cdef extern from "tar.h" nogil:
         LS_OUTSIDE_ESCAPES
         LS_OUTSIDE_ABSOLUTE
         LS_OUTSIDE_LINK
+        LS_MARK_MAX_HITS
+        LS_MARK_HEAD
 
     ctypedef struct ls_kind:
         unsigned char code, typeflag
@@ -63,6 +65,16 @@ cdef extern from "tar.h" nogil:
         size_t n_capture
         int64_t capture_spill_bytes
         const char *spill_dir
+        const hs_database_t *marks_db
+        unsigned n_marks
+        const unsigned char *mark_bytes
+        const size_t *mark_ends
+        const size_t *mark_windows
+
+    ctypedef struct ls_mark:
+        size_t entry, blob
+        int64_t offset
+        unsigned marker
 
     ctypedef struct ls_capture:
         size_t entry, blob
@@ -81,7 +93,7 @@ cdef extern from "tar.h" nogil:
         ls_buf digests
         ls_strings whiteouts
         ls_buf opaque
-        ls_buf captures, candidates, masks, blobs
+        ls_buf captures, candidates, masks, blobs, marks
         int spill_fd
         ls_buf outside_flags, outside_entries
         ls_strings outside_names, outside_paths

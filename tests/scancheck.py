@@ -28,6 +28,7 @@ def comparable(result: LayerResult) -> dict:
         "diff_id": result.diff_id,
         "digest": result.digest,
         "warnings": result.warnings,
+        "marks": dict(result.marks),
     }
 
 

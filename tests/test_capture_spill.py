@@ -23,14 +23,14 @@ from imagebuilder import Image, Layer, d, f, oci_layout, write_dir
 from layerscan.catalog.java import JavaCataloger
 from layerscan.config import Config
 from layerscan.pipeline import scan_options
-from layerscan.scan import native_available, scan_layer
+from layerscan.scan import scan_layer
 from layerscan.scan.model import LayerResult, ScanOptions, Spill, captured_bytes
 from layerscan.scan.rules import Rule
 from layerscan.store.results import ResultCache
 from layerscan.store.results.localstore import LocalStore
 from tarbuilder import build
 
-ENGINES = ["reference", "native"] if native_available() else ["reference"]
+ENGINES = ["reference", "native"]
 SPILL = 4096  # small, so small test files spill
 
 

@@ -64,7 +64,7 @@ def test_registry_declares_globs():
     names = [c.name for c in catalogers()]
     assert {"dpkg", "apk", "rpm"} <= set(names)
     for c in catalogers():
-        assert c.globs
+        assert c.globs or getattr(c, "markers", ())  # the Go cataloger reads marks of executables only
     matcher = GlobSet(GLOBS)
     for path in (
         "/var/lib/dpkg/status",

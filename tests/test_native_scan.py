@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import HAVE_CORPUS, IMAGE_NAMES, IMAGES, corpus_params, layer_blob
+from layerscan.catalog import capture_markers
 from layerscan.scan import native, reference, scan_layer
 from layerscan.scan.model import LayerResult, ScanOptions
 from layerscan.scan.rules import default_rules
@@ -28,6 +29,7 @@ OPTIONS = ScanOptions(
         "/usr/lib/sysimage/rpm/*",
     ),
     compute_diff_id=True,
+    markers=capture_markers(),
 )
 SMALL = 3 << 20  # layers fed byte by byte must stay this small, or the test takes minutes
 

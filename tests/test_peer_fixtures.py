@@ -20,11 +20,10 @@ from layerscan.catalog.model import Package
 from layerscan.catalog.python import normalize
 from layerscan.config import Config
 from layerscan.pipeline import analyze
-from layerscan.scan import native_available
 
 PEERS = Path(__file__).parent / "fixtures" / "peers"
 TYPES = {"rpm": "rpm", "python": "python", "gem": "gem", "java": "java", "npm": "npm", "nuget": "nuget"}
-ENGINE = "native" if native_available() else "reference"
+ENGINE = "native"
 
 
 def cases() -> list[Path]:

@@ -12,7 +12,7 @@ import posixpath
 from collections.abc import Iterator
 from typing import BinaryIO, NamedTuple
 
-from .scan.model import Captured, FileRecord, captured_bytes
+from .scan.model import Captured, FileRecord, Mark, captured_bytes
 
 
 class FinalFile(NamedTuple):
@@ -33,6 +33,8 @@ class ImageFiles:
     files: dict[str, FinalFile]
     captured: dict[str, Captured]  # contents of final regular files that matched a capture glob
     too_big_to_capture: set[str] = dataclasses.field(default_factory=set)
+    # executables' windows at the scan's markers (scan.model.Mark), by final path
+    marks: dict[str, tuple[Mark, ...]] = dataclasses.field(default_factory=dict)
 
     MAX_HOPS = 128  # as Anchore dereferences links
 

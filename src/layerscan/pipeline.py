@@ -107,6 +107,7 @@ def scan_options(config: Config, rules: Sequence[Rule]) -> ScanOptions:
         capture_globs=tuple(dict.fromkeys(globs)),
         capture_max_bytes=config.capture_max_bytes,
         capture_limits=(*catalog.capture_limits(), *retrieve.capture_limits(config.retrieve_files)),
+        markers=catalog.capture_markers(),
         limits=config.limits,
     )
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 from .filetree import FinalFile, ImageFiles
-from .scan.model import TYPE_BYTES, Captured, FileRecord, LayerResult
+from .scan.model import TYPE_BYTES, Captured, FileRecord, LayerResult, Mark
 
 _DIR = TYPE_BYTES["dir"]
 _CONTENT_TYPES = ("file", "hardlink")
@@ -121,6 +121,7 @@ def _hardlink(tree: _Tree, record: FileRecord) -> tuple[FileRecord, _Content | N
 
 def _image_files(tree: _Tree, results: Sequence[LayerResult | None]) -> ImageFiles:
     captured: dict[str, Captured] = {}
+    marks: dict[str, tuple[Mark, ...]] = {}
     too_big: set[str] = set()
     big = [set(r.too_big_to_capture) if r is not None else set() for r in results]
     for path, (layer, src) in tree.content.items():
@@ -131,4 +132,6 @@ def _image_files(tree: _Tree, results: Sequence[LayerResult | None]) -> ImageFil
             captured[path] = data
         elif src in big[layer]:
             too_big.add(path)
-    return ImageFiles(dict(sorted(tree.files.items())), captured, too_big)
+        if found := result.marks.get(src):
+            marks[path] = found
+    return ImageFiles(dict(sorted(tree.files.items())), captured, too_big, marks)

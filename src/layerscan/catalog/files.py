@@ -5,6 +5,7 @@
     missing(files, cataloger, path) -> that CatalogError (for readers that open files.open(path))
     read_optional(files, path)    -> bytes, or None: a companion file whose absence is normal
     read_lines(files, path)       -> its stripped non-empty lines ([] when absent)
+    marked(files, literal)        -> (path, marks) of executables where the scan found a marker
     parse_each(files, cataloger, paths, parse) -> what `parse(content, path)` yields for each
                                   file, with a missing content or a CatalogFileError as a CatalogError
 
@@ -20,6 +21,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 from ..filetree import ImageFiles
 from ..scan.globs import GlobSet
+from ..scan.model import Mark
 from .model import CatalogError, CatalogFileError, Package
 
 REGULAR = ("file", "hardlink")
@@ -28,6 +30,18 @@ REGULAR = ("file", "hardlink")
 def regular_files(files: ImageFiles, globs: tuple[str, ...]) -> list[str]:
     matcher = GlobSet(globs)
     return sorted(p for p, f in files.files.items() if f.record.type in REGULAR and matcher.matches(p))
+
+
+def marked(files: ImageFiles, literal: bytes) -> Iterator[tuple[str, list[Mark]]]:
+    """Executables (regular files) holding a marker, in path order, with its marks: a window
+    starts with its marker, so a cataloger tells its own by the literal, whatever the index."""
+    for path in sorted(files.marks):
+        entry = files.get(path)
+        if entry is None or entry.record.type not in REGULAR:
+            continue
+        mine = [m for m in files.marks[path] if m.window.startswith(literal)]
+        if mine:
+            yield path, mine
 
 
 def read(files: ImageFiles, cataloger: str, path: str) -> bytes | CatalogError:

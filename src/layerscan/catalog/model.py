@@ -9,7 +9,9 @@ from typing import Literal, Protocol
 from ..filetree import ImageFiles
 from .metadata import PackageMetadata
 
-PackageType = Literal["dpkg", "apk", "rpm", "npm", "gem", "java", "python", "nuget"]
+PackageType = Literal[
+    "dpkg", "apk", "rpm", "npm", "gem", "java", "python", "nuget", "go-module", "php-composer", "binary"
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,7 +51,9 @@ class CatalogError:
 
 
 class Cataloger(Protocol):
-    """One ecosystem. It declares the files it needs captured in the single scan pass."""
+    """One ecosystem. It declares the files it needs captured in the single scan pass (and,
+    optionally, `markers`: scan.model.Marker literals whose windows of executables it reads
+    from ImageFiles.marks)."""
 
     name: str
     globs: tuple[str, ...]

@@ -14,7 +14,8 @@ def _esc(text: str) -> str:
 
 def purl(kind: str, namespace: str, name: str, version: str, qualifiers: dict[str, str] | None = None) -> str:
     """pkg:kind/namespace/name@version?k=v&... with empty qualifiers dropped and the rest sorted by key."""
-    out = f"pkg:{kind}/" + (f"{_esc(namespace)}/" if namespace else "") + _esc(name)
+    # A namespace's segments are escaped one by one: Go module paths keep their "/".
+    out = f"pkg:{kind}/" + "".join(f"{_esc(segment)}/" for segment in namespace.split("/") if segment) + _esc(name)
     if version:
         out += "@" + _esc(version)
     q = sorted((k, v) for k, v in (qualifiers or {}).items() if v)

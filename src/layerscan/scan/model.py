@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, BinaryIO, NamedTuple
 
 # The scan's constants are defined once, in the scanner's tar.h, and exported by _scan.
-from .._scan import DIGEST_LEN, ENTRY_KINDS, MD5_LEN, OUTSIDE_ESCAPES, OUTSIDE_LINK, SHA1_LEN
+from .._scan import DIGEST_LEN, ENTRY_KINDS, MARK_HEAD, MARK_MAX_HITS, MD5_LEN, OUTSIDE_ESCAPES, OUTSIDE_LINK, SHA1_LEN
 
 if TYPE_CHECKING:
     from .rules import Rule
@@ -167,6 +167,51 @@ class SecretHit(NamedTuple):
     masked: str
 
 
+class Marker(NamedTuple):
+    """A literal looked for in executables (see EXECUTABLE_MAGICS): each of its first
+    MARK_MAX_HITS occurrences in a file gives a Mark of `window` bytes from it on."""
+
+    literal: bytes
+    window: int  # at least len(literal)
+
+
+class Mark(NamedTuple):
+    """Where a marker occurs in a file, and the file's bytes from there (the marker's window,
+    fewer at the end of the file)."""
+
+    marker: int  # index into ScanOptions.markers
+    offset: int
+    window: bytes
+
+
+# A regular file is an executable (and searched for markers) when its first MARK_HEAD bytes
+# are one of these: ELF; Mach-O 32/64-bit, either byte order, and universal; PE (MZ stub).
+EXECUTABLE_MAGICS = (
+    b"\x7fELF",
+    b"\xfe\xed\xfa\xce",
+    b"\xce\xfa\xed\xfe",
+    b"\xfe\xed\xfa\xcf",
+    b"\xcf\xfa\xed\xfe",
+    b"\xca\xfe\xba\xbe",
+    b"MZ",
+)
+
+
+def find_marks(content: bytes, markers: Sequence[Marker]) -> tuple[Mark, ...]:
+    """The marks of one file's content, in (offset, marker) order: the definition both engines follow."""
+    if len(content) < MARK_HEAD or not content.startswith(EXECUTABLE_MAGICS):
+        return ()
+    out: list[Mark] = []
+    for i, (literal, window) in enumerate(markers):
+        at = content.find(literal)
+        for _ in range(MARK_MAX_HITS):
+            if at < 0:
+                break
+            out.append(Mark(i, at, content[at : at + window]))
+            at = content.find(literal, at + 1)
+    return tuple(sorted(out))
+
+
 class ScanStats(NamedTuple):
     bytes_in: int  # compressed bytes consumed
     bytes_out: int  # uncompressed tar bytes produced
@@ -200,6 +245,7 @@ class ScanOptions:
     # A capture larger than this goes to the layer's spill file instead of memory (unless the
     # secret search holds it in memory anyway); it changes where content is kept, never what.
     capture_spill_bytes: int = 8 << 20
+    markers: tuple[Marker, ...] = ()  # looked for in executables of any size: LayerResult.marks
     compute_diff_id: bool = False  # sha256 of the uncompressed stream: one more hash pass
     limits: Limits = Limits()
 
@@ -298,6 +344,8 @@ class LayerResult:
     digest: str | None  # "sha256:<hex>" of the input as given, when scan_layer was told to verify it
     # Entry names (and hardlink targets) that were outside the root, read inside it: see outside_root_warnings.
     warnings: list[str] = dataclasses.field(default_factory=list)
+    # path -> the marks of its last entry in the layer, for executables holding a marker
+    marks: Mapping[str, tuple[Mark, ...]] = dataclasses.field(default_factory=dict)
 
     def spilled(self) -> bool:
         """Whether a capture is kept in the layer's spill file rather than in memory."""

@@ -23,6 +23,8 @@ from .model import (
     Captured,
     EntryTable,
     LayerResult,
+    Mark,
+    Marker,
     ScanOptions,
     ScanStats,
     SecretHit,
@@ -44,6 +46,7 @@ _ERRORS: dict[int, type[LayerError]] = {
 MMAP_WINDOW = 16 << 20
 
 _rule_dbs: dict[tuple[str, ...], _scan.Database] = {}
+_mark_dbs: dict[tuple[Marker, ...], _scan.Marks] = {}
 _lock = threading.Lock()
 
 
@@ -59,6 +62,25 @@ def _rules_database(patterns: tuple[str, ...]) -> _scan.Database:
                     patterns[i],
                 )
         return db
+
+
+def _marks(markers: tuple[Marker, ...]) -> _scan.Marks:
+    with _lock:
+        marks = _mark_dbs.get(markers)
+        if marks is None:
+            marks = _mark_dbs[markers] = _scan.Marks(tuple((m.literal, m.window) for m in markers))
+        return marks
+
+
+def _marks_by_path(paths: list[str], found: list[tuple[int, int, int, bytes]]) -> dict[str, tuple[Mark, ...]]:
+    """The scanner's marks per path, for the last entry of each path only (as captures go)."""
+    if not found:
+        return {}
+    last = {p: i for i, p in enumerate(paths)}
+    by_entry: dict[int, list[Mark]] = {}
+    for entry, marker, offset, window in found:
+        by_entry.setdefault(entry, []).append(Mark(marker, offset, window))
+    return {paths[e]: tuple(sorted(ms)) for e, ms in by_entry.items() if last[paths[e]] == e}
 
 
 class Scanner:
@@ -93,6 +115,7 @@ class Scanner:
             capture=[(_scan.GlobMatcher(native_program(globs)), limit) for globs, limit in options.capture_groups()],
             capture_spill_bytes=options.capture_spill_bytes,
             spill_dir=tempfile.gettempdir(),
+            marks=_marks(options.markers) if options.markers else None,
         )
 
     def feed(self, chunk: bytes | bytearray | memoryview) -> None:
@@ -160,7 +183,8 @@ class Scanner:
         )
         stats = ScanStats(raw.bytes_in, raw.bytes_out, raw.entries, time.perf_counter() - self._t0, raw.sparse_count)
         whiteouts = [Whiteout(path, opaque) for path, opaque in raw.whiteouts]
-        return LayerResult(table, whiteouts, secrets, captured, too_big, stats, diff_id, digest, warnings)
+        marks = _marks_by_path(paths, raw.marks)
+        return LayerResult(table, whiteouts, secrets, captured, too_big, stats, diff_id, digest, warnings, marks)
 
 
 def scan_buffer(

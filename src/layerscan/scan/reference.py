@@ -32,16 +32,19 @@ from ..errors import CompressionError, DigestMismatch, LayerError, LimitExceeded
 from ..image import Buffer
 from .globs import GlobSet
 from .model import (
+    EXECUTABLE_MAGICS,
     Captured,
     EntryTable,
     FileRecord,
     LayerResult,
+    Mark,
     ScanOptions,
     ScanStats,
     SecretHit,
     Spill,
     SpillFile,
     Whiteout,
+    find_marks,
     outside_root_warnings,
 )
 from .rules import confirm, is_binary
@@ -432,6 +435,7 @@ def scan_chunks(
     secrets: list[SecretHit] = []
     captured: dict[str, Captured] = {}
     too_big: list[str] = []
+    marks: dict[str, tuple[Mark, ...]] = {}
     outside: list[tuple[int, str, str, str | None]] = []
     count = sparse = 0
     try:
@@ -457,6 +461,8 @@ def scan_chunks(
             if flags:
                 outside.append((flags, ti.name, path, None))
             base = posixpath.basename(path)
+            if not base.startswith(WHITEOUT_PREFIX):
+                marks.pop(path, None)  # the path's last entry holds its marks
             if base.startswith(WHITEOUT_PREFIX):
                 parent = posixpath.dirname(path)
                 if base == OPAQUE_MARKER:
@@ -492,6 +498,9 @@ def scan_chunks(
                     md5.update(data)
                     sha1.update(data)
                     sha256.update(data)
+                    # An executable is kept whole for its markers (the native engine streams it).
+                    if not parts and options.markers and data.startswith(EXECUTABLE_MAGICS):
+                        keep = True
                     if keep:
                         parts.append(data)
                     if to_spill:
@@ -509,6 +518,8 @@ def scan_chunks(
                     too_big.append(path)
                 if want_secrets and not (options.secret_skip_binary and is_binary(content)):
                     secrets.extend(confirm(path, content, secret_rules))
+                if found := find_marks(content, options.markers):
+                    marks[path] = found
             xattrs = tuple(sorted(k[len("SCHILY.xattr.") :] for k in ti.pax_headers if k.startswith("SCHILY.xattr.")))
             entries.append(
                 FileRecord(
@@ -552,7 +563,7 @@ def scan_chunks(
     stats = ScanStats(src.count, plain.count, count, time.perf_counter() - t0, sparse)
     diff_id = "sha256:" + plain.hash.hexdigest() if plain.hash is not None else None
     return LayerResult(
-        entries, whiteouts, secrets, captured, too_big, stats, diff_id, digest, outside_root_warnings(outside)
+        entries, whiteouts, secrets, captured, too_big, stats, diff_id, digest, outside_root_warnings(outside), marks
     )
 
 

@@ -10,10 +10,19 @@ which Anchore's binary analyzer writes empty. `cpes` lists the package's CPEs
 
 from __future__ import annotations
 
+import json
 import posixpath
 from collections.abc import Mapping
 
-from ...catalog.metadata import GemMetadata, JavaMetadata, NpmMetadata, NugetMetadata, PythonMetadata
+from ...catalog.metadata import (
+    BinaryMetadata,
+    GemMetadata,
+    GoMetadata,
+    JavaMetadata,
+    NpmMetadata,
+    NugetMetadata,
+    PythonMetadata,
+)
 from ...catalog.model import Distro, Package
 from ..jsonstream import Json
 from .os_packages import os_package_list
@@ -77,7 +86,11 @@ def library_entry(p: Package) -> Entry | None:
         return _java(p, m)
     if isinstance(m, NugetMetadata):
         return _nuget(p)
-    return None
+    if isinstance(m, GoMetadata):
+        return _go(p, m)
+    if isinstance(m, BinaryMetadata):
+        return _binary(p, m)
+    return None  # php-composer: Anchore's syft handlers skip it
 
 
 def _npms_shape(p: Package, *, sourcepkg: str, origins: list[str]) -> dict[str, Json]:
@@ -144,6 +157,57 @@ def _java(p: Package, m: JavaMetadata) -> Entry:
             "cpes": list(p.cpes),
             # The loader parses this string for groupId:artifactId; it must be a dict holding it.
             "metadata": {"pom.properties": f"\ngroupId={group}\nartifactId={artifact}\nversion={version}\n"},
+        },
+    )
+
+
+def _go(p: Package, m: GoMetadata) -> Entry | None:
+    """Anchore's golang handler: keyed "<binary>:<module>@<version>", Syft's metadata as it is.
+    The stdlib pseudo-package is left out: the Syft Anchore runs (0.75) has none."""
+    if p.name == "stdlib" and not m.main_module:
+        return None
+    metadata: dict[str, Json] = {}
+    if m.build_settings:
+        metadata["goBuildSettings"] = dict(m.build_settings)
+    metadata["goCompiledVersion"] = m.go_compiled_version
+    metadata["architecture"] = m.architecture
+    if m.h1_digest:
+        metadata["h1Digest"] = m.h1_digest
+    if m.main_module:
+        metadata["mainModule"] = m.main_module
+    return (
+        "pkgs.go",
+        f"{p.location}:{p.name}@{p.version}",
+        {
+            "name": p.name,
+            "version": p.version,
+            "location": p.location,
+            "type": "go",
+            "files": [],
+            "license": "N/A",
+            "origin": "N/A",
+            "cpes": list(p.cpes),
+            "metadata": metadata,
+        },
+    )
+
+
+def _binary(p: Package, m: BinaryMetadata) -> Entry:
+    """Anchore's binary analyzer's shape, one entry per runtime and version, keyed by the file.
+    Anchore's own analyzer knows python, go and busybox; the other runtimes are beyond it."""
+    return (
+        "pkgs.binary",
+        p.location,
+        {
+            "name": p.name,
+            "version": p.version,
+            "location": p.location,
+            "type": "binary",
+            "files": [],
+            "license": "N/A",
+            "origin": "N/A",
+            # A JSON string, as Anchore stores it (json.dumps' default separators).
+            "metadata": json.dumps({"evidence_type": m.evidence_type}),
         },
     )
 
