@@ -126,6 +126,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="exit 1 when any secret is found, including in deleted files (for CI)",
     )
     p.add_argument(
+        "--secrets-all",
+        action="store_true",
+        help="report every match of the secret rules, also those the allow rules call examples, tests "
+        "or docs of installed packages (overrides secrets_all); their counts are in stats.secrets_suppressed",
+    )
+    p.add_argument(
         "--json",
         action="store_true",
         help="with -o, print a one-line JSON summary on stdout: report path, counts, exit code",
@@ -201,6 +207,8 @@ def with_options(config: Config, args: argparse.Namespace, read_password: Callab
         changes["layer_cache_enable"] = args.cache
     if args.result_cache is not None:
         changes["result_cache_enable"] = args.result_cache
+    if args.secrets_all:
+        changes["secrets_all"] = True
     if args.insecure_registry:
         changes["insecure_registries"] = tuple(dict.fromkeys((*config.insecure_registries, *args.insecure_registry)))
     login = args.username is not None or read_password is not None
@@ -247,6 +255,7 @@ def _summary(a: Analysis, path: str, fmt: str, code: int) -> dict:
         "files": len(a.files),
         "packages": len(a.packages),
         "secrets": sum(1 for s in a.secrets if s.kind == "secret"),
+        "secrets_suppressed": sum(a.secrets_suppressed.values()),
         "warnings": len(a.warnings),
         "seconds": round(a.seconds, 3),
         "exit_code": code,

@@ -88,6 +88,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="report format, as for analyze: json (default), anchore, table, cyclonedx, spdx",
     )
     p.add_argument(
+        "--secrets-all",
+        action="store_true",
+        help="report every secret match, also those the allow rules suppress (overrides secrets_all)",
+    )
+    p.add_argument(
         "--celery",
         action="store_true",
         help="submit to the Celery cluster of the config's queue: and database instead of analyzing here",
@@ -96,7 +101,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    config = dataclasses.replace(load_config(args.config), layer_cache_enable=True)
+    config = load_config(args.config)
+    config = dataclasses.replace(config, layer_cache_enable=True, secrets_all=config.secrets_all or args.secrets_all)
     specs = list(_read_list(args.file))
     if not specs:
         raise ConfigError(f"{args.file}: no image references in it")

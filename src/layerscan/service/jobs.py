@@ -39,5 +39,6 @@ def counts(analysis: Analysis) -> dict[str, object]:
         "packages": dict(sorted(collections.Counter(p.type for p in analysis.packages).items())),
         "files": len(analysis.files),
         "secrets": sum(1 for s in analysis.secrets if s.kind == "secret"),
+        "secrets_suppressed": sum(analysis.secrets_suppressed.values()),
         "layers": len(analysis.layers),
     }
