@@ -40,7 +40,7 @@ def write(a: Analysis, out: TextIO) -> None:
         w(f"  ... and {len(a.secrets) - MAX_SECRET_LINES} more in the JSON report\n")
     if a.secrets_suppressed:
         total = sum(a.secrets_suppressed.values())
-        w(f"  {total} more suppressed as examples, tests or docs (--secrets-all shows them):\n")
+        w(f"  {total} more matches suppressed by the allow rules (--secrets-all shows them):\n")
         for allow, n in a.secrets_suppressed.items():
             w(f"    {allow:<26} {n}\n")
 
