@@ -71,6 +71,7 @@ def trivy(layout: Path, tmp: Path) -> set[tuple[str, int]]:
     return found
 
 
+@pytest.mark.timeout(1200)  # builds the image first: npm install, pip install, ~300 MB of layers
 def test_planted_found_and_no_noise(image: tuple[Path, list[library_image.Planted]], tmp_path: Path) -> None:
     layout, planted = image
     a = run(layout, tmp_path, secrets_all=False)
@@ -92,6 +93,7 @@ def test_planted_found_and_no_noise(image: tuple[Path, list[library_image.Plante
     assert len(everything.secrets) > 10 * len(a.secrets)  # the image is as noisy as a real one
 
 
+@pytest.mark.timeout(1200)
 def test_no_more_findings_than_trivy(image: tuple[Path, list[library_image.Planted]], tmp_path: Path) -> None:
     """Trivy skips whole paths (/vendor/, test and example names, usr/lib/...) where we allow on
     context only, so it misses the secrets planted in vendored code; beyond those we find no
