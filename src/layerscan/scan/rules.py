@@ -254,7 +254,7 @@ def confirm(path: str, content: bytes, rules: Iterable[Rule]) -> list[SecretHit]
                 found.append((rule, SecretHit(rule.id, path, lineno, mask(m.group(0)), allowed)))
         if len(found) > 1 and any(specific(r.id, r.source) and not h.allowed_by for r, h in found):
             found = [
-                (r, h._replace(allowed_by=COVERED.id))
+                (r, h._replace(allowed_by=COVERED))
                 if not h.allowed_by and r.source in ALLOWED_SOURCES and coverable(r.id, r.source)
                 else (r, h)
                 for r, h in found
