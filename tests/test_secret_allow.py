@@ -213,8 +213,10 @@ def test_cli_reports_the_counts_and_secrets_all(layout: Path, tmp_path: Path) ->
     def run(*extra: str) -> dict:
         out = tmp_path / "r.json"
         cmd = [sys.executable, "-m", "layerscan", "analyze", f"oci-dir:{layout}", "--no-result-cache", "-o", str(out)]
-        subprocess.run([*cmd, "--tmp-dir", str(tmp_path), *extra], check=True)
-        return json.loads(out.read_text())
+        done = subprocess.run([*cmd, "--json", "--tmp-dir", str(tmp_path), *extra], check=True, capture_output=True)
+        report = json.loads(out.read_text())
+        assert json.loads(done.stdout)["secrets_suppressed"] == report["stats"]["secrets_suppressed"]
+        return report
 
     quiet, loud = run(), run("--secrets-all")
     assert quiet["stats"]["secrets"] == 1 and sum(quiet["stats"]["secrets_suppressed"].values()) == 5

@@ -40,7 +40,8 @@ stops the others.
 
 stdout: one JSON line per image, as each finishes:
   {"source", "manifest_digest", "status": "analyzed"|"failed", "seconds",
-   "counts": {"packages": {TYPE: N}, "files", "secrets", "layers"}, "report", "error"}
+   "counts": {"packages": {TYPE: N}, "files", "secrets", "secrets_suppressed": {ALLOW RULE: N},
+   "layers"}, "report", "error"}
 stderr: a progress bar over the images when it is a terminal, and the log.
 
 examples:
