@@ -14,10 +14,10 @@ import tarfile
 from pathlib import Path
 
 from layerscan.filetree import FinalFile, ImageFiles
-from layerscan.scan import native_available, scan_layer
+from layerscan.scan import scan_layer
 from layerscan.scan.model import ScanOptions
 
-ENGINE = "native" if native_available() else "reference"
+ENGINE = "native"
 SKIP = {"expected.json"}  # the answer key sits at each fixture's root; it is not part of the image
 
 

@@ -20,7 +20,7 @@ from layerscan.catalog import CatalogResult, capture_globs, capture_max_bytes, c
 from layerscan.catalog.gem import parse_gemspec
 from layerscan.catalog.java import ArchiveLimits, JavaCataloger
 from layerscan.catalog.model import CatalogError, CatalogFileError, Package
-from layerscan.catalog.python import normalize
+from layerscan.catalog.python import normalize, parse_metadata
 from layerscan.filetree import FinalFile, ImageFiles
 from layerscan.scan import scan_layer
 from layerscan.scan.model import ScanOptions
@@ -142,6 +142,12 @@ def test_python_purl_vcs_url_and_record_files():
     assert len(pkgs["pygments"].files) == 7 and len(pkgs["requests"].files) == 6
     assert "/bin/pygmentize" in pkgs["pygments"].files  # ../../../bin from site-packages, normalized
     assert pkgs["pygments"].metadata.name == "Pygments"
+
+
+def test_python_metadata_is_utf8():
+    meta = 'Metadata-Version: 2.1\nName: typing_extensions\nAuthor-email: "\u0141ukasz Langa" <l@example.org>\n\n\u00e9'
+    fields = parse_metadata(meta.encode(), "/m/METADATA")
+    assert fields["author-email"] == ['"\u0141ukasz Langa" <l@example.org>']
 
 
 def test_registered_with_globs():

@@ -34,7 +34,7 @@ from layerscan.scan.model import (
     outside_root_warnings,
 )
 from layerscan.scan.rules import builtin_rules, mask, split_lines
-from scancheck import ENGINES, assert_same, columns, needs_native
+from scancheck import ENGINES, assert_same, columns
 from tarbuilder import (
     Entry,
     build,
@@ -326,7 +326,6 @@ def test_engine_matches_generated_records(
         assert actual[key] == value, f"{engine}: {key} differs from the generated records"
 
 
-@needs_native
 @SETTINGS
 @given(layer=layers(), compression=compressions, members=st.integers(1, 3), chunk_sizes=chunkings, options=optionses)
 def test_native_equals_reference(

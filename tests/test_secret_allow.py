@@ -18,14 +18,14 @@ from imagebuilder import Image, Layer, f, oci_layout, write_dir
 from layerscan.config import Config, load_config
 from layerscan.pipeline import analyze, scan_options
 from layerscan.report.anchore import write as write_anchore
-from layerscan.scan import ENGINES, native_available, scan_layer
+from layerscan.scan import ENGINES, scan_layer
 from layerscan.scan.allow import ALLOW_RULE_IDS, entropy, package_path, patterned
 from layerscan.scan.model import ScanOptions
 from layerscan.scan.rules import ANCHORE_DEFAULT_SPECS, BUILTIN_RULES, confirm, default_rules, parse_anchore_rule
 from layerscan.store.results import ResultCache
 from tarbuilder import Entry, build
 
-ENGINE = "native" if native_available() else "reference"
+ENGINE = "native"
 RULES = default_rules()
 SITE = "/usr/local/lib/python3.11/site-packages"
 # Real formats with random values: none of them may ever be allowed.
@@ -170,7 +170,7 @@ def test_engines_record_the_same_verdicts() -> None:
     }
     layer = build([Entry(p.lstrip("/"), data=t.encode()) for p, t in files.items()])
     options = ScanOptions(rules=tuple(RULES))
-    results = [scan_layer(layer, options, engine=e).secrets for e in ENGINES if e == "reference" or native_available()]
+    results = [scan_layer(layer, options, engine=e).secrets for e in ENGINES]
     assert all(r == results[0] for r in results)
     assert {(h.path, h.line, h.allowed_by) for h in results[0] if h.rule == "github-pat"} == {
         (f"{SITE}/botocore/data/ec2/examples-1.json", 1, "package-examples"),

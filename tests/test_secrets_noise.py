@@ -25,12 +25,11 @@ import library_image
 from layerscan.analysis import Analysis
 from layerscan.config import Config
 from layerscan.pipeline import analyze
-from layerscan.scan import native_available
 from layerscan.scan.allow import GENERIC_RULES
 from layerscan.scan.rules import ANCHORE_DEFAULT_SPECS
 
 log = logging.getLogger(__name__)
-ENGINE = "native" if native_available() else "reference"
+ENGINE = "native"
 NPM_PACKAGES = ("webpack", "eslint", "@babel/core", "express", "axios")
 PIP_PACKAGES = ("botocore", "boto3", "s3transfer", "jmespath", "requests", "urllib3")
 TRIVY = Path(sys.executable).parent / "trivy"

@@ -13,11 +13,9 @@ from collections.abc import Sequence
 from . import catalog, retrieve
 from .analysis import Analysis, layer_infos
 from .config import Config
-from .errors import LayerscanError
 from .findings import apply_allow_rules, secret_findings
 from .image import Platform
 from .image_scan import scan_image
-from .scan import native_available
 from .scan.model import ScanOptions
 from .scan.rules import Rule, check_unique
 from .sources import open_source
@@ -39,8 +37,6 @@ def analyze(
 
     `progress`: None shows a bar on stderr when it is a terminal; True/False force it.
     """
-    if engine == "native" and not native_available():
-        raise LayerscanError("the native engine is not built (run 'make build'), or use the reference engine")
     t0 = time.perf_counter()
     rules = (*config.secret_rules, *config.content_rules)
     check_unique(rules)

@@ -2,7 +2,7 @@
 
     capture_globs()          the files the scan must capture for the catalogers
     capture_max_bytes()      the per-file capture size the catalogers need (rpm databases are big)
-    catalog_image(files)     -> CatalogResult(distro, packages, errors)
+    catalog_image(files)     -> CatalogResult(distro, packages, errors), every package with its CPEs
 
 Registering a cataloger is one line in `_MODULES`: the module's name; the module
 exposes `CATALOGER`, an object satisfying `model.Cataloger`. Each Package carries its
@@ -17,6 +17,7 @@ import logging
 from functools import cache
 
 from ..filetree import ImageFiles
+from . import cpe as _cpe
 from . import distro as _distro
 from .model import Cataloger, CatalogError, Distro, Package
 
@@ -79,7 +80,7 @@ def catalog_image(files: ImageFiles, *, owned_package_filtering: bool = True) ->
             errors.append(CatalogError(c.name, "", f"cataloger failed: {type(e).__name__}: {e}"))
     if owned_package_filtering:
         packages = filter_owned(packages)
-    return CatalogResult(distro, packages, errors)
+    return CatalogResult(distro, _cpe.with_cpes(packages), errors)
 
 
 def filter_owned(packages: list[Package]) -> list[Package]:

@@ -93,7 +93,10 @@ class PythonCataloger:
 def parse_metadata(content: bytes, path: str) -> dict[str, list[str]]:
     """Core metadata headers (RFC 822 style) -> {field: [values]}; Name is required."""
     try:
-        msg = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(content)
+        # Core metadata is UTF-8; parsed as bytes, a non-ASCII value would come back as a
+        # Header of unknown-8bit characters ("Łukasz" as two replacement characters).
+        text = content.decode("utf-8", errors="replace")
+        msg = email.parser.HeaderParser(policy=email.policy.compat32).parsestr(text)
     except Exception as e:  # the email parser is lenient; this is a last resort
         raise CatalogFileError(path, f"unreadable metadata: {e}") from None
     fields: dict[str, list[str]] = {}

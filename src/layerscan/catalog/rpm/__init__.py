@@ -17,7 +17,7 @@ from ...filetree import ImageFiles
 from ..files import read, read_optional
 from ..metadata import RpmMetadata
 from ..model import CatalogError, Distro, Package
-from ..purl import distro_qualifier, purl
+from ..purl import os_purl
 from . import bdb, ndb, sqlite
 from .header import HeaderError, RpmHeader, parse_header
 
@@ -78,18 +78,7 @@ def to_package(h: RpmHeader, distro: Distro | None, location: str, fmt: str) -> 
         name=h.name,
         version=h.evr,
         location=location,
-        purl=purl(
-            "rpm",
-            distro.id if distro else "",
-            h.name,
-            vr,
-            {
-                "arch": h.arch,
-                "epoch": str(h.epoch) if h.epoch is not None else "",
-                "distro": distro_qualifier(distro),
-                "upstream": h.sourcerpm,
-            },
-        ),
+        purl=os_purl("rpm", distro, h.name, vr, h.arch, h.sourcerpm, epoch=str(h.epoch) if h.epoch is not None else ""),
         licenses=(h.license,) if h.license else (),
         source=h.sourcerpm,
         arch=h.arch,

@@ -256,8 +256,10 @@ def scanner_version() -> str:
 @functools.cache
 def pipeline_version() -> str:
     """The same for an image entry, which every stage after the scan shapes (squash, every
-    cataloger, findings): all of layerscan's code. Catalogers need no version numbers of their own."""
-    return f"{__version__}+{_fingerprint(sorted(_PACKAGE.rglob('*.py')))}"
+    cataloger, findings): all of layerscan's code and the catalog's data files (the CPE tables).
+    Catalogers need no version numbers of their own."""
+    files = [*sorted(_PACKAGE.rglob("*.py")), *sorted((_PACKAGE / "catalog").glob("*.json"))]
+    return f"{__version__}+{_fingerprint(files)}"
 
 
 def _fingerprint(files: list[Path]) -> str:
