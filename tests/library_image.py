@@ -6,7 +6,8 @@ Layers: Debian's jars and Python packages (/usr/share/java, /usr/lib/python3/dis
 running venv's site-packages and a `pip install --target` tree (botocore and friends) as an app's
 venv, an `npm install` tree as its node_modules, then the app with secrets planted in its code, a
 config file and a vendored dependency, a private key, and a last layer deleting that key. Files
-over MAX_FILE are left out, so that many library files, not a few binaries, fill the image.
+over MAX_FILE are left out, so that many library files, not a few binaries, fill the image, and
+each tree has a budget, so that the image stays near 350 MB whatever the venv holds.
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
-import peers  # noqa: E402 - benchmarks/peers.py: the streaming layout writer both share
+import peers  # noqa: E402 - benchmarks/peers.py: the streaming layer and layout writers, shared
 
 MAX_FILE = 4 << 20
+VENV_MB = 220  # botocore and friends whole, then as much of this venv as fits
 APP_VENV = "/app/venv/lib/python3.11/site-packages"
 MTIME = 1_700_000_000
 
@@ -80,49 +82,10 @@ def private_key() -> bytes:
     )
 
 
-def _walk(root: Path) -> Iterator[Path]:
-    for base, dirs, files in os.walk(root):
-        dirs.sort()
-        for name in sorted(dirs + files):
-            yield Path(base, name)
-
-
 def _parents(name: str) -> Iterator[str]:
     parts = name.split("/")[:-1]
     for i in range(1, len(parts) + 1):
         yield "/".join(parts[:i])
-
-
-def write_tree_layer(tar_path: Path, trees: Iterable[tuple[Path, str]]) -> None:
-    """An uncompressed layer of each host tree under its image path (no leading '/'); files over MAX_FILE left out."""
-    seen: set[str] = set()
-    with tarfile.open(tar_path, "w", format=tarfile.PAX_FORMAT) as tar:
-        for host, image_path in trees:
-            if not host.is_dir():
-                continue
-            for parent in [*_parents(image_path + "/x")]:
-                if parent not in seen:
-                    seen.add(parent)
-                    tar.addfile(_dir(parent))
-            for path in _walk(host):
-                name = f"{image_path}/{path.relative_to(host)}"
-                if name in seen:
-                    continue
-                try:
-                    st = path.lstat()
-                    if (path.is_file() and not path.is_symlink() and st.st_size > MAX_FILE) or "__pycache__" in name:
-                        continue
-                    info = tar.gettarinfo(str(path), arcname=name)
-                except OSError:
-                    continue
-                if not (info.isreg() or info.isdir() or info.issym()):
-                    continue
-                seen.add(name)
-                if info.isreg():
-                    with open(path, "rb") as f:
-                        tar.addfile(info, f)
-                else:
-                    tar.addfile(info)
 
 
 def _dir(name: str) -> tarfile.TarInfo:
@@ -151,25 +114,22 @@ def build(dest: Path, npm_tree: Path, python_target: Path) -> tuple[Path, list[P
     layout = dest / "layout"
     blobs = layout / "blobs" / "sha256"
     blobs.mkdir(parents=True)
-    venv = Path(sysconfig.get_paths()["purelib"])
-    layers: list[tuple[dict, str]] = []
-    specs: list[tuple[str, list[tuple[Path, str]] | dict[str, bytes], tuple[str, ...]]] = [
-        ("system", [(Path("/usr/share/java"), "usr/share/java"), (Path("/usr/lib/python3/dist-packages"), "usr/lib/python3/dist-packages")], ()),
-        ("venv", [(venv, APP_VENV.lstrip("/")), (python_target, APP_VENV.lstrip("/"))], ()),
-        ("npm", [(npm_tree, "app/node_modules")], ()),
-        ("app", {**APP_FILES, DELETED_KEY: private_key()}, ()),
-        ("cleanup", {}, (DELETED_KEY,)),
-    ]  # fmt: skip
-    for i, (name, content, whiteouts) in enumerate(specs):
-        plain = dest / f"{i}-{name}.tar"
-        if isinstance(content, dict):
-            write_files_layer(plain, content, whiteouts)
-        else:
-            write_tree_layer(plain, content)
-        diff_id = peers.sha256_file(plain)
-        layers.append(
-            ({"mediaType": "application/vnd.oci.image.layer.v1.tar", **peers.put_blob(blobs, plain)}, diff_id)
-        )
+    venv = sysconfig.get_paths()["purelib"]
+    # (roots, MB of file data at most): the venv's packages in name order until the budget is spent.
+    trees: list[tuple[tuple[peers.Root, ...], int]] = [
+        (("/usr/share/java", "/usr/lib/python3/dist-packages"), 100),
+        (((str(python_target), APP_VENV), (venv, APP_VENV)), VENV_MB),
+        (((str(npm_tree), "/app/node_modules"),), 200),
+    ]
+    layers = []
+    for i, (roots, megabytes) in enumerate(trees):
+        plain = dest / f"tree{i}.tar"
+        peers.write_layer(plain, roots, budget=megabytes * 1_000_000, max_file=MAX_FILE)
+        layers.append(peers.pack_layer(plain, blobs, ""))
+    for i, (files, whiteouts) in enumerate((({**APP_FILES, DELETED_KEY: private_key()}, ()), ({}, (DELETED_KEY,)))):
+        plain = dest / f"app{i}.tar"
+        write_files_layer(plain, files, whiteouts)
+        layers.append(peers.pack_layer(plain, blobs, ""))
     peers.write_layout(layout, layers)
     planted = [*PLANTED_IN_APP, Planted("/" + DELETED_KEY, 1, deleted=True)]
     return layout, planted
