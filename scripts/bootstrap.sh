@@ -19,6 +19,9 @@ missing=()
 for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# npm: the secret-noise test installs a real npm tree into its library-heavy image. Any npm will do
+# (NodeSource's nodejs ships its own), so Debian's is installed only when there is none.
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 # Vectorscan is the maintained fork and builds on every architecture; Hyperscan is accepted.
 if ! dpkg-query -W -f='${Status}' libvectorscan-dev 2>/dev/null | grep -q "install ok installed" &&
    ! dpkg-query -W -f='${Status}' libhyperscan-dev 2>/dev/null | grep -q "install ok installed"; then

@@ -23,10 +23,11 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "examples" / "sample-image"
 MTIME = 1_700_000_000
 
-# Fake values in the shapes scanners look for; none of them is a real credential.
-FAKE_AWS_ID = "AKIASAMPLEFAKEKEY001"
-FAKE_AWS_SECRET = "sampleFAKEsecret0000000000000000000000XY"
-FAKE_GITHUB = "ghp_SampleFakeToken" + "0" * 21
+# Made-up values in the shapes scanners look for; none of them is a real credential. They look
+# random, as real ones do: a value that says "sample" or "fake" is an example to the allow rules.
+FAKE_AWS_ID = "AKIA" + "Z7QK3WVN8RT2XM5L"
+FAKE_AWS_SECRET = "Vq3Lm8Zr2Tw7Xb4Nc9Hd1Fs6Gy0Ua5Ei3KoPj7Rx"
+FAKE_GITHUB = "ghp_" + "Tq4Zm8Lr2Xw7Vb3Nc9Hd6Fs1Gy5Ua0Ei2KoP"
 
 DPKG_STATUS = """\
 Package: base-files

@@ -4,7 +4,9 @@ still running when a test kills its worker); and `layerscan worker` processes.""
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 import http.client
 import json
 import re
@@ -67,10 +69,15 @@ def base_layers() -> list[Layer]:
     ]
 
 
+def app_secret(n: int) -> str:
+    """A made-up AWS secret key that looks random, as a real one does (AAA…A is an example to the allow rules)."""
+    return base64.b64encode(hashlib.sha256(b"app%d" % n).digest()).decode()[:40]
+
+
 def app_image(n: int) -> Image:
     """The shared base plus one layer of its own (an npm package and a planted secret)."""
     package = json.dumps({"name": f"app-{n}", "version": f"1.0.{n}", "license": "MIT"}).encode()
-    secret = f"aws_secret_access_key = {'A' * 39}{n % 10}\n".encode()
+    secret = f"aws_secret_access_key = {app_secret(n)}\n".encode()
     top = Layer([d("app"), f("app/package.json", package), f("app/.env", secret), f(f"app/n{n}.txt", b"%d\n" % n)])
     return Image([*base_layers(), top], config={"Cmd": ["node", "app"]})
 

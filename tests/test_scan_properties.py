@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 
 from layerscan._scan import OUTSIDE_ABSOLUTE, OUTSIDE_LINK
 from layerscan.scan import scan_layer
+from layerscan.scan.allow import allowed_by
 from layerscan.scan.model import (
     EntryTable,
     FileRecord,
@@ -36,7 +37,7 @@ from layerscan.scan.model import (
     Whiteout,
     outside_root_warnings,
 )
-from layerscan.scan.rules import builtin_rules, mask
+from layerscan.scan.rules import builtin_rules, mask, split_lines
 from scancheck import ENGINES, assert_same, columns
 from tarbuilder import (
     Entry,
@@ -82,6 +83,15 @@ components = st.lists(st.one_of(component, component, long_component), min_size=
 suffix = st.sampled_from(["", "", ".json", ".txt"])
 small_sizes = st.sampled_from([0, 1, 100, 511, 512, 513, 1023, 1024, 1025, 1536])
 big_sizes = st.sampled_from([WINDOW - 1, WINDOW, WINDOW + 1, 2 * WINDOW + 7])
+
+
+def verdict(data: bytes, path: str, rule: str, line: int) -> str:
+    """What the allow rules (tested on their own in test_secret_allow.py) say of a planted secret,
+    from its line and the next: the engines must hand them that context (a header alone is no key)."""
+    lines = [*split_lines(data), b""]
+    m = next(r for r in RULES if r.id == rule).matches(lines[line - 1])
+    assert m is not None
+    return allowed_by(rule, path, lines[line - 1], m.group(0), lines[line])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -284,7 +294,13 @@ def expected(layer: Layer, tar: bytes, blob: bytes, options: ScanOptions) -> dic
                 too_big.append(path)
         if size <= options.secret_max_file_size:
             secrets += [
-                SecretHit(rule, path, line, mask(next(s for s, r in SECRETS.items() if r == rule)))
+                SecretHit(
+                    rule,
+                    path,
+                    line,
+                    mask(next(s for s, r in SECRETS.items() if r == rule)),
+                    verdict(e.data, path, rule, line),
+                )
                 for rule, line in layer.planted[i].hits
             ]
     if layer.sparse:

@@ -15,7 +15,7 @@ import requests
 from api_harness import ADMIN_PASSWORD, ServeProcess, admin_session, serving
 from registry_fixtures import Pushed
 from registry_harness import REGISTRY_BIN
-from service_harness import app_image, push_image
+from service_harness import app_image, app_secret, push_image
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = [
@@ -33,7 +33,7 @@ pytestmark = [
 ]
 playwright_api = pytest.importorskip("playwright.sync_api", reason="the test extra (playwright) is not installed")
 
-SECRET = "A" * 39 + "7"  # app_image(7)'s planted aws_secret_access_key
+SECRET = app_secret(7)  # app_image(7)'s planted aws_secret_access_key
 
 
 @pytest.fixture(scope="module")

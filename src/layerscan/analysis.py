@@ -51,6 +51,8 @@ class Analysis:
     bytes_in: int  # compressed layer bytes read
     bytes_out: int  # uncompressed layer bytes scanned
     rules: tuple[Rule, ...] = ()  # the secret and content rules searched with (Anchore keys name them)
+    # findings the allow rules (scan/allow.py) suppressed, by allow rule id; empty with secrets_all
+    secrets_suppressed: dict[str, int] = dataclasses.field(default_factory=dict)
 
     @property
     def architecture(self) -> str:

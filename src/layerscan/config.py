@@ -109,6 +109,8 @@ class Config:
     secret_max_file_size: int = 10_000_000
     secret_skip_binary: bool = True
     content_rules: tuple[Rule, ...] = ()
+    # true: report every match of layerscan's own rules, the ones its allow rules call examples too
+    secrets_all: bool = False
     retrieve_files: RetrieveFiles = RetrieveFiles()
     # layerscan's own
     limits: Limits = Limits()
@@ -276,6 +278,7 @@ def _top_level(top: _Section) -> dict[str, Any]:
     top.put(kw, "tmp_dir", _nonempty_str)
     top.put(kw, "secret_max_file_size", _nonneg_int)
     top.put(kw, "secret_skip_binary", _bool)
+    top.put(kw, "secrets_all", _bool)
     top.put(kw, "capture_max_bytes", _nonneg_int)
     top.put(kw, "ca_cert", _file_in(top.base))
     top.put(kw, "insecure_registries", _str_tuple)

@@ -1,6 +1,7 @@
 """Secret and content findings of an image: every layer's hits, placed in the final image.
 
     secret_findings(results, files, rules) -> [SecretFinding], sorted by path, line, rule, layer
+    apply_allow_rules(findings, enabled) -> (the findings kept, {allow rule id: findings suppressed})
 
 A hit is `in_final_image` when the final file at its path was written by the hit's
 layer. As Anchore does, the hits in the content a final symlink or hardlink leads to
@@ -10,6 +11,7 @@ are reported again under the link's path.
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from collections.abc import Sequence
 
 from .filetree import FinalFile, ImageFiles, SymlinkLoop
@@ -26,6 +28,7 @@ class SecretFinding:
     in_final_image: bool  # False: a later layer deleted or replaced the file; still in the blobs
     masked: str  # never the full value
     kind: str = "secret"  # or "content" (content_search)
+    allowed_by: str = ""  # the allow rule (scan/allow.py) that calls it an example, not a secret
 
 
 def secret_findings(
@@ -45,7 +48,7 @@ def secret_findings(
             final = table.get(hit.path)
             in_final = final is not None and final.layer == i and final.record.type == "file"
             found[(hit.path, hit.rule, hit.line, i)] = SecretFinding(
-                hit.rule, hit.path, hit.line, i, in_final, hit.masked, kind.get(hit.rule, "secret")
+                hit.rule, hit.path, hit.line, i, in_final, hit.masked, kind.get(hit.rule, "secret"), hit.allowed_by
             )
     by_content: dict[tuple[str, int], list[SecretFinding]] = {}
     for f in found.values():
@@ -53,10 +56,20 @@ def secret_findings(
     if by_content:
         for path, entry in table.items():
             for f in by_content.get(_link_content(files, entry) or ("", -1), ()):
-                found[(path, f.rule, f.line, f.layer)] = SecretFinding(
-                    f.rule, path, f.line, f.layer, True, f.masked, f.kind
-                )
+                found[(path, f.rule, f.line, f.layer)] = dataclasses.replace(f, path=path, in_final_image=True)
     return sorted(found.values(), key=lambda f: (f.path, f.line, f.rule, f.layer))
+
+
+def apply_allow_rules(
+    findings: Sequence[SecretFinding], enabled: bool = True
+) -> tuple[list[SecretFinding], dict[str, int]]:
+    """The findings no allow rule allows, and how many each allow rule suppressed (by rule id,
+    sorted), so that nothing is hidden silently. `enabled` False (secrets_all) keeps them all."""
+    if not enabled:
+        return list(findings), {}
+    kept = [f for f in findings if not f.allowed_by]
+    suppressed = Counter(f.allowed_by for f in findings if f.allowed_by)
+    return kept, dict(sorted(suppressed.items()))
 
 
 def _link_content(files: ImageFiles, entry: FinalFile) -> tuple[str, int] | None:

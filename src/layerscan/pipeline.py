@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from . import catalog, retrieve
 from .analysis import Analysis, layer_infos
 from .config import Config
-from .findings import secret_findings
+from .findings import apply_allow_rules, secret_findings
 from .image import Platform
 from .image_scan import scan_image
 from .scan.model import ScanOptions
@@ -73,6 +73,7 @@ def analyze(
     files = squash(results)
     cat = catalog.catalog_image(files, owned_package_filtering=config.enable_owned_package_filtering)
     unique = {d.digest: r for d, r in zip(source.layers, results, strict=False) if r is not None}
+    secrets, suppressed = apply_allow_rules(secret_findings(results, files, rules), enabled=not config.secrets_all)
     analysis = Analysis(
         source_name=source.name,
         manifest_digest=source.manifest_digest,
@@ -85,7 +86,7 @@ def analyze(
         files=files,
         distro=cat.distro,
         packages=cat.packages,
-        secrets=secret_findings(results, files, rules),
+        secrets=secrets,
         retrieved_files=retrieve.retrieve_files(files, config.retrieve_files),
         catalog_errors=cat.errors,
         warnings=warnings,
@@ -93,6 +94,7 @@ def analyze(
         bytes_in=sum(r.stats.bytes_in for r in unique.values()),
         bytes_out=sum(r.stats.bytes_out for r in unique.values()),
         rules=rules,
+        secrets_suppressed=suppressed,
     )
     cache.put_image(analysis)
     return analysis

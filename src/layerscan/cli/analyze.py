@@ -195,6 +195,8 @@ def with_options(config: Config, args: argparse.Namespace, read_password: Callab
         changes["layer_cache_enable"] = args.cache
     if args.result_cache is not None:
         changes["result_cache_enable"] = args.result_cache
+    if args.secrets_all:
+        changes["secrets_all"] = True
     if args.insecure_registry:
         changes["insecure_registries"] = tuple(dict.fromkeys((*config.insecure_registries, *args.insecure_registry)))
     login = args.username is not None or read_password is not None
@@ -241,6 +243,7 @@ def _summary(a: Analysis, path: str, fmt: str, code: int) -> dict:
         "files": len(a.files),
         "packages": len(a.packages),
         "secrets": sum(1 for s in a.secrets if s.kind == "secret"),
+        "secrets_suppressed": dict(a.secrets_suppressed),  # by allow rule, as in the report's stats
         "warnings": len(a.warnings),
         "seconds": round(a.seconds, 3),
         "exit_code": code,

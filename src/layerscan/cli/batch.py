@@ -41,7 +41,8 @@ stops the others.
 
 stdout: one JSON line per image, as each finishes:
   {"source", "manifest_digest", "status": "analyzed"|"failed", "seconds",
-   "counts": {"packages": {TYPE: N}, "files", "secrets", "layers"}, "report", "error"}
+   "counts": {"packages": {TYPE: N}, "files", "secrets", "secrets_suppressed": {ALLOW RULE: N},
+   "layers"}, "report", "error"}
 stderr: a progress bar over the images when it is a terminal, and the log.
 
 examples:
@@ -91,7 +92,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    config = dataclasses.replace(load_config(args.config), layer_cache_enable=True)
+    config = load_config(args.config)
+    config = dataclasses.replace(config, layer_cache_enable=True, secrets_all=config.secrets_all or args.secrets_all)
     specs = list(_read_list(args.file))
     if not specs:
         raise ConfigError(f"{args.file}: no image references in it")

@@ -1,5 +1,6 @@
 """The options that several commands share, defined once so that they read and behave the same
-everywhere: the config file, the report format, and handing the work to the Celery cluster."""
+everywhere: the config file, the report format (with --secrets-all), and handing the work to the
+Celery cluster."""
 
 from __future__ import annotations
 
@@ -15,11 +16,17 @@ _FORMAT_HELP = (
 def add_shared_options(
     p: argparse.ArgumentParser, *, config: str, report_format: bool = False, celery: str | None = None
 ) -> None:
-    """--config (`config`: what the command reads from it), --format when the command writes
-    reports, and --celery (`celery`: what it does with the cluster) when it can use one."""
+    """--config (`config`: what the command reads from it), --format and --secrets-all when the
+    command writes reports, and --celery (`celery`: what it does with the cluster) when it can use one."""
     group = p.add_argument_group("shared options")
     group.add_argument("--config", metavar="config.yaml", help=f"Anchore-style config ({config})")
     if report_format:
         group.add_argument("--format", choices=sorted(FORMATS), default="json", help=_FORMAT_HELP)
+        group.add_argument(
+            "--secrets-all",
+            action="store_true",
+            help="report every match of the secret rules, also those the allow rules call examples, tests or "
+            "docs of installed packages (overrides secrets_all); the JSON report counts them in stats.secrets_suppressed",
+        )
     if celery is not None:
         group.add_argument("--celery", action="store_true", help=celery)

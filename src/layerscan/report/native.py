@@ -139,6 +139,7 @@ def _stats(a: Analysis) -> dict[str, Json]:
         "seconds": round(a.seconds, 3),
         "packages": len(a.packages),
         "secrets": len(a.secrets),
+        "secrets_suppressed": dict(a.secrets_suppressed),
         "warnings": list(a.warnings),
         "catalog_errors": [dataclasses.asdict(e) for e in a.catalog_errors],
     }

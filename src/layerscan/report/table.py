@@ -38,6 +38,11 @@ def write(a: Analysis, out: TextIO) -> None:
         w(f"  {s.path}:{s.line}  layer {s.layer}  {s.rule}  {s.masked}{where}\n")
     if len(a.secrets) > MAX_SECRET_LINES:
         w(f"  ... and {len(a.secrets) - MAX_SECRET_LINES} more in the JSON report\n")
+    if a.secrets_suppressed:
+        total = sum(a.secrets_suppressed.values())
+        w(f"  {total} more matches suppressed by the allow rules (--secrets-all shows them):\n")
+        for allow, n in a.secrets_suppressed.items():
+            w(f"    {allow:<26} {n}\n")
 
     w(f"\nPackages  {len(a.packages)}\n")
     for kind, n in sorted(Counter(p.type for p in a.packages).items()):

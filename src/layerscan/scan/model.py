@@ -159,12 +159,14 @@ class Whiteout(NamedTuple):
 
 
 class SecretHit(NamedTuple):
-    """A confirmed rule match. `line` is 1-based. `masked` never holds the full value."""
+    """A confirmed rule match. `line` is 1-based. `masked` never holds the full value.
+    `allowed_by` names the allow rule (scan/allow.py) that calls it an example, not a secret."""
 
     rule: str
     path: str
     line: int
     masked: str
+    allowed_by: str = ""
 
 
 class Marker(NamedTuple):

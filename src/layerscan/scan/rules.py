@@ -10,10 +10,12 @@ engines agree by construction, and look-around works wherever Python allows it.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import re
 from collections.abc import Iterable, Iterator, Sequence
 
 from ..errors import RuleError
+from .allow import ALLOWED_SOURCES, COVERED, allowed_by, coverable, specific
 from .model import SecretHit
 
 
@@ -25,7 +27,9 @@ class Rule:
     pattern: str
     anchored: bool = False
     kind: str = "secret"  # or "content" (Anchore's content_search)
-    source: str = "builtin"  # or "anchore", "config"
+    # "builtin", "default" (Anchore's five when no analyzer_config.yaml names rules), "anchore" (read
+    # from analyzer_config.yaml), "config" (secret_rules); allow rules apply to builtin and default only.
+    source: str = "builtin"
 
     @property
     def regex(self) -> re.Pattern[bytes]:
@@ -69,7 +73,9 @@ ANCHORE_DEFAULT_SPECS: tuple[str, ...] = (
 
 
 def anchore_default_rules() -> list[Rule]:
-    return [parse_anchore_rule(s) for s in ANCHORE_DEFAULT_SPECS]
+    """Anchore's five as layerscan's defaults (source "default": allow rules apply to them;
+    read from analyzer_config.yaml they are source "anchore" and keep Anchore's semantics)."""
+    return [parse_anchore_rule(s, source="default") for s in ANCHORE_DEFAULT_SPECS]
 
 
 # Written by us from the public token formats. Ids are kebab-case, like gitleaks' and trivy's.
@@ -232,14 +238,28 @@ def mask(value: bytes) -> str:
 
 
 def confirm(path: str, content: bytes, rules: Iterable[Rule]) -> list[SecretHit]:
-    """Every (rule, line) where the rule matches a line of `content`, in line order."""
+    """Every (rule, line) where the rule matches a line of `content`, in line order, each with the
+    allow rule that calls it an example (layerscan's own rules only; see allow.py)."""
     rules = list(rules)
     hits: list[SecretHit] = []
-    for lineno, line in enumerate(split_lines(content), 1):
+    lines = itertools.pairwise(itertools.chain(split_lines(content), (b"",)))
+    for lineno, (line, next_line) in enumerate(lines, 1):
+        found: list[tuple[Rule, SecretHit]] = []
         for rule in rules:
             m = rule.matches(line)
             if m is not None:
-                hits.append(SecretHit(rule.id, path, lineno, mask(m.group(0))))
+                allowed = ""
+                if rule.source in ALLOWED_SOURCES:
+                    allowed = allowed_by(rule.id, path, line, m.group(0), next_line)
+                found.append((rule, SecretHit(rule.id, path, lineno, mask(m.group(0)), allowed)))
+        if len(found) > 1 and any(specific(r.id, r.source) and not h.allowed_by for r, h in found):
+            found = [
+                (r, h._replace(allowed_by=COVERED))
+                if not h.allowed_by and r.source in ALLOWED_SOURCES and coverable(r.id, r.source)
+                else (r, h)
+                for r, h in found
+            ]
+        hits.extend(h for _, h in found)
     return hits
 
 

@@ -32,10 +32,12 @@ def render(analysis: Analysis, fmt: str) -> bytes:
 
 
 def counts(analysis: Analysis) -> dict[str, object]:
-    """What one analysis found, for a one-line summary: packages by type, files, secrets, layers."""
+    """What one analysis found, for a one-line summary: packages by type, files, secrets (and those
+    the allow rules suppressed), layers."""
     return {
         "packages": dict(sorted(collections.Counter(p.type for p in analysis.packages).items())),
         "files": len(analysis.files),
         "secrets": sum(1 for s in analysis.secrets if s.kind == "secret"),
+        "secrets_suppressed": dict(analysis.secrets_suppressed),  # by allow rule
         "layers": len(analysis.layers),
     }

@@ -221,6 +221,7 @@ def after_scan_options(config: Config) -> dict[str, Any]:
         "enable_owned_package_filtering": config.enable_owned_package_filtering,
         "fetch_foreign_layers": config.fetch_foreign_layers,
         "retrieve_files": config.retrieve_files,
+        "secrets_all": config.secrets_all,
     }
 
 
