@@ -28,7 +28,11 @@
  *
  * Threads
  *   A scanner is used by one thread at a time; scanners share nothing but the
- *   read-only databases (each has its own capture glob matcher).
+ *   read-only databases (each has its own capture glob matcher). With
+ *   ls_options.threads > 1 the digests of its files are computed by up to
+ *   threads - 1 threads of a pool the process's scanners share, and by its own
+ *   thread while it waits for them (hashpool.c); the result is the same, byte for
+ *   byte. The pool's threads end when the last scanner using them is freed.
  */
 #ifndef LAYERSCAN_TAR_H
 #define LAYERSCAN_TAR_H
@@ -106,6 +110,7 @@ typedef struct {
     const uint64_t *always_mask; /* words of rules that are always candidates */
     /* Capture: the files whose path matches (NULL: none); the scanner's own (glob.h). */
     ls_globs *capture;
+    int threads; /* that may work on this scan at once, its own included; 0 or 1: it alone */
 } ls_options;
 
 typedef struct {

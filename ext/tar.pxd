@@ -58,6 +58,7 @@ cdef extern from "tar.h" nogil:
         int rules_always, have_rules
         const uint64_t *always_mask
         ls_globs *capture
+        int threads
 
     ctypedef struct ls_capture:
         size_t entry, blob

@@ -110,6 +110,8 @@ class Config:
     # layerscan's own
     limits: Limits = Limits()
     capture_max_bytes: int = 64 << 20
+    # threads that may work on one layer at once (hashing file data); None: the cores this process may use
+    scan_threads: int | None = None
     registries: dict[str, Registry] = dataclasses.field(default_factory=dict)
     ca_cert: str | None = None
     insecure_registries: tuple[str, ...] = ()
@@ -275,6 +277,7 @@ def _top_level(top: _Section) -> dict[str, Any]:
     top.put(kw, "secret_max_file_size", _nonneg_int)
     top.put(kw, "secret_skip_binary", _bool)
     top.put(kw, "capture_max_bytes", _nonneg_int)
+    top.put(kw, "scan_threads", _pos_int)
     top.put(kw, "ca_cert", _file_in(top.base))
     top.put(kw, "insecure_registries", _str_tuple)
     top.put(kw, "fetch_foreign_layers", _bool)
