@@ -12,6 +12,12 @@ its wall time, CPU time (all threads) and peak RSS. The thread counts take turns
 after round, so that whatever else loads the machine weighs on them alike; the figure is
 the ratio of the median wall times, printed with the load averages before and after (on a
 machine shared with other work, a ratio is meaningful where absolute times are not).
+
+Where other work holds the cores (Linux gives each session's group of threads its share,
+whatever their count), the wall ratio says little; so each run also reports its CPU time and
+that of the scanning thread itself (which inflates, parses and searches), and `bound` is the
+wall time the run would take with a core per thread and nothing else running:
+max(scanning thread's CPU, process CPU / threads). `speedup (bound)` compares those.
 """
 
 from __future__ import annotations
@@ -37,11 +43,11 @@ from layerscan.scan.rules import default_rules
 path, threads = sys.argv[1], int(sys.argv[2])
 opts = ScanOptions(rules=tuple(default_rules()))
 with open(path, "rb") as f:
-    t0, c0 = time.perf_counter(), time.process_time()
+    t0, c0, m0 = time.perf_counter(), time.process_time(), time.thread_time()
     result = scan_layer(iter(lambda: f.read(1 << 20), b""), opts, threads=threads)
-    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    wall, cpu, own = time.perf_counter() - t0, time.process_time() - c0, time.thread_time() - m0
 hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
-print(json.dumps({"wall": wall, "cpu": cpu, "rss_mb": hwm / 1024, "bytes": result.stats.bytes_out,
+print(json.dumps({"wall": wall, "cpu": cpu, "own": own, "rss_mb": hwm / 1024, "bytes": result.stats.bytes_out,
                   "files": len(result.entries)}))
 """
 
@@ -51,6 +57,11 @@ def run(layer: Path, threads: int) -> dict:
         [sys.executable, "-c", CHILD, str(layer), str(threads)], check=True, capture_output=True, text=True
     ).stdout
     return json.loads(out)
+
+
+def bound(run: dict, threads: int) -> float:
+    """The run's wall time on `threads` free cores: the scanning thread's CPU, or the share of all."""
+    return max(run["own"], run["cpu"] / threads)
 
 
 def main() -> int:
@@ -86,6 +97,7 @@ def main() -> int:
 
     first = runs[counts[0]][0]
     base = statistics.median(x["wall"] for x in runs[counts[0]])
+    base_bound = statistics.median(bound(x, counts[0]) for x in runs[counts[0]])
     report = {
         "layer": {"compressed_bytes": layer.stat().st_size if tmp is None else None, "bytes": first["bytes"]},
         "files": first["files"],
@@ -97,9 +109,12 @@ def main() -> int:
                 "wall_median": round(statistics.median(x["wall"] for x in rs), 3),
                 "walls": [round(x["wall"], 3) for x in rs],
                 "cpu_median": round(statistics.median(x["cpu"] for x in rs), 3),
+                "own_cpu_median": round(statistics.median(x["own"] for x in rs), 3),
+                "bound": round(statistics.median(bound(x, t) for x in rs), 3),
                 "mb_s": round(first["bytes"] / 1e6 / statistics.median(x["wall"] for x in rs), 1),
                 "peak_rss_mb": round(max(x["rss_mb"] for x in rs), 1),
                 "speedup": round(base / statistics.median(x["wall"] for x in rs), 2),
+                "speedup_bound": round(base_bound / statistics.median(bound(x, t) for x in rs), 2),
             }
             for t, rs in runs.items()
         },
@@ -108,11 +123,15 @@ def main() -> int:
         print(json.dumps(report, indent=2))
         return 0
     print(f"\n{first['bytes'] / 1e9:.2f} GB tar, {first['files']} entries; {report['cores_usable']} usable cores")
-    print(f"{'threads':>7}  {'wall (median)':>13}  {'MB/s':>7}  {'CPU s':>6}  {'peak RSS MB':>11}  {'speedup':>7}")
+    print(
+        f"{'threads':>7}  {'wall (median)':>13}  {'MB/s':>7}  {'CPU s':>6}  {'own CPU s':>9}  {'bound s':>7}  "
+        f"{'peak RSS MB':>11}  {'speedup':>7}  {'speedup (bound)':>15}"
+    )
     for t, row in report["threads"].items():
         print(
             f"{t:>7}  {row['wall_median']:>13.2f}  {row['mb_s']:>7.1f}  {row['cpu_median']:>6.2f}  "
-            f"{row['peak_rss_mb']:>11.1f}  {row['speedup']:>6.2f}x"
+            f"{row['own_cpu_median']:>9.2f}  {row['bound']:>7.2f}  {row['peak_rss_mb']:>11.1f}  "
+            f"{row['speedup']:>6.2f}x  {row['speedup_bound']:>14.2f}x"
         )
     print(f"load average before {report['load_average_before']}, after {report['load_average_after']}")
     return 0

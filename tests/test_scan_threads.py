@@ -27,7 +27,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import layer_blob
+from conftest import corpus_params, layer_blob
 from imagebuilder import Image, Layer, f, oci_layout, write_dir
 from layerscan.config import Config, ConfigError, load_config
 from layerscan.errors import CompressionError, LayerError, LimitExceeded, TarFormatError
@@ -131,7 +131,9 @@ BLOCK = 512
 
 @pytest.mark.corpus
 @pytest.mark.parametrize("threads", THREADS)
-@pytest.mark.parametrize("image,digest", [pytest.param(i, d, id=d[7:19]) for i, d in LAYERS])
+@pytest.mark.parametrize(
+    "image,digest", corpus_params(lambda: [pytest.param(i, d, id=d[7:19]) for i, d in LAYERS], width=2)
+)
 def test_corpus_layer_same_on_any_threads(image: str, digest: str, threads: int) -> None:
     blob = layer_blob(image, digest).read_bytes()
     one = scan(blob, 1, options=CORPUS_OPTIONS)
