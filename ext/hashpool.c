@@ -137,7 +137,7 @@ static void *worker(void *unused) {
     return NULL;
 }
 
-/* Up to `want` pool threads (fewer if the system refuses more: the scanners' own threads
+/* Pool threads up to the ring's max_helpers (fewer if the system refuses more: the scanners' own threads
  * then run the lanes), and the ring in the pool's list. Signals stay with the threads
  * that had them: the pool's threads block them all. */
 static void pool_join(hash_ring *g) {
