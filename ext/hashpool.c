@@ -29,7 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define RING_WINDOWS 8
+#define RING_WINDOWS 16
 #define RING_OPS 2048
 #define BATCH_COST ((int64_t)WINDOW) /* a pool thread's turn on one lane, before it chooses again */
 #define OP_COST 512                  /* what an op costs beyond its bytes: a digest's init and final */
