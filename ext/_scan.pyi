@@ -13,6 +13,7 @@ OUTSIDE_ESCAPES: int
 OUTSIDE_ABSOLUTE: int
 OUTSIDE_LINK: int
 CAPTURE_TOO_BIG: int
+CAPTURE_SPILLED: int
 COMPRESSIONS: dict[str, int]
 ERR_COMPRESSION: int
 ERR_TAR: int
@@ -68,7 +69,7 @@ class Result:
     @property
     def whiteouts(self) -> list[tuple[str, bool]]: ...
     @property
-    def captures(self) -> list[tuple[int, int, bytes | None]]: ...
+    def captures(self) -> list[tuple[int, int, bytes | None, int]]: ...
     @property
     def candidates(self) -> list[tuple[int, int, bytes]]: ...
     @property
@@ -85,6 +86,8 @@ class Result:
     def input_sha256(self) -> bytes: ...
     @property
     def diff_sha256(self) -> bytes: ...
+    @property
+    def spill_fd(self) -> int: ...
 
 class Scanner:
     def __init__(
@@ -97,12 +100,13 @@ class Scanner:
         max_ext_header_bytes: int,
         secret_max_file_size: int,
         secret_skip_binary: bool,
-        capture_max_bytes: int,
         hash_input: bool,
         diff_id: bool,
         rules: Database | None = None,
         n_rules: int = 0,
-        capture: GlobMatcher | None = None,
+        capture: list[tuple[GlobMatcher, int]] | None = None,
+        capture_spill_bytes: int = 0,
+        spill_dir: str = "",
         threads: int = 1,
     ) -> None: ...
     def feed(self, chunk: bytes | bytearray | memoryview) -> None: ...

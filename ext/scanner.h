@@ -125,7 +125,8 @@ struct ls_scanner {
     EVP_MD_CTX *in_sha, *out_sha, *md5, *sha1, *sha256;
     size_t entry;
     int64_t fpos, fsize;
-    int keep, capture, secrets, hs_dirty;
+    int keep, capture, capture_whole, spill, secrets, hs_dirty;
+    int64_t capture_limit, spill_end;
     ls_buf content;
     uint64_t *mask;
     size_t mask_words;

@@ -89,7 +89,7 @@ extern const ls_kind ls_kinds[LS_N_KINDS];
 #define LS_OPAQUE_MARKER ".wh..wh..opq"
 
 /* Capture decisions, in ls_capture.flags. */
-enum { LS_CAP_TOO_BIG = 1 };
+enum { LS_CAP_TOO_BIG = 1, LS_CAP_SPILLED = 2 };
 
 /* How an entry name or hardlink target was outside the root (it is read inside
  * it, as containerd does), in ls_result.outside_flags. */
@@ -98,7 +98,7 @@ enum { LS_OUTSIDE_ESCAPES = 1, LS_OUTSIDE_ABSOLUTE = 2, LS_OUTSIDE_LINK = 4 };
 typedef struct {
     int compression;
     int64_t max_total_bytes, max_entries, max_path_bytes, max_ext_header_bytes;
-    int64_t secret_max_file_size, capture_max_bytes;
+    int64_t secret_max_file_size;
     int secret_skip_binary;
     int hash_input; /* sha256 of the input, for expected_digest */
     int diff_id;    /* sha256 of the tar stream */
@@ -108,14 +108,23 @@ typedef struct {
     unsigned n_rules;
     int rules_always, have_rules;
     const uint64_t *always_mask; /* words of rules that are always candidates */
-    /* Capture: the files whose path matches (NULL: none); the scanner's own (glob.h). */
-    ls_globs *capture;
+    /* Capture: n_capture groups of globs, each with the size limit of the files it
+     * captures (a file matching several gets the largest); the matchers are the
+     * scanner's own (glob.h). A capture bigger than capture_spill_bytes that the secret
+     * prefilter does not also need goes to one unlinked temp file per layer, made in
+     * spill_dir, instead of memory. */
+    ls_globs *const *capture;
+    const int64_t *capture_limits;
+    size_t n_capture;
+    int64_t capture_spill_bytes;
+    const char *spill_dir;
     int threads; /* that may work on this scan at once, its own included; 0 or 1: it alone */
 } ls_options;
 
 typedef struct {
-    size_t entry; /* index into the entry columns */
-    size_t blob;  /* index into ls_result.blobs, or (size_t)-1 */
+    size_t entry;   /* index into the entry columns */
+    size_t blob;    /* index into ls_result.blobs, or (size_t)-1 */
+    int64_t offset; /* LS_CAP_SPILLED: where the content starts in ls_result.spill_fd */
     int flags;
 } ls_capture;
 
@@ -137,6 +146,7 @@ typedef struct {
     ls_buf candidates; /* ls_candidate */
     ls_buf masks;      /* uint64_t words, n_rules bits per candidate */
     ls_buf blobs;      /* ls_buf per retained file content */
+    int spill_fd;      /* the layer's spill file, or -1; closed by ls_free unless the caller takes it (sets -1) */
     /* names outside the root: LS_OUTSIDE_* byte, the name as stored, the path it
      * is read as, and for a hardlink target its entry (else (size_t)-1) */
     ls_buf outside_flags, outside_entries;

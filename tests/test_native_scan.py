@@ -16,9 +16,7 @@ from conftest import HAVE_CORPUS, IMAGE_NAMES, IMAGES, corpus_params, layer_blob
 from layerscan.scan import native, reference, scan_layer
 from layerscan.scan.model import LayerResult, ScanOptions
 from layerscan.scan.rules import default_rules
-from scancheck import assert_same, needs_native
-
-pytestmark = needs_native
+from scancheck import assert_same
 
 OPTIONS = ScanOptions(
     rules=default_rules(),

@@ -33,7 +33,7 @@ from layerscan.scan.model import (
     outside_root_warnings,
 )
 from layerscan.scan.rules import builtin_rules, mask
-from scancheck import ENGINES, assert_same, columns, needs_native
+from scancheck import ENGINES, assert_same, columns
 from tarbuilder import (
     Entry,
     build,
@@ -312,7 +312,6 @@ def test_engine_matches_generated_records(
         assert actual[key] == value, f"{engine}: {key} differs from the generated records"
 
 
-@needs_native
 @SETTINGS
 @given(layer=layers(), compression=compressions, members=st.integers(1, 3), chunk_sizes=chunkings, options=optionses)
 def test_native_equals_reference(
@@ -322,7 +321,6 @@ def test_native_equals_reference(
     assert_same(scan(blob, options, "native", chunk_sizes), scan(blob, options, "reference", None))
 
 
-@needs_native
 @SETTINGS
 @given(layer=layers(), compression=compressions, members=st.integers(1, 3), chunk_sizes=chunkings, options=optionses)
 def test_native_same_on_1_2_and_4_threads(

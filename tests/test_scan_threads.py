@@ -35,13 +35,11 @@ from layerscan.pipeline import analyze
 from layerscan.scan import native, scan_layer
 from layerscan.scan.model import Limits, ScanOptions
 from layerscan.scan.rules import default_rules
-from scancheck import assert_same, needs_native
+from scancheck import assert_same
 from tarbuilder import chunked, compress, digests, end_of_archive, header, padded
 from test_native_scan import LAYERS
 from test_native_scan import OPTIONS as CORPUS_OPTIONS
 from test_scan_badinput import CASES
-
-pytestmark = needs_native
 
 THREADS = (2, 4)  # each compared with 1
 OPTIONS = ScanOptions(

@@ -7,11 +7,12 @@ squash builds an `ImageFiles`; catalogers, findings and reports read it.
 from __future__ import annotations
 
 import dataclasses
+import io
 import posixpath
 from collections.abc import Iterator
-from typing import NamedTuple
+from typing import BinaryIO, NamedTuple
 
-from .scan.model import FileRecord
+from .scan.model import Captured, FileRecord, captured_bytes
 
 
 class FinalFile(NamedTuple):
@@ -30,7 +31,7 @@ class ImageFiles:
     """The image's final file table: absolute path -> FinalFile, plus captured contents."""
 
     files: dict[str, FinalFile]
-    captured: dict[str, bytes]  # contents of final regular files that matched a capture glob
+    captured: dict[str, Captured]  # contents of final regular files that matched a capture glob
     too_big_to_capture: set[str] = dataclasses.field(default_factory=set)
 
     MAX_HOPS = 128  # as Anchore dereferences links
@@ -73,7 +74,20 @@ class ImageFiles:
         return done if done == "/" or done in self.files else None
 
     def read(self, path: str) -> bytes | None:
-        """Captured content of `path` after following links; None if not captured."""
+        """Captured content of `path` after following links, whole in memory; None if not captured."""
+        content = self.captured_at(path)
+        return None if content is None else captured_bytes(content)
+
+    def open(self, path: str) -> BinaryIO | None:
+        """Captured content of `path` as a file, read from where it is kept (a spilled
+        capture is never loaded whole); None if not captured."""
+        content = self.captured_at(path)
+        if content is None:
+            return None
+        return io.BytesIO(content) if isinstance(content, bytes) else content.open()
+
+    def captured_at(self, path: str) -> Captured | None:
+        """Captured content of `path` after following links, as the scan kept it."""
         try:
             real = self.resolve(path)
         except SymlinkLoop:

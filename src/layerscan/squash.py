@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 from .filetree import FinalFile, ImageFiles
-from .scan.model import TYPE_BYTES, FileRecord, LayerResult
+from .scan.model import TYPE_BYTES, Captured, FileRecord, LayerResult
 
 _DIR = TYPE_BYTES["dir"]
 _CONTENT_TYPES = ("file", "hardlink")
@@ -120,7 +120,7 @@ def _hardlink(tree: _Tree, record: FileRecord) -> tuple[FileRecord, _Content | N
 
 
 def _image_files(tree: _Tree, results: Sequence[LayerResult | None]) -> ImageFiles:
-    captured: dict[str, bytes] = {}
+    captured: dict[str, Captured] = {}
     too_big: set[str] = set()
     big = [set(r.too_big_to_capture) if r is not None else set() for r in results]
     for path, (layer, src) in tree.content.items():

@@ -2,6 +2,7 @@
 
     regular_files(files, globs)   -> sorted paths of regular files (or hardlinks) matching any glob
     read(files, cataloger, path)  -> bytes, or a CatalogError saying why the content is missing
+    missing(files, cataloger, path) -> that CatalogError (for readers that open files.open(path))
     read_optional(files, path)    -> bytes, or None: a companion file whose absence is normal
     read_lines(files, path)       -> its stripped non-empty lines ([] when absent)
     parse_each(files, cataloger, paths, parse) -> what `parse(content, path)` yields for each
@@ -31,8 +32,11 @@ def regular_files(files: ImageFiles, globs: tuple[str, ...]) -> list[str]:
 
 def read(files: ImageFiles, cataloger: str, path: str) -> bytes | CatalogError:
     content = files.read(path)
-    if content is not None:
-        return content
+    return content if content is not None else missing(files, cataloger, path)
+
+
+def missing(files: ImageFiles, cataloger: str, path: str) -> CatalogError:
+    """Why the content of `path` is not there."""
     entry = files.get(path)
     target = entry.record.link if entry is not None and entry.record.type == "hardlink" else path
     if path in files.too_big_to_capture or target in files.too_big_to_capture:

@@ -98,6 +98,7 @@ class RpmMetadata:
 @dataclasses.dataclass(frozen=True)
 class NpmMetadata:
     author: str = ""  # every person named by author/authors/contributors/maintainers, as Syft joins them
+    author_field: str = ""  # the `author` field alone: the origin Anchore's Syft 0.x gives
     homepage: str = ""
     url: str = ""  # the repository
     description: str = ""

@@ -31,6 +31,7 @@ class Package:
     source_version: str = ""
     arch: str = ""
     files: tuple[str, ...] = ()  # absolute paths the package owns, where the database says
+    cpes: tuple[str, ...] = ()  # CPE 2.3 names, most specific first; filled after cataloging (cpe.py)
     # The ecosystem's own fields (catalog/metadata.py), of the class matching `type`.
     metadata: PackageMetadata = dataclasses.field(kw_only=True, compare=False, hash=False)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import mmap
 import os
+import tempfile
 import threading
 import time
 from collections.abc import Iterable
@@ -20,7 +21,18 @@ from .. import _scan
 from ..errors import CompressionError, DigestMismatch, LayerError, LimitExceeded, TarFormatError
 from ..image import Buffer
 from .globs import native_program
-from .model import EntryTable, LayerResult, ScanOptions, ScanStats, SecretHit, Whiteout, outside_root_warnings
+from .model import (
+    Captured,
+    EntryTable,
+    LayerResult,
+    ScanOptions,
+    ScanStats,
+    SecretHit,
+    Spill,
+    SpillFile,
+    Whiteout,
+    outside_root_warnings,
+)
 from .rules import Rule, confirm
 
 log = logging.getLogger("layerscan.scan")
@@ -90,12 +102,13 @@ class Scanner:
             max_ext_header_bytes=limits.max_ext_header_bytes,
             secret_max_file_size=options.secret_max_file_size,
             secret_skip_binary=options.secret_skip_binary,
-            capture_max_bytes=options.capture_max_bytes,
             hash_input=expected_digest is not None,
             diff_id=options.compute_diff_id,
             rules=_rules_database(tuple(r.pattern for r in self._rules)) if self._rules else None,
             n_rules=len(self._rules),
-            capture=_scan.GlobMatcher(native_program(tuple(options.capture_globs))) if options.capture_globs else None,
+            capture=[(_scan.GlobMatcher(native_program(globs)), limit) for globs, limit in options.capture_groups()],
+            capture_spill_bytes=options.capture_spill_bytes,
+            spill_dir=tempfile.gettempdir(),
             threads=usable_cores() if threads is None else threads,
         )
 
@@ -129,6 +142,7 @@ class Scanner:
         return _ERRORS[e.code](e.reason, self._name, e.offset)
 
     def _result(self, raw: _scan.Result) -> LayerResult:
+        spill = SpillFile(raw.spill_fd) if raw.spill_fd >= 0 else None  # owned from here on
         paths = raw.paths
         table = EntryTable(
             paths=paths,
@@ -145,12 +159,15 @@ class Scanner:
             xattrs=raw.xattrs,
             sparse=raw.sparse,
         )
-        captured: dict[str, bytes] = {}
+        captured: dict[str, Captured] = {}
         too_big: list[str] = []
-        for entry, flags, content in raw.captures:
+        for entry, flags, content, offset in raw.captures:
             path = paths[entry]
             if flags & _scan.CAPTURE_TOO_BIG:
                 too_big.append(path)
+            elif flags & _scan.CAPTURE_SPILLED:
+                assert spill is not None
+                captured[path] = Spill(spill, offset, table.sizes[entry])
             else:
                 assert content is not None
                 captured[path] = content

@@ -9,6 +9,7 @@ import stat
 from collections.abc import Iterator
 
 from ...filetree import FinalFile, ImageFiles
+from ...scan.model import FileRecord
 from ..jsonstream import Json, Obj
 from .kvfile import base, element
 
@@ -38,10 +39,11 @@ _ALLINFO_TYPE = {
 
 def file_list(files: ImageFiles) -> Obj:
     table, paths = files.files, sorted(files.files)
+    names = othernames(files)
     return Obj(
         [
             ("files.all", base((p, oct(table[p].record.mode & 0o7777)) for p in paths)),
-            ("files.allinfo", base((p, json.dumps(allinfo(table[p]))) for p in paths)),
+            ("files.allinfo", base((p, json.dumps(allinfo(table[p], names[p]))) for p in paths)),
         ]
     )
 
@@ -61,7 +63,7 @@ def file_suids(files: ImageFiles) -> Obj | None:
     return element("files.suids", suids) if suids else None
 
 
-def allinfo(entry: FinalFile) -> dict[str, Json]:
+def allinfo(entry: FinalFile, othernames: dict[str, bool]) -> dict[str, Json]:
     """One `files.allinfo` value, with Anchore's quirks (get_files_from_squashtar)."""
     r = entry.record
     linkdst = linkdst_fullpath = None
@@ -69,13 +71,7 @@ def allinfo(entry: FinalFile) -> dict[str, Json]:
     if r.type == "symlink":
         linkdst = r.link or ""
         size = len(linkdst)
-        # Anchore quirk: a relative target is joined *before* the absolute link path, so
-        # normpath gives the link's own path. The policy engine stores it as is.
-        linkdst_fullpath = linkdst if linkdst.startswith("/") else posixpath.normpath(posixpath.join(linkdst, r.path))
-    othernames: dict[str, bool] = {}
-    for name in (r.path, linkdst_fullpath, linkdst, r.path):
-        if name:
-            othernames[name] = True
+        linkdst_fullpath = _linkdst_fullpath(linkdst, r.path)
     return {
         "name": r.path,
         "fullpath": r.path,
@@ -88,6 +84,50 @@ def allinfo(entry: FinalFile) -> dict[str, Json]:
         "type": _ALLINFO_TYPE.get(r.type, "UNKNOWN"),
         "othernames": othernames,
     }
+
+
+def othernames(files: ImageFiles) -> dict[str, dict[str, bool]]:
+    """Every path's `othernames`, merged as Anchore merges them.
+
+    Each file starts with its own names: its path and, for a symlink, its target as
+    stored and its linkdst_fullpath. Anchore then maps every name to the names of the
+    last file that has it, and makes one pass over that map in which each file's names
+    are added, in place, to the names of every file its names map to: files reached
+    through one target share names, but a chain of links is not closed. The result
+    depends on the order of the squashed tar, layer by layer; within a layer it is
+    taken to be path order, the order in which Docker, BuildKit and debootstrap write
+    their tars (anchore-compat.md).
+    """
+    table = files.files
+    order = sorted(table, key=lambda p: (table[p].layer, p))
+    names = {p: _own_names(table[p].record) for p in order}
+    by_name: dict[str, dict[str, bool]] = {}
+    for path in order:
+        own = names[path]
+        by_name[path] = own
+        for name in own:
+            by_name[name] = own
+    for name in list(by_name):
+        merged = by_name[name]
+        for other in list(merged):
+            by_name[other].update(merged)
+    return names
+
+
+def _own_names(r: FileRecord) -> dict[str, bool]:
+    out: dict[str, bool] = {r.path: True}
+    if r.type == "symlink":
+        linkdst = r.link or ""
+        for name in (_linkdst_fullpath(linkdst, r.path), linkdst):
+            if name:
+                out[name] = True
+    return out
+
+
+def _linkdst_fullpath(linkdst: str, path: str) -> str:
+    # Anchore quirk: a relative target is joined *before* the absolute link path, so
+    # normpath gives the link's own path. The policy engine stores it as is.
+    return linkdst if linkdst.startswith("/") else posixpath.normpath(posixpath.join(linkdst, path))
 
 
 def _checksums(table: dict[str, FinalFile], paths: list[str], algo: str) -> Iterator[tuple[str, Json]]:

@@ -9,6 +9,7 @@ from typing import Any
 
 from ...analysis import Analysis
 from ...filetree import FinalFile, ImageFiles
+from ...scan.model import FileRecord
 from ..jsonstream import Json
 
 _NOP = re.compile(r"^/bin/sh -c #\(nop\) ")
@@ -115,8 +116,7 @@ def squashed_tar_size(files: ImageFiles) -> int:
     table = files.files
     for path, entry in table.items():
         r = entry.record
-        name = path.lstrip("/") + ("/" if r.type == "dir" else "")
-        total += 512 + _pax_size(name, r.link or "")
+        total += 512 + _pax_size(r, path.lstrip("/"))
         copied = r.type == "file" or (r.type == "hardlink" and _hardlink_copied(table, entry))
         if copied:
             total += -(-r.size // 512) * 512
@@ -129,17 +129,33 @@ def _hardlink_copied(table: dict[str, FinalFile], entry: FinalFile) -> bool:
     return target is None or target.layer != entry.layer
 
 
-def _pax_size(name: str, link: str) -> int:
-    records = 0
-    for key, value in (("path", name), ("linkpath", link)):
-        raw = value.encode("utf-8", "surrogateescape")
-        if len(raw) > 100 or not value.isascii():
-            body = f" {key}={value}\n".encode("utf-8", "surrogateescape")
-            n = len(body) + 1
-            while len(str(n)) + len(body) != n:
-                n = len(str(n)) + len(body)
-            records += n
-    return 512 + -(-records // 512) * 512 if records else 0
+def _pax_size(r: FileRecord, name: str) -> int:
+    """The PAX extended header tarfile writes before the entry. Anchore's squash sets
+    `pax_headers["path"]` on every member, so every entry has one (tarfile's own rules
+    add the other keys: strings too long or not ASCII, numbers beyond the ustar fields)."""
+    link = r.link or ""
+    if r.type == "hardlink":
+        link = link.lstrip("/")
+    records = [("path", name)]
+    for key, value, limit in (("linkpath", link, 100), ("uname", r.uname, 32), ("gname", r.gname, 32)):
+        if len(value) > limit or not value.isascii():
+            records.append((key, value))
+    for key, number, digits in (("uid", r.uid, 8), ("gid", r.gid, 8), ("size", r.size, 12)):
+        if not 0 <= number < 8 ** (digits - 1):
+            records.append((key, str(number)))
+    size = sum(_pax_record_size(k, v) for k, v in records)
+    return 512 + -(-size // 512) * 512
+
+
+def _pax_record_size(key: str, value: str) -> int:
+    """len(b"%d %s=%s\n"), where %d counts the record's own length."""
+    body = len(key.encode()) + len(value.encode("utf-8", "surrogateescape")) + 3
+    n = p = 0
+    while True:
+        n = body + len(str(p))
+        if n == p:
+            return n
+        p = n
 
 
 def _local_repo(source: str) -> str:

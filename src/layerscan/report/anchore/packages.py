@@ -3,8 +3,9 @@
 Library packages take the shapes Anchore Engine's syft handlers write (§3.2 of
 anchore-format.md), keyed as the policy engine's ImageLoader expects. An element with
 no entries is left out, as Anchore leaves out an empty kvfile: the loader's generic
-branch stops at the first empty `pkgs.*` element. layerscan makes no CPEs, so every
-`cpes` is empty, as in an engine without a CPE generator.
+branch stops at the first empty `pkgs.*` element. The one exception is `pkgs.binary`,
+which Anchore's binary analyzer writes empty. `cpes` lists the package's CPEs
+(catalog/cpe.py) as syft's artifact does, most specific first.
 """
 
 from __future__ import annotations
@@ -19,6 +20,11 @@ from .os_packages import os_package_list
 
 Entry = tuple[str, str, dict[str, Json]]  # element, key, value
 
+# The policy engine's loaders for these elements; every other `pkgs.*` element goes to
+# its generic loader (loaders.py load_generic_packages), which returns nothing at all
+# when any such element is empty.
+_TYPED_ELEMENTS = frozenset({"pkgs.all", "pkgs.allinfo", "pkgs.npms", "pkgs.gems", "pkgs.python", "pkgs.java"})
+
 
 def package_list(packages: list[Package], distro: Distro | None) -> dict[str, dict[str, Mapping[str, Json]]]:
     elements: dict[str, dict[str, Json]] = {
@@ -31,7 +37,14 @@ def package_list(packages: list[Package], distro: Distro | None) -> dict[str, di
         element, key, value = entry
         base = elements.setdefault(element, {})
         base.setdefault(key, value)  # Anchore never overwrites: the first package at a key wins
-    return {element: {"base": base} for element, base in elements.items() if base}
+    out: dict[str, dict[str, Mapping[str, Json]]] = {
+        element: {"base": base} for element, base in elements.items() if base
+    }
+    # Anchore writes pkgs.binary even when it found no binary. Beyond Anchore: not when
+    # the empty element would make the loader drop another generic element (go, nuget).
+    if not any(e.startswith("pkgs.") and e not in _TYPED_ELEMENTS for e in out):
+        out["pkgs.binary"] = {"base": {}}
+    return out
 
 
 def library_entry(p: Package) -> Entry | None:
@@ -41,7 +54,7 @@ def library_entry(p: Package) -> Entry | None:
         return (
             "pkgs.npms",
             p.location,
-            _npms_shape(p, sourcepkg=m.url or m.homepage, origins=[m.author] if m.author else []),
+            _npms_shape(p, sourcepkg=m.url or m.homepage, origins=[m.author_field] if m.author_field else []),
         )
     if isinstance(m, GemMetadata):
         return (
@@ -55,7 +68,7 @@ def library_entry(p: Package) -> Entry | None:
                 "files": list(m.files),
                 "origins": list(m.authors),
                 "lics": list(p.licenses),
-                "cpes": [],
+                "cpes": list(p.cpes),
             },
         )
     if isinstance(m, PythonMetadata):
@@ -75,28 +88,35 @@ def _npms_shape(p: Package, *, sourcepkg: str, origins: list[str]) -> dict[str, 
         "sourcepkg": sourcepkg,
         "origins": origins,
         "lics": list(p.licenses),
-        "cpes": [],
+        "cpes": list(p.cpes),
     }
 
 
 def _python(p: Package, m: PythonMetadata) -> Entry:
-    # Anchore keys a python package by <site-packages>/<top-level name>, preferring its own name.
-    top = m.top_level
-    key_name = p.name if p.name in top or not top else top[-1]
+    """As the engine's python handler: the distribution's name as declared, keyed by
+    <site-packages>/<name>, or by its last top-level module when the name is not part of it."""
+    name = m.name or p.name
+    key_name = name
+    if m.top_level:
+        last = m.top_level[-1]
+        key_name = name if name in last else last  # Anchore quirk: a substring test
     origin = m.author + (f" <{m.author_email}>" if m.author_email else "")
+    # Syft gives RECORD's paths relative to site-packages, and the engine joins them
+    # without normalizing: a script's path keeps its "../../../bin".
+    files = [posixpath.join(m.site_packages, posixpath.relpath(f, m.site_packages)) for f in p.files]
     return (
         "pkgs.python",
         posixpath.join(m.site_packages, key_name),
         {
-            "name": p.name,
+            "name": name,
             "version": p.version,
             "latest": p.version,
-            "files": list(p.files),
+            "files": files,
             "origin": origin,
             "license": " ".join(p.licenses),
             "location": m.site_packages,
             "type": "python",
-            "cpes": [],
+            "cpes": list(p.cpes),
         },
     )
 
@@ -121,7 +141,7 @@ def _java(p: Package, m: JavaMetadata) -> Entry:
             "origin": origin or "N/A",
             "location": p.location,
             "type": f"java-{ext}",
-            "cpes": [],
+            "cpes": list(p.cpes),
             # The loader parses this string for groupId:artifactId; it must be a dict holding it.
             "metadata": {"pom.properties": f"\ngroupId={group}\nartifactId={artifact}\nversion={version}\n"},
         },

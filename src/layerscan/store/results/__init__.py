@@ -129,8 +129,10 @@ class ResultCache:
                 if found is None:
                     self._count(False, codec.LAYER)
                     result = scan()
-                    if result is not None:
+                    if result is not None and not result.spilled():
                         self._put(codec.LAYER, key, digest, result)
+                    elif result is not None:
+                        log.debug("result cache: %s has spilled captures; not stored (they are too big)", digest)
                     return result
         if found is None:  # no store
             self._count(False, codec.LAYER)
@@ -255,8 +257,10 @@ def scanner_version() -> str:
 @functools.cache
 def pipeline_version() -> str:
     """The same for an image entry, which every stage after the scan shapes (squash, every
-    cataloger, findings): all of layerscan's code. Catalogers need no version numbers of their own."""
-    return f"{__version__}+{_fingerprint(sorted(_PACKAGE.rglob('*.py')))}"
+    cataloger, findings): all of layerscan's code and the catalog's data files (the CPE tables).
+    Catalogers need no version numbers of their own."""
+    files = [*sorted(_PACKAGE.rglob("*.py")), *sorted((_PACKAGE / "catalog").glob("*.json"))]
+    return f"{__version__}+{_fingerprint(files)}"
 
 
 def _fingerprint(files: list[Path]) -> str:
