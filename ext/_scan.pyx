@@ -307,7 +307,9 @@ cdef Result _result(tar.ls_result *r, unsigned n_rules):
 
 cdef class Scanner:
     """feed() compressed chunks of any size, then finish() for the Result, once.
-    Both raise ScanError (MemoryError when memory runs out)."""
+    Both raise ScanError (MemoryError when memory runs out). `threads` > 1 hashes file
+    data on that many threads at most, this one included (the process's hashing pool,
+    tar.h). close() frees the scanner at once (its part of the pool with it)."""
     cdef tar.ls_scanner *s
     cdef Database rules
     cdef list capture  # the GlobMatchers o.capture points into
@@ -322,7 +324,7 @@ cdef class Scanner:
                   long long max_path_bytes, long long max_ext_header_bytes, long long secret_max_file_size,
                   bint secret_skip_binary, bint hash_input, bint diff_id,
                   Database rules=None, unsigned n_rules=0, list capture=None, long long capture_spill_bytes=0,
-                  str spill_dir="", Marks marks=None):
+                  str spill_dir="", Marks marks=None, int threads=1):
         cdef tar.ls_options o
         memset(&o, 0, sizeof(o))
         o.compression = compression
@@ -330,6 +332,7 @@ cdef class Scanner:
         o.max_path_bytes, o.max_ext_header_bytes = max_path_bytes, max_ext_header_bytes
         o.secret_max_file_size, o.secret_skip_binary = secret_max_file_size, secret_skip_binary
         o.hash_input, o.diff_id = hash_input, diff_id
+        o.threads = threads
         self.rules, self.n_rules = rules, n_rules
         if n_rules:
             o.have_rules = 1
@@ -371,6 +374,16 @@ cdef class Scanner:
     def __dealloc__(self):
         tar.ls_free(self.s)
 
+    def close(self) -> None:
+        """Free the scanner now rather than when it is collected; feed() and finish() then refuse."""
+        if self.busy:
+            raise ValueError("close() during a feed()")
+        self.done = True
+        cdef tar.ls_scanner *s = self.s
+        self.s = NULL
+        with nogil:
+            tar.ls_free(s)  # may join the hashing pool's threads
+
     cdef _raise(self):
         cdef tar.ls_result *r = tar.ls_result_of(self.s)
         reason = r.message.decode("utf-8", "replace")
@@ -381,7 +394,7 @@ cdef class Scanner:
     def feed(self, chunk) -> None:
         """Push the next compressed bytes (any buffer); the GIL is released while they are scanned."""
         if self.done or self.busy:
-            raise ValueError("feed() after finish(), or from two threads at once")
+            raise ValueError("feed() after finish() or close(), or from two threads at once")
         cdef const unsigned char[::1] view = memoryview(chunk).cast("B")
         cdef size_t n = view.shape[0]
         cdef int rc
@@ -398,11 +411,15 @@ cdef class Scanner:
 
     def finish(self) -> Result:
         if self.done or self.busy:
-            raise ValueError("finish() called twice, or during a feed()")
+            raise ValueError("finish() called twice, after close(), or during a feed()")
         self.done = True
         cdef int rc
-        with nogil:
-            rc = tar.ls_finish(self.s)
+        self.busy = True
+        try:
+            with nogil:
+                rc = tar.ls_finish(self.s)
+        finally:
+            self.busy = False
         if rc:
             self._raise()
         return _result(tar.ls_result_of(self.s), self.n_rules)

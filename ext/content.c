@@ -24,6 +24,8 @@ static void fetch_mds(void) {
     SHA256 = EVP_MD_fetch(NULL, "SHA256", NULL);
 }
 
+const EVP_MD *file_digest_md(int lane) { return lane == 0 ? MD5 : lane == 1 ? SHA1 : SHA256; }
+
 static int openssl_failed(ls_scanner *s, const char *call) {
     return scanner_fail(s, LS_ERR_INTERNAL, s->pos, "OpenSSL %s failed", call);
 }
@@ -146,16 +148,21 @@ int file_begin(ls_scanner *s, int64_t size) {
     s->content.len = 0;
     if (s->spill && spill_open(s)) return s->r.error;
     if (s->keep && buf_reserve(&s->content, (size_t)size < (1u << 20) ? (size_t)size : (1u << 20))) return NOMEM(s);
+    marks_begin(s);
+    if (s->ring) return 0; /* the ring's first op of the file begins it */
     if (!EVP_DigestInit_ex2(s->md5, MD5, NULL) || !EVP_DigestInit_ex2(s->sha1, SHA1, NULL) ||
         !EVP_DigestInit_ex2(s->sha256, SHA256, NULL))
         return openssl_failed(s, "EVP_DigestInit_ex2");
-    marks_begin(s);
     return 0;
 }
 
 int file_data(ls_scanner *s, const unsigned char *p, size_t n) {
-    if (!EVP_DigestUpdate(s->md5, p, n) || !EVP_DigestUpdate(s->sha1, p, n) || !EVP_DigestUpdate(s->sha256, p, n))
+    if (s->ring) {
+        if (ring_file_data(s, p, n)) return s->r.error;
+    } else if (!EVP_DigestUpdate(s->md5, p, n) || !EVP_DigestUpdate(s->sha1, p, n) ||
+               !EVP_DigestUpdate(s->sha256, p, n)) {
         return openssl_failed(s, "EVP_DigestUpdate");
+    }
     if (s->secrets && s->o.secret_skip_binary && s->fpos < BINARY_HEAD) {
         size_t k = BINARY_HEAD - (size_t)s->fpos;
         if (memchr(p, 0, k < n ? k : n)) { /* binary: no secrets, keep only what capture needs */
@@ -186,9 +193,12 @@ static size_t detach_content(ls_scanner *s) {
 int file_end(ls_scanner *s) {
     ls_result *r = &s->r;
     unsigned char *d = r->digests.p + s->entry * LS_DIGEST_LEN;
-    if (!EVP_DigestFinal_ex(s->md5, d, NULL) || !EVP_DigestFinal_ex(s->sha1, d + LS_MD5_LEN, NULL) ||
-        !EVP_DigestFinal_ex(s->sha256, d + LS_MD5_LEN + LS_SHA1_LEN, NULL))
+    if (s->ring) {
+        if (ring_file_end(s)) return s->r.error;
+    } else if (!EVP_DigestFinal_ex(s->md5, d, NULL) || !EVP_DigestFinal_ex(s->sha1, d + LS_MD5_LEN, NULL) ||
+               !EVP_DigestFinal_ex(s->sha256, d + LS_MD5_LEN + LS_SHA1_LEN, NULL)) {
         return openssl_failed(s, "EVP_DigestFinal_ex");
+    }
     if (s->hs_dirty) { /* flush end-anchored matches and make the stream ready for the next file */
         s->hs_dirty = 0;
         if (hs_reset_stream(s->stream, 0, s->scratch, s->secrets ? on_rule : NULL, s) != HS_SUCCESS)

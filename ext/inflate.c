@@ -11,9 +11,9 @@
 
 int inflate_init(ls_scanner *s) {
     s->comp = s->o.compression;
-    s->win = malloc(WINDOW);
+    s->win = s->ring ? NULL : malloc(WINDOW); /* with a ring, its windows */
     s->stage = malloc(IN_BLOCK);
-    if (!s->win || !s->stage) return -1;
+    if ((!s->ring && !s->win) || !s->stage) return -1;
     if ((s->comp == LS_AUTO || s->comp == LS_ZSTD) && !(s->zs = ZSTD_createDStream())) return -1;
 #ifdef LAYERSCAN_HAVE_ISAL
     isal_inflate_init(&s->gz);
@@ -39,14 +39,18 @@ static int emit(ls_scanner *s, const unsigned char *p, size_t n) {
     size_t take = (int64_t)n > room ? (size_t)room : n;
     s->r.bytes_out += (int64_t)take;
     if (digest_stream(s, p, take) || tar_feed(s, p, take)) return s->r.error;
+    if (s->ring) ring_publish(s);
     if (take < n)
         return scanner_fail(s, LS_ERR_LIMIT, s->o.max_total_bytes, "layer expands past %lld bytes",
                             (long long)s->o.max_total_bytes);
     return 0;
 }
 
+/* The window to inflate into: the scanner's one, or the ring's next free one (NULL on error). */
+static unsigned char *out_window(ls_scanner *s) { return s->ring ? ring_window(s) : s->win; }
+
 /* One gzip member after another, through ISA-L or zlib: gz_begin() starts a
- * member; gz_step() inflates into s->win, saying how much input it used and
+ * member; gz_step() inflates into a window, saying how much input it used and
  * output it made, and returns 1 at the member's end, 0 before it, or the
  * library's (negative) error code. */
 #ifdef LAYERSCAN_HAVE_ISAL
@@ -56,12 +60,12 @@ static int gz_begin(ls_scanner *s) {
     return 0;
 }
 
-static int gz_step(ls_scanner *s, const unsigned char *p, size_t n, size_t *used, size_t *made) {
+static int gz_step(ls_scanner *s, const unsigned char *p, size_t n, unsigned char *out, size_t *used, size_t *made) {
     struct inflate_state *g = &s->gz;
     g->next_in = (uint8_t *)p;
     g->avail_in = (uint32_t)(n > UINT32_MAX ? UINT32_MAX : n);
     uint32_t given = g->avail_in;
-    g->next_out = s->win;
+    g->next_out = out;
     g->avail_out = WINDOW;
     int ret = isal_inflate(g);
     *used = given - g->avail_in, *made = WINDOW - g->avail_out;
@@ -75,12 +79,12 @@ static int gz_begin(ls_scanner *s) {
     return 0;
 }
 
-static int gz_step(ls_scanner *s, const unsigned char *p, size_t n, size_t *used, size_t *made) {
+static int gz_step(ls_scanner *s, const unsigned char *p, size_t n, unsigned char *out, size_t *used, size_t *made) {
     z_stream *z = &s->gz;
     z->next_in = (Bytef *)p;
     z->avail_in = (uInt)(n > UINT32_MAX ? UINT32_MAX : n);
     uInt given = z->avail_in;
-    z->next_out = s->win;
+    z->next_out = out;
     z->avail_out = WINDOW;
     int ret = inflate(z, Z_NO_FLUSH);
     *used = given - z->avail_in, *made = WINDOW - z->avail_out;
@@ -98,10 +102,12 @@ static int gzip_feed(ls_scanner *s, const unsigned char *p, size_t n) {
             s->member_open = 1;
         }
         size_t used, made;
-        int ret = gz_step(s, p, n, &used, &made);
+        unsigned char *out = out_window(s);
+        if (!out) return s->r.error;
+        int ret = gz_step(s, p, n, out, &used, &made);
         p += used, n -= used;
         /* what was inflated before an error is parsed first, however the input was cut */
-        if (made && emit(s, s->win, made)) return s->r.error;
+        if (made && emit(s, out, made)) return s->r.error;
         if (ret < 0)
             return scanner_fail(s, LS_ERR_COMPRESSION, s->r.bytes_out, "corrupt gzip stream (%s error %d)",
                                 LS_GZIP_ENGINE, ret);
@@ -115,15 +121,29 @@ static int gzip_feed(ls_scanner *s, const unsigned char *p, size_t n) {
 static int zstd_feed(ls_scanner *s, const unsigned char *p, size_t n) {
     ZSTD_inBuffer in = {p, n, 0};
     for (;;) {
-        ZSTD_outBuffer out = {s->win, WINDOW, 0};
+        ZSTD_outBuffer out = {out_window(s), WINDOW, 0};
+        if (!out.dst) return s->r.error;
         size_t ret = ZSTD_decompressStream(s->zs, &out, &in);
-        if (out.pos && emit(s, s->win, out.pos)) return s->r.error;
+        if (out.pos && emit(s, out.dst, out.pos)) return s->r.error;
         if (ZSTD_isError(ret))
             return scanner_fail(s, LS_ERR_COMPRESSION, s->r.bytes_out, "corrupt zstd stream: %s",
                                 ZSTD_getErrorName(ret));
         s->member_open = ret != 0;
         if (in.pos == in.size && out.pos < out.size) return 0;
     }
+}
+
+/* An uncompressed layer: with a ring, copied into its windows, which outlive the caller's buffer. */
+static int plain_feed(ls_scanner *s, const unsigned char *p, size_t n) {
+    if (!s->ring) return emit(s, p, n);
+    for (size_t k; n; p += k, n -= k) {
+        unsigned char *out = ring_window(s);
+        if (!out) return s->r.error;
+        k = n < WINDOW ? n : WINDOW;
+        memcpy(out, p, k);
+        if (emit(s, out, k)) return s->r.error;
+    }
+    return 0;
 }
 
 static int push(ls_scanner *s, const unsigned char *p, size_t n) {
@@ -136,7 +156,7 @@ static int push(ls_scanner *s, const unsigned char *p, size_t n) {
     switch (s->comp) {
         case LS_GZIP: return gzip_feed(s, p, n);
         case LS_ZSTD: return zstd_feed(s, p, n);
-        default: return emit(s, p, n);
+        default: return plain_feed(s, p, n);
     }
 }
 

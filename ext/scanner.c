@@ -20,7 +20,7 @@ ls_scanner *ls_new(const ls_options *opt) {
     ls_scanner *s = calloc(1, sizeof *s);
     if (!s) return NULL;
     s->o = *opt;
-    if (inflate_init(s) || content_init(s)) {
+    if ((s->o.threads > 1 && ring_new(s)) || inflate_init(s) || content_init(s)) {
         ls_free(s);
         return NULL;
     }
@@ -36,7 +36,7 @@ int ls_feed(ls_scanner *s, const unsigned char *p, size_t n) {
 
 int ls_finish(ls_scanner *s) {
     if (s->r.error) return s->r.error;
-    if (inflate_finish(s) || tar_finish(s) || digest_finish(s)) return s->r.error;
+    if (inflate_finish(s) || tar_finish(s) || (s->ring && ring_drain(s)) || digest_finish(s)) return s->r.error;
     return 0;
 }
 
@@ -44,6 +44,7 @@ ls_result *ls_result_of(ls_scanner *s) { return &s->r; }
 
 void ls_free(ls_scanner *s) {
     if (!s) return;
+    ring_free(s); /* first: no hashing thread reads the scanner's memory from here on */
     ls_result *r = &s->r;
     for (size_t i = 0; i < r->blobs.len / sizeof(ls_buf); i++) buf_free(((ls_buf *)r->blobs.p) + i);
     ls_strings *strs[] = {&r->paths,  &r->unames,    &r->gnames,        &r->links,

@@ -21,6 +21,7 @@
 #define NO_BLOB ((size_t)-1)
 
 typedef __int128 i128;
+typedef struct hash_ring hash_ring;
 
 /* ------------------------------------------------------------ buf.c */
 
@@ -132,6 +133,9 @@ struct ls_scanner {
     hs_scratch_t *scratch;
     hs_stream_t *stream;
     struct marks *marks; /* marks.c's state, NULL without markers */
+
+    /* hashpool.c: file digests on the pool's threads; NULL when hashed here (threads <= 1) */
+    hash_ring *ring;
 };
 
 /* ------------------------------------------------------- scanner.c */
@@ -177,6 +181,22 @@ int digest_finish(ls_scanner *s);
 int file_begin(ls_scanner *s, int64_t size);
 int file_data(ls_scanner *s, const unsigned char *p, size_t n);
 int file_end(ls_scanner *s);
+/* The digests of regular files, lane by lane as hashpool.c runs them: MD5, SHA1, SHA256. */
+const EVP_MD *file_digest_md(int lane);
+
+/* ------------------------------------------------------ hashpool.c */
+
+/* Each int one returns 0, or the error code after scanner_fail(); ring_new() -1 when out of memory. */
+int ring_new(ls_scanner *s);
+void ring_free(ls_scanner *s);
+/* The window to inflate into next (WINDOW bytes), once no lane needs it; NULL on error. */
+unsigned char *ring_window(ls_scanner *s);
+/* File data (in the current window) and the end of the file s->entry, as ops for the lanes. */
+int ring_file_data(ls_scanner *s, const unsigned char *p, size_t n);
+int ring_file_end(ls_scanner *s);
+/* Hands the ops appended so far to the pool; ring_drain() waits for every lane to finish them. */
+void ring_publish(ls_scanner *s);
+int ring_drain(ls_scanner *s);
 
 /* --------------------------------------------------------- marks.c */
 

@@ -29,7 +29,11 @@
  *
  * Threads
  *   A scanner is used by one thread at a time; scanners share nothing but the
- *   read-only databases (each has its own capture glob matcher).
+ *   read-only databases (each has its own capture glob matcher). With
+ *   ls_options.threads > 1 the digests of its files are computed by up to
+ *   threads - 1 threads of a pool the process's scanners share, and by its own
+ *   thread while it waits for them (hashpool.c); the result is the same, byte for
+ *   byte. The pool's threads end when the last scanner using them is freed.
  */
 #ifndef LAYERSCAN_TAR_H
 #define LAYERSCAN_TAR_H
@@ -128,6 +132,7 @@ typedef struct {
     unsigned n_marks;
     const unsigned char *mark_bytes;
     const size_t *mark_ends, *mark_windows;
+    int threads; /* that may work on this scan at once, its own included; 0 or 1: it alone */
 } ls_options;
 
 typedef struct {

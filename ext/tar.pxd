@@ -70,6 +70,7 @@ cdef extern from "tar.h" nogil:
         const unsigned char *mark_bytes
         const size_t *mark_ends
         const size_t *mark_windows
+        int threads
 
     ctypedef struct ls_mark:
         size_t entry, blob

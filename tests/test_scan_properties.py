@@ -337,10 +337,12 @@ def marks_of(data: bytes, markers: Sequence[Marker]) -> tuple[Mark, ...]:
     return tuple(sorted(found))
 
 
-def scan(blob: bytes, options: ScanOptions, engine: str, chunk_sizes: Sequence[int] | None) -> LayerResult:
+def scan(
+    blob: bytes, options: ScanOptions, engine: str, chunk_sizes: Sequence[int] | None, threads: int | None = None
+) -> LayerResult:
     digest = "sha256:" + hashlib.sha256(blob).hexdigest()
     data = blob if chunk_sizes is None else chunked(blob, chunk_sizes)
-    return scan_layer(data, options, engine=engine, name="generated", expected_digest=digest)
+    return scan_layer(data, options, engine=engine, name="generated", expected_digest=digest, threads=threads)
 
 
 compressions = st.sampled_from(["none", "gzip", "zstd"])
@@ -380,6 +382,18 @@ def test_native_equals_reference(
 ) -> None:
     blob = compress(tar_of(layer), compression, members=members)  # type: ignore[arg-type]
     assert_same(scan(blob, options, "native", chunk_sizes), scan(blob, options, "reference", None))
+
+
+@SETTINGS
+@given(layer=layers(), compression=compressions, members=st.integers(1, 3), chunk_sizes=chunkings, options=optionses)
+def test_native_same_on_1_2_and_4_threads(
+    layer: Layer, compression: str, members: int, chunk_sizes: list[int] | None, options: ScanOptions
+) -> None:
+    """Hashing on the pool's threads (tests/test_scan_threads.py) changes nothing in the result."""
+    blob = compress(tar_of(layer), compression, members=members)  # type: ignore[arg-type]
+    one = scan(blob, options, "native", chunk_sizes, threads=1)
+    for threads in (2, 4):
+        assert_same(scan(blob, options, "native", chunk_sizes, threads=threads), one)
 
 
 @pytest.mark.parametrize("engine", ENGINES)

@@ -115,6 +115,8 @@ class Config:
     # layerscan's own
     limits: Limits = Limits()
     capture_max_bytes: int = 64 << 20  # per captured file, for globs without their own limit (rpm databases, jars)
+    # threads that may work on one layer at once (hashing file data); None: the cores this process may use
+    scan_threads: int | None = None
     registries: dict[str, Registry] = dataclasses.field(default_factory=dict)
     ca_cert: str | None = None
     insecure_registries: tuple[str, ...] = ()
@@ -280,6 +282,7 @@ def _top_level(top: _Section) -> dict[str, Any]:
     top.put(kw, "secret_skip_binary", _bool)
     top.put(kw, "secrets_all", _bool)
     top.put(kw, "capture_max_bytes", _nonneg_int)
+    top.put(kw, "scan_threads", _pos_int)
     top.put(kw, "ca_cert", _file_in(top.base))
     top.put(kw, "insecure_registries", _str_tuple)
     top.put(kw, "fetch_foreign_layers", _bool)

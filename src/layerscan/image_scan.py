@@ -2,7 +2,13 @@
 `max_threads` threads (the native scanner releases the GIL), each digest-checked; a layer
 the result cache knows is not opened at all.
 
-    scan_image(source, options, engine, max_threads, progress, cache) -> [LayerResult | None per manifest layer]
+    scan_image(source, options, engine, max_threads, progress, cache, scan_threads)
+        -> [LayerResult | None per manifest layer]
+
+The biggest layers start first, since the biggest one bounds the image's wall time; and
+each layer may use up to `scan_threads` threads (None: every core the process may use):
+the native scanner hashes on a pool of threads that every layer being scanned shares, so
+the cores a finished small layer leaves idle go to the big one.
 """
 
 from __future__ import annotations
@@ -26,11 +32,17 @@ Advance = Callable[[int], None]
 
 
 def scan_image(
-    source: ImageSource, options: ScanOptions, engine: str, max_threads: int, progress: bool, cache: ResultCache
+    source: ImageSource,
+    options: ScanOptions,
+    engine: str,
+    max_threads: int,
+    progress: bool,
+    cache: ResultCache,
+    scan_threads: int | None = None,
 ) -> list[LayerResult | None]:
     """One result per manifest layer (None: missing); a layer listed twice is scanned once."""
     unique: dict[str, Descriptor] = {}
-    for desc in source.layers:
+    for desc in sorted(source.layers, key=lambda d: -d.size):  # stable: equal sizes keep manifest order
         unique.setdefault(desc.digest, desc)
     bar = _bar(source.name, sum(d.size for d in unique.values())) if progress else None
 
@@ -41,7 +53,7 @@ def scan_image(
     pool = ThreadPoolExecutor(max_workers=max(1, min(max_threads, len(unique))), thread_name_prefix="scan")
     try:
         futures: dict[str, Future[LayerResult | None]] = {
-            digest: pool.submit(scan_one, source, desc, options, engine, advance, cache)
+            digest: pool.submit(scan_one, source, desc, options, engine, advance, cache, scan_threads)
             for digest, desc in unique.items()
         }
         done, _ = wait(futures.values(), return_when=FIRST_EXCEPTION)
@@ -56,14 +68,20 @@ def scan_image(
 
 
 def scan_one(
-    source: ImageSource, desc: Descriptor, options: ScanOptions, engine: str, advance: Advance, cache: ResultCache
+    source: ImageSource,
+    desc: Descriptor,
+    options: ScanOptions,
+    engine: str,
+    advance: Advance,
+    cache: ResultCache,
+    threads: int | None = None,
 ) -> LayerResult | None:
     scanned = False
 
     def scan() -> LayerResult | None:
         nonlocal scanned
         scanned = True
-        return _scan_blob(source, desc, options, engine, advance)
+        return _scan_blob(source, desc, options, engine, advance, threads)
 
     result = cache.layer(desc.digest, scan)
     if not scanned:  # the blob is never opened: not downloaded, not read
@@ -72,7 +90,7 @@ def scan_one(
 
 
 def _scan_blob(
-    source: ImageSource, desc: Descriptor, options: ScanOptions, engine: str, advance: Advance
+    source: ImageSource, desc: Descriptor, options: ScanOptions, engine: str, advance: Advance, threads: int | None
 ) -> LayerResult | None:
     with source.open_layer(desc) as blob:
         if blob is None:
@@ -84,7 +102,9 @@ def _scan_blob(
         data = blob.data
         if isinstance(data, (bytes, bytearray, memoryview, mmap.mmap)):
             try:
-                result = scan_layer(data, options, engine=engine, name=desc.digest, expected_digest=expected)
+                result = scan_layer(
+                    data, options, engine=engine, name=desc.digest, expected_digest=expected, threads=threads
+                )
             except LayerError:
                 if expected is not None:
                     actual = "sha256:" + hashlib.sha256(data).hexdigest()
@@ -95,7 +115,9 @@ def _scan_blob(
             return result
         chunks = _counted(data, advance)
         try:
-            return scan_layer(chunks, options, engine=engine, name=desc.digest, expected_digest=expected)
+            return scan_layer(
+                chunks, options, engine=engine, name=desc.digest, expected_digest=expected, threads=threads
+            )
         except LayerError:
             if blob.verified:  # the source checks the digest at the end of the stream
                 _drain(chunks)

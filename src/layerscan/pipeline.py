@@ -54,7 +54,9 @@ def analyze(
                 log.warning("%s", w)
             known.seconds = time.perf_counter() - t0
             return known
-        results = scan_image(source, options, engine, config.max_threads, _progress_enabled(progress), cache)
+        results = scan_image(
+            source, options, engine, config.max_threads, _progress_enabled(progress), cache, config.scan_threads
+        )
     finally:
         source.close()
 

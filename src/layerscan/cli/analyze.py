@@ -160,6 +160,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="use the layer cache (overrides layer_cache_enable); --no-cache streams layers, writing no blob",
     )
     p.add_argument(
+        "--scan-threads",
+        type=scan_threads,
+        metavar="N",
+        help="threads that may work on one layer at once (overrides scan_threads); "
+        f"default: the cores this process may use, here {len(os.sched_getaffinity(0))}",
+    )
+    p.add_argument(
         "--tmp-dir",
         type=_directory,
         metavar="DIR",
@@ -197,6 +204,8 @@ def with_options(config: Config, args: argparse.Namespace, read_password: Callab
         changes["result_cache_enable"] = args.result_cache
     if args.secrets_all:
         changes["secrets_all"] = True
+    if args.scan_threads is not None:
+        changes["scan_threads"] = args.scan_threads
     if args.insecure_registry:
         changes["insecure_registries"] = tuple(dict.fromkeys((*config.insecure_registries, *args.insecure_registry)))
     login = args.username is not None or read_password is not None
@@ -248,6 +257,17 @@ def _summary(a: Analysis, path: str, fmt: str, code: int) -> dict:
         "seconds": round(a.seconds, 3),
         "exit_code": code,
     }
+
+
+def scan_threads(text: str) -> int:
+    """--scan-threads: a positive number."""
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of threads")
+    return n
 
 
 def _platform(text: str) -> Platform:

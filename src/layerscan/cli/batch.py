@@ -105,7 +105,10 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--output-dir {outdir}: {e.strerror or e}") from None
     if args.celery:
         return _run_on_cluster(config, specs, outdir, args.format)
-    workers = min(args.workers or len(os.sched_getaffinity(0)), len(specs))
+    cores = len(os.sched_getaffinity(0))
+    workers = min(args.workers or cores, len(specs))
+    if config.scan_threads is None:  # the workers share the cores: each layer gets its share, not all of them
+        config = dataclasses.replace(config, scan_threads=max(1, cores // workers))
     # forkserver: children fork from a clean process that already imported the pipeline.
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(["layerscan.service.jobs"])

@@ -13,6 +13,7 @@ from ..scan import ENGINES, scan_layer
 from ..scan.model import ScanOptions
 from ..scan.rules import default_rules
 from ..sources.files import map_file
+from .analyze import scan_threads
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -43,6 +44,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="native (fast, default) or reference (pure Python, the oracle)",
     )
     p.add_argument("--no-secrets", action="store_true", help="do not search for secrets")
+    p.add_argument(
+        "--scan-threads",
+        type=scan_threads,
+        metavar="N",
+        help="threads that may work on the layer at once (default: the cores this process may use)",
+    )
     p.set_defaults(func=run)
 
 
@@ -51,7 +58,9 @@ def run(args: argparse.Namespace) -> int:
     with map_file(Path(args.file)) as data:
         if data is None:
             raise SourceError(f"{args.file}: no such file")
-        result = scan_layer(data, options, engine=args.engine, compression=args.compression, name=args.file)
+        result = scan_layer(
+            data, options, engine=args.engine, compression=args.compression, name=args.file, threads=args.scan_threads
+        )
     json.dump(result.to_json(), sys.stdout)
     sys.stdout.write("\n")
     return 0

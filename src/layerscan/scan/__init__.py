@@ -1,10 +1,12 @@
 """One layer in, one LayerResult out: the native engine, or its pure-Python twin.
 
-    scan_layer(buffer_or_chunks, options, engine="native") -> LayerResult
+    scan_layer(buffer_or_chunks, options, engine="native", threads=None) -> LayerResult
 
 A buffer (bytes, memoryview, an mmap of a cached blob) is scanned with the GIL
 released for the whole layer; an iterable of chunks is pushed through the same
 state machine (`feed`/`finish`), for layers streamed straight from the network.
+`threads` (native engine): how many threads may work on the layer at once; None is
+every core the process may use, 1 the caller's thread alone. The result is the same.
 """
 
 from __future__ import annotations
@@ -27,15 +29,20 @@ def scan_layer(
     compression: str = "auto",
     name: str = "",
     expected_digest: str | None = None,
+    threads: int | None = None,
 ) -> LayerResult:
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
     if isinstance(data, (bytes, bytearray, memoryview, mmap.mmap)):
-        scan_buffer = native.scan_buffer if engine == "native" else reference.scan_buffer
-        return scan_buffer(data, options, compression=compression, name=name, expected_digest=expected_digest)
+        if engine == "reference":
+            return reference.scan_buffer(
+                data, options, compression=compression, name=name, expected_digest=expected_digest
+            )
+        return native.scan_buffer(
+            data, options, compression=compression, name=name, expected_digest=expected_digest, threads=threads
+        )
     if engine == "reference":
         return reference.scan_chunks(data, options, compression=compression, name=name, expected_digest=expected_digest)
-    scanner = native.Scanner(options, compression=compression, name=name, expected_digest=expected_digest)
-    for chunk in data:
-        scanner.feed(chunk)
-    return scanner.finish()
+    return native.scan_chunks(
+        data, options, compression=compression, name=name, expected_digest=expected_digest, threads=threads
+    )

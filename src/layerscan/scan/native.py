@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import logging
 import mmap
+import os
 import tempfile
 import threading
 import time
+from collections.abc import Iterable
 
 from .. import _scan
 from ..errors import CompressionError, DigestMismatch, LayerError, LimitExceeded, TarFormatError
@@ -83,8 +85,19 @@ def _marks_by_path(paths: list[str], found: list[tuple[int, int, int, bytes]]) -
     return {paths[e]: tuple(sorted(ms)) for e, ms in by_entry.items() if last[paths[e]] == e}
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity mask, which containers and taskset narrow)."""
+    return len(os.sched_getaffinity(0))
+
+
 class Scanner:
-    """feed() compressed chunks of any size, then finish() for the LayerResult, once."""
+    """feed() compressed chunks of any size, then finish() for the LayerResult, once; close()
+    frees the native scanner at once (finish() does not), which a `with` block does.
+
+    `threads`: how many threads may work on this layer at once, the caller's included (the
+    others hash file data, from a pool every scan of the process shares); None: every core
+    this process may use; 1: all on the caller's thread. The result is the same whatever it is.
+    """
 
     def __init__(
         self,
@@ -93,9 +106,12 @@ class Scanner:
         compression: str = "auto",
         name: str = "",
         expected_digest: str | None = None,
+        threads: int | None = None,
     ) -> None:
         if compression not in _scan.COMPRESSIONS:
             raise ValueError(f"unknown compression {compression!r}")
+        if threads is not None and threads < 1:
+            raise ValueError(f"threads must be at least 1, not {threads}")
         self._t0 = time.perf_counter()
         self._options, self._name, self._expected_digest = options, name, expected_digest
         self._rules: list[Rule] = list(options.rules)
@@ -116,7 +132,18 @@ class Scanner:
             capture_spill_bytes=options.capture_spill_bytes,
             spill_dir=tempfile.gettempdir(),
             marks=_marks(options.markers) if options.markers else None,
+            threads=usable_cores() if threads is None else threads,
         )
+
+    def __enter__(self) -> Scanner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Free the native scanner now (and its share of the hashing threads, which end with the last one)."""
+        self._scanner.close()
 
     def feed(self, chunk: bytes | bytearray | memoryview) -> None:
         """Push the next compressed bytes; the GIL is released while they are scanned."""
@@ -194,19 +221,36 @@ def scan_buffer(
     compression: str = "auto",
     name: str = "",
     expected_digest: str | None = None,
+    threads: int | None = None,
 ) -> LayerResult:
     """Scan one whole layer held in memory without the GIL; a mapped blob window by window."""
-    scanner = Scanner(options, compression=compression, name=name, expected_digest=expected_digest)
-    if not isinstance(data, mmap.mmap):
-        scanner.feed(data)
-        return scanner.finish()
-    # Pages of a file mapping count in the process's RSS for as long as they stay mapped: a
-    # 1 GB cached layer would show 1 GB resident. MADV_DONTNEED on a read-only file mapping
-    # only unmaps them (the kernel's page cache keeps them), so RSS stays bounded.
-    size = len(data)
-    with memoryview(data) as view:
-        for start in range(0, size, MMAP_WINDOW):
-            end = min(start + MMAP_WINDOW, size)
-            scanner.feed(view[start:end])
-            data.madvise(mmap.MADV_DONTNEED, start, end - start)
-    return scanner.finish()
+    with Scanner(options, compression=compression, name=name, expected_digest=expected_digest, threads=threads) as s:
+        if not isinstance(data, mmap.mmap):
+            s.feed(data)
+            return s.finish()
+        # Pages of a file mapping count in the process's RSS for as long as they stay mapped: a
+        # 1 GB cached layer would show 1 GB resident. MADV_DONTNEED on a read-only file mapping
+        # only unmaps them (the kernel's page cache keeps them), so RSS stays bounded.
+        size = len(data)
+        with memoryview(data) as view:
+            for start in range(0, size, MMAP_WINDOW):
+                end = min(start + MMAP_WINDOW, size)
+                s.feed(view[start:end])
+                data.madvise(mmap.MADV_DONTNEED, start, end - start)
+        return s.finish()
+
+
+def scan_chunks(
+    chunks: Iterable[bytes],
+    options: ScanOptions,
+    *,
+    compression: str = "auto",
+    name: str = "",
+    expected_digest: str | None = None,
+    threads: int | None = None,
+) -> LayerResult:
+    """Scan a layer given as chunks (from the network, a file); each is scanned without the GIL."""
+    with Scanner(options, compression=compression, name=name, expected_digest=expected_digest, threads=threads) as s:
+        for chunk in chunks:
+            s.feed(chunk)
+        return s.finish()
