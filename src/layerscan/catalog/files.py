@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 
-from ..filetree import ImageFiles
+from ..filetree import KIND_OF, ImageFiles
 from ..scan.globs import GlobSet
 from .model import CatalogError, CatalogFileError, Package
 
@@ -26,7 +26,8 @@ REGULAR = ("file", "hardlink")
 
 def regular_files(files: ImageFiles, globs: tuple[str, ...]) -> list[str]:
     matcher = GlobSet(globs)
-    return sorted(p for p, f in files.files.items() if f.record.type in REGULAR and matcher.matches(p))
+    kinds = files.types
+    return [p for i, p in enumerate(files.paths) if KIND_OF[kinds[i]] in REGULAR and matcher.matches(p)]
 
 
 def read(files: ImageFiles, cataloger: str, path: str) -> bytes | CatalogError:

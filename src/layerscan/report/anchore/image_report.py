@@ -8,10 +8,12 @@ import re
 from typing import Any
 
 from ...analysis import Analysis
-from ...filetree import FinalFile, ImageFiles
+from ...filetree import ImageFiles
+from ...scan.model import TYPE_BYTES
 from ..jsonstream import Json
 
 _NOP = re.compile(r"^/bin/sh -c #\(nop\) ")
+_DIR, _FILE, _HARDLINK = TYPE_BYTES["dir"], TYPE_BYTES["file"], TYPE_BYTES["hardlink"]
 _NOP_DOCKERFILE = re.compile(r"^/bin/sh -c #\(nop\) +(.*)")
 
 HistoryEntry = dict[str, Any]  # Created, CreatedBy (str), Comment, Id (str), Size (int), Tags
@@ -111,22 +113,22 @@ def squashed_tar_size(files: ImageFiles) -> int:
     """The size of the squashed.tar Anchore would write (its `imageSize`), computed
     from the file table: PAX headers, data blocks, hardlinks to other layers copied
     whole ("deferred hardlinks"), end blocks, padded to tarfile's 10240-byte record."""
-    total = 0
-    table = files.files
-    for path, entry in table.items():
-        r = entry.record
-        name = path.lstrip("/") + ("/" if r.type == "dir" else "")
-        total += 512 + _pax_size(name, r.link or "")
-        copied = r.type == "file" or (r.type == "hardlink" and _hardlink_copied(table, entry))
-        if copied:
-            total += -(-r.size // 512) * 512
-    total += 1024
+    total = 512 * len(files) + 1024
+    types, links, sizes = files.types, files.links, files.sizes
+    for i, path in enumerate(files.paths):
+        kind, link = types[i], links[i] or ""
+        name = path.lstrip("/") + ("/" if kind == _DIR else "")
+        # Names that fit a ustar header (ASCII, at most 100 bytes) need no PAX record.
+        if len(name) > 100 or len(link) > 100 or not name.isascii() or not link.isascii():
+            total += _pax_size(name, link)
+        if kind == _FILE or (kind == _HARDLINK and _hardlink_copied(files, i)):
+            total += -(-sizes[i] // 512) * 512
     return -(-total // 10240) * 10240
 
 
-def _hardlink_copied(table: dict[str, FinalFile], entry: FinalFile) -> bool:
-    target = table.get(entry.record.link or "")
-    return target is None or target.layer != entry.layer
+def _hardlink_copied(files: ImageFiles, i: int) -> bool:
+    target = files.row(files.links[i] or "")
+    return target is None or files.layers[target] != files.layers[i]
 
 
 def _pax_size(name: str, link: str) -> int:
