@@ -11,10 +11,12 @@ import posixpath
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from layerscan.catalog import capture_globs
 from layerscan.filetree import FinalFile, ImageFiles
 from layerscan.report.anchore.files import allinfo, file_checksums, file_list
 from layerscan.report.jsonstream import Arr, EncodedArr, EncodedObj, Obj, dump, string
 from layerscan.scan import native_available, scan_layer
+from layerscan.scan.globs import GlobSet
 from layerscan.scan.model import FileRecord, LayerResult, ScanOptions
 from layerscan.squash import squash
 from layerscan.store.results import codec
@@ -93,7 +95,7 @@ entries = st.lists(
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(entries, min_size=1, max_size=4))
 def test_squash_equals_the_model(layers: list[list[Entry]]) -> None:
     results = [scan_layer(build(layer), CAPTURE, engine=ENGINE) for layer in layers]
@@ -186,3 +188,14 @@ def test_the_table_goes_through_the_result_cache_codec_as_columns() -> None:
     codec._put_record(w, ImageFiles, files)
     back = codec._get_record(codec._Reader(w.payload()), ImageFiles)
     assert back == files and dict(back.files) == dict(files.files)
+
+
+def test_glob_filter_is_matches_over_every_path() -> None:
+    paths = [
+        f"/{a}/{b}"
+        for a in ("usr/lib/python3/dist-packages/x", "app/node_modules/y", "var/lib/dpkg")
+        for b in ("METADATA", "package.json", "status", "x.jar", "a.py", "RECORD", "installed", "x.gemspec", "")
+    ]
+    for globs in (capture_globs(), (*capture_globs(), "/app/*"), ("/**/package.json",)):
+        s = GlobSet(globs)
+        assert s.filter(paths) == [p for p in paths if s.matches(p)]

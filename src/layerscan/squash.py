@@ -24,21 +24,36 @@ from .scan.model import DIGEST_LEN, TYPE_BYTES, EntryTable, LayerResult
 _DIR = TYPE_BYTES["dir"]
 _FILE = TYPE_BYTES["file"]
 _HARDLINK = TYPE_BYTES["hardlink"]
+_IS_FILE = bytes(int(b == _FILE) for b in range(256))  # a translate table: type byte -> 1 for a regular file
 
 
 class _Tree:
-    """path -> global row, plus each path's children so that a subtree goes in O(its size)."""
+    """path -> global row, plus each path's children so that a subtree goes in O(its size).
+
+    The children are indexed only once a layer removes something: until then, `ancestors`
+    (every directory above a path, whether or not it has an entry) is all `_merge` needs."""
 
     def __init__(self) -> None:
         self.files: dict[str, int] = {}
         # A final hardlink -> the global row of the regular file whose content (size,
         # digests, captured bytes) it carries; hardlinks without one are not here.
         self.linked: dict[str, int] = {}
+        self.ancestors: set[str] = set()
+        self.indexed = False
         # Parents without an entry of their own ("a/b/c" with no "a/b") are still nodes here.
         self.children: dict[str, set[str]] = {}
 
+    def index(self) -> None:
+        """Index the children of every path, for the entry-by-entry rules from now on."""
+        for path in self.files:
+            self._link_up(path)
+        self.indexed = True
+
     def put(self, path: str, row: int) -> None:
         self.files[path] = row
+        self._link_up(path)
+
+    def _link_up(self, path: str) -> None:
         children = self.children
         child = path
         while child != "/":
@@ -103,8 +118,78 @@ def squash(results: Sequence[LayerResult | None]) -> ImageFiles:
     for k, table in enumerate(rows.tables):
         result = results[rows.layers[k]]
         assert result is not None
-        _apply(tree, rows, rows.offsets[k], table, result)
+        if not tree.indexed and not _merge(tree, rows, rows.offsets[k], table, result):
+            tree.index()
+        if tree.indexed:
+            _apply(tree, rows, rows.offsets[k], table, result)
     return _gather(tree, rows, results)
+
+
+def _merge(tree: _Tree, rows: _Rows, offset: int, table: EntryTable, result: LayerResult) -> bool:
+    """Apply a layer that removes nothing in bulk, as _apply would entry by entry; False,
+    having changed nothing, when the layer has whiteouts or a non-directory at a path
+    that has something below it (in the tree or in this layer)."""
+    if result.whiteouts:
+        return False
+    paths, types = table.paths, table.types
+    parents, before = _ancestors(paths), tree.ancestors
+    if any(types[i] != _DIR and (p in parents or p in before) for i, p in enumerate(paths)):
+        return False
+    links = _hardlink_sources(tree, rows, offset, table)
+    files = tree.files
+    files.update(zip(paths, range(offset, offset + len(paths)), strict=True))
+    files.pop("/", None)  # the root is not an entry of the table (nor of Anchore's squashed tar)
+    for path in [p for p in tree.linked if files[p] >= offset]:  # written again by this layer
+        del tree.linked[path]
+    for path, (row, source) in links.items():
+        if files.get(path) == row and source is not None:  # the link is the layer's last word on its path
+            tree.linked[path] = source
+    before |= parents
+    return True
+
+
+def _ancestors(paths: list[str]) -> set[str]:
+    """Every directory above the paths ("/a/b/c" -> "/a/b", "/a", "/")."""
+    found = {p[: p.rfind("/")] or "/" for p in paths}
+    todo = list(found)
+    while todo:
+        up = {d[: d.rfind("/")] or "/" for d in todo if d != "/"} - found
+        found |= up
+        todo = list(up)
+    return found
+
+
+def _hardlink_sources(tree: _Tree, rows: _Rows, offset: int, table: EntryTable) -> dict[str, tuple[int, int | None]]:
+    """A layer's hardlinks: path -> (global row, the source row it carries or None), each
+    resolved against its target as of the link, as _apply does; for a layer that removes nothing."""
+    types, paths, links = table.types, table.paths, table.links
+    at = [i for i in _positions(types, _HARDLINK) if paths[i] != "/"]
+    if not at:
+        return {}
+    targets = {links[i] or "" for i in at}
+    # The source a link to a target would carry, as this layer's entries rewrite the targets.
+    now: dict[str, int | None] = {}
+    out: dict[str, tuple[int, int | None]] = {}
+    for i in sorted({*at, *(i for i, p in enumerate(paths) if p in targets)}):
+        path, row = paths[i], offset + i
+        if types[i] == _HARDLINK:
+            target = links[i] or ""
+            source = now[target] if target in now else _link_source(tree, rows, target)
+            out[path] = (row, source)
+        else:
+            source = row if rows.hashed(row) else None
+        if path in targets:
+            now[path] = source
+    return out
+
+
+def _positions(column: bytearray, code: int) -> list[int]:
+    """Where `code` is in the column (bytearray.find, in C: hardlinks are few)."""
+    out, i = [], column.find(code)
+    while i >= 0:
+        out.append(i)
+        i = column.find(code, i + 1)
+    return out
 
 
 def _apply(tree: _Tree, rows: _Rows, offset: int, table: EntryTable, result: LayerResult) -> None:
@@ -181,7 +266,9 @@ def _gather(tree: _Tree, rows: _Rows, results: Sequence[LayerResult | None]) -> 
     out_types = bytearray(map(types.__getitem__, picks))
     if len(sparse) < len(types):  # tables built without the column
         sparse = sparse + bytes(len(types) - len(sparse))
-    hashed = bytearray(t == _FILE and not s for t, s in zip(out_types, map(sparse.__getitem__, picks), strict=True))
+    hashed = out_types.translate(_IS_FILE)
+    for i in _positions(bytearray(map(sparse.__getitem__, picks)), 1):  # GNU sparse files have no digests
+        hashed[i] = 0
     out_digests = bytearray().join([digests[r * DIGEST_LEN : (r + 1) * DIGEST_LEN] for r in picks])
     out_sizes = array("q", map(sizes.__getitem__, picks))
     files = ImageFiles(

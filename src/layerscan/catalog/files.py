@@ -25,9 +25,8 @@ REGULAR = ("file", "hardlink")
 
 
 def regular_files(files: ImageFiles, globs: tuple[str, ...]) -> list[str]:
-    matcher = GlobSet(globs)
     kinds = files.types
-    return [p for i, p in enumerate(files.paths) if KIND_OF[kinds[i]] in REGULAR and matcher.matches(p)]
+    return [p for p in GlobSet(globs).filter(files.paths) if KIND_OF[kinds[files.row(p) or 0]] in REGULAR]
 
 
 def read(files: ImageFiles, cataloger: str, path: str) -> bytes | CatalogError:
