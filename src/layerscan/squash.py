@@ -289,11 +289,13 @@ def _gather(tree: _Tree, rows: _Rows, results: Sequence[LayerResult | None]) -> 
         {},
     )
     for path, source in tree.linked.items():  # hardlinks carry their target's size and digests
-        i = files.row(path)
-        assert i is not None
-        out_sizes[i] = sizes[source]
-        out_digests[i * DIGEST_LEN : (i + 1) * DIGEST_LEN] = digests[source * DIGEST_LEN : (source + 1) * DIGEST_LEN]
-        hashed[i] = 1
+        row = files.row(path)
+        assert row is not None
+        out_sizes[row] = sizes[source]
+        out_digests[row * DIGEST_LEN : (row + 1) * DIGEST_LEN] = digests[
+            source * DIGEST_LEN : (source + 1) * DIGEST_LEN
+        ]
+        hashed[row] = 1
     _contents(files, tree, rows, results)
     return files
 
