@@ -12,7 +12,7 @@ Images, built once into --workdir (default <tmp>/layerscan-stages) and reused:
 Per image: the scan once (cache off), then each stage the best of --repeat, in CPU seconds of
 this process (the stages run on one thread; CPU time is what a busy machine skews least); the memory the
 final file table holds per file entry (tracemalloc, squash alone); and with --e2e, the wall
-time and peak RSS of `layerscan analyze --format anchore` and of Trivy's secret scan
+time, CPU time and peak RSS of `layerscan analyze --format anchore` and of Trivy's secret scan
 (benchmarks/peers.py runs both), best of --repeat.
 """
 
@@ -175,8 +175,10 @@ def end_to_end(path: Path, repeat: int, scratch: Path) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, s in samples.items():
         out[f"{name} wall s"] = min(x.wall for x in s)
+        out[f"{name} cpu s"] = min(x.cpu for x in s)
         out[f"{name} peak rss MB"] = max(x.rss_kb for x in s) / 1024
     out["layerscan / trivy wall"] = out["layerscan anchore wall s"] / out["trivy secret wall s"]
+    out["layerscan / trivy cpu"] = out["layerscan anchore cpu s"] / out["trivy secret cpu s"]
     return out
 
 
