@@ -30,7 +30,8 @@ def write(analysis: Analysis, out: TextIO) -> None:
 
 
 def document(a: Analysis) -> Obj:
-    file_ids = {path: i for i, (path, *_) in enumerate(digested_files(a))}
+    digested = (path for path, hashed in zip(a.files.paths, a.files.hashed, strict=True) if hashed)
+    file_ids = {path: i for i, path in enumerate(digested)}  # numbered as _files numbers them
     licenses = _Licenses()
     # Package licenses are resolved first so that the extracted LicenseRef texts are known.
     packages = [package(p, _package_id(i), licenses) for i, p in enumerate(a.packages)]
