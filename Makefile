@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: setup build demo test lint asan fuzz fuzz-long bench bench-peers anchore-cli clean FORCE
+.PHONY: setup build demo test lint asan fuzz fuzz-long bench bench-peers bench-big anchore-cli clean FORCE
 
 setup: $(STAMP)
 
@@ -92,10 +92,13 @@ fuzz: $(FUZZ_READY)
 	mkdir -p $(FUZZ_DIR)/corpus $(FUZZ_DIR)/artifacts
 	nice $(FUZZ_DIR)/fuzz_scan $(FUZZ_FLAGS) -max_total_time=$(FUZZ_SECONDS) $(FUZZ_DIRS)
 
-# One job (its log is build/fuzz/fuzz-0.log), niced: the machine is shared.
+# FUZZ_JOBS jobs of FUZZ_RUNS/FUZZ_JOBS executions each, sharing the corpus (their logs are
+# build/fuzz/fuzz-N.log), niced: the machine is shared.
+FUZZ_JOBS ?= 1
 fuzz-long: $(FUZZ_READY)
 	mkdir -p $(FUZZ_DIR)/corpus $(FUZZ_DIR)/artifacts
-	cd $(FUZZ_DIR) && nice ./fuzz_scan $(FUZZ_FLAGS) -jobs=1 -runs=$(FUZZ_RUNS) $(FUZZ_DIRS)
+	cd $(FUZZ_DIR) && nice ./fuzz_scan $(FUZZ_FLAGS) -jobs=$(FUZZ_JOBS) -workers=$(FUZZ_JOBS) \
+		-runs=$$(( $(FUZZ_RUNS) / $(FUZZ_JOBS) )) $(FUZZ_DIRS)
 
 bench: setup
 	$(VENV)/bin/python benchmarks/scan.py
@@ -104,6 +107,11 @@ bench: setup
 bench-peers: setup
 	$(VENV)/bin/pip install -q -e '.[bench]'
 	$(VENV)/bin/python benchmarks/peers.py
+
+# The >= 1 GB library image against the peers; writes docs/benchmarks.md and its chart.
+bench-big: setup
+	$(VENV)/bin/pip install -q -e '.[bench]'
+	$(VENV)/bin/python benchmarks/peers.py --big --image --markdown docs/benchmarks.md --chart docs/benchmarks.png
 
 # anchore-cli 0.9.3, the client the service's API tests drive, in a venv of its own (its pins clash with ours).
 ANCHORECLI_VENV := .venv-anchorecli

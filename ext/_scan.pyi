@@ -13,6 +13,9 @@ OUTSIDE_ESCAPES: int
 OUTSIDE_ABSOLUTE: int
 OUTSIDE_LINK: int
 CAPTURE_TOO_BIG: int
+CAPTURE_SPILLED: int
+MARK_MAX_HITS: int
+MARK_HEAD: int
 COMPRESSIONS: dict[str, int]
 ERR_COMPRESSION: int
 ERR_TAR: int
@@ -33,6 +36,9 @@ class Database:
     def always(self) -> tuple[int, ...]: ...
 
 def compile_rules(patterns: tuple[str, ...]) -> Database: ...
+
+class Marks:
+    def __init__(self, markers: tuple[tuple[bytes, int], ...]) -> None: ...
 
 class GlobMatcher:
     def __init__(self, program: bytes) -> None: ...
@@ -68,9 +74,11 @@ class Result:
     @property
     def whiteouts(self) -> list[tuple[str, bool]]: ...
     @property
-    def captures(self) -> list[tuple[int, int, bytes | None]]: ...
+    def captures(self) -> list[tuple[int, int, bytes | None, int]]: ...
     @property
     def candidates(self) -> list[tuple[int, int, bytes]]: ...
+    @property
+    def marks(self) -> list[tuple[int, int, int, bytes]]: ...
     @property
     def outside(self) -> list[tuple[int, str, str, int]]: ...
     @property
@@ -85,6 +93,8 @@ class Result:
     def input_sha256(self) -> bytes: ...
     @property
     def diff_sha256(self) -> bytes: ...
+    @property
+    def spill_fd(self) -> int: ...
 
 class Scanner:
     def __init__(
@@ -97,12 +107,14 @@ class Scanner:
         max_ext_header_bytes: int,
         secret_max_file_size: int,
         secret_skip_binary: bool,
-        capture_max_bytes: int,
         hash_input: bool,
         diff_id: bool,
         rules: Database | None = None,
         n_rules: int = 0,
-        capture: GlobMatcher | None = None,
+        capture: list[tuple[GlobMatcher, int]] | None = None,
+        capture_spill_bytes: int = 0,
+        spill_dir: str = "",
+        marks: Marks | None = None,
     ) -> None: ...
     def feed(self, chunk: bytes | bytearray | memoryview) -> None: ...
     def finish(self) -> Result: ...

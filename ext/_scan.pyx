@@ -9,7 +9,7 @@ constants (digest sizes, entry kinds, whiteout markers, flags) are defined once,
 tar.h, and exported from here.
 """
 
-from libc.stdint cimport uint64_t
+from libc.stdint cimport int64_t, uint64_t
 from libc.string cimport memset
 from cpython cimport array as carray
 from cpython.bytes cimport PyBytes_FromStringAndSize
@@ -40,6 +40,9 @@ OUTSIDE_ESCAPES = tar.LS_OUTSIDE_ESCAPES
 OUTSIDE_ABSOLUTE = tar.LS_OUTSIDE_ABSOLUTE
 OUTSIDE_LINK = tar.LS_OUTSIDE_LINK
 CAPTURE_TOO_BIG = tar.LS_CAP_TOO_BIG
+CAPTURE_SPILLED = tar.LS_CAP_SPILLED
+MARK_MAX_HITS = tar.LS_MARK_MAX_HITS
+MARK_HEAD = tar.LS_MARK_HEAD
 COMPRESSIONS = {"auto": tar.LS_AUTO, "gzip": tar.LS_GZIP, "zstd": tar.LS_ZSTD, "none": tar.LS_NONE}
 ERR_COMPRESSION = tar.LS_ERR_COMPRESSION
 ERR_TAR = tar.LS_ERR_TAR
@@ -129,6 +132,31 @@ def compile_rules(tuple patterns) -> Database:
     return _build(patterns, hs.HS_FLAG_SINGLEMATCH | hs.HS_FLAG_MULTILINE, hs.HS_MODE_STREAM)
 
 
+cdef class Marks:
+    """Markers for the marks scan (tar.h): a stream database of the literals, and the
+    literals and window sizes the scanner copies from."""
+    cdef Database db
+    cdef bytes literals
+    cdef carray.array ends, windows
+    cdef readonly unsigned n
+
+    def __cinit__(self, tuple markers):
+        # Each literal as a pattern of \xHH escapes: Hyperscan then takes its bytes as they are.
+        self.db = _build(tuple("".join(f"\\x{b:02x}" for b in lit) for lit, _ in markers), 0, hs.HS_MODE_STREAM)
+        if self.db.always or not markers:
+            raise ValueError("markers must be non-empty literals")
+        self.n = len(markers)
+        self.literals = b"".join(lit for lit, _ in markers)
+        ends, at = [], 0
+        for lit, window in markers:
+            if window < len(lit):
+                raise ValueError("a marker's window must hold the marker")
+            at += len(lit)
+            ends.append(at)
+        self.ends = array.array("Q", ends)
+        self.windows = array.array("Q", [window for _, window in markers])
+
+
 # ------------------------------------------------------------ capture globs
 
 cdef class GlobMatcher:
@@ -188,14 +216,18 @@ cdef bytes _blob(tar.ls_result *r, size_t i):
 
 cdef class Result:
     """One layer's columns, in tar order. Entries: paths .. sparse (as EntryTable holds
-    them). whiteouts: (path, opaque). captures: (entry, CAPTURE_* flags, content or None).
-    candidates: (entry, bit mask of the rules the prefilter names, content). outside:
+    them). whiteouts: (path, opaque). captures: (entry, CAPTURE_* flags, content or None, offset
+    of a CAPTURE_SPILLED one in spill_fd). spill_fd: the layer's spill file, or -1; the caller
+    owns it (closes it).
+    candidates: (entry, bit mask of the rules the prefilter names, content). marks:
+    (entry, marker, offset, window). outside:
     (OUTSIDE_* flags, name as stored, path read, the hardlink's entry or -1)."""
-    cdef readonly list paths, unames, gnames, links, xattrs, whiteouts, captures, candidates, outside
+    cdef readonly list paths, unames, gnames, links, xattrs, whiteouts, captures, candidates, marks, outside
     cdef readonly bytearray types, digests, sparse
     cdef readonly object modes, uids, gids, sizes, mtimes
     cdef readonly long long bytes_in, bytes_out, entries, sparse_count
     cdef readonly bytes input_sha256, diff_sha256
+    cdef readonly int spill_fd
 
 
 cdef Result _result(tar.ls_result *r, unsigned n_rules):
@@ -235,7 +267,8 @@ cdef Result _result(tar.ls_result *r, unsigned n_rules):
         content = None
         if cap[i].blob != <size_t>-1:
             content = blobs[cap[i].blob] = _blob(r, cap[i].blob)
-        out.captures.append((cap[i].entry, cap[i].flags, content))
+        out.captures.append((cap[i].entry, cap[i].flags, content, cap[i].offset))
+    out.spill_fd, r.spill_fd = r.spill_fd, -1  # handed over: ls_free no longer closes it
     out.candidates = []
     cdef tar.ls_candidate *cand = <tar.ls_candidate *>r.candidates.p
     cdef size_t words = (n_rules + 63) // 64, k
@@ -249,6 +282,11 @@ cdef Result _result(tar.ls_result *r, unsigned n_rules):
         if content is None:
             content = _blob(r, cand[i].blob)
         out.candidates.append((cand[i].entry, bits, content))
+
+    out.marks = []
+    cdef tar.ls_mark *mark = <tar.ls_mark *>r.marks.p
+    for i in range(r.marks.len // sizeof(tar.ls_mark)):
+        out.marks.append((mark[i].entry, mark[i].marker, mark[i].offset, _blob(r, mark[i].blob)))
 
     cdef size_t n_outside = r.outside_flags.len
     cdef const size_t *outside_entries = <const size_t *>r.outside_entries.p
@@ -272,24 +310,27 @@ cdef class Scanner:
     Both raise ScanError (MemoryError when memory runs out)."""
     cdef tar.ls_scanner *s
     cdef Database rules
-    cdef GlobMatcher capture
+    cdef list capture  # the GlobMatchers o.capture points into
+    cdef carray.array capture_ptrs, capture_limits
+    cdef bytes spill_dir
+    cdef Marks marks
     cdef unsigned n_rules
     cdef carray.array always_mask
     cdef bint done, busy  # busy: a feed() without the GIL is under way
 
     def __cinit__(self, *, int compression, long long max_total_bytes, long long max_entries,
                   long long max_path_bytes, long long max_ext_header_bytes, long long secret_max_file_size,
-                  bint secret_skip_binary, long long capture_max_bytes, bint hash_input, bint diff_id,
-                  Database rules=None, unsigned n_rules=0, GlobMatcher capture=None):
+                  bint secret_skip_binary, bint hash_input, bint diff_id,
+                  Database rules=None, unsigned n_rules=0, list capture=None, long long capture_spill_bytes=0,
+                  str spill_dir="", Marks marks=None):
         cdef tar.ls_options o
         memset(&o, 0, sizeof(o))
         o.compression = compression
         o.max_total_bytes, o.max_entries = max_total_bytes, max_entries
         o.max_path_bytes, o.max_ext_header_bytes = max_path_bytes, max_ext_header_bytes
         o.secret_max_file_size, o.secret_skip_binary = secret_max_file_size, secret_skip_binary
-        o.capture_max_bytes = capture_max_bytes
         o.hash_input, o.diff_id = hash_input, diff_id
-        self.rules, self.capture, self.n_rules = rules, capture, n_rules
+        self.rules, self.n_rules = rules, n_rules
         if n_rules:
             o.have_rules = 1
             o.n_rules = n_rules
@@ -301,8 +342,28 @@ cdef class Scanner:
                 self.always_mask = array.array("Q", words)
                 o.always_mask = <const uint64_t *>self.always_mask.data.as_voidptr
                 o.rules_always = 1
-        if capture is not None:
-            o.capture = capture.g
+        # capture: (GlobMatcher, size limit) per group of globs
+        self.capture = [m for m, _ in capture or ()]
+        for m in self.capture:
+            if not isinstance(m, GlobMatcher):
+                raise TypeError("capture takes (GlobMatcher, limit) pairs")
+        self.capture_ptrs = array.array("Q", [<size_t>(<GlobMatcher>m).g for m in self.capture])
+        self.capture_limits = array.array("q", [limit for _, limit in capture or ()])
+        if self.capture:
+            o.capture = <glob.ls_globs *const *>self.capture_ptrs.data.as_voidptr
+            o.capture_limits = <const int64_t *>self.capture_limits.data.as_voidptr
+            o.n_capture = len(self.capture)
+        o.capture_spill_bytes = capture_spill_bytes
+        self.spill_dir = spill_dir.encode()
+        if spill_dir:
+            o.spill_dir = self.spill_dir
+        self.marks = marks
+        if marks is not None:
+            o.marks_db = marks.db.db
+            o.n_marks = marks.n
+            o.mark_bytes = <const unsigned char *><const char *>marks.literals
+            o.mark_ends = <const size_t *>marks.ends.data.as_voidptr
+            o.mark_windows = <const size_t *>marks.windows.data.as_voidptr
         self.s = tar.ls_new(&o)
         if self.s is NULL:
             raise MemoryError("cannot allocate a layer scanner")

@@ -1,11 +1,15 @@
 /* What the scanner does with bytes besides parsing them: the digests (of the
  * input, of the tar stream, of each regular file), the secret prefilter over
  * each file's content, and capturing whole files whose path matches a glob. */
+#define _POSIX_C_SOURCE 200809L /* mkstemp, ssize_t write */
 #include "scanner.h"
 
+#include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define BINARY_HEAD 8000 /* rules.is_binary looks for NUL in this many bytes */
 
@@ -37,6 +41,7 @@ static EVP_MD_CTX *sha256_ctx(void) {
 int content_init(ls_scanner *s) {
     pthread_once(&md_once, fetch_mds);
     const ls_options *o = &s->o;
+    s->r.spill_fd = -1;
     if (!MD5 || !SHA1 || !SHA256) return -1;
     s->mask_words = (o->n_rules + 63) / 64;
     s->mask = calloc(s->mask_words ? s->mask_words : 1, sizeof(uint64_t));
@@ -50,7 +55,7 @@ int content_init(ls_scanner *s) {
     if (o->rules_db && (hs_alloc_scratch(o->rules_db, &s->scratch) != HS_SUCCESS ||
                         hs_open_stream(o->rules_db, 0, &s->stream) != HS_SUCCESS))
         return -1;
-    return 0;
+    return marks_init(s);
 }
 
 void content_free(ls_scanner *s) {
@@ -60,6 +65,8 @@ void content_free(ls_scanner *s) {
     hs_free_scratch(s->scratch);
     buf_free(&s->content);
     free(s->mask);
+    if (s->r.spill_fd >= 0) close(s->r.spill_fd);
+    marks_free(s);
 }
 
 /* ------------------------------------------------------------- digests */
@@ -90,22 +97,59 @@ static int on_rule(unsigned id, unsigned long long from, unsigned long long to, 
     return 0;
 }
 
-static int capture_of(ls_scanner *s, const ls_buf *path) {
-    return s->o.capture && ls_globs_match(s->o.capture, path->p, path->len);
+/* The largest limit of the capture groups whose globs match the path; -1 when none does. */
+static int64_t capture_limit(ls_scanner *s, const ls_buf *path) {
+    int64_t limit = -1;
+    for (size_t i = 0; i < s->o.n_capture; i++)
+        if (s->o.capture_limits[i] > limit && ls_globs_match(s->o.capture[i], path->p, path->len))
+            limit = s->o.capture_limits[i];
+    return limit;
+}
+
+/* The layer's spill file, made on its first use: unlinked at once, so it is gone with its descriptor. */
+static int spill_open(ls_scanner *s) {
+    if (s->r.spill_fd >= 0) return 0;
+    char name[4096];
+    const char *dir = s->o.spill_dir ? s->o.spill_dir : "/tmp";
+    if (snprintf(name, sizeof name, "%s/layerscan-spill-XXXXXX", dir) >= (int)sizeof name)
+        return scanner_fail(s, LS_ERR_INTERNAL, s->pos, "spill directory name too long");
+    int fd = mkstemp(name);
+    if (fd < 0)
+        return scanner_fail(s, LS_ERR_INTERNAL, s->pos, "cannot create a spill file in %s: %s", dir, strerror(errno));
+    unlink(name);
+    s->r.spill_fd = fd;
+    s->spill_end = 0;
+    return 0;
+}
+
+static int spill_write(ls_scanner *s, const unsigned char *p, size_t n) {
+    while (n) {
+        ssize_t k = write(s->r.spill_fd, p, n);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) return scanner_fail(s, LS_ERR_INTERNAL, s->pos, "cannot write the spill file: %s", strerror(errno));
+        p += k, n -= (size_t)k;
+    }
+    return 0;
 }
 
 int file_begin(ls_scanner *s, int64_t size) {
     const ls_options *o = &s->o;
     s->fpos = 0;
     s->fsize = size;
-    s->capture = capture_of(s, &s->norm);
+    s->capture_limit = capture_limit(s, &s->norm);
+    s->capture = s->capture_limit >= 0;
+    s->capture_whole = s->capture && size <= s->capture_limit;
     s->secrets = o->have_rules && size <= o->secret_max_file_size;
-    s->keep = (s->capture && size <= o->capture_max_bytes) || s->secrets;
+    /* Only a capture nothing else needs in memory spills; the prefilter's content stays bounded by its own limit. */
+    s->spill = s->capture_whole && !s->secrets && size > o->capture_spill_bytes;
+    s->keep = (s->capture_whole && !s->spill) || s->secrets;
     s->content.len = 0;
+    if (s->spill && spill_open(s)) return s->r.error;
     if (s->keep && buf_reserve(&s->content, (size_t)size < (1u << 20) ? (size_t)size : (1u << 20))) return NOMEM(s);
     if (!EVP_DigestInit_ex2(s->md5, MD5, NULL) || !EVP_DigestInit_ex2(s->sha1, SHA1, NULL) ||
         !EVP_DigestInit_ex2(s->sha256, SHA256, NULL))
         return openssl_failed(s, "EVP_DigestInit_ex2");
+    marks_begin(s);
     return 0;
 }
 
@@ -116,18 +160,19 @@ int file_data(ls_scanner *s, const unsigned char *p, size_t n) {
         size_t k = BINARY_HEAD - (size_t)s->fpos;
         if (memchr(p, 0, k < n ? k : n)) { /* binary: no secrets, keep only what capture needs */
             s->secrets = 0;
-            s->keep = s->capture && s->fsize <= s->o.capture_max_bytes;
+            s->keep = s->capture_whole;
             if (!s->keep) s->content.len = 0;
         }
     }
     if (s->keep && buf_put(&s->content, p, n)) return NOMEM(s);
+    if (s->spill && spill_write(s, p, n)) return s->r.error;
     if (s->secrets && s->stream) {
         s->hs_dirty = 1;
         if (hs_scan_stream(s->stream, (const char *)p, (unsigned)n, 0, s->scratch, on_rule, s) != HS_SUCCESS)
             return scanner_fail(s, LS_ERR_INTERNAL, s->pos, "Hyperscan stream scan failed");
     }
     s->fpos += n;
-    return 0;
+    return marks_data(s, p, n);
 }
 
 /* Hand the content buffer over to the result; the scanner starts a new one. */
@@ -156,14 +201,18 @@ int file_end(ls_scanner *s) {
             candidate |= s->mask[i] != 0;
         }
     }
-    int capture_whole = s->capture && s->fsize <= s->o.capture_max_bytes;
+    int in_memory = s->capture_whole && !s->spill;
     size_t blob = NO_BLOB;
-    if (candidate || capture_whole) {
+    if (candidate || in_memory) {
         if ((blob = detach_content(s)) == NO_BLOB) return NOMEM(s);
     }
     if (s->capture) {
-        ls_capture c = {s->entry, capture_whole ? blob : NO_BLOB, capture_whole ? 0 : LS_CAP_TOO_BIG};
+        ls_capture c = {s->entry, in_memory ? blob : NO_BLOB, s->spill ? s->spill_end : 0,
+                        s->spill    ? LS_CAP_SPILLED
+                        : in_memory ? 0
+                                    : LS_CAP_TOO_BIG};
         if (buf_put(&r->captures, &c, sizeof c)) return NOMEM(s);
+        if (s->spill) s->spill_end += s->fpos;
     }
     if (candidate) {
         ls_candidate c = {s->entry, blob, r->masks.len / sizeof(uint64_t)};
@@ -172,5 +221,5 @@ int file_end(ls_scanner *s) {
     }
     if (s->mask_words) memset(s->mask, 0, s->mask_words * sizeof(uint64_t));
     s->content.len = 0;
-    return 0;
+    return marks_end(s);
 }

@@ -124,12 +124,14 @@ struct ls_scanner {
     EVP_MD_CTX *in_sha, *out_sha, *md5, *sha1, *sha256;
     size_t entry;
     int64_t fpos, fsize;
-    int keep, capture, secrets, hs_dirty;
+    int keep, capture, capture_whole, spill, secrets, hs_dirty;
+    int64_t capture_limit, spill_end;
     ls_buf content;
     uint64_t *mask;
     size_t mask_words;
     hs_scratch_t *scratch;
     hs_stream_t *stream;
+    struct marks *marks; /* marks.c's state, NULL without markers */
 };
 
 /* ------------------------------------------------------- scanner.c */
@@ -175,6 +177,15 @@ int digest_finish(ls_scanner *s);
 int file_begin(ls_scanner *s, int64_t size);
 int file_data(ls_scanner *s, const unsigned char *p, size_t n);
 int file_end(ls_scanner *s);
+
+/* --------------------------------------------------------- marks.c */
+
+/* The same calls as content.c's, for marks; each is a no-op without markers. */
+int marks_init(ls_scanner *s);
+void marks_free(ls_scanner *s);
+void marks_begin(ls_scanner *s);
+int marks_data(ls_scanner *s, const unsigned char *p, size_t n);
+int marks_end(ls_scanner *s);
 
 #pragma GCC visibility pop
 

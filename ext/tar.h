@@ -9,7 +9,8 @@
  * Sources, by concern: scanner.c (this API: lifecycle, errors), inflate.c
  * (gzip/zstd detection and inflating), tar.c (headers, members, sparse maps,
  * paths, the entry columns), pax.c (PAX records and what they change),
- * content.c (digests, the secret prefilter, capture), buf.c (buffers, UTF-8).
+ * content.c (digests, the secret prefilter, capture), marks.c (windows of
+ * executables at markers), buf.c (buffers, UTF-8).
  * scanner.h holds what they share; only this header is public.
  *
  * Ownership
@@ -85,7 +86,14 @@ extern const ls_kind ls_kinds[LS_N_KINDS];
 #define LS_OPAQUE_MARKER ".wh..wh..opq"
 
 /* Capture decisions, in ls_capture.flags. */
-enum { LS_CAP_TOO_BIG = 1 };
+enum { LS_CAP_TOO_BIG = 1, LS_CAP_SPILLED = 2 };
+
+/* Marks (marks.c): in a regular file whose first 4 bytes are an executable's magic
+ * (ELF, Mach-O, PE), each of the first LS_MARK_MAX_HITS occurrences of each marker
+ * gives a window: the file's bytes from the occurrence on, marker included, up to the
+ * marker's window size (fewer at the end of the file). Big executables are thus read
+ * for their embedded build data without keeping them. */
+enum { LS_MARK_MAX_HITS = 4, LS_MARK_HEAD = 4 };
 
 /* How an entry name or hardlink target was outside the root (it is read inside
  * it, as containerd does), in ls_result.outside_flags. */
@@ -94,7 +102,7 @@ enum { LS_OUTSIDE_ESCAPES = 1, LS_OUTSIDE_ABSOLUTE = 2, LS_OUTSIDE_LINK = 4 };
 typedef struct {
     int compression;
     int64_t max_total_bytes, max_entries, max_path_bytes, max_ext_header_bytes;
-    int64_t secret_max_file_size, capture_max_bytes;
+    int64_t secret_max_file_size;
     int secret_skip_binary;
     int hash_input; /* sha256 of the input, for expected_digest */
     int diff_id;    /* sha256 of the tar stream */
@@ -104,13 +112,28 @@ typedef struct {
     unsigned n_rules;
     int rules_always, have_rules;
     const uint64_t *always_mask; /* words of rules that are always candidates */
-    /* Capture: the files whose path matches (NULL: none); the scanner's own (glob.h). */
-    ls_globs *capture;
+    /* Capture: n_capture groups of globs, each with the size limit of the files it
+     * captures (a file matching several gets the largest); the matchers are the
+     * scanner's own (glob.h). A capture bigger than capture_spill_bytes that the secret
+     * prefilter does not also need goes to one unlinked temp file per layer, made in
+     * spill_dir, instead of memory. */
+    ls_globs *const *capture;
+    const int64_t *capture_limits;
+    size_t n_capture;
+    int64_t capture_spill_bytes;
+    const char *spill_dir;
+    /* Marks: a stream-mode database with one id per marker (NULL: none), the markers
+     * back to back in mark_bytes with each one's end offset, and each one's window. */
+    const hs_database_t *marks_db;
+    unsigned n_marks;
+    const unsigned char *mark_bytes;
+    const size_t *mark_ends, *mark_windows;
 } ls_options;
 
 typedef struct {
-    size_t entry; /* index into the entry columns */
-    size_t blob;  /* index into ls_result.blobs, or (size_t)-1 */
+    size_t entry;   /* index into the entry columns */
+    size_t blob;    /* index into ls_result.blobs, or (size_t)-1 */
+    int64_t offset; /* LS_CAP_SPILLED: where the content starts in ls_result.spill_fd */
     int flags;
 } ls_capture;
 
@@ -118,6 +141,12 @@ typedef struct {
     size_t entry, blob;
     size_t mask; /* offset, in uint64 words, into ls_result.masks */
 } ls_candidate;
+
+typedef struct {
+    size_t entry, blob; /* the window's bytes are blobs[blob] */
+    int64_t offset;     /* of the marker in the file */
+    unsigned marker;
+} ls_mark;
 
 typedef struct {
     size_t n; /* entries */
@@ -132,6 +161,8 @@ typedef struct {
     ls_buf candidates; /* ls_candidate */
     ls_buf masks;      /* uint64_t words, n_rules bits per candidate */
     ls_buf blobs;      /* ls_buf per retained file content */
+    int spill_fd;      /* the layer's spill file, or -1; closed by ls_free unless the caller takes it (sets -1) */
+    ls_buf marks;      /* ls_mark, in file order then offset order */
     /* names outside the root: LS_OUTSIDE_* byte, the name as stored, the path it
      * is read as, and for a hardlink target its entry (else (size_t)-1) */
     ls_buf outside_flags, outside_entries;

@@ -36,9 +36,12 @@ cdef extern from "tar.h" nogil:
         LS_HARDLINK
         LS_N_KINDS
         LS_CAP_TOO_BIG
+        LS_CAP_SPILLED
         LS_OUTSIDE_ESCAPES
         LS_OUTSIDE_ABSOLUTE
         LS_OUTSIDE_LINK
+        LS_MARK_MAX_HITS
+        LS_MARK_HEAD
 
     ctypedef struct ls_kind:
         unsigned char code, typeflag
@@ -49,7 +52,7 @@ cdef extern from "tar.h" nogil:
     ctypedef struct ls_options:
         int compression
         int64_t max_total_bytes, max_entries, max_path_bytes, max_ext_header_bytes
-        int64_t secret_max_file_size, capture_max_bytes
+        int64_t secret_max_file_size
         int secret_skip_binary
         int hash_input
         int diff_id
@@ -57,10 +60,25 @@ cdef extern from "tar.h" nogil:
         unsigned n_rules
         int rules_always, have_rules
         const uint64_t *always_mask
-        ls_globs *capture
+        ls_globs *const *capture
+        const int64_t *capture_limits
+        size_t n_capture
+        int64_t capture_spill_bytes
+        const char *spill_dir
+        const hs_database_t *marks_db
+        unsigned n_marks
+        const unsigned char *mark_bytes
+        const size_t *mark_ends
+        const size_t *mark_windows
+
+    ctypedef struct ls_mark:
+        size_t entry, blob
+        int64_t offset
+        unsigned marker
 
     ctypedef struct ls_capture:
         size_t entry, blob
+        int64_t offset
         int flags
 
     ctypedef struct ls_candidate:
@@ -75,7 +93,8 @@ cdef extern from "tar.h" nogil:
         ls_buf digests
         ls_strings whiteouts
         ls_buf opaque
-        ls_buf captures, candidates, masks, blobs
+        ls_buf captures, candidates, masks, blobs, marks
+        int spill_fd
         ls_buf outside_flags, outside_entries
         ls_strings outside_names, outside_paths
         int64_t bytes_in, bytes_out, entries, sparse_count

@@ -33,8 +33,11 @@
 #define MAX_EXT_HEADER_BYTES (64 << 10)
 #define SECRET_MAX_FILE_SIZE (1 << 20)
 #define CAPTURE_MAX_BYTES (64 << 10)
+#define CAPTURE_SPILL_BYTES (16 << 10)
 
 static ls_options options;
+static ls_globs *capture; /* one group, CAPTURE_MAX_BYTES each */
+static const int64_t capture_limit = CAPTURE_MAX_BYTES;
 static hs_database_t *rules_db;
 static uint64_t always_mask[4]; /* up to 256 rules */
 
@@ -60,7 +63,7 @@ static void load_globs(const char *path) {
     static unsigned char program[1 << 20];
     size_t len = fread(program, 1, sizeof program, f);
     fclose(f);
-    if (ls_globs_new(program, len, &options.capture) != LS_GLOBS_OK) {
+    if (ls_globs_new(program, len, &capture) != LS_GLOBS_OK) {
         fprintf(stderr, "fuzz_scan: %s is not a glob program\n", path);
         abort();
     }
@@ -120,7 +123,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     options.max_path_bytes = MAX_PATH_BYTES;
     options.max_ext_header_bytes = MAX_EXT_HEADER_BYTES;
     options.secret_max_file_size = SECRET_MAX_FILE_SIZE;
-    options.capture_max_bytes = CAPTURE_MAX_BYTES;
+    options.capture = &capture;
+    options.capture_limits = &capture_limit;
+    options.n_capture = 1;
+    options.capture_spill_bytes = CAPTURE_SPILL_BYTES; /* bigger captures go to a temp file */
     options.secret_skip_binary = 1;
     options.hash_input = 1;
     options.diff_id = 1;
@@ -200,7 +206,7 @@ static void check_same(const ls_result *a, const ls_result *b) {
     ok = ok && a->captures.len == b->captures.len && a->blobs.len == b->blobs.len;
     for (size_t i = 0; ok && i < a->captures.len / sizeof(ls_capture); i++) {
         const ls_capture *x = (const ls_capture *)a->captures.p + i, *y = (const ls_capture *)b->captures.p + i;
-        ok = x->entry == y->entry && x->blob == y->blob && x->flags == y->flags;
+        ok = x->entry == y->entry && x->blob == y->blob && x->offset == y->offset && x->flags == y->flags;
     }
     for (size_t i = 0; ok && i < a->blobs.len / sizeof(ls_buf); i++)
         ok = same((const ls_buf *)a->blobs.p + i, (const ls_buf *)b->blobs.p + i, "retained content");

@@ -15,7 +15,6 @@ from pathlib import Path
 from layerscan.config import Config
 from layerscan.pipeline import analyze
 from layerscan.report import FORMATS
-from layerscan.scan import native_available
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "examples" / "sample-image"
@@ -24,11 +23,10 @@ REPORTS = {"json": "sample-image.json", "anchore": "sample-image.anchore.json"}
 
 
 def main() -> int:
-    engine = "native" if native_available() else "reference"
-    analysis = analyze(f"oci-dir:{SAMPLE}", Config(), engine=engine)
+    analysis = analyze(f"oci-dir:{SAMPLE}", Config())
     FORMATS["table"](analysis, sys.stdout)
     OUT.mkdir(parents=True, exist_ok=True)
-    print(f"\nAnalyzed with the {engine} engine. Full reports:")
+    print("\nAnalyzed with the native engine. Full reports:")
     for fmt, name in REPORTS.items():
         path = OUT / name
         with open(path, "w", encoding="utf-8") as out:

@@ -11,9 +11,8 @@ from conftest import IMAGES
 from layerscan.analysis import Analysis
 from layerscan.config import Config
 from layerscan.pipeline import analyze
-from layerscan.scan import native_available
 
-ENGINES = ("native", "reference") if native_available() else ("reference",)
+ENGINES = ("native", "reference")
 ENGINE = ENGINES[0]
 
 

@@ -14,10 +14,10 @@ import tarfile
 from pathlib import Path
 
 from layerscan.filetree import FinalFile, ImageFiles
-from layerscan.scan import native_available, scan_layer
-from layerscan.scan.model import ScanOptions
+from layerscan.scan import scan_layer
+from layerscan.scan.model import Marker, ScanOptions
 
-ENGINE = "native" if native_available() else "reference"
+ENGINE = "native"
 SKIP = {"expected.json"}  # the answer key sits at each fixture's root; it is not part of the image
 
 
@@ -33,15 +33,28 @@ def tar_dir(root: Path) -> bytes:
 
 
 def image_files_from_dir(
-    root: Path | str, globs: tuple[str, ...], *, capture_max_bytes: int = 64 << 20, engine: str = ENGINE
+    root: Path | str,
+    globs: tuple[str, ...],
+    *,
+    capture_limits: tuple[tuple[str, int], ...] = (),
+    engine: str = ENGINE,
+    markers: tuple[Marker, ...] = (),
 ) -> ImageFiles:
-    return image_files_from_layer(tar_dir(Path(root)), globs, capture_max_bytes=capture_max_bytes, engine=engine)
+    return image_files_from_layer(
+        tar_dir(Path(root)), globs, capture_limits=capture_limits, engine=engine, markers=markers
+    )
 
 
 def image_files_from_layer(
-    blob: bytes, globs: tuple[str, ...], *, capture_max_bytes: int = 64 << 20, engine: str = ENGINE
+    blob: bytes,
+    globs: tuple[str, ...],
+    *,
+    capture_limits: tuple[tuple[str, int], ...] = (),
+    engine: str = ENGINE,
+    markers: tuple[Marker, ...] = (),
 ) -> ImageFiles:
-    result = scan_layer(blob, ScanOptions(capture_globs=globs, capture_max_bytes=capture_max_bytes), engine=engine)
+    options = ScanOptions(capture_globs=globs, capture_limits=capture_limits, markers=markers)
+    result = scan_layer(blob, options, engine=engine)
     # One layer: no whiteouts to apply, and the last entry for a path wins.
     files = {rec.path: FinalFile(rec, 0) for rec in result.entries}
-    return ImageFiles.of(files, dict(result.captured), set(result.too_big_to_capture))
+    return ImageFiles.of(files, dict(result.captured), set(result.too_big_to_capture), dict(result.marks))

@@ -13,13 +13,12 @@ from pathlib import Path
 import pytest
 
 from conftest import IMAGES, ROOT, answers
-from layerscan.scan import native_available
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import peers  # noqa: E402
 
-ENGINE = "native" if native_available() else "reference"
+ENGINE = "native"
 
 
 def oracle(tmp_path: Path, name: str, tool: str) -> Path:
@@ -103,13 +102,54 @@ def test_a_failing_tool_is_one_line(tmp_path):
         peers.measure(peers.Run(["sh", "-c", "echo boom >&2; exit 3"], dict(os.environ), out), [])
 
 
-def test_synthetic_image_reads_alike_in_layerscan_and_the_naive_baseline(tmp_path):
-    layout = peers.build_big_image(tmp_path, 8)
+def test_library_image_reads_alike_in_layerscan_and_the_naive_baseline(tmp_path):
+    content = tmp_path / "content"
+    dist = content / "python" / "demo-1.0.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: demo\nVersion: 1.0\n")
+    (content / "python" / "demo").mkdir()
+    (content / "python" / "demo" / "__init__.py").write_text("x = 1\n")
+    pkg = content / "npm" / "node_modules" / "left-pad"
+    pkg.mkdir(parents=True)
+    (pkg / "package.json").write_text('{"name": "left-pad", "version": "1.3.0"}')
+    layout = peers.build_library_image(tmp_path, 20, content)
+    _, manifest = peers.layout_manifest(layout)
+    assert [d["mediaType"].rsplit(".", 1)[-1] for d in manifest["layers"]] == [
+        "tar+gzip",
+        "tar+zstd",
+        "tar+gzip",
+        "tar+gzip",
+        "tar",
+        "tar+gzip",
+    ]
     found = {}
-    for tool in (peers.layerscan_tool(ENGINE), peers.Tool("naive", peers.naive_command, peers.parse_naive)):
+    tools = (peers.layerscan_tool(ENGINE), peers.layerscan_tool(ENGINE, "anchore"))
+    for tool in (*tools, peers.Tool("naive", peers.naive_command, peers.parse_naive)):
         run = tool.command(layout, tmp_path)
         peers.measure(run, [])
         found[tool.name] = tool.parse(run.output)
-    # No whiteouts in it, so extracting every layer hashes exactly the files layerscan digests.
-    assert found["naive"].files_with_digests == found[ENGINE].files_with_digests > 100
-    assert found[ENGINE].packages.get("dpkg", 0) > 0
+    # The only whiteouts strip test suites the tiny content has none of, so extracting every
+    # layer hashes exactly the files layerscan digests.
+    assert found["naive"].files_with_digests == found[ENGINE].files_with_digests > 20
+    assert found["anchore"].files_with_digests == found[ENGINE].files_with_digests
+    for f in (found[ENGINE], found["anchore"]):
+        assert f.packages["python"] == 1 and f.packages["npm"] == 2  # left-pad and the vendored dependency
+        assert f.packages.get("dpkg", 0) > 0
+        assert f.secrets == 3  # the planted AWS key, GitHub token and Slack token, one file each
+
+
+def test_markdown_and_chart_show_each_tool_against_layerscan(tmp_path):
+    fast, slow = peers.Sample(1.0, 1.5, 100 << 10), peers.Sample(7.0, 9.0, 600 << 10)
+    found = peers.Found({"npm": 2}, 10, 1)
+    res = peers.ImageResult(
+        "img",
+        12.0,
+        {"anchore": [fast, fast, fast], "syft": [slow, slow, peers.Sample(99, 99, 1)]},
+        {"anchore": found, "syft": found},
+    )
+    assert res.summary("syft") == peers.Sample(7.0, 9.0, 600 << 10)  # the median, and the highest RSS
+    page = peers.markdown([res], "python benchmarks/peers.py --big", tmp_path / "chart.png")
+    assert "| syft | 7.00 | 9.00 | 600 | 7.00 | 6.00 | 10 | 1 | npm 2 |" in page
+    assert "![wall time and peak RSS per tool](chart.png)" in page
+    peers.draw_chart([res], tmp_path / "chart.png")
+    assert (tmp_path / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -14,11 +14,10 @@ from pathlib import Path
 import pytest
 
 from conftest import answers
-from layerscan.scan import native_available
 
 pytestmark = pytest.mark.corpus  # every test here reads the shared corpus
 
-ENGINE = "native" if native_available() else "reference"
+ENGINE = "native"
 WORKER = Path(__file__).with_name("registry_worker.py")
 # Two images that share their base layer, two workers each.
 IMAGES = ("debian-minbase", "debian-apps", "debian-minbase", "debian-apps")

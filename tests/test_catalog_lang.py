@@ -16,11 +16,11 @@ from hypothesis import strategies as st
 
 from conftest import FIXTURES, IMAGES, answers, corpus_params, layer_blob
 from fsview import ENGINE, image_files_from_dir
-from layerscan.catalog import CatalogResult, capture_globs, capture_max_bytes, catalog_image, catalogers
+from layerscan.catalog import CatalogResult, capture_globs, capture_limits, catalog_image, catalogers
 from layerscan.catalog.gem import parse_gemspec
-from layerscan.catalog.java import ArchiveLimits, JavaCataloger
+from layerscan.catalog.java import ArchiveLimits, JavaCataloger, parse_filename
 from layerscan.catalog.model import CatalogError, CatalogFileError, Package
-from layerscan.catalog.python import normalize
+from layerscan.catalog.python import normalize, parse_metadata
 from layerscan.filetree import FinalFile, ImageFiles
 from layerscan.scan import scan_layer
 from layerscan.scan.model import ScanOptions
@@ -37,7 +37,7 @@ def cases() -> list[Path]:
 
 @cache
 def catalog_dir(root: Path) -> CatalogResult:
-    return catalog_image(image_files_from_dir(root, GLOBS, capture_max_bytes=capture_max_bytes()))
+    return catalog_image(image_files_from_dir(root, GLOBS, capture_limits=capture_limits()))
 
 
 def key(p: Package, kind: str) -> tuple[str, str]:
@@ -72,6 +72,10 @@ EXTRA = {
         ("NETStandard.Library", "1.6.0"),
         ("System.Net.Http", "4.1.0"),
     },
+    # An archive with a manifest but no version anywhere: Syft reports it (version empty),
+    # Trivy does not; Anchore parity means Syft's behaviour.
+    "gradle-war-nested": {(":gradle", "")},
+    "maven-war-nested": {(":maven", "")},
 }
 
 
@@ -142,6 +146,12 @@ def test_python_purl_vcs_url_and_record_files():
     assert len(pkgs["pygments"].files) == 7 and len(pkgs["requests"].files) == 6
     assert "/bin/pygmentize" in pkgs["pygments"].files  # ../../../bin from site-packages, normalized
     assert pkgs["pygments"].metadata.name == "Pygments"
+
+
+def test_python_metadata_is_utf8():
+    meta = 'Metadata-Version: 2.1\nName: typing_extensions\nAuthor-email: "\u0141ukasz Langa" <l@example.org>\n\n\u00e9'
+    fields = parse_metadata(meta.encode(), "/m/METADATA")
+    assert fields["author-email"] == ['"\u0141ukasz Langa" <l@example.org>']
 
 
 def test_registered_with_globs():
@@ -219,7 +229,7 @@ def test_java_too_big_to_capture_is_a_clear_error(tmp_path):
         _zip({"META-INF/maven/g/a/pom.properties": POM, "pad": b"x" * 4096}, zipfile.ZIP_STORED)
     )
     (tmp_path / "opt" / "small-2.0.jar").write_bytes(_zip({"META-INF/MANIFEST.MF": b"Manifest-Version: 1.0\n"}))
-    files = image_files_from_dir(tmp_path, GLOBS, capture_max_bytes=2048)
+    files = image_files_from_dir(tmp_path, GLOBS, capture_limits=tuple((g, 2048) for g in JavaCataloger.globs))
     result = catalog_image(files)
     assert [(p.name, p.version) for p in result.packages] == [("small", "2.0")]
     assert [(e.path, "too big to capture" in e.reason) for e in result.errors] == [("/opt/big-1.0.jar", True)]
@@ -278,7 +288,7 @@ def debian_apps() -> ImageFiles:
     ans = answers("debian-apps")
     with gzip.open(IMAGES / "debian-apps.files.json.gz", "rt") as f:
         final = {r["path"]: r["layer"] for r in json.load(f)["files"]}
-    options = ScanOptions(capture_globs=GLOBS, capture_max_bytes=capture_max_bytes())
+    options = ScanOptions(capture_globs=GLOBS, capture_limits=capture_limits())
     results = [
         scan_layer(layer_blob("debian-apps", layer["digest"]).read_bytes(), options, engine=ENGINE)
         for layer in ans["layers"]
@@ -332,3 +342,48 @@ def test_debian_apps_locations_as_anchore_keys():
     assert npm["express"].purl == "pkg:npm/express@4.22.3"
     scoped = [p for p in npm.values() if p.name.startswith("@")]
     assert all(p.purl.startswith("pkg:npm/%40") for p in scoped)
+
+
+# ---------------------------------------------------------------- java naming, as Syft names archives
+
+
+def _names(jar: bytes, path: str) -> list[tuple[str, str, str]]:
+    out = JavaCataloger().catalog_archive(jar, path)
+    assert [e for e in out if isinstance(e, CatalogError)] == []
+    return [(p.name, p.version, p.purl) for p in out if isinstance(p, Package)]
+
+
+def test_java_archive_file_names_as_syft_reads_them():
+    doc = json.loads((Path(__file__).parent / "fixtures/peers/java-archive-filenames.json").read_text())
+    assert len(doc["cases"]) >= 20
+    for c in doc["cases"]:
+        assert parse_filename(c["filename"]) == (c["name"], c["version"]), c["filename"]
+
+
+def test_java_jenkins_plugin_named_by_its_manifest_only():
+    """Short-Name and Plugin-Version, no pom, no version in the file name: a package, not dropped."""
+    mf = b"Manifest-Version: 1.0\nGroup-Id: org.jenkins-ci.plugins\nShort-Name: gradle\nPlugin-Version: 2.11\n"
+    assert _names(_zip({"META-INF/MANIFEST.MF": mf}), "/var/jenkins_home/plugins/gradle.jpi") == [
+        ("gradle", "2.11", "pkg:maven/org.jenkins-ci.plugins/gradle@2.11")
+    ]
+
+
+def test_java_embedded_pom_xml_names_the_archive_before_the_manifest_title():
+    mf = b"Manifest-Version: 1.0\nImplementation-Title: Apache Tomcat\nImplementation-Version: 9.0.80\n"
+    pom = b"""<project><parent><groupId>org.apache.tomcat</groupId><version>9.0.80</version></parent>
+    <artifactId>tomcat-catalina</artifactId><properties><x>1</x></properties></project>"""
+    jar = _zip({"META-INF/MANIFEST.MF": mf, "META-INF/maven/org.apache.tomcat/tomcat-catalina/pom.xml": pom})
+    assert _names(jar, "/usr/local/tomcat/lib/catalina.jar") == [
+        ("tomcat-catalina", "9.0.80", "pkg:maven/org.apache.tomcat/tomcat-catalina@9.0.80")
+    ]
+
+
+def test_java_archive_without_a_version_anywhere_is_reported_as_syft_does():
+    jar = _zip({"META-INF/MANIFEST.MF": b"Manifest-Version: 1.0\nCreated-By: javac\n"})
+    assert [(n, v) for n, v, _ in _names(jar, "/opt/app/bootstrap.jar")] == [("bootstrap", "")]
+    assert _names(_zip({"a.class": b""}), "/opt/app/bootstrap.jar") == []  # no manifest: nothing to name it by
+
+
+def test_java_weave_classes_instrumentation_is_not_the_library():
+    mf = b"Manifest-Version: 1.0\nImplementation-Title: spring\nImplementation-Version: 4.3.0\nWeave-Classes: x\n"
+    assert _names(_zip({"META-INF/MANIFEST.MF": mf}), "/newrelic/spring-4.3.0.jar") == []

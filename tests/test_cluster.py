@@ -2,7 +2,8 @@
 and the shared result cache), PostgreSQL (the state), docker-registry (the images), one
 `layerscan serve` (the API, enqueueing to Celery) and `layerscan worker --celery` processes.
 
-- 20 images sharing two base layers, submitted through the API to three workers: every image
+- 20 images sharing two base layers, submitted through the API, anchore-cli 0.9.3 and
+  `batch --celery` to three workers: every image
   analyzed, every distinct layer scanned exactly once across the cluster (the workers' result
   cache misses) and downloaded at most once, the stored reports equal to `analyze`'s;
 - a worker killed with kill -9 mid-analysis and Redis restarted empty mid-run: every image is
@@ -22,7 +23,7 @@ import pytest
 import yaml
 
 import postgres_harness
-from api_harness import ADMIN_PASSWORD, ServeProcess, admin_session
+from api_harness import ADMIN_PASSWORD, ServeProcess, admin_session, run_cli
 from redis_harness import REDIS_BIN, RedisServer
 from registry_harness import REGISTRY_BIN, FaultProxy, free_port
 from service_harness import ThrottleProxy, WorkerProcess, app_registry, wait_for
@@ -94,6 +95,13 @@ class Cluster:
         digest: str = r.json()[0]["imageDigest"]
         return digest
 
+    def cli_add(self, n: int) -> str:
+        """`anchore-cli image add`, the real client, against this cluster's API."""
+        added = run_cli(self.serve.url, "--json", "image", "add", f"{self.registry_host}/apps/app{n}:latest")
+        assert added.returncode == 0, added.stdout + added.stderr
+        digest: str = json.loads(added.stdout)[0]["imageDigest"]
+        return digest
+
     def statuses(self, digests: list[str]) -> list[str]:
         return [self.api.get(f"{self.serve.url}/images/{d}").json()[0]["analysis_status"] for d in digests]
 
@@ -129,7 +137,9 @@ def test_twenty_images_three_workers_each_layer_scanned_once(
     try:
         for _ in range(3):
             cluster.worker()
-        digests = [cluster.submit(n) for n in range(N_IMAGES - 4)]
+        digests = [cluster.submit(n) for n in range(N_IMAGES - 6)]
+        # Two through anchore-cli: serve enqueues them to Celery, and only the workers analyze them.
+        digests += [cluster.cli_add(n) for n in (N_IMAGES - 6, N_IMAGES - 5)]
         # The last four through `batch --celery`, which waits for the cluster and writes the stored reports.
         listing = tmp_path / "images.txt"
         listing.write_text("".join(f"{proxy.host}/apps/app{n}:latest\n" for n in range(N_IMAGES - 4, N_IMAGES)))
@@ -140,6 +150,8 @@ def test_twenty_images_three_workers_each_layer_scanned_once(
         assert [line["status"] for line in lines] == ["analyzed"] * 4
         digests += [line["manifest_digest"] for line in lines]
         cluster.wait_analyzed(digests, timeout=120)
+        waited = run_cli(cluster.serve.url, "image", "wait", f"{proxy.host}/apps/app{N_IMAGES - 5}:latest")
+        assert waited.returncode == 0 and "Analysis Status: analyzed" in waited.stdout, waited.stdout + waited.stderr
 
         distinct = sorted({d for image in layers for d in image})
         assert len(distinct) == N_IMAGES + 2, "20 top layers on two shared base layers"

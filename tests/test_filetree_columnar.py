@@ -13,17 +13,18 @@ from hypothesis import strategies as st
 
 from layerscan.catalog import capture_globs
 from layerscan.filetree import FinalFile, ImageFiles
-from layerscan.report.anchore.files import allinfo, file_checksums, file_list
+from layerscan.report.anchore.files import allinfo, file_checksums, file_list, othernames
 from layerscan.report.jsonstream import Arr, EncodedArr, EncodedObj, Obj, dump, string
-from layerscan.scan import native_available, scan_layer
+from layerscan.scan import scan_layer
 from layerscan.scan.globs import GlobSet
-from layerscan.scan.model import FileRecord, LayerResult, ScanOptions
+from layerscan.scan.model import Captured, FileRecord, LayerResult, Mark, Marker, ScanOptions
 from layerscan.squash import squash
 from layerscan.store.results import codec
 from tarbuilder import Entry, build, opaque, whiteout
 
-ENGINE = "native" if native_available() else "reference"
-CAPTURE = ScanOptions(capture_globs=("/**",))
+ENGINE = "native"
+# Every file captured; ELF files marked, so squash carries marks like contents.
+CAPTURE = ScanOptions(capture_globs=("/**",), markers=(Marker(b"\x7fELF", 8),))
 NAMES = ["a", "b", "a/b", "a/c", "a/b/c", "b/x", "c", "é", "a/é", "long/" + "n" * 120]
 
 
@@ -31,8 +32,11 @@ def _below(path: str) -> str:
     return path.rstrip("/") + "/"
 
 
-def model(results: list[LayerResult]) -> tuple[dict[str, FinalFile], dict[str, bytes]]:
-    """The layering rules written out directly: path -> FinalFile and path -> content."""
+def model(
+    results: list[LayerResult],
+) -> tuple[dict[str, FinalFile], dict[str, Captured], dict[str, tuple[Mark, ...]]]:
+    """The layering rules written out directly: path -> FinalFile, path -> content and
+    path -> marks."""
     state: dict[str, FinalFile] = {}
     content: dict[str, tuple[int, str]] = {}
 
@@ -66,7 +70,8 @@ def model(results: list[LayerResult]) -> tuple[dict[str, FinalFile], dict[str, b
                 content[rec.path] = source
             state[rec.path] = FinalFile(rec, layer)
     captured = {p: results[i].captured[src] for p, (i, src) in content.items() if src in results[i].captured}
-    return state, captured
+    marks = {p: results[i].marks[src] for p, (i, src) in content.items() if results[i].marks.get(src)}
+    return state, captured, marks
 
 
 def entry(kind: str, name: str, data: bytes, target: str) -> Entry:
@@ -88,7 +93,7 @@ entries = st.lists(
         entry,
         st.sampled_from(["file", "file", "dir", "symlink", "hardlink", "whiteout", "opaque"]),
         st.sampled_from(NAMES),
-        st.binary(max_size=8),
+        st.binary(max_size=8) | st.sampled_from([b"\x7fELF-1", b"\x7fELF-2"]),
         st.sampled_from([*NAMES, "../a", "/b", "missing"]),
     ),
     max_size=12,
@@ -100,11 +105,12 @@ entries = st.lists(
 def test_squash_equals_the_model(layers: list[list[Entry]]) -> None:
     results = [scan_layer(build(layer), CAPTURE, engine=ENGINE) for layer in layers]
     files = squash(results)
-    state, captured = model(results)
+    state, captured, marks = model(results)
     assert dict(files.files) == state
     assert files.paths == sorted(state)
     assert files.captured == captured
-    assert ImageFiles.of(files.files, files.captured) == files
+    assert files.marks == marks
+    assert ImageFiles.of(files.files, files.captured, files.too_big_to_capture, files.marks) == files
 
 
 def _weird_image() -> ImageFiles:
@@ -125,8 +131,9 @@ def _weird_image() -> ImageFiles:
     return squash([scan_layer(build(layer), CAPTURE, engine=ENGINE)])
 
 
-def _old_allinfo(r: FileRecord) -> dict:
-    """files.allinfo as a dict, as Anchore's get_files_from_squashtar builds it."""
+def _old_allinfo(r: FileRecord, names: dict[str, bool]) -> dict:
+    """files.allinfo as a dict, as Anchore's get_files_from_squashtar builds it, with the
+    row's merged othernames."""
     mask = {"file": 0o100000, "hardlink": 0o100000, "dir": 0o40000, "symlink": 0o120000, "char": 0o20000}
     kind = {"file": "file", "hardlink": "file", "dir": "dir", "symlink": "slink", "char": "dev"}
     linkdst = full = None
@@ -135,7 +142,6 @@ def _old_allinfo(r: FileRecord) -> dict:
         linkdst = r.link or ""
         size = len(linkdst)
         full = linkdst if linkdst.startswith("/") else posixpath.normpath(posixpath.join(linkdst, r.path))
-    names = {n: True for n in (r.path, full, linkdst, r.path) if n}
     return {
         "name": r.path,
         "fullpath": r.path,
@@ -152,8 +158,9 @@ def _old_allinfo(r: FileRecord) -> dict:
 
 def test_allinfo_text_is_json_dumps_of_the_record() -> None:
     files = _weird_image()
+    names = othernames(files)
     for i, path in enumerate(files.paths):
-        assert allinfo(files, i) == json.dumps(_old_allinfo(files.files[path].record)), path
+        assert allinfo(files, i, names[path]) == json.dumps(_old_allinfo(files.files[path].record, names[path])), path
 
 
 def test_file_analyzers_are_json_dumps_of_their_values() -> None:

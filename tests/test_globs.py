@@ -15,10 +15,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from layerscan.scan import native_available, scan_layer
+from layerscan.scan import scan_layer
 from layerscan.scan.globs import GlobSet, escape, native_program, parse
 from layerscan.scan.model import ScanOptions
-from scancheck import ENGINES, assert_same, needs_native
+from scancheck import ENGINES, assert_same
 from tarbuilder import Entry, build
 
 # Debian's Vectorscan 5.4.9 finds no match of "^/(?:[^/]*/)*[a-c][^/]*\z" (the glob below,
@@ -168,7 +168,6 @@ def test_examples(glob: str, path: str, want: bool) -> None:
     assert bool(re.fullmatch(oracle(glob), path, re.S)) is want
 
 
-@needs_native
 @pytest.mark.parametrize("glob,path,want", EXAMPLES)
 def test_examples_native(glob: str, path: str, want: bool) -> None:
     assert native_matches([glob], path) is want
@@ -220,8 +219,7 @@ def test_matchers_agree(case: tuple[list[str], str]) -> None:
     globs, path = case
     want = oracle_matches(globs, path)
     assert GlobSet(globs).matches(path) == want
-    if native_available():
-        assert native_matches(globs, path) == want
+    assert native_matches(globs, path) == want
 
 
 # Byte sequences at UTF-8's edges: valid ones of each length and the largest and smallest,
@@ -235,7 +233,6 @@ UTF8_EDGES = (
 utf8_edges = st.lists(st.sampled_from(UTF8_EDGES), max_size=12).map(b"".join)
 
 
-@needs_native
 @settings(max_examples=1000, deadline=None)
 @given(utf8_edges | st.binary(max_size=60))
 def test_native_matcher_decodes_bytes_as_python(raw: bytes) -> None:
@@ -254,7 +251,6 @@ component = st.text(st.sampled_from("ab-é日[]!^x\udcff"), min_size=1, max_size
 ).filter(lambda c: c.strip("."))
 
 
-@needs_native
 @settings(max_examples=150, deadline=None)
 @given(
     globs_st, st.lists(st.lists(component, min_size=1, max_size=5).map("/".join), min_size=1, max_size=20, unique=True)
@@ -274,5 +270,5 @@ def test_escape_matches_the_path_alone(path: str, at: int, ch: str) -> None:
     other = path[: at % len(path)] + ch + path[at % len(path) + 1 :]
     assert GlobSet([escape(path)]).matches(path)
     assert GlobSet([escape(path)]).matches(other) == (other == path)
-    if native_available() and round_trips(path) and round_trips(other):
+    if round_trips(path) and round_trips(other):
         assert native_matches([escape(path)], other) == (other == path)

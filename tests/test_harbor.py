@@ -20,10 +20,13 @@ import yaml
 from hypothesis import settings
 from schemathesis.config import NotAServerErrorConfig
 
-from api_harness import ADMIN_PASSWORD, ServeProcess, admin_session, api_config, api_port
+from api_harness import ADMIN_PASSWORD, ServeProcess, admin_session, api_config, api_only, api_port
 from conftest import IMAGES, ROOT
+from layerscan.service.store import Store
+from redis_harness import REDIS_BIN, RedisServer
 from registry_fixtures import IMAGE_REPOS, PASSWORD, USER, Pushed
 from registry_harness import REGISTRY_BIN, Fault, FaultProxy, TokenServer
+from service_harness import WorkerProcess
 from test_registry_analyze import analyze_cli
 
 pytestmark = [
@@ -299,3 +302,45 @@ ADMIN = "Basic " + base64.b64encode(f"admin:{ADMIN_PASSWORD}".encode()).decode()
 def test_the_published_openapi_document(case: schemathesis.Case, harbor: ServeProcess) -> None:
     """Every answer to generated requests (valid and not) is one the spec documents, in its shape."""
     case.call_and_validate(base_url=base(harbor), headers={"Authorization": ADMIN})
+
+
+@pytest.mark.parametrize("queue", ["store", "celery"])
+def test_a_separate_worker_pulls_with_the_credentials_harbor_sent(
+    basic_registry: Pushed, tmp_path: Path, queue: str
+) -> None:
+    """serve with its analyzer off and a worker process of its own (polling the store, or Celery's
+    on Redis): Harbor's robot account reaches that worker (sealed through the store with
+    keys.secret), the image is analyzed there, and the credential is in no log and, once the job
+    is done, in no stored byte."""
+    if queue == "celery" and not Path(REDIS_BIN).exists():
+        pytest.skip(f"{REDIS_BIN} is not installed")
+    port = api_port()
+    config = api_config(tmp_path, basic_registry.host, api_port=port)
+    doc = yaml.safe_load(config.read_text())
+    doc["keys"] = {"secret": "shared-by-serve-and-its-workers"}
+    redis = RedisServer(tmp_path / "redis") if queue == "celery" else None
+    if redis is not None:
+        doc["queue"] = redis.url
+    config.write_text(yaml.safe_dump(doc))
+    serve = ServeProcess(api_only(config), port)
+    worker = WorkerProcess(config, *(["--celery"] if redis is not None else []))
+    try:
+        name = "debian-minbase"
+        digest = basic_registry.digests[f"{IMAGE_REPOS[name]}:latest"]
+        resp = post_scan(serve, scan_request(basic_registry.host, name, digest, ROBOT))
+        assert resp.status_code == 202, resp.text
+        report, _ = poll(serve, resp.json()["id"], "cyclonedx")
+        assert report.status_code == 200, report.text + worker.log()
+        assert worker.analyzed() == [digest], "the separate worker analyzed it"
+        assert report.json()["sbom"]["bomFormat"] == "CycloneDX"
+        stored = b"".join(p.read_bytes() for p in Path(doc["service_dir"]).rglob("*") if p.is_file())
+        for secret in (PASSWORD, ROBOT.split(" ", 1)[1]):
+            assert secret.encode() not in stored
+            assert secret not in serve.log() + worker.log()
+        with Store.open(f"sqlite:///{Path(doc['service_dir']) / 'layerscan.db'}") as store:
+            assert store.get_credentials(digest) is None, "dropped when the job ended"
+    finally:
+        worker.stop()
+        serve.stop()
+        if redis is not None:
+            redis.stop()

@@ -13,12 +13,11 @@ from pathlib import Path
 import pytest
 
 from conftest import HAVE_CORPUS, IMAGE_NAMES, IMAGES, corpus_params, layer_blob
+from layerscan.catalog import capture_markers
 from layerscan.scan import native, reference, scan_layer
 from layerscan.scan.model import LayerResult, ScanOptions
 from layerscan.scan.rules import default_rules
-from scancheck import assert_same, needs_native
-
-pytestmark = needs_native
+from scancheck import assert_same
 
 OPTIONS = ScanOptions(
     rules=default_rules(),
@@ -30,6 +29,7 @@ OPTIONS = ScanOptions(
         "/usr/lib/sysimage/rpm/*",
     ),
     compute_diff_id=True,
+    markers=capture_markers(),
 )
 SMALL = 3 << 20  # layers fed byte by byte must stay this small, or the test takes minutes
 

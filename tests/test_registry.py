@@ -19,7 +19,7 @@ from layerscan.config import Config, Registry
 from layerscan.errors import DigestMismatch, SourceError
 from layerscan.image import Descriptor, Platform
 from layerscan.refs import ImageRef
-from layerscan.scan import native_available, scan_layer
+from layerscan.scan import scan_layer
 from layerscan.scan.model import ScanOptions
 from layerscan.sources import open_source
 from layerscan.sources.auth import AuthError, find_credentials
@@ -28,7 +28,7 @@ from layerscan.sources.resolve import PlatformNotFound, ResolvedImage
 from registry_fixtures import MULTI_REPO, PASSWORD, USER
 from registry_harness import OCI_INDEX, OCI_MANIFEST, SCHEMA1, Fault, layout_manifest
 
-ENGINE = "native" if native_available() else "reference"
+ENGINE = "native"
 SCHEMA1_PRETTYJWS = "application/vnd.docker.distribution.manifest.v1+prettyjws"
 SMALL = "corpus/rpm-sqlite"
 

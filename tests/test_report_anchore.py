@@ -11,13 +11,34 @@ import io
 import json
 import re
 import stat
+import tarfile
 
 import pytest
 
 from analyzed import analysis, ground_truth
 from conftest import SHARED, answers
+from layerscan.catalog import npm, python
+from layerscan.catalog.metadata import (
+    ApkFile,
+    ApkMetadata,
+    DpkgFile,
+    DpkgMetadata,
+    FileDigest,
+    NugetMetadata,
+    PythonMetadata,
+    RpmFile,
+    RpmMetadata,
+)
+from layerscan.catalog.model import Package
+from layerscan.filetree import FinalFile, ImageFiles
 from layerscan.report import FORMATS
+from layerscan.report.anchore.files import file_list, othernames
+from layerscan.report.anchore.image_report import squashed_tar_size
+from layerscan.report.anchore.os_packages import os_package_list, pkgfilemeta
+from layerscan.report.anchore.packages import library_entry, package_list
 from layerscan.report.anchore.regexp_matches import rule_key
+from layerscan.report.jsonstream import dump
+from layerscan.scan.model import FileRecord
 
 IMAGE = "debian-apps"
 ALLINFO_REQUIRED = {"fullpath", "name", "mode", "linkdst_fullpath", "linkdst", "size", "type"}
@@ -129,6 +150,25 @@ def test_every_example_element_has_our_types(report: dict) -> None:
             assert ours, f"{analyzer}/{element} is empty"
             kinds = {type(v) for v in body["base"].values()}
             assert {type(v) for v in ours.values()} == kinds, f"{analyzer}/{element}"
+
+
+@pytest.mark.corpus
+def test_cpes_in_every_package_element(report: dict) -> None:
+    """`cpes` is the package's CPE list (syft's artifact cpes, as Anchore copies them) in
+    pkgs.allinfo and each language element."""
+    by_name: dict[str, list[list[str]]] = {}
+    for p in analysis(IMAGE).packages:
+        by_name.setdefault(p.name.lower(), []).append(list(p.cpes))  # python entries keep the declared case
+    allinfo = base(report, "package_list", "pkgs.allinfo")
+    assert allinfo["adduser"]["cpes"] == ["cpe:2.3:a:adduser:adduser:3.134:*:*:*:*:*:*:*"]
+    assert all(v["cpes"] in by_name[k.lower()] for k, v in allinfo.items())
+    for element in ("pkgs.npms", "pkgs.gems", "pkgs.python", "pkgs.java"):
+        entries = base(report, "package_list", element).values()
+        assert entries and all(e["cpes"] and e["cpes"] in by_name[e["name"].lower()] for e in entries), element
+    npms = base(report, "package_list", "pkgs.npms")
+    assert npms["/app/node_modules/express/package.json"]["cpes"] == [
+        "cpe:2.3:a:openjsf:express:4.22.3:*:*:*:*:node.js:*:*"
+    ]
 
 
 @pytest.mark.corpus
@@ -376,3 +416,181 @@ def test_table_summary() -> None:
     assert re.search(r"^Packages +\d+", text, re.M)
     assert re.search(r"^Time +[\d.]+ s, .* [\d.]+ MB/s$", text, re.M)
     assert "/root/.ssh/id_rsa:1" in text
+
+
+# ------------------------------------------------- as Anchore Engine's analyzer writes it
+# Unit tests of what the engine comparison (test_anchore_engine.py) showed; the expected
+# values are the engine's own output (docs/anchore-compat.md).
+
+
+def _record(path: str, kind: str = "file", *, size: int = 0, link: str | None = None, mode: int = 0o644) -> FileRecord:
+    digest = "0" * 32 if kind == "file" else None
+    return FileRecord(path, kind, mode, 0, 0, "root", "root", size, 0, link, digest, digest, digest)
+
+
+def _files(*records: FileRecord, layers: dict[str, int] | None = None) -> ImageFiles:
+    layers = layers or {}
+    return ImageFiles.of({r.path: FinalFile(r, layers.get(r.path, 0)) for r in sorted(records)}, {})
+
+
+def test_sizebytes_is_the_size_of_the_engines_squashed_tar() -> None:
+    """Anchore's squash sets pax_headers["path"] on every member, so tarfile writes a PAX
+    header before each entry; the size is that of the tar tarfile writes."""
+    long_name = "opt/" + "n" * 120
+    records = [
+        _record("/etc", "dir", mode=0o755),
+        _record("/etc/passwd", size=700),
+        _record("/etc/link", "symlink", link="/" + "t" * 150, mode=0o777),
+        _record("/" + long_name, size=10),
+        _record("/caf\u00e9", size=1),
+    ]
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for r in records:
+            info = tarfile.TarInfo(r.path.lstrip("/"))
+            info.type = {"dir": tarfile.DIRTYPE, "file": tarfile.REGTYPE, "symlink": tarfile.SYMTYPE}[r.type]
+            info.size, info.linkname, info.uname, info.gname = r.size, r.link or "", "root", "root"
+            info.pax_headers["path"] = info.name
+            tar.addfile(info, io.BytesIO(b"x" * r.size) if r.type == "file" else None)
+    assert squashed_tar_size(_files(*records)) == len(out.getvalue())
+
+
+def test_othernames_are_merged_as_the_engine_merges_them() -> None:
+    """debian-minbase's alternatives, as Anchore Engine's analyzer writes them: links to
+    one target share their names; a link to a link gets its target's names."""
+    files = _files(
+        _record("/etc/alternatives/awk.1.gz", "symlink", link="/usr/share/man/man1/mawk.1.gz"),
+        _record("/etc/alternatives/nawk.1.gz", "symlink", link="/usr/share/man/man1/mawk.1.gz"),
+        _record("/etc/alternatives/pager", "symlink", link="/bin/more"),
+        _record("/usr/bin/pager", "symlink", link="/etc/alternatives/pager"),
+        _record("/usr/bin/mawk"),
+        _record("/app/start.js", "symlink", link="server.js"),
+    )
+    names = {path: set(n) for path, n in othernames(files).items()}
+    awk = {"/etc/alternatives/awk.1.gz", "/etc/alternatives/nawk.1.gz", "/usr/share/man/man1/mawk.1.gz"}
+    pager = {"/bin/more", "/etc/alternatives/pager", "/usr/bin/pager"}
+    assert names == {
+        "/etc/alternatives/awk.1.gz": awk,
+        "/etc/alternatives/nawk.1.gz": awk,
+        "/etc/alternatives/pager": pager,
+        "/usr/bin/pager": pager,
+        "/usr/bin/mawk": {"/usr/bin/mawk"},
+        "/app/start.js": {"/app/start.js", "server.js"},  # the relative-link quirk
+    }
+    written = io.StringIO()
+    dump(file_list(files), written)
+    pager_info = json.loads(json.loads(written.getvalue())["files.allinfo"]["base"]["/usr/bin/pager"])
+    assert pager_info["othernames"] == dict.fromkeys(["/usr/bin/pager", "/etc/alternatives/pager", "/bin/more"], True)
+
+
+def test_othernames_follow_the_order_of_the_layers() -> None:
+    """The merge is one pass in squashed-tar order: a target a later layer writes gets the
+    names of the links to it, which do not see each other; one written first keeps its
+    own name only, and the links share theirs."""
+    links = [_record(p, "symlink", link="/t") for p in ("/a", "/b")]
+    target = _record("/t")
+    upper_target = othernames(_files(*links, target, layers={"/t": 1}))
+    assert set(upper_target["/t"]) == {"/t", "/a", "/b"}
+    assert set(upper_target["/a"]) == {"/a", "/t"}
+    lower_target = othernames(_files(*links, target, layers={"/a": 1, "/b": 1}))
+    assert set(lower_target["/t"]) == {"/t"}
+    assert set(lower_target["/a"]) == {"/a", "/t", "/b"}
+
+
+def _dpkg(name: str, source: str = "") -> Package:
+    md5sums = (DpkgFile(f"/usr/bin/{name}", FileDigest("md5", "0" * 32), False),)
+    # .list also names directories and symlinks; md5sums and conffiles name files only.
+    listed = ("/usr", "/usr/bin", f"/usr/bin/{name}", f"/usr/bin/{name}-alias")
+    return Package(
+        "dpkg",
+        name,
+        "1.0-1",
+        "/var/lib/dpkg/status",
+        source=source,
+        source_version="1.0-1",
+        files=listed,
+        metadata=DpkgMetadata(files=md5sums),
+    )
+
+
+def test_pkgfiles_all_is_the_package_databases_file_records() -> None:
+    rpm_file = RpmFile("/etc/tiny", 0o40755, 0, None, "root", "root", 0)  # a directory rpm lists
+    rpm = Package("rpm", "tiny", "1-1", "/var/lib/rpm/rpmdb.sqlite", files=(), metadata=RpmMetadata(files=(rpm_file,)))
+    out = os_package_list([_dpkg("tool"), rpm], None)
+    assert out["pkgfiles.all"] == {"/usr/bin/tool": "DPKGFILE", "/etc/tiny": "RPMFILE"}
+
+
+def test_apk_files_include_the_databases_directories() -> None:
+    """Syft lists an apk's F: directories among its files; pkgfilemeta has files only."""
+    files = (
+        ApkFile("/etc", None, 0, 0, 0o755, True),
+        ApkFile("/etc/motd", None, 0, 0, 0o644, False),
+    )
+    apk = Package(
+        "apk",
+        "alpine-baselayout",
+        "3.4.3-r1",
+        "/lib/apk/db/installed",
+        files=("/etc/motd",),
+        metadata=ApkMetadata(files=files),
+    )
+    out = os_package_list([apk], None)
+    assert out["pkgfiles.all"] == {"/etc": "APKFILE", "/etc/motd": "APKFILE"}
+    assert out["pkgs.allinfo"]["alpine-baselayout"]["files"] == ["/etc", "/etc/motd"]
+    assert list(pkgfilemeta([apk])) == ["/etc/motd"]
+
+
+def test_pkgs_plus_source_has_apk_origins_only() -> None:
+    """The engine reads Syft's originPackage, which dpkg packages do not have."""
+    apk = Package("apk", "libssl3", "3.1.4-r0", "/lib/apk/db/installed", source="openssl", metadata=ApkMetadata())
+    deb = os_package_list([_dpkg("tool", source="tools")], None)
+    assert deb["pkgs_plus_source.all"] == {"tool": "1.0-1"}
+    alpine = os_package_list([apk], None)
+    assert alpine["pkgs_plus_source.all"] == {"libssl3": "3.1.4-r0", "openssl": "3.1.4-r0"}
+
+
+def test_pkgs_binary_is_written_empty_unless_it_would_hide_a_generic_element() -> None:
+    assert package_list([_dpkg("tool")], None)["pkgs.binary"] == {"base": {}}
+    nuget = Package("nuget", "Newtonsoft.Json", "13.0.1", "/app/app.deps.json", metadata=NugetMetadata())
+    out = package_list([_dpkg("tool"), nuget], None)
+    assert "pkgs.binary" not in out and out["pkgs.nuget"]["base"]
+
+
+def test_npm_origins_are_the_author_alone() -> None:
+    doc = {
+        "name": "bytes",
+        "version": "3.1.2",
+        "author": {"name": "TJ Holowaychuk", "email": "tj@vision-media.ca", "url": "http://tjholowaychuk.com"},
+        "contributors": ["Jed Watson <jed.watson@me.com>"],
+    }
+    entry = library_entry(npm.to_package(doc, "/app/node_modules/bytes/package.json", {}))
+    assert entry is not None
+    assert entry[2]["origins"] == ["TJ Holowaychuk <tj@vision-media.ca> (http://tjholowaychuk.com)"]
+    no_author = npm.to_package({"name": "accepts", "contributors": ["Jonathan Ong"]}, "/p/package.json", {})
+    assert library_entry(no_author)[2]["origins"] == []  # type: ignore[index]
+
+
+def test_python_entries_as_the_engines_handler_writes_them() -> None:
+    site = "/usr/local/lib/python3.11/site-packages"
+    files = (f"{site}/flask/app.py", "/usr/local/bin/flask")
+
+    def entry(declared: str, top_level: tuple[str, ...]) -> tuple[str, str, dict]:
+        p = Package(
+            "python",
+            python.normalize(declared),
+            "1.0",
+            f"{site}/{declared}-1.0.dist-info/METADATA",
+            files=files,
+            metadata=PythonMetadata(name=declared, site_packages=site, top_level=top_level),
+        )
+        out = library_entry(p)
+        assert out is not None
+        return out
+
+    _, key, value = entry("Flask", ())
+    assert (key, value["name"]) == (f"{site}/Flask", "Flask")
+    # RECORD's paths joined to site-packages, not normalized.
+    assert value["files"] == [f"{site}/flask/app.py", f"{site}/../../../bin/flask"]
+    assert entry("MarkupSafe", ("markupsafe",))[1] == f"{site}/markupsafe"  # not a substring
+    assert entry("attrs", ("attr", "attrs"))[1] == f"{site}/attrs"  # the last top-level name decides
+    assert entry("PyYAML", ("_yaml", "yaml"))[1] == f"{site}/yaml"

@@ -108,6 +108,7 @@ def test_analysis_round_trips(name: str) -> None:
     for field in dataclasses.fields(Analysis):
         assert getattr(back, field.name) == getattr(a, field.name), field.name
     assert [p.metadata for p in back.packages] == [p.metadata for p in a.packages]  # Package equality skips it
+    assert [p.cpes for p in back.packages] == [p.cpes for p in a.packages] and all(p.cpes for p in back.packages)
 
 
 @pytest.mark.corpus

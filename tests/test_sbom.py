@@ -106,7 +106,7 @@ def test_spdx_packages_files_and_licenses():
     a = apps_analysis()
     pkgs = [p for p in doc["packages"] if p["SPDXID"] != "SPDXRef-Image"]
     assert len(pkgs) == len(a.packages)
-    assert all(p["externalRefs"][0]["referenceLocator"].startswith("pkg:") for p in pkgs)
+    assert all(p["externalRefs"][-1]["referenceLocator"].startswith("pkg:") for p in pkgs)
     f = next(x for x in doc["files"] if x["fileName"] == "./app/server.js")
     rec = a.files.files["/app/server.js"].record
     assert {c["algorithm"]: c["checksumValue"] for c in f["checksums"]} == {
@@ -120,3 +120,22 @@ def test_spdx_packages_files_and_licenses():
     assert all(r.startswith("LicenseRef-") for r in refs)
     owns = [r for r in doc["relationships"] if r["relationshipType"] == "OTHER"]
     assert owns and all(r["comment"].startswith("owns:") for r in owns)  # dpkg md5sums, python RECORD
+
+
+def test_cpes_in_both_formats_as_syft_writes_them():
+    a = apps_analysis()
+    express = next(p for p in a.packages if p.name == "express")
+    blinker = next(p for p in a.packages if p.name == "blinker")
+    assert express.cpes == ("cpe:2.3:a:openjsf:express:4.22.3:*:*:*:*:node.js:*:*",) and len(blinker.cpes) > 1
+    libs = {c["name"]: c for c in render("cyclonedx")["components"] if c["type"] == "library"}
+    for p in (express, blinker):
+        # the most specific CPE on the component, every other one a property
+        assert libs[p.name]["cpe"] == p.cpes[0]
+        assert [x["value"] for x in libs[p.name]["properties"] if x["name"] == "layerscan:cpe23"] == list(p.cpes[1:])
+    spdx = {p["name"]: p for p in render("spdx")["packages"]}
+    for p in (express, blinker):
+        refs = spdx[p.name]["externalRefs"]
+        assert refs[:-1] == [
+            {"referenceCategory": "SECURITY", "referenceType": "cpe23Type", "referenceLocator": c} for c in p.cpes
+        ]
+        assert refs[-1]["referenceType"] == "purl"

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from layerscan.errors import DigestMismatch, LayerError
-from layerscan.scan import native_available, scan_layer
+from layerscan.scan import scan_layer
 from layerscan.scan.model import LayerResult, Limits, ScanOptions
 from layerscan.scan.rules import default_rules
 from scancheck import ENGINES, assert_same
@@ -235,6 +235,5 @@ def test_seeds_are_valid_layers() -> None:
     """The seeds scan cleanly, so mutations start from real, parseable headers."""
     for seed in SEEDS:
         assert isinstance(outcome(seed, ENGINES[-1], None), LayerResult)
-    if native_available():
-        for seed in SEEDS:
-            assert isinstance(outcome(seed, "native", None), LayerResult)
+    for seed in SEEDS:
+        assert isinstance(outcome(seed, "native", None), LayerResult)

@@ -20,7 +20,7 @@ from layerscan.errors import LayerError
 from layerscan.scan import scan_layer
 from layerscan.scan.model import LayerResult, Limits, ScanOptions
 from layerscan.scan.rules import default_rules
-from scancheck import ENGINES, assert_same, comparable, needs_native
+from scancheck import ENGINES, assert_same, comparable
 from tarbuilder import chunked
 
 FINDINGS = Path(__file__).resolve().parent / "fuzz_findings"
@@ -94,7 +94,6 @@ def test_same_outcome_however_fed(path: Path, engine: str) -> None:
         assert same(got, whole), f"{engine}, fed {how}: {got!r}; fed whole: {whole!r}"
 
 
-@needs_native
 @pytest.mark.parametrize("path", INPUTS, ids=[p.name for p in INPUTS])
 def test_native_equals_reference(path: Path) -> None:
     data = path.read_bytes()

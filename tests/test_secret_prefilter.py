@@ -17,7 +17,7 @@ import pytest
 from layerscan.scan import scan_layer
 from layerscan.scan.model import LayerResult, ScanOptions
 from layerscan.scan.rules import BUILTIN_RULES, default_rules
-from scancheck import assert_same, needs_native
+from scancheck import assert_same
 from tarbuilder import Entry, build
 
 
@@ -171,7 +171,6 @@ def test_reference_finds_every_example(reference: LayerResult) -> None:
     assert want <= got, sorted(want - got)[:5]
 
 
-@needs_native
 @pytest.mark.parametrize("chunk", [None, 61, 4093], ids=["whole", "chunks-61", "chunks-4093"])
 def test_native_prefilter_misses_nothing(layer: bytes, reference: LayerResult, chunk: int | None) -> None:
     """Every (rule, file, line) the reference finds, the native engine finds: no prefilter miss."""

@@ -66,7 +66,7 @@ def store(db_url: str):
 
 def test_schema_from_migrations_matches_the_tables(store: Store) -> None:
     with store.engine.connect() as conn:
-        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0001"
+        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0002"
     found = inspect(store.engine)
     for table in metadata.sorted_tables:
         columns = {c["name"] for c in found.get_columns(table.name)}

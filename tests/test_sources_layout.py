@@ -42,7 +42,7 @@ from layerscan.config import Config
 from layerscan.errors import DigestMismatch, LayerscanError, SourceError
 from layerscan.filetree import ImageFiles
 from layerscan.image import ImageSource, Platform
-from layerscan.scan import native_available, scan_layer
+from layerscan.scan import scan_layer
 from layerscan.scan.model import ScanOptions
 from layerscan.sources import open_source
 from layerscan.sources.files import DirFiles, TarFiles
@@ -50,7 +50,7 @@ from layerscan.sources.layout import LayoutSource
 from layerscan.sources.resolve import PlatformNotFound
 from layerscan.squash import squash
 
-ENGINES = ["reference", *(["native"] if native_available() else [])]
+ENGINES = ["reference", "native"]
 CONFIG = Config()
 CAPTURE = ScanOptions(capture_globs=("/**",))
 

@@ -8,12 +8,12 @@ from collections.abc import Sequence
 import pytest
 
 from layerscan.filetree import ImageFiles, SymlinkLoop
-from layerscan.scan import native_available, scan_layer
+from layerscan.scan import scan_layer
 from layerscan.scan.model import LayerResult, ScanOptions
 from layerscan.squash import squash
 from tarbuilder import Entry, build, opaque, whiteout
 
-ENGINES = ["reference", *(["native"] if native_available() else [])]
+ENGINES = ["reference", "native"]
 CAPTURE = ScanOptions(capture_globs=("/**",))
 
 

@@ -65,7 +65,7 @@ def default_service_dir() -> str:
 class ServiceSettings:
     """The analyzer service (`serve`, `worker`, `batch`); Anchore's keys where Anchore has them.
 
-    service_dir, credentials.database.db_connect, default_admin_password,
+    service_dir, credentials.database.db_connect, default_admin_password, keys.secret,
     credentials.users.<name>.password, services.apiext.{listen,port,require_auth}, and
     services.analyzer.enabled, and layerscan's services.analyzer.{lease_seconds,max_attempts}.
     No analyses run where `enabled` is false or services.analyzer.max_threads is 0."""
@@ -82,6 +82,9 @@ class ServiceSettings:
     max_attempts: int = 3  # failed or abandoned analyses of one image before it is analysis_failed
     # queue: redis://… sends jobs through Celery with this broker (none: the store is polled)
     queue_url: str | None = dataclasses.field(default=None, repr=False)  # may hold a password
+    # keys.secret, Anchore's secret that all its services share: here the key that seals registry
+    # credentials a scan request hands over, for whichever worker takes the job
+    keys_secret: str | None = dataclasses.field(default=None, repr=False)
 
     @property
     def database_url(self) -> str:
@@ -109,7 +112,7 @@ class Config:
     retrieve_files: RetrieveFiles = RetrieveFiles()
     # layerscan's own
     limits: Limits = Limits()
-    capture_max_bytes: int = 64 << 20
+    capture_max_bytes: int = 64 << 20  # per captured file, for globs without their own limit (rpm databases, jars)
     registries: dict[str, Registry] = dataclasses.field(default_factory=dict)
     ca_cert: str | None = None
     insecure_registries: tuple[str, ...] = ()
@@ -140,7 +143,6 @@ _ANCHORE_TOP_IGNORED = frozenset(
         "default_admin_email",
         "webhooks",
         "metrics",
-        "keys",
         "user_authentication",
         "policy_bundles",
         "feeds",
@@ -376,6 +378,12 @@ def _service_section(top: _Section) -> ServiceSettings:
     top.put(kw, "default_admin_password", _nonempty_str)
     if top.raw.get("queue") is not None:  # Celery's broker (Anchore has no such key)
         kw["queue_url"] = top.get("queue", _redis_url)
+    keys = top.section("keys")
+    if keys is not None:
+        if keys.raw.get("secret") is not None:
+            kw["keys_secret"] = keys.get("secret", _nonempty_str)
+        keys.ignore({"public_key_path", "private_key_path"})  # Anchore's JWT signing keys
+        keys.finish()
     credentials = top.section("credentials")
     if credentials is not None:
         database = credentials.section("database")

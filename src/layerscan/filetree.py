@@ -10,12 +10,23 @@ read-only mapping path -> FinalFile for callers that want records, built on each
 from __future__ import annotations
 
 import dataclasses
+import io
 import posixpath
 from array import array
 from collections.abc import Iterator, Mapping
-from typing import NamedTuple
+from typing import BinaryIO, NamedTuple
 
-from .scan.model import DIGEST_LEN, MD5_LEN, SHA1_LEN, TYPE_BYTES, TYPE_CODES, FileRecord
+from .scan.model import (
+    DIGEST_LEN,
+    MD5_LEN,
+    SHA1_LEN,
+    TYPE_BYTES,
+    TYPE_CODES,
+    Captured,
+    FileRecord,
+    Mark,
+    captured_bytes,
+)
 
 # Entry type byte -> kind name ("file", "dir", ...), indexable by the byte itself.
 KIND_OF: tuple[str, ...] = tuple(TYPE_CODES.get(chr(b), "") for b in range(256))
@@ -55,15 +66,21 @@ class ImageFiles:
     hashed: bytearray
     layers: array  # the index of the layer that last wrote the row
     xattrs: list[tuple[str, ...]]
-    captured: dict[str, bytes]  # contents of final regular files that matched a capture glob
+    captured: dict[str, Captured]  # contents of final regular files that matched a capture glob
     too_big_to_capture: set[str] = dataclasses.field(default_factory=set)
+    # executables' windows at the scan's markers (scan.model.Mark), by final path
+    marks: dict[str, tuple[Mark, ...]] = dataclasses.field(default_factory=dict)
     _index: dict[str, int] | None = dataclasses.field(default=None, init=False, repr=False, compare=False)
 
     MAX_HOPS = 128  # as Anchore dereferences links
 
     @classmethod
     def of(
-        cls, final: Mapping[str, FinalFile], captured: dict[str, bytes], too_big: set[str] | None = None
+        cls,
+        final: Mapping[str, FinalFile],
+        captured: dict[str, Captured],
+        too_big: set[str] | None = None,
+        marks: dict[str, tuple[Mark, ...]] | None = None,
     ) -> ImageFiles:
         """The table of these records (any order)."""
         paths = sorted(final)
@@ -89,6 +106,7 @@ class ImageFiles:
             [r.xattrs for r in recs],
             captured,
             set(too_big or ()),
+            dict(marks or {}),
         )
 
     # ------------------------------------------------------------------ rows
@@ -175,7 +193,20 @@ class ImageFiles:
         return done if done == "/" or done in self else None
 
     def read(self, path: str) -> bytes | None:
-        """Captured content of `path` after following links; None if not captured."""
+        """Captured content of `path` after following links, whole in memory; None if not captured."""
+        content = self.captured_at(path)
+        return None if content is None else captured_bytes(content)
+
+    def open(self, path: str) -> BinaryIO | None:
+        """Captured content of `path` as a file, read from where it is kept (a spilled
+        capture is never loaded whole); None if not captured."""
+        content = self.captured_at(path)
+        if content is None:
+            return None
+        return io.BytesIO(content) if isinstance(content, bytes) else content.open()
+
+    def captured_at(self, path: str) -> Captured | None:
+        """Captured content of `path` after following links, as the scan kept it."""
         try:
             real = self.resolve(path)
         except SymlinkLoop:

@@ -13,11 +13,9 @@ from collections.abc import Sequence
 from . import catalog, retrieve
 from .analysis import Analysis, layer_infos
 from .config import Config
-from .errors import LayerscanError
 from .findings import secret_findings
 from .image import Platform
 from .image_scan import scan_image
-from .scan import native_available
 from .scan.model import ScanOptions
 from .scan.rules import Rule, check_unique
 from .sources import open_source
@@ -39,8 +37,6 @@ def analyze(
 
     `progress`: None shows a bar on stderr when it is a terminal; True/False force it.
     """
-    if engine == "native" and not native_available():
-        raise LayerscanError("the native engine is not built (run 'make build'), or use the reference engine")
     t0 = time.perf_counter()
     rules = (*config.secret_rules, *config.content_rules)
     check_unique(rules)
@@ -109,9 +105,9 @@ def scan_options(config: Config, rules: Sequence[Rule]) -> ScanOptions:
         secret_max_file_size=config.secret_max_file_size,
         secret_skip_binary=config.secret_skip_binary,
         capture_globs=tuple(dict.fromkeys(globs)),
-        capture_max_bytes=max(
-            config.capture_max_bytes, catalog.capture_max_bytes(), retrieve.capture_max_bytes(config.retrieve_files)
-        ),
+        capture_max_bytes=config.capture_max_bytes,
+        capture_limits=(*catalog.capture_limits(), *retrieve.capture_limits(config.retrieve_files)),
+        markers=catalog.capture_markers(),
         limits=config.limits,
     )
 

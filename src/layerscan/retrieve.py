@@ -1,7 +1,7 @@
 """Anchore's retrieve_files: the contents of the configured paths of the final image.
 
 capture_globs(settings)         the globs the scan captures those paths with
-capture_max_bytes(settings)     the per-file capture size they need
+capture_limits(settings)        those globs with the per-file size they need
 retrieve_files(files, settings) -> {path as configured: content}
 """
 
@@ -13,6 +13,7 @@ import posixpath
 from .config import RetrieveFiles
 from .filetree import ImageFiles
 from .scan import globs
+from .scan.model import captured_bytes
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +25,10 @@ def capture_globs(settings: RetrieveFiles) -> tuple[str, ...]:
 
 def capture_max_bytes(settings: RetrieveFiles) -> int:
     return settings.max_file_size_kb * 1024
+
+
+def capture_limits(settings: RetrieveFiles) -> tuple[tuple[str, int], ...]:
+    return tuple((g, capture_max_bytes(settings)) for g in capture_globs(settings))
 
 
 def retrieve_files(files: ImageFiles, settings: RetrieveFiles) -> dict[str, bytes]:
@@ -46,7 +51,7 @@ def retrieve_files(files: ImageFiles, settings: RetrieveFiles) -> dict[str, byte
             continue
         content = files.captured.get(norm)
         if content is not None:
-            out[path] = content
+            out[path] = captured_bytes(content)
     return out
 
 

@@ -301,8 +301,8 @@ def _gather(tree: _Tree, rows: _Rows, results: Sequence[LayerResult | None]) -> 
 
 
 def _contents(files: ImageFiles, tree: _Tree, rows: _Rows, results: Sequence[LayerResult | None]) -> None:
-    """The captured contents (and the too-big-to-capture names) of the final files: a regular
-    file's from its own row, a hardlink's from its source's."""
+    """The captured contents (and the too-big-to-capture names) and executables' marks of the
+    final files: a regular file's from its own row, a hardlink's from its source's."""
     for layer in rows.layers:
         result = results[layer]
         assert result is not None
@@ -312,6 +312,9 @@ def _contents(files: ImageFiles, tree: _Tree, rows: _Rows, results: Sequence[Lay
         for path in result.too_big_to_capture:
             if _final_file(files, path, layer):
                 files.too_big_to_capture.add(path)
+        for path, own in result.marks.items():
+            if own and _final_file(files, path, layer):
+                files.marks[path] = own
     for path, source in tree.linked.items():
         k, i = rows.locate(source)
         result = results[rows.layers[k]]
@@ -322,6 +325,8 @@ def _contents(files: ImageFiles, tree: _Tree, rows: _Rows, results: Sequence[Lay
             files.captured[path] = data
         elif src in result.too_big_to_capture:
             files.too_big_to_capture.add(path)
+        if found := result.marks.get(src):
+            files.marks[path] = found
 
 
 def _final_file(files: ImageFiles, path: str, layer: int) -> bool:

@@ -1,8 +1,9 @@
 """The catalog stage: every cataloger over the squashed image, failures kept local.
 
     capture_globs()          the files the scan must capture for the catalogers
-    capture_max_bytes()      the per-file capture size the catalogers need (rpm databases are big)
-    catalog_image(files)     -> CatalogResult(distro, packages, errors)
+    capture_limits()         (glob, size limit) for the globs whose files can be big (rpm databases, jars)
+    capture_markers()        the markers the scan looks for in executables (ImageFiles.marks)
+    catalog_image(files)     -> CatalogResult(distro, packages, errors), every package with its CPEs
 
 Registering a cataloger is one line in `_MODULES`: the module's name; the module
 exposes `CATALOGER`, an object satisfying `model.Cataloger`. Each Package carries its
@@ -17,6 +18,8 @@ import logging
 from functools import cache
 
 from ..filetree import ImageFiles
+from ..scan.model import Marker
+from . import cpe as _cpe
 from . import distro as _distro
 from .model import Cataloger, CatalogError, Distro, Package
 
@@ -31,10 +34,14 @@ _MODULES = (
     "python",
     "nuget",
     "java",
+    "golang",
+    "composer",
+    "binary",
 )
 
 OS_TYPES = ("dpkg", "rpm", "apk")
-FILTERED_BY_OWNERSHIP = ("python", "npm")  # Anchore: syft's ownership-by-file-overlap children
+# Anchore: syft's ownership-by-file-overlap children; binary: as Anchore's binary analyzer and Syft skip them
+FILTERED_BY_OWNERSHIP = ("python", "npm", "binary")
 
 
 @dataclasses.dataclass
@@ -57,9 +64,16 @@ def capture_globs() -> tuple[str, ...]:
     return tuple(out)
 
 
-def capture_max_bytes() -> int:
-    """The largest single file a cataloger needs whole; the scan's capture limit should be at least this."""
-    return max(getattr(c, "max_capture_bytes", 0) for c in catalogers())
+def capture_limits() -> tuple[tuple[str, int], ...]:
+    """Each glob of a cataloger that declares `max_capture_bytes`, with that limit; the
+    other globs get the scan's default. Big captures spill to disk, so a large limit costs
+    disk for the files that need it, not memory."""
+    return tuple((g, c.max_capture_bytes) for c in catalogers() if hasattr(c, "max_capture_bytes") for g in c.globs)
+
+
+def capture_markers() -> tuple[Marker, ...]:
+    """The union of the catalogers' markers (an optional `markers` attribute), in a stable order."""
+    return tuple(dict.fromkeys(m for c in catalogers() for m in getattr(c, "markers", ())))
 
 
 def catalog_image(files: ImageFiles, *, owned_package_filtering: bool = True) -> CatalogResult:
@@ -79,7 +93,7 @@ def catalog_image(files: ImageFiles, *, owned_package_filtering: bool = True) ->
             errors.append(CatalogError(c.name, "", f"cataloger failed: {type(e).__name__}: {e}"))
     if owned_package_filtering:
         packages = filter_owned(packages)
-    return CatalogResult(distro, packages, errors)
+    return CatalogResult(distro, _cpe.with_cpes(packages), errors)
 
 
 def filter_owned(packages: list[Package]) -> list[Package]:

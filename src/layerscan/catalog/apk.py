@@ -13,7 +13,7 @@ from ..filetree import ImageFiles
 from .files import parse_each
 from .metadata import ApkFile, ApkMetadata, FileDigest
 from .model import CatalogError, Distro, Package
-from .purl import distro_qualifier, purl
+from .purl import os_purl
 
 log = logging.getLogger(__name__)
 
@@ -100,13 +100,7 @@ def to_package(e: Stanza, distro: Distro | None, location: str) -> Package:
         name=name,
         version=version,
         location=location,
-        purl=purl(
-            "apk",
-            distro.id if distro else "alpine",
-            name,
-            version,
-            {"arch": arch, "distro": distro_qualifier(distro), "upstream": origin if origin != name else ""},
-        ),
+        purl=os_purl("apk", distro, name, version, arch, origin if origin != name else ""),
         licenses=split_license(f.get("L", "")),
         source=origin,
         arch=arch,

@@ -16,7 +16,7 @@ from ..filetree import ImageFiles
 from .files import lines, parse_each, read_optional
 from .metadata import DpkgFile, DpkgMetadata, FileDigest
 from .model import CatalogError, CatalogFileError, Distro, Package
-from .purl import distro_qualifier, purl
+from .purl import os_purl
 
 STATUS = "/var/lib/dpkg/status"
 STATUS_D = "/var/lib/dpkg/status.d"
@@ -105,13 +105,7 @@ class DpkgCataloger:
             name=name,
             version=version,
             location=location,
-            purl=purl(
-                "deb",
-                distro.id if distro else "debian",
-                name,
-                version,
-                {"arch": arch, "distro": distro_qualifier(distro), "upstream": upstream if source else ""},
-            ),
+            purl=os_purl("deb", distro, name, version, arch, upstream if source else ""),
             licenses=parse_copyright(copyright_text) if copyright_text else (),
             source=source,
             source_version=source_version,

@@ -2,8 +2,10 @@
 
     regular_files(files, globs)   -> sorted paths of regular files (or hardlinks) matching any glob
     read(files, cataloger, path)  -> bytes, or a CatalogError saying why the content is missing
+    missing(files, cataloger, path) -> that CatalogError (for readers that open files.open(path))
     read_optional(files, path)    -> bytes, or None: a companion file whose absence is normal
     read_lines(files, path)       -> its stripped non-empty lines ([] when absent)
+    marked(files, literal)        -> (path, marks) of executables where the scan found a marker
     parse_each(files, cataloger, paths, parse) -> what `parse(content, path)` yields for each
                                   file, with a missing content or a CatalogFileError as a CatalogError
 
@@ -19,6 +21,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 from ..filetree import KIND_OF, ImageFiles
 from ..scan.globs import GlobSet
+from ..scan.model import Mark
 from .model import CatalogError, CatalogFileError, Package
 
 REGULAR = ("file", "hardlink")
@@ -29,10 +32,25 @@ def regular_files(files: ImageFiles, globs: tuple[str, ...]) -> list[str]:
     return [p for p in GlobSet(globs).filter(files.paths) if KIND_OF[kinds[files.row(p) or 0]] in REGULAR]
 
 
+def marked(files: ImageFiles, literal: bytes) -> Iterator[tuple[str, list[Mark]]]:
+    """Executables (regular files) holding a marker, in path order, with its marks: a window
+    starts with its marker, so a cataloger tells its own by the literal, whatever the index."""
+    for path in sorted(files.marks):
+        entry = files.get(path)
+        if entry is None or entry.record.type not in REGULAR:
+            continue
+        mine = [m for m in files.marks[path] if m.window.startswith(literal)]
+        if mine:
+            yield path, mine
+
+
 def read(files: ImageFiles, cataloger: str, path: str) -> bytes | CatalogError:
     content = files.read(path)
-    if content is not None:
-        return content
+    return content if content is not None else missing(files, cataloger, path)
+
+
+def missing(files: ImageFiles, cataloger: str, path: str) -> CatalogError:
+    """Why the content of `path` is not there."""
     entry = files.get(path)
     target = entry.record.link if entry is not None and entry.record.type == "hardlink" else path
     if path in files.too_big_to_capture or target in files.too_big_to_capture:

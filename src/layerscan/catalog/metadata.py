@@ -98,6 +98,7 @@ class RpmMetadata:
 @dataclasses.dataclass(frozen=True)
 class NpmMetadata:
     author: str = ""  # every person named by author/authors/contributors/maintainers, as Syft joins them
+    author_field: str = ""  # the `author` field alone: the origin Anchore's Syft 0.x gives
     homepage: str = ""
     url: str = ""  # the repository
     description: str = ""
@@ -168,6 +169,54 @@ class NugetMetadata:
     type: str | None = _absent()  # packages.lock.json: Direct | Transitive | ...
 
 
+@dataclasses.dataclass(frozen=True)
+class GoMetadata:
+    """A module in a Go binary's build info (Syft's GolangBinaryBuildinfoEntry)."""
+
+    go_compiled_version: str = ""  # "go1.21.3"
+    h1_digest: str = ""  # the go.sum hash, "h1:…"
+    main_module: str = ""  # the binary's main module path
+    architecture: str = ""  # GOARCH, from the build settings
+    build_settings: dict[str, str] | None = _absent()  # the main module's only ("-ldflags", "vcs.revision", …)
+    go_experiments: tuple[str, ...] = ()  # from the version's " X:…" suffix
+
+
+@dataclasses.dataclass(frozen=True)
+class ComposerMetadata:
+    """A package of composer.lock or vendor/composer/installed.json."""
+
+    type: str = ""  # "library", "project", "composer-plugin", …
+    description: str = ""
+    homepage: str = ""
+    source_url: str = ""  # source.url (a git repository)
+    source_reference: str = ""  # source.reference (a commit)
+    dist_url: str = ""
+    dist_shasum: str = ""
+    authors: tuple[str, ...] = ()  # "Name <email>"
+    require: tuple[str, ...] = ()  # "name: constraint"
+    install_path: str | None = _absent()  # installed.json v2
+    dev: bool = False  # from packages-dev, or installed.json's dev-package-names
+
+
+@dataclasses.dataclass(frozen=True)
+class BinaryMetadata:
+    """A runtime found by its version string in an executable (Syft's binary classifiers)."""
+
+    classifier: str = ""  # "python-binary", "go-binary", …
+    evidence: str = ""  # the bytes that gave the version, as text
+    evidence_type: str = "binary"  # Anchore's: "binary", or "devel" for a header or a VERSION file
+
+
 PackageMetadata = (
-    DpkgMetadata | ApkMetadata | RpmMetadata | NpmMetadata | GemMetadata | JavaMetadata | PythonMetadata | NugetMetadata
+    DpkgMetadata
+    | ApkMetadata
+    | RpmMetadata
+    | NpmMetadata
+    | GemMetadata
+    | JavaMetadata
+    | PythonMetadata
+    | NugetMetadata
+    | GoMetadata
+    | ComposerMetadata
+    | BinaryMetadata
 )

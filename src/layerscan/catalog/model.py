@@ -9,7 +9,9 @@ from typing import Literal, Protocol
 from ..filetree import ImageFiles
 from .metadata import PackageMetadata
 
-PackageType = Literal["dpkg", "apk", "rpm", "npm", "gem", "java", "python", "nuget"]
+PackageType = Literal[
+    "dpkg", "apk", "rpm", "npm", "gem", "java", "python", "nuget", "go-module", "php-composer", "binary"
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,6 +33,7 @@ class Package:
     source_version: str = ""
     arch: str = ""
     files: tuple[str, ...] = ()  # absolute paths the package owns, where the database says
+    cpes: tuple[str, ...] = ()  # CPE 2.3 names, most specific first; filled after cataloging (cpe.py)
     # The ecosystem's own fields (catalog/metadata.py), of the class matching `type`.
     metadata: PackageMetadata = dataclasses.field(kw_only=True, compare=False, hash=False)
 
@@ -48,7 +51,9 @@ class CatalogError:
 
 
 class Cataloger(Protocol):
-    """One ecosystem. It declares the files it needs captured in the single scan pass."""
+    """One ecosystem. It declares the files it needs captured in the single scan pass (and,
+    optionally, `markers`: scan.model.Marker literals whose windows of executables it reads
+    from ImageFiles.marks)."""
 
     name: str
     globs: tuple[str, ...]

@@ -84,6 +84,7 @@ def to_package(doc: JsonObject, path: str, lock_entry: JsonObject) -> Package:
     resolved, integrity = lock_entry.get("resolved"), lock_entry.get("integrity")
     metadata = NpmMetadata(
         author=", ".join(p for field in _PEOPLE for p in _people(doc.get(field))),
+        author_field=", ".join(_people(doc.get("author"))),
         homepage=_str(doc.get("homepage")),
         url=_repository(doc.get("repository")),
         description=_str(doc.get("description")),

@@ -1,5 +1,6 @@
-"""Python distributions: `*dist-info/METADATA`, `*egg-info/PKG-INFO` (directory form),
-`*.egg-info` (single-file form), unpacked `*.egg/EGG-INFO/PKG-INFO`, and zipped `.egg` files.
+"""Python distributions: `*dist-info/METADATA`, `*egg-info/PKG-INFO` (directory form, in any
+letter case), `*.egg-info` (single-file form), unpacked `*.egg/EGG-INFO/PKG-INFO`, and zipped
+`.egg` files. The interpreter's own egg-info (Name: Python) is not a package.
 
 The files a distribution installed come from its RECORD (dist-info, or egg-info
 written by pip) or installed-files.txt (setuptools egg-info). Names are normalized
@@ -24,14 +25,17 @@ from .metadata import DirectUrl, PythonMetadata
 from .model import CatalogError, CatalogFileError, Distro, Package
 from .purl import purl
 
+# The metadata directories in any letter case (pip writes "dist-info"; some tools "DIST-INFO").
+_DIST_INFO = "[dD][iI][sS][tT]-[iI][nN][fF][oO]"
+_EGG_INFO = "[eE][gG][gG]-[iI][nN][fF][oO]"
 METADATA_GLOBS = (
-    "/**/*dist-info/METADATA",
-    "/**/*egg-info/PKG-INFO",
+    f"/**/*{_DIST_INFO}/METADATA",
+    f"/**/*{_EGG_INFO}/PKG-INFO",  # also an unpacked egg's EGG-INFO/
     "/**/*.egg-info",
-    "/**/*.egg/EGG-INFO/PKG-INFO",
 )
 EGG_ZIPS = ("/**/*.egg",)
 _SIBLINGS = ("RECORD", "installed-files.txt", "top_level.txt", "direct_url.json")
+INTERPRETER = "Python"  # the interpreter's own egg-info (lib-dynload/Python-2.7.egg-info) is not a package
 MAX_METADATA_BYTES = 4 << 20  # PKG-INFO inside a zipped egg; real ones are kilobytes
 _NORMALIZE = re.compile(r"[-_.]+")
 
@@ -41,7 +45,7 @@ class PythonCataloger:
     globs = (
         *METADATA_GLOBS,
         *EGG_ZIPS,
-        *(f"/**/*{kind}/{sib}" for kind in ("dist-info", "egg-info") for sib in _SIBLINGS),
+        *(f"/**/*{kind}/{sib}" for kind in (_DIST_INFO, _EGG_INFO) for sib in _SIBLINGS),
     )
 
     def catalog(self, files: ImageFiles, distro: Distro | None) -> Iterator[Package | CatalogError]:
@@ -50,7 +54,11 @@ class PythonCataloger:
             self.name,
             regular_files(files, METADATA_GLOBS + EGG_ZIPS),
             lambda content, path: [
-                self._egg_zip(content, path) if path.endswith(".egg") else self._installed(files, content, path)
+                p
+                for p in [
+                    self._egg_zip(content, path) if path.endswith(".egg") else self._installed(files, content, path)
+                ]
+                if not (isinstance(p.metadata, PythonMetadata) and p.metadata.name == INTERPRETER)  # as Syft, Trivy
             ],
         )
 
@@ -60,7 +68,7 @@ class PythonCataloger:
         meta_dir = path if single_file else posixpath.dirname(path)
         site = (
             posixpath.dirname(posixpath.dirname(meta_dir))
-            if meta_dir.endswith("/EGG-INFO")
+            if posixpath.basename(meta_dir).upper() == "EGG-INFO"
             else posixpath.dirname(meta_dir)
         )
         owned: list[str] = []
@@ -93,7 +101,10 @@ class PythonCataloger:
 def parse_metadata(content: bytes, path: str) -> dict[str, list[str]]:
     """Core metadata headers (RFC 822 style) -> {field: [values]}; Name is required."""
     try:
-        msg = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(content)
+        # Core metadata is UTF-8; parsed as bytes, a non-ASCII value would come back as a
+        # Header of unknown-8bit characters ("Łukasz" as two replacement characters).
+        text = content.decode("utf-8", errors="replace")
+        msg = email.parser.HeaderParser(policy=email.policy.compat32).parsestr(text)
     except Exception as e:  # the email parser is lenient; this is a last resort
         raise CatalogFileError(path, f"unreadable metadata: {e}") from None
     fields: dict[str, list[str]] = {}

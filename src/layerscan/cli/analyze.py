@@ -21,8 +21,9 @@ from ..errors import ConfigError, ExitCode, exit_codes_help
 from ..image import Platform
 from ..refs import ImageRef
 from ..report import FORMATS
-from ..scan import ENGINES, native_available
+from ..scan import ENGINES
 from ..sources import registry_reference
+from .options import add_shared_options
 
 EPILOG = """\
 sources:
@@ -94,6 +95,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("source", metavar="SOURCE", help="the image (see sources below)")
+    add_shared_options(p, config="secret rules, retrieve_files, ...", report_format=True)
     p.add_argument(
         "-o",
         "--output",
@@ -101,25 +103,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="write the report to FILE (replaced only once the report is complete); default stdout",
     )
     p.add_argument(
-        "--format",
-        choices=sorted(FORMATS),
-        default="json",
-        help="json: layerscan JSON (default); anchore: Anchore Engine image export; table: summary",
-    )
-    p.add_argument(
         "--platform",
         type=_platform,
         metavar="OS/ARCH[/VARIANT]",
         help="the platform to pick from a multi-platform index (default: the host's, then linux/amd64)",
     )
-    default_engine = "native" if native_available() else "reference"
     p.add_argument(
         "--engine",
         choices=ENGINES,
-        default=default_engine,
-        help=f"scan engine: native (fast) or reference (pure Python); default here: {default_engine}",
+        default="native",
+        help="scan engine: native (fast, the default) or reference (pure Python)",
     )
-    p.add_argument("--config", metavar="config.yaml", help="Anchore-style config (secret rules, retrieve_files, ...)")
     p.add_argument(
         "--fail-on-secrets",
         action="store_true",

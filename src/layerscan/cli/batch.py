@@ -24,6 +24,7 @@ from ..config import Config, load_config
 from ..errors import ConfigError, ExitCode, LayerscanError
 from ..report import FORMATS
 from .analyze import write_atomically
+from .options import add_shared_options
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("file", metavar="FILE", help="image references, one per line ('-': stdin)")
-    p.add_argument("--config", metavar="config.yaml", help="Anchore-style config (registries, tmp_dir, rules, ...)")
+    add_shared_options(
+        p,
+        config="registries, tmp_dir, rules, ...",
+        report_format=True,
+        celery="submit to the Celery cluster of the config's queue: and database instead of analyzing here",
+    )
     p.add_argument(
         "--workers",
         type=_positive,
@@ -80,17 +86,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--output-dir",
         metavar="DIR",
         help="write each image's report to DIR/NNNN-NAME.EXT (created if missing); without it, only the JSON lines",
-    )
-    p.add_argument(
-        "--format",
-        choices=sorted(FORMATS),
-        default="json",
-        help="report format, as for analyze: json (default), anchore, table, cyclonedx, spdx",
-    )
-    p.add_argument(
-        "--celery",
-        action="store_true",
-        help="submit to the Celery cluster of the config's queue: and database instead of analyzing here",
     )
     p.set_defaults(func=run)
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from ..config import Config, load_config
 from ..errors import ExitCode, LayerscanError
+from .options import add_shared_options
 
 if TYPE_CHECKING:
     from ..service.worker import AnalyzerWorker
@@ -61,7 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--config", metavar="config.yaml", help="Anchore-style config (credentials, database, services)")
+    add_shared_options(p, config="credentials, database, services")
     p.set_defaults(func=run)
 
 

@@ -11,6 +11,7 @@ from types import FrameType
 
 from ..config import load_config
 from ..errors import ConfigError, ExitCode
+from .options import add_shared_options
 
 log = logging.getLogger(__name__)
 
@@ -57,17 +58,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--config", metavar="config.yaml", help="Anchore-style config (database, services.analyzer, ...)")
+    add_shared_options(
+        p,
+        config="database, services.analyzer, ...",
+        celery="take jobs from Celery with the Redis broker of the config's queue: key (implied when it is set)",
+    )
     p.add_argument(
         "--port",
         type=int,
         metavar="PORT",
         help="serve /health, /status and /metrics on PORT instead of services.analyzer.port (0: none)",
-    )
-    p.add_argument(
-        "--celery",
-        action="store_true",
-        help="take jobs from Celery with the Redis broker of the config's queue: key (implied when it is set)",
     )
     p.set_defaults(func=run)
 

@@ -1,5 +1,5 @@
 """CycloneDX 1.6 JSON: the image as the metadata component, every package as a library
-component with its purl, and (beyond Syft) every file with MD5, SHA-1 and SHA-256.
+component with its purl and CPEs, and (beyond Syft) every file with MD5, SHA-1 and SHA-256.
 Streamed: the component list is written as it is produced."""
 
 from __future__ import annotations
@@ -86,9 +86,12 @@ def component(p: Package, ref: str) -> dict[str, Json]:
         c["version"] = p.version
     if p.licenses:
         c["licenses"] = [{"license": {"name": lic}} for lic in p.licenses]
+    if p.cpes:
+        c["cpe"] = p.cpes[0]  # the most specific; the others are properties, as Syft writes them
     if p.purl:
         c["purl"] = p.purl
     props = [("layerscan:package:type", p.type), ("layerscan:location:0:path", p.location)]
+    props += [("layerscan:cpe23", cpe) for cpe in p.cpes[1:]]
     props += [
         (f"layerscan:package:{k}", v)
         for k, v in (("source", p.source), ("source-version", p.source_version), ("arch", p.arch))

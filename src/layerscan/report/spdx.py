@@ -1,8 +1,8 @@
-"""SPDX 2.3 JSON: the image as the described package, every package with its purl,
-and (beyond Syft) every file with SHA1, SHA256 and MD5 (named "./path", as SPDX wants
-relative names), related to the package that owns it. Licenses that are not valid
-SPDX expressions become LicenseRef-s with the original text, as Syft does. Streamed
-like the other writers."""
+"""SPDX 2.3 JSON: the image as the described package, every package with its CPEs and
+purl (in Syft's order), and (beyond Syft) every file with SHA1, SHA256 and MD5 (named
+"./path", as SPDX wants relative names), related to the package that owns it. Licenses
+that are not valid SPDX expressions become LicenseRef-s with the original text, as Syft
+does. Streamed like the other writers."""
 
 from __future__ import annotations
 
@@ -88,10 +88,13 @@ def package(p: Package, spdx_id: str, licenses: _Licenses) -> dict[str, Json]:
         "copyrightText": NOASSERTION,
         "primaryPackagePurpose": "LIBRARY",
     }
+    refs: list[Json] = [
+        {"referenceCategory": "SECURITY", "referenceType": "cpe23Type", "referenceLocator": cpe} for cpe in p.cpes
+    ]
     if p.purl:
-        out["externalRefs"] = [
-            {"referenceCategory": "PACKAGE-MANAGER", "referenceType": "purl", "referenceLocator": p.purl}
-        ]
+        refs.append({"referenceCategory": "PACKAGE-MANAGER", "referenceType": "purl", "referenceLocator": p.purl})
+    if refs:
+        out["externalRefs"] = refs
     return out
 
 

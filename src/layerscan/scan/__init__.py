@@ -19,14 +19,6 @@ from .model import LayerResult, ScanOptions
 ENGINES = ("native", "reference")
 
 
-def native_available() -> bool:
-    try:
-        from .. import _scan  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def scan_layer(
     data: Buffer | Iterable[bytes],
     options: ScanOptions = ScanOptions(),

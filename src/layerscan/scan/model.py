@@ -7,12 +7,16 @@ columns, and Python never builds 100k dicts unless a caller asks for records.
 from __future__ import annotations
 
 import dataclasses
+import io
+import os
+import tempfile
+import weakref
 from array import array
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, BinaryIO, NamedTuple
 
 # The scan's constants are defined once, in the scanner's tar.h, and exported by _scan.
-from .._scan import DIGEST_LEN, ENTRY_KINDS, MD5_LEN, OUTSIDE_ESCAPES, OUTSIDE_LINK, SHA1_LEN
+from .._scan import DIGEST_LEN, ENTRY_KINDS, MARK_HEAD, MARK_MAX_HITS, MD5_LEN, OUTSIDE_ESCAPES, OUTSIDE_LINK, SHA1_LEN
 
 if TYPE_CHECKING:
     from .rules import Rule
@@ -163,6 +167,51 @@ class SecretHit(NamedTuple):
     masked: str
 
 
+class Marker(NamedTuple):
+    """A literal looked for in executables (see EXECUTABLE_MAGICS): each of its first
+    MARK_MAX_HITS occurrences in a file gives a Mark of `window` bytes from it on."""
+
+    literal: bytes
+    window: int  # at least len(literal)
+
+
+class Mark(NamedTuple):
+    """Where a marker occurs in a file, and the file's bytes from there (the marker's window,
+    fewer at the end of the file)."""
+
+    marker: int  # index into ScanOptions.markers
+    offset: int
+    window: bytes
+
+
+# A regular file is an executable (and searched for markers) when its first MARK_HEAD bytes
+# are one of these: ELF; Mach-O 32/64-bit, either byte order, and universal; PE (MZ stub).
+EXECUTABLE_MAGICS = (
+    b"\x7fELF",
+    b"\xfe\xed\xfa\xce",
+    b"\xce\xfa\xed\xfe",
+    b"\xfe\xed\xfa\xcf",
+    b"\xcf\xfa\xed\xfe",
+    b"\xca\xfe\xba\xbe",
+    b"MZ",
+)
+
+
+def find_marks(content: bytes, markers: Sequence[Marker]) -> tuple[Mark, ...]:
+    """The marks of one file's content, in (offset, marker) order: the definition both engines follow."""
+    if len(content) < MARK_HEAD or not content.startswith(EXECUTABLE_MAGICS):
+        return ()
+    out: list[Mark] = []
+    for i, (literal, window) in enumerate(markers):
+        at = content.find(literal)
+        for _ in range(MARK_MAX_HITS):
+            if at < 0:
+                break
+            out.append(Mark(i, at, content[at : at + window]))
+            at = content.find(literal, at + 1)
+    return tuple(sorted(out))
+
+
 class ScanStats(NamedTuple):
     bytes_in: int  # compressed bytes consumed
     bytes_out: int  # uncompressed tar bytes produced
@@ -190,8 +239,95 @@ class ScanOptions:
     secret_skip_binary: bool = True  # a NUL in the first 8000 bytes marks a file binary
     capture_globs: tuple[str, ...] = ()  # files whose content comes back whole
     capture_max_bytes: int = 64 << 20  # per captured file; larger ones are reported, not captured
+    # (glob, limit): capture globs with their own limit instead of capture_max_bytes; a file
+    # matching several globs gets the largest of their limits.
+    capture_limits: tuple[tuple[str, int], ...] = ()
+    # A capture larger than this goes to the layer's spill file instead of memory (unless the
+    # secret search holds it in memory anyway); it changes where content is kept, never what.
+    capture_spill_bytes: int = 8 << 20
+    markers: tuple[Marker, ...] = ()  # looked for in executables of any size: LayerResult.marks
     compute_diff_id: bool = False  # sha256 of the uncompressed stream: one more hash pass
     limits: Limits = Limits()
+
+    def capture_groups(self) -> list[tuple[tuple[str, ...], int]]:
+        """The capture globs grouped by their size limit, largest limit first."""
+        own = dict(self.capture_limits)
+        groups: dict[int, list[str]] = {}
+        for g in self.capture_globs:
+            groups.setdefault(own.get(g, self.capture_max_bytes), []).append(g)
+        return [(tuple(globs), limit) for limit, globs in sorted(groups.items(), reverse=True)]
+
+
+class SpillFile:
+    """One layer's spill file: unlinked when made, so it is gone once the last Spill
+    reading it is (its descriptor closes then), whatever way the process ends."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        weakref.finalize(self, os.close, fd)
+
+    @classmethod
+    def create(cls) -> SpillFile:
+        fd, name = tempfile.mkstemp(prefix="layerscan-spill-")
+        os.unlink(name)
+        return cls(fd)
+
+
+class _SpillReader(io.RawIOBase):
+    """A raw reader over one spilled capture; pread keeps readers of one file independent."""
+
+    def __init__(self, spill: Spill) -> None:
+        self._spill, self._pos = spill, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._spill.size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
+        n = max(0, min(len(b), self._spill.size - self._pos))
+        data = os.pread(self._spill.file.fd, n, self._spill.offset + self._pos) if n else b""
+        b[: len(data)] = data
+        self._pos += len(data)
+        return len(data)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Spill:
+    """A captured file's content in its layer's spill file, not in memory."""
+
+    file: SpillFile
+    offset: int
+    size: int
+
+    def open(self) -> BinaryIO:
+        return io.BufferedReader(_SpillReader(self), 1 << 16)
+
+    def read(self) -> bytes:
+        with self.open() as f:
+            return f.read()
+
+    def __eq__(self, other: object) -> bool:
+        """By content, as two bytes captures compare."""
+        return isinstance(other, Spill) and self.size == other.size and self.read() == other.read()
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+Captured = bytes | Spill  # a captured file's content, in memory or spilled
+
+
+def captured_bytes(content: Captured) -> bytes:
+    return content if isinstance(content, bytes) else content.read()
 
 
 @dataclasses.dataclass
@@ -201,13 +337,19 @@ class LayerResult:
     entries: EntryTable
     whiteouts: list[Whiteout]
     secrets: list[SecretHit]
-    captured: Mapping[str, bytes]  # path -> whole content, for files matching capture_globs
+    captured: Mapping[str, Captured]  # path -> whole content, for files matching capture_globs
     too_big_to_capture: list[str]  # matched a capture glob but exceeded capture_max_bytes
     stats: ScanStats
     diff_id: str | None  # "sha256:<hex>" of the tar stream, when ScanOptions.compute_diff_id
     digest: str | None  # "sha256:<hex>" of the input as given, when scan_layer was told to verify it
     # Entry names (and hardlink targets) that were outside the root, read inside it: see outside_root_warnings.
     warnings: list[str] = dataclasses.field(default_factory=list)
+    # path -> the marks of its last entry in the layer, for executables holding a marker
+    marks: Mapping[str, tuple[Mark, ...]] = dataclasses.field(default_factory=dict)
+
+    def spilled(self) -> bool:
+        """Whether a capture is kept in the layer's spill file rather than in memory."""
+        return any(isinstance(c, Spill) for c in self.captured.values())
 
     def to_json(self) -> dict:
         """The `scan-layer` JSON document."""

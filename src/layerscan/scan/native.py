@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import mmap
+import tempfile
 import threading
 import time
 
@@ -18,7 +19,20 @@ from .. import _scan
 from ..errors import CompressionError, DigestMismatch, LayerError, LimitExceeded, TarFormatError
 from ..image import Buffer
 from .globs import native_program
-from .model import EntryTable, LayerResult, ScanOptions, ScanStats, SecretHit, Whiteout, outside_root_warnings
+from .model import (
+    Captured,
+    EntryTable,
+    LayerResult,
+    Mark,
+    Marker,
+    ScanOptions,
+    ScanStats,
+    SecretHit,
+    Spill,
+    SpillFile,
+    Whiteout,
+    outside_root_warnings,
+)
 from .rules import Rule, confirm
 
 log = logging.getLogger("layerscan.scan")
@@ -32,6 +46,7 @@ _ERRORS: dict[int, type[LayerError]] = {
 MMAP_WINDOW = 16 << 20
 
 _rule_dbs: dict[tuple[str, ...], _scan.Database] = {}
+_mark_dbs: dict[tuple[Marker, ...], _scan.Marks] = {}
 _lock = threading.Lock()
 
 
@@ -47,6 +62,25 @@ def _rules_database(patterns: tuple[str, ...]) -> _scan.Database:
                     patterns[i],
                 )
         return db
+
+
+def _marks(markers: tuple[Marker, ...]) -> _scan.Marks:
+    with _lock:
+        marks = _mark_dbs.get(markers)
+        if marks is None:
+            marks = _mark_dbs[markers] = _scan.Marks(tuple((m.literal, m.window) for m in markers))
+        return marks
+
+
+def _marks_by_path(paths: list[str], found: list[tuple[int, int, int, bytes]]) -> dict[str, tuple[Mark, ...]]:
+    """The scanner's marks per path, for the last entry of each path only (as captures go)."""
+    if not found:
+        return {}
+    last = {p: i for i, p in enumerate(paths)}
+    by_entry: dict[int, list[Mark]] = {}
+    for entry, marker, offset, window in found:
+        by_entry.setdefault(entry, []).append(Mark(marker, offset, window))
+    return {paths[e]: tuple(sorted(ms)) for e, ms in by_entry.items() if last[paths[e]] == e}
 
 
 class Scanner:
@@ -74,12 +108,14 @@ class Scanner:
             max_ext_header_bytes=limits.max_ext_header_bytes,
             secret_max_file_size=options.secret_max_file_size,
             secret_skip_binary=options.secret_skip_binary,
-            capture_max_bytes=options.capture_max_bytes,
             hash_input=expected_digest is not None,
             diff_id=options.compute_diff_id,
             rules=_rules_database(tuple(r.pattern for r in self._rules)) if self._rules else None,
             n_rules=len(self._rules),
-            capture=_scan.GlobMatcher(native_program(tuple(options.capture_globs))) if options.capture_globs else None,
+            capture=[(_scan.GlobMatcher(native_program(globs)), limit) for globs, limit in options.capture_groups()],
+            capture_spill_bytes=options.capture_spill_bytes,
+            spill_dir=tempfile.gettempdir(),
+            marks=_marks(options.markers) if options.markers else None,
         )
 
     def feed(self, chunk: bytes | bytearray | memoryview) -> None:
@@ -102,6 +138,7 @@ class Scanner:
         return _ERRORS[e.code](e.reason, self._name, e.offset)
 
     def _result(self, raw: _scan.Result) -> LayerResult:
+        spill = SpillFile(raw.spill_fd) if raw.spill_fd >= 0 else None  # owned from here on
         paths = raw.paths
         table = EntryTable(
             paths=paths,
@@ -118,12 +155,15 @@ class Scanner:
             xattrs=raw.xattrs,
             sparse=raw.sparse,
         )
-        captured: dict[str, bytes] = {}
+        captured: dict[str, Captured] = {}
         too_big: list[str] = []
-        for entry, flags, content in raw.captures:
+        for entry, flags, content, offset in raw.captures:
             path = paths[entry]
             if flags & _scan.CAPTURE_TOO_BIG:
                 too_big.append(path)
+            elif flags & _scan.CAPTURE_SPILLED:
+                assert spill is not None
+                captured[path] = Spill(spill, offset, table.sizes[entry])
             else:
                 assert content is not None
                 captured[path] = content
@@ -143,7 +183,8 @@ class Scanner:
         )
         stats = ScanStats(raw.bytes_in, raw.bytes_out, raw.entries, time.perf_counter() - self._t0, raw.sparse_count)
         whiteouts = [Whiteout(path, opaque) for path, opaque in raw.whiteouts]
-        return LayerResult(table, whiteouts, secrets, captured, too_big, stats, diff_id, digest, warnings)
+        marks = _marks_by_path(paths, raw.marks)
+        return LayerResult(table, whiteouts, secrets, captured, too_big, stats, diff_id, digest, warnings, marks)
 
 
 def scan_buffer(

@@ -10,6 +10,7 @@ import dataclasses
 import gzip
 import hashlib
 import io
+import os
 import posixpath
 import re
 import tarfile
@@ -31,13 +32,19 @@ from ..errors import CompressionError, DigestMismatch, LayerError, LimitExceeded
 from ..image import Buffer
 from .globs import GlobSet
 from .model import (
+    EXECUTABLE_MAGICS,
+    Captured,
     EntryTable,
     FileRecord,
     LayerResult,
+    Mark,
     ScanOptions,
     ScanStats,
     SecretHit,
+    Spill,
+    SpillFile,
     Whiteout,
+    find_marks,
     outside_root_warnings,
 )
 from .rules import confirm, is_binary
@@ -418,14 +425,17 @@ def scan_chunks(
     limits = options.limits
     src = _Source(chunks, expected_digest is not None)
     plain = _Plain(_decompressor(src, compression), limits.max_total_bytes, name, options.compute_diff_id)
-    capture = GlobSet(options.capture_globs)
+    capture = [(GlobSet(globs), limit) for globs, limit in options.capture_groups()]
+    spill: SpillFile | None = None
+    spill_end = 0
     secret_rules = list(options.rules)
 
     entries = EntryTable()
     whiteouts: list[Whiteout] = []
     secrets: list[SecretHit] = []
-    captured: dict[str, bytes] = {}
+    captured: dict[str, Captured] = {}
     too_big: list[str] = []
+    marks: dict[str, tuple[Mark, ...]] = {}
     outside: list[tuple[int, str, str, str | None]] = []
     count = sparse = 0
     try:
@@ -451,6 +461,8 @@ def scan_chunks(
             if flags:
                 outside.append((flags, ti.name, path, None))
             base = posixpath.basename(path)
+            if not base.startswith(WHITEOUT_PREFIX):
+                marks.pop(path, None)  # the path's last entry holds its marks
             if base.startswith(WHITEOUT_PREFIX):
                 parent = posixpath.dirname(path)
                 if base == OPAQUE_MARKER:
@@ -470,9 +482,14 @@ def scan_chunks(
             if kind == "file" and ti.sparse is not None:
                 sparse += 1  # stored data is not the file's content: no digests
             elif kind == "file":
-                want_capture = capture.matches(path)
+                limit = max((lim for globs, lim in capture if globs.matches(path)), default=-1)
+                want_capture = limit >= 0
+                whole = want_capture and ti.size <= limit
                 want_secrets = bool(secret_rules) and ti.size <= options.secret_max_file_size
-                keep = (want_capture and ti.size <= options.capture_max_bytes) or want_secrets
+                to_spill = whole and not want_secrets and ti.size > options.capture_spill_bytes
+                keep = (whole and not to_spill) or want_secrets
+                if to_spill and spill is None:
+                    spill = SpillFile.create()
                 md5, sha1, sha256 = hashlib.md5(), hashlib.sha1(), hashlib.sha256()
                 parts: list[bytes] = []
                 f = tf.extractfile(ti)
@@ -481,17 +498,28 @@ def scan_chunks(
                     md5.update(data)
                     sha1.update(data)
                     sha256.update(data)
+                    # An executable is kept whole for its markers (the native engine streams it).
+                    if not parts and options.markers and data.startswith(EXECUTABLE_MAGICS):
+                        keep = True
                     if keep:
                         parts.append(data)
+                    if to_spill:
+                        assert spill is not None
+                        _write_all(spill.fd, data)
                 digests = md5.digest() + sha1.digest() + sha256.digest()
                 content = b"".join(parts)
-                if want_capture:
-                    if ti.size <= options.capture_max_bytes:
-                        captured[path] = content
-                    else:
-                        too_big.append(path)
+                if to_spill:
+                    assert spill is not None
+                    captured[path] = Spill(spill, spill_end, ti.size)
+                    spill_end += ti.size
+                elif whole:
+                    captured[path] = content
+                elif want_capture:
+                    too_big.append(path)
                 if want_secrets and not (options.secret_skip_binary and is_binary(content)):
                     secrets.extend(confirm(path, content, secret_rules))
+                if found := find_marks(content, options.markers):
+                    marks[path] = found
             xattrs = tuple(sorted(k[len("SCHILY.xattr.") :] for k in ti.pax_headers if k.startswith("SCHILY.xattr.")))
             entries.append(
                 FileRecord(
@@ -535,8 +563,14 @@ def scan_chunks(
     stats = ScanStats(src.count, plain.count, count, time.perf_counter() - t0, sparse)
     diff_id = "sha256:" + plain.hash.hexdigest() if plain.hash is not None else None
     return LayerResult(
-        entries, whiteouts, secrets, captured, too_big, stats, diff_id, digest, outside_root_warnings(outside)
+        entries, whiteouts, secrets, captured, too_big, stats, diff_id, digest, outside_root_warnings(outside), marks
     )
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def _check_ext_header(ti: tarfile.TarInfo, limit: int, layer: str) -> None:

@@ -10,21 +10,19 @@ from ..analysis import Analysis
 from ..config import Config
 from ..pipeline import analyze  # the service's one import of the pipeline
 from ..report import FORMATS
-from ..scan import native_available
-from .job_credentials import JOB_CREDENTIALS
+from . import job_credentials
 
 # What the service stores for every analyzed image: store kind -> report format. The SBOMs are
 # Harbor's scan reports (api/harbor.py); an Analysis is not stored, so they are rendered here.
 STORED_REPORTS = {"anchore": "anchore", "layerscan": "json", "cyclonedx": "cyclonedx", "spdx": "spdx"}
 
 
-def analyze_image(spec: str, config: Config) -> Analysis:
-    """The pipeline on `spec`, with the native engine when it is built, without a progress bar,
-    and with the registry credentials a scan request handed over for it (job_credentials.py)."""
-    engine = "native" if native_available() else "reference"
-    analysis = analyze(spec, JOB_CREDENTIALS.config_for(spec, config), engine=engine, progress=False)
-    JOB_CREDENTIALS.done(spec)
-    return analysis
+def analyze_image(spec: str, config: Config, store: job_credentials.CredentialStore | None = None) -> Analysis:
+    """The pipeline on `spec`, with the native engine, without a progress bar, and with the
+    registry credentials a scan request handed over for it through `store` (job_credentials.py)."""
+    if store is not None:
+        config = job_credentials.config_for(store, spec, config)
+    return analyze(spec, config, progress=False)
 
 
 def render(analysis: Analysis, fmt: str) -> bytes:

@@ -86,6 +86,17 @@ reports = Table(
     Column("created_at", UTCDateTime, nullable=False),
 )
 
+# Registry credentials a scan request handed over (Harbor's), sealed with the service's key
+# (job_credentials.py) for the worker that takes the job; deleted when the job ends.
+job_credentials = Table(
+    "job_credentials",
+    metadata,
+    Column("image_digest", String(80), primary_key=True),  # no foreign key: written before the image is
+    Column("host", String(255), nullable=False),
+    Column("sealed", LargeBinary, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+)
+
 workers = Table(
     "workers",
     metadata,

@@ -48,7 +48,7 @@ from sqlalchemy.sql.expression import ColumnElement
 
 from ..errors import LayerscanError
 from .exports import read_export
-from .schema import image_tags, images, reports, workers
+from .schema import image_tags, images, job_credentials, reports, workers
 
 log = logging.getLogger(__name__)
 
@@ -307,6 +307,7 @@ class Store:
         with self._write() as conn:
             conn.execute(delete(reports).where(reports.c.image_digest == digest))
             conn.execute(delete(image_tags).where(image_tags.c.image_digest == digest))
+            conn.execute(delete(job_credentials).where(job_credentials.c.image_digest == digest))
             return conn.execute(delete(images).where(images.c.image_digest == digest)).rowcount > 0
 
     def _require(self, digest: str) -> ImageRecord:
@@ -440,6 +441,7 @@ class Store:
             for kind, (data, size) in compressed.items():
                 self._put_report(conn, job.image_digest, kind, data, size, now)
             self._release_lease(conn, job.image_digest, now, last_error="")
+            self._drop_credentials(conn, job.image_digest)
 
     def fail(self, job: Job, reason: str, max_attempts: int) -> str:
         """Record a failed attempt: back to the end of the queue, or analysis_failed once `max_attempts`
@@ -449,6 +451,8 @@ class Store:
         with self._write() as conn:
             self._owned(conn, job, analysis_status=status, queued_at=now)
             self._release_lease(conn, job.image_digest, now, last_error=reason)
+            if status == FAILED:
+                self._drop_credentials(conn, job.image_digest)
         return status
 
     def release(self, job: Job) -> None:
@@ -491,6 +495,35 @@ class Store:
     def _finish(self, conn: Connection, digest: str, status: str, now: datetime.datetime, last_error: str) -> None:
         conn.execute(update(images).where(images.c.image_digest == digest).values(analysis_status=status))
         self._release_lease(conn, digest, now, last_error=last_error)
+
+    # ------------------------------------------------------------------ job credentials
+
+    def put_credentials(self, digest: str, host: str, sealed: bytes, expires_at: datetime.datetime) -> None:
+        """Hold sealed registry credentials (job_credentials.py) for the job of `digest`, replacing
+        any; the job's end (analyzed, or analysis_failed) drops them, and so does `expires_at`."""
+        with self._write() as conn:
+            expired = job_credentials.c.expires_at <= utcnow()
+            conn.execute(delete(job_credentials).where(or_(job_credentials.c.image_digest == digest, expired)))
+            conn.execute(
+                insert(job_credentials).values(image_digest=digest, host=host, sealed=sealed, expires_at=expires_at)
+            )
+
+    def get_credentials(self, digest: str) -> tuple[str, bytes] | None:
+        """(host, sealed credentials) held for the job of `digest`, unless they expired."""
+        with self._read() as conn:
+            row = conn.execute(
+                select(job_credentials.c.host, job_credentials.c.sealed).where(
+                    and_(job_credentials.c.image_digest == digest, job_credentials.c.expires_at > utcnow())
+                )
+            ).first()
+        return (row.host, bytes(row.sealed)) if row is not None else None
+
+    def drop_credentials(self, digest: str) -> None:
+        with self._write() as conn:
+            self._drop_credentials(conn, digest)
+
+    def _drop_credentials(self, conn: Connection, digest: str) -> None:
+        conn.execute(delete(job_credentials).where(job_credentials.c.image_digest == digest))
 
     # ------------------------------------------------------------------ workers
 

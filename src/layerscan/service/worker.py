@@ -199,7 +199,7 @@ class AnalyzerWorker:
 
     def _analyze(self, job: Job, t0: float) -> None:
         try:
-            analysis = analyze_image(job.source, self.config)
+            analysis = analyze_image(job.source, self.config, self.store)
             reports = {kind: render(analysis, fmt) for kind, fmt in STORED_REPORTS.items()}
             info = read_export(reports["anchore"])
             if info.image_digest != job.image_digest:

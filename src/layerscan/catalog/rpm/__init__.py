@@ -17,11 +17,15 @@ from ...filetree import ImageFiles
 from ..files import read, read_optional
 from ..metadata import RpmMetadata
 from ..model import CatalogError, Distro, Package
-from ..purl import distro_qualifier, purl
+from ..purl import os_purl
 from . import bdb, ndb, sqlite
 from .header import HeaderError, RpmHeader, parse_header
 
 DB_DIRS = ("/var/lib/rpm", "/usr/lib/sysimage/rpm")
+# CBL-Mariner/Azure Linux distroless images have no database, only this list (one package a
+# line, tab-separated: NAME VERSION-RELEASE INSTALLTIME BUILDTIME VENDOR EPOCH SIZE ARCH
+# EPOCHNUM SOURCERPM). Read only when no database is there, so a package is not listed twice.
+MANIFEST = "/var/lib/rpmmanifest/container-manifest-2"
 
 
 def _sqlite_blobs(files: ImageFiles, path: str, content: bytes) -> Iterable[bytes]:
@@ -40,10 +44,22 @@ _DB_ERRORS = (bdb.BdbError, ndb.NdbError, sqlite.SqliteError)
 
 class RpmCataloger:
     name = "rpm"
-    globs = tuple(f"{d}/{f}" for d in DB_DIRS for f in (*_FORMATS, "rpmdb.sqlite-wal"))
+    globs = (*(f"{d}/{f}" for d in DB_DIRS for f in (*_FORMATS, "rpmdb.sqlite-wal")), MANIFEST)
     max_capture_bytes = 1 << 30  # a full RHEL/SUSE Packages runs to hundreds of MiB
 
     def catalog(self, files: ImageFiles, distro: Distro | None) -> Iterator[Package | CatalogError]:
+        found = False
+        for item in self._databases(files, distro):
+            found = True
+            yield item
+        if not found and files.resolve(MANIFEST) in files.files:
+            content = read(files, self.name, MANIFEST)
+            if isinstance(content, CatalogError):
+                yield content
+            else:
+                yield from manifest_packages(content, distro)
+
+    def _databases(self, files: ImageFiles, distro: Distro | None) -> Iterator[Package | CatalogError]:
         seen: set[str] = set()
         for d in DB_DIRS:
             for fname, (fmt, blobs) in _FORMATS.items():
@@ -71,6 +87,41 @@ class RpmCataloger:
             yield CatalogError(self.name, path, str(e))
 
 
+def manifest_packages(content: bytes, distro: Distro | None) -> Iterator[Package | CatalogError]:
+    """The packages of a container-manifest-2; a line that does not fit is that line's error."""
+    for n, line in enumerate(content.decode("utf-8", "surrogateescape").splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = line.split("\t")
+        vr = parts[1].split("-") if len(parts) >= 10 else []
+        if len(vr) != 2 or not parts[0]:
+            yield CatalogError(
+                RpmCataloger.name, MANIFEST, f"line {n}: not NAME<TAB>VERSION-RELEASE<TAB>... (10 fields)"
+            )
+            continue
+        # EPOCHNUM, unless EPOCH says there is none and EPOCHNUM is the 0 rpm prints then (Azure
+        # Linux 3 writes "(none)" with a real EPOCHNUM: Trivy's test has one)
+        epoch = int(parts[8]) if parts[8].isdigit() and (parts[5] != "(none)" or parts[8] != "0") else None
+        size = int(parts[6]) if parts[6].isdigit() else 0
+        header = RpmHeader(
+            name=parts[0],
+            version=vr[0],
+            release=vr[1],
+            epoch=epoch,
+            arch=parts[7],
+            sourcerpm=parts[9],
+            license="",
+            vendor=parts[4],
+            size=size,
+            modularity_label="",
+            provides=(),
+            requires=(),
+            digest_algo="",
+            files=(),
+        )
+        yield to_package(header, distro, MANIFEST, "manifest")
+
+
 def to_package(h: RpmHeader, distro: Distro | None, location: str, fmt: str) -> Package:
     vr = f"{h.version}-{h.release}" if h.release else h.version
     return Package(
@@ -78,18 +129,7 @@ def to_package(h: RpmHeader, distro: Distro | None, location: str, fmt: str) -> 
         name=h.name,
         version=h.evr,
         location=location,
-        purl=purl(
-            "rpm",
-            distro.id if distro else "",
-            h.name,
-            vr,
-            {
-                "arch": h.arch,
-                "epoch": str(h.epoch) if h.epoch is not None else "",
-                "distro": distro_qualifier(distro),
-                "upstream": h.sourcerpm,
-            },
-        ),
+        purl=os_purl("rpm", distro, h.name, vr, h.arch, h.sourcerpm, epoch=str(h.epoch) if h.epoch is not None else ""),
         licenses=(h.license,) if h.license else (),
         source=h.sourcerpm,
         arch=h.arch,

@@ -47,13 +47,17 @@ _NOT_A_FILE = string(NOT_A_FILE)
 
 
 def file_list(files: ImageFiles) -> Obj:
+    names = othernames(files)
     return Obj(
         [
             (
                 "files.all",
                 _base(f"{string(p)}: {string(oct(m & 0o7777))}" for p, m in zip(files.paths, files.modes, strict=True)),
             ),
-            ("files.allinfo", _base(f"{string(p)}: {string(allinfo(files, i))}" for i, p in enumerate(files.paths))),
+            (
+                "files.allinfo",
+                _base(f"{string(p)}: {string(allinfo(files, i, names[p]))}" for i, p in enumerate(files.paths)),
+            ),
         ]
     )
 
@@ -69,28 +73,67 @@ def file_suids(files: ImageFiles) -> Obj | None:
     return element("files.suids", suids) if suids else None
 
 
-def allinfo(files: ImageFiles, i: int) -> str:
+def allinfo(files: ImageFiles, i: int, othernames: dict[str, bool]) -> str:
     """Row i's `files.allinfo` value (JSON text, as json.dumps writes the dict), with
-    Anchore's quirks (get_files_from_squashtar)."""
+    Anchore's quirks (get_files_from_squashtar); `othernames` is the row's (see othernames)."""
     path, kind, mode = files.paths[i], files.types[i], files.modes[i]
     name = string(path)
     size = files.sizes[i]
     linkdst = linkdst_fullpath = "null"
-    othernames = f"{name}: true"
     if kind == _SYMLINK:
         target = files.links[i] or ""
         size = len(target)
-        # Anchore quirk: a relative target is joined *before* the absolute link path, so
-        # normpath gives the link's own path. The policy engine stores it as is.
-        full = target if target.startswith("/") else posixpath.normpath(posixpath.join(target, path))
-        linkdst, linkdst_fullpath = string(target), string(full)
-        names = dict.fromkeys(n for n in (path, full, target) if n)
-        othernames = ", ".join(f"{string(n)}: true" for n in names)
+        linkdst, linkdst_fullpath = string(target), string(_linkdst_fullpath(target, path))
+    names = ", ".join(f"{string(n)}: true" for n in othernames)
     return (
         f'{{"name": {name}, "fullpath": {name}, "size": {size}, "mode": {_MASK_OF[kind] | (mode & 0o7777)}, '
         f'"uid": {files.uids[i]}, "gid": {files.gids[i]}, "linkdst": {linkdst}, "linkdst_fullpath": '
-        f'{linkdst_fullpath}, "type": {_TYPE_TEXT[kind]}, "othernames": {{{othernames}}}}}'
+        f'{linkdst_fullpath}, "type": {_TYPE_TEXT[kind]}, "othernames": {{{names}}}}}'
     )
+
+
+def othernames(files: ImageFiles) -> dict[str, dict[str, bool]]:
+    """Every path's `othernames`, merged as Anchore merges them.
+
+    Each file starts with its own names: its path and, for a symlink, its target as
+    stored and its linkdst_fullpath. Anchore then maps every name to the names of the
+    last file that has it, and makes one pass over that map in which each file's names
+    are added, in place, to the names of every file its names map to: files reached
+    through one target share names, but a chain of links is not closed. The result
+    depends on the order of the squashed tar, layer by layer; within a layer it is
+    taken to be path order, the order in which Docker, BuildKit and debootstrap write
+    their tars (anchore-compat.md).
+    """
+    paths = files.paths
+    order = sorted(range(len(paths)), key=files.layers.__getitem__)  # stable: path order within a layer
+    names = {paths[i]: _own_names(files, i) for i in order}
+    by_name: dict[str, dict[str, bool]] = {}
+    for path, own in names.items():
+        by_name[path] = own
+        for name in own:
+            by_name[name] = own
+    for name in list(by_name):
+        merged = by_name[name]
+        for other in list(merged):
+            by_name[other].update(merged)
+    return names
+
+
+def _own_names(files: ImageFiles, i: int) -> dict[str, bool]:
+    path = files.paths[i]
+    out: dict[str, bool] = {path: True}
+    if files.types[i] == _SYMLINK:
+        linkdst = files.links[i] or ""
+        for name in (_linkdst_fullpath(linkdst, path), linkdst):
+            if name:
+                out[name] = True
+    return out
+
+
+def _linkdst_fullpath(linkdst: str, path: str) -> str:
+    # Anchore quirk: a relative target is joined *before* the absolute link path, so
+    # normpath gives the link's own path. The policy engine stores it as is.
+    return linkdst if linkdst.startswith("/") else posixpath.normpath(posixpath.join(linkdst, path))
 
 
 def _base(members: Iterator[str]) -> Obj:

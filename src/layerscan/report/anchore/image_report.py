@@ -13,7 +13,7 @@ from ...scan.model import TYPE_BYTES
 from ..jsonstream import Json
 
 _NOP = re.compile(r"^/bin/sh -c #\(nop\) ")
-_DIR, _FILE, _HARDLINK = TYPE_BYTES["dir"], TYPE_BYTES["file"], TYPE_BYTES["hardlink"]
+_FILE, _HARDLINK = TYPE_BYTES["file"], TYPE_BYTES["hardlink"]
 _NOP_DOCKERFILE = re.compile(r"^/bin/sh -c #\(nop\) +(.*)")
 
 HistoryEntry = dict[str, Any]  # Created, CreatedBy (str), Comment, Id (str), Size (int), Tags
@@ -113,14 +113,11 @@ def squashed_tar_size(files: ImageFiles) -> int:
     """The size of the squashed.tar Anchore would write (its `imageSize`), computed
     from the file table: PAX headers, data blocks, hardlinks to other layers copied
     whole ("deferred hardlinks"), end blocks, padded to tarfile's 10240-byte record."""
-    total = 512 * len(files) + 1024
-    types, links, sizes = files.types, files.links, files.sizes
+    total = 1024
+    types, sizes = files.types, files.sizes
     for i, path in enumerate(files.paths):
-        kind, link = types[i], links[i] or ""
-        name = path.lstrip("/") + ("/" if kind == _DIR else "")
-        # Names that fit a ustar header (ASCII, at most 100 bytes) need no PAX record.
-        if len(name) > 100 or len(link) > 100 or not name.isascii() or not link.isascii():
-            total += _pax_size(name, link)
+        kind = types[i]
+        total += 512 + _pax_size(files, i, path.lstrip("/"))
         if kind == _FILE or (kind == _HARDLINK and _hardlink_copied(files, i)):
             total += -(-sizes[i] // 512) * 512
     return -(-total // 10240) * 10240
@@ -131,17 +128,33 @@ def _hardlink_copied(files: ImageFiles, i: int) -> bool:
     return target is None or files.layers[target] != files.layers[i]
 
 
-def _pax_size(name: str, link: str) -> int:
-    records = 0
-    for key, value in (("path", name), ("linkpath", link)):
-        raw = value.encode("utf-8", "surrogateescape")
-        if len(raw) > 100 or not value.isascii():
-            body = f" {key}={value}\n".encode("utf-8", "surrogateescape")
-            n = len(body) + 1
-            while len(str(n)) + len(body) != n:
-                n = len(str(n)) + len(body)
-            records += n
-    return 512 + -(-records // 512) * 512 if records else 0
+def _pax_size(files: ImageFiles, i: int, name: str) -> int:
+    """The PAX extended header tarfile writes before row i. Anchore's squash sets
+    `pax_headers["path"]` on every member, so every entry has one (tarfile's own rules
+    add the other keys: strings too long or not ASCII, numbers beyond the ustar fields)."""
+    link = files.links[i] or ""
+    if files.types[i] == _HARDLINK:
+        link = link.lstrip("/")
+    records = [("path", name)]
+    for key, value, limit in (("linkpath", link, 100), ("uname", files.unames[i], 32), ("gname", files.gnames[i], 32)):
+        if len(value) > limit or not value.isascii():
+            records.append((key, value))
+    for key, number, digits in (("uid", files.uids[i], 8), ("gid", files.gids[i], 8), ("size", files.sizes[i], 12)):
+        if not 0 <= number < 8 ** (digits - 1):
+            records.append((key, str(number)))
+    size = sum(_pax_record_size(k, v) for k, v in records)
+    return 512 + -(-size // 512) * 512
+
+
+def _pax_record_size(key: str, value: str) -> int:
+    """len(b"%d %s=%s\n"), where %d counts the record's own length."""
+    body = len(key.encode()) + len(value.encode("utf-8", "surrogateescape")) + 3
+    n = p = 0
+    while True:
+        n = body + len(str(p))
+        if n == p:
+            return n
+        p = n
 
 
 def _local_repo(source: str) -> str:

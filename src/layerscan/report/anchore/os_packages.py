@@ -34,16 +34,18 @@ def os_package_list(packages: list[Package], distro: Distro | None) -> dict[str,
         info = _allinfo(p)
         if info is None:
             continue
-        for f in p.files:
-            pkgfiles.setdefault(f, PKGFILE_MARKERS[p.type])
+        for path in _database_paths(p):
+            pkgfiles.setdefault(path, PKGFILE_MARKERS[p.type])
         if p.name in allinfo:
             continue
         allinfo[p.name] = info
         pkgs_all[p.name] = p.version
         if p.type in ("apk", "dpkg"):
             plus_source.setdefault(p.name, p.version)
-            if p.source:
-                plus_source.setdefault(p.source, p.source_version or p.version)
+            # Anchore quirk: the engine reads Syft's `originPackage`, which only apk
+            # metadata has, and gives it the binary package's version.
+            if p.type == "apk" and p.source:
+                plus_source.setdefault(p.source, p.version)
     if not pkgs_all:
         busybox = flavor(distro) == "BUSYB"
         pkgs_all = {"BusyBox": analyzer_meta(distro)["DISTROVERS"]} if busybox else {"Unknown": "0"}
@@ -68,7 +70,7 @@ def _allinfo(p: Package) -> AllInfo | None:
             "size": str(m.installed_size * 1000),
             "license": " ".join(p.licenses) or "Unknown",
             "type": "dpkg",
-            "cpes": [],
+            "cpes": list(p.cpes),
         }
     if isinstance(m, ApkMetadata):
         version, _, release = p.version.rpartition("-")
@@ -82,8 +84,8 @@ def _allinfo(p: Package) -> AllInfo | None:
             "size": str(m.installed_size),
             "license": m.license_raw,
             "type": "APKG",
-            "files": list(p.files),
-            "cpes": [],
+            "files": _database_paths(p),
+            "cpes": list(p.cpes),
         }
     if isinstance(m, RpmMetadata):
         version, _, release = p.version.rpartition("-")
@@ -96,9 +98,19 @@ def _allinfo(p: Package) -> AllInfo | None:
             "origin": m.vendor or "(none)",
             "size": str(m.size),
             "license": p.licenses[0] if p.licenses else "",
-            "cpes": [],
+            "cpes": list(p.cpes),
         }
     return None
+
+
+def _database_paths(p: Package) -> list[str]:
+    """The paths of the package database's file records, as Syft gives them to the engine:
+    dpkg's md5sums and conffiles (not the symlinks and directories of its .list), rpm's
+    file list, apk's directories and files in the database's order."""
+    m = p.metadata
+    if isinstance(m, (DpkgMetadata, ApkMetadata, RpmMetadata)):
+        return [f.path for f in m.files]
+    return []
 
 
 def pkgfilemeta(packages: list[Package]) -> dict[str, str]:

@@ -3,21 +3,36 @@
 Library packages take the shapes Anchore Engine's syft handlers write (§3.2 of
 anchore-format.md), keyed as the policy engine's ImageLoader expects. An element with
 no entries is left out, as Anchore leaves out an empty kvfile: the loader's generic
-branch stops at the first empty `pkgs.*` element. layerscan makes no CPEs, so every
-`cpes` is empty, as in an engine without a CPE generator.
+branch stops at the first empty `pkgs.*` element. The one exception is `pkgs.binary`,
+which Anchore's binary analyzer writes empty. `cpes` lists the package's CPEs
+(catalog/cpe.py) as syft's artifact does, most specific first.
 """
 
 from __future__ import annotations
 
+import json
 import posixpath
 from collections.abc import Mapping
 
-from ...catalog.metadata import GemMetadata, JavaMetadata, NpmMetadata, NugetMetadata, PythonMetadata
+from ...catalog.metadata import (
+    BinaryMetadata,
+    GemMetadata,
+    GoMetadata,
+    JavaMetadata,
+    NpmMetadata,
+    NugetMetadata,
+    PythonMetadata,
+)
 from ...catalog.model import Distro, Package
 from ..jsonstream import Json
 from .os_packages import os_package_list
 
 Entry = tuple[str, str, dict[str, Json]]  # element, key, value
+
+# The policy engine's loaders for these elements; every other `pkgs.*` element goes to
+# its generic loader (loaders.py load_generic_packages), which returns nothing at all
+# when any such element is empty.
+_TYPED_ELEMENTS = frozenset({"pkgs.all", "pkgs.allinfo", "pkgs.npms", "pkgs.gems", "pkgs.python", "pkgs.java"})
 
 
 def package_list(packages: list[Package], distro: Distro | None) -> dict[str, dict[str, Mapping[str, Json]]]:
@@ -31,7 +46,14 @@ def package_list(packages: list[Package], distro: Distro | None) -> dict[str, di
         element, key, value = entry
         base = elements.setdefault(element, {})
         base.setdefault(key, value)  # Anchore never overwrites: the first package at a key wins
-    return {element: {"base": base} for element, base in elements.items() if base}
+    out: dict[str, dict[str, Mapping[str, Json]]] = {
+        element: {"base": base} for element, base in elements.items() if base
+    }
+    # Anchore writes pkgs.binary even when it found no binary. Beyond Anchore: not when
+    # the empty element would make the loader drop another generic element (go, nuget).
+    if not any(e.startswith("pkgs.") and e not in _TYPED_ELEMENTS for e in out):
+        out["pkgs.binary"] = {"base": {}}
+    return out
 
 
 def library_entry(p: Package) -> Entry | None:
@@ -41,7 +63,7 @@ def library_entry(p: Package) -> Entry | None:
         return (
             "pkgs.npms",
             p.location,
-            _npms_shape(p, sourcepkg=m.url or m.homepage, origins=[m.author] if m.author else []),
+            _npms_shape(p, sourcepkg=m.url or m.homepage, origins=[m.author_field] if m.author_field else []),
         )
     if isinstance(m, GemMetadata):
         return (
@@ -55,7 +77,7 @@ def library_entry(p: Package) -> Entry | None:
                 "files": list(m.files),
                 "origins": list(m.authors),
                 "lics": list(p.licenses),
-                "cpes": [],
+                "cpes": list(p.cpes),
             },
         )
     if isinstance(m, PythonMetadata):
@@ -64,7 +86,11 @@ def library_entry(p: Package) -> Entry | None:
         return _java(p, m)
     if isinstance(m, NugetMetadata):
         return _nuget(p)
-    return None
+    if isinstance(m, GoMetadata):
+        return _go(p, m)
+    if isinstance(m, BinaryMetadata):
+        return _binary(p, m)
+    return None  # php-composer: Anchore's syft handlers skip it
 
 
 def _npms_shape(p: Package, *, sourcepkg: str, origins: list[str]) -> dict[str, Json]:
@@ -75,28 +101,35 @@ def _npms_shape(p: Package, *, sourcepkg: str, origins: list[str]) -> dict[str, 
         "sourcepkg": sourcepkg,
         "origins": origins,
         "lics": list(p.licenses),
-        "cpes": [],
+        "cpes": list(p.cpes),
     }
 
 
 def _python(p: Package, m: PythonMetadata) -> Entry:
-    # Anchore keys a python package by <site-packages>/<top-level name>, preferring its own name.
-    top = m.top_level
-    key_name = p.name if p.name in top or not top else top[-1]
+    """As the engine's python handler: the distribution's name as declared, keyed by
+    <site-packages>/<name>, or by its last top-level module when the name is not part of it."""
+    name = m.name or p.name
+    key_name = name
+    if m.top_level:
+        last = m.top_level[-1]
+        key_name = name if name in last else last  # Anchore quirk: a substring test
     origin = m.author + (f" <{m.author_email}>" if m.author_email else "")
+    # Syft gives RECORD's paths relative to site-packages, and the engine joins them
+    # without normalizing: a script's path keeps its "../../../bin".
+    files = [posixpath.join(m.site_packages, posixpath.relpath(f, m.site_packages)) for f in p.files]
     return (
         "pkgs.python",
         posixpath.join(m.site_packages, key_name),
         {
-            "name": p.name,
+            "name": name,
             "version": p.version,
             "latest": p.version,
-            "files": list(p.files),
+            "files": files,
             "origin": origin,
             "license": " ".join(p.licenses),
             "location": m.site_packages,
             "type": "python",
-            "cpes": [],
+            "cpes": list(p.cpes),
         },
     )
 
@@ -121,9 +154,60 @@ def _java(p: Package, m: JavaMetadata) -> Entry:
             "origin": origin or "N/A",
             "location": p.location,
             "type": f"java-{ext}",
-            "cpes": [],
+            "cpes": list(p.cpes),
             # The loader parses this string for groupId:artifactId; it must be a dict holding it.
             "metadata": {"pom.properties": f"\ngroupId={group}\nartifactId={artifact}\nversion={version}\n"},
+        },
+    )
+
+
+def _go(p: Package, m: GoMetadata) -> Entry | None:
+    """Anchore's golang handler: keyed "<binary>:<module>@<version>", Syft's metadata as it is.
+    The stdlib pseudo-package is left out: the Syft Anchore runs (0.75) has none."""
+    if p.name == "stdlib" and not m.main_module:
+        return None
+    metadata: dict[str, Json] = {}
+    if m.build_settings:
+        metadata["goBuildSettings"] = dict(m.build_settings)
+    metadata["goCompiledVersion"] = m.go_compiled_version
+    metadata["architecture"] = m.architecture
+    if m.h1_digest:
+        metadata["h1Digest"] = m.h1_digest
+    if m.main_module:
+        metadata["mainModule"] = m.main_module
+    return (
+        "pkgs.go",
+        f"{p.location}:{p.name}@{p.version}",
+        {
+            "name": p.name,
+            "version": p.version,
+            "location": p.location,
+            "type": "go",
+            "files": [],
+            "license": "N/A",
+            "origin": "N/A",
+            "cpes": list(p.cpes),
+            "metadata": metadata,
+        },
+    )
+
+
+def _binary(p: Package, m: BinaryMetadata) -> Entry:
+    """Anchore's binary analyzer's shape, one entry per runtime and version, keyed by the file.
+    Anchore's own analyzer knows python, go and busybox; the other runtimes are beyond it."""
+    return (
+        "pkgs.binary",
+        p.location,
+        {
+            "name": p.name,
+            "version": p.version,
+            "location": p.location,
+            "type": "binary",
+            "files": [],
+            "license": "N/A",
+            "origin": "N/A",
+            # A JSON string, as Anchore stores it (json.dumps' default separators).
+            "metadata": json.dumps({"evidence_type": m.evidence_type}),
         },
     )
 

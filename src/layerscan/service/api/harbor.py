@@ -8,9 +8,9 @@ A scan is an image submitted to the service's queue (submit.py) like Anchore's P
 the same analyzers run it and an image already analyzed is answered from the store. The scan id
 names the artifact (base64url of `repository@digest`): any API process answers for it.
 
-The registry credentials in a scan request (`Basic` robot account or `Bearer` token) are held
-in memory for that image and that registry host only (job_credentials.py); they are never
-stored or logged. Harbor authenticates to this API like any client: with `Basic` credentials
+The registry credentials in a scan request (`Basic` robot account or `Bearer` token) go, sealed
+through the store, to whichever worker analyzes that image, for that registry host only
+(job_credentials.py); they are never logged, and gone from the store when the job ends. Harbor authenticates to this API like any client: with `Basic` credentials
 of one of the service's users (auth.py), which its scanner registration sends as configured.
 """
 
@@ -34,7 +34,7 @@ from starlette.routing import Mount, Route
 
 from ... import __version__
 from ...config import Config
-from ..job_credentials import JOB_CREDENTIALS
+from ..job_credentials import Credentials, hand_over, scoped
 from ..store import ANALYZED, FAILED, ImageRecord
 from ..submit import SubmitError, submit
 from .context import context_of
@@ -233,11 +233,15 @@ def _credentials(authorization: str | None) -> tuple[str | None, str | None]:
 def _queue(store: Any, config: Config, scan: ScanRequest) -> ImageRecord:
     """Hand the credentials over, and submit the image (again if its last analysis failed, or if it
     was analyzed without its SBOMs: imported, or stored by an older layerscan)."""
-    if scan.username is not None:
-        JOB_CREDENTIALS.put(scan.digest, scan.host, username=scan.username, password=scan.secret)
-    elif scan.secret is not None:
-        JOB_CREDENTIALS.put(scan.digest, scan.host, token=scan.secret)
-    spec = f"registry:{scan.host}/{scan.repository}@{scan.digest}"
+    credentials = (
+        Credentials(username=scan.username, password=scan.secret)
+        if scan.username is not None
+        else Credentials(token=scan.secret)
+        if scan.secret is not None
+        else None
+    )
+    if credentials is not None:  # before the job exists: a worker may take it at once
+        hand_over(store, config, scan.digest, scan.host, credentials)
     known = store.get_image(scan.digest)
     force = known is not None and (
         known.analysis_status == FAILED
@@ -245,14 +249,16 @@ def _queue(store: Any, config: Config, scan: ScanRequest) -> ImageRecord:
     )
     tag = f"{scan.host}/{scan.repository}:{scan.tag or 'latest'}"
     try:
-        record = submit(store, JOB_CREDENTIALS.config_for(spec, config), tag, scan.digest, force=force)
+        record = submit(
+            store, scoped(config, scan.host, credentials) if credentials else config, tag, scan.digest, force=force
+        )
     except SubmitError as e:
-        JOB_CREDENTIALS.discard(scan.digest)
+        store.drop_credentials(scan.digest)
         # The artifact is not there, the registry refused Harbor's credentials, or it cannot be
         # reached at the URL given: a field Harbor gave cannot be used (422, the reason says which).
         raise HarborError(422, e.reason) from None
     if record.analysis_status == ANALYZED:
-        JOB_CREDENTIALS.discard(scan.digest)  # answered from the store: nothing will pull it
+        store.drop_credentials(scan.digest)  # answered from the store: nothing will pull it
     return record
 
 
@@ -298,7 +304,6 @@ def _report(request: Request, repository: str, digest: str, media_type: str) -> 
     if record is None:
         raise HarborError(404, f"no scan of {repository}@{digest}")
     if record.analysis_status == FAILED:
-        JOB_CREDENTIALS.discard(digest)
         raise HarborError(500, f"the analysis of {digest} failed: {record.last_error}")
     sbom = store.get_report(digest, SBOM_KINDS[media_type]) if record.analysis_status == ANALYZED else None
     if sbom is None:  # waiting, being analyzed, or (re)queued to be analyzed with its SBOMs

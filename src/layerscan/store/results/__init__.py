@@ -129,8 +129,10 @@ class ResultCache:
                 if found is None:
                     self._count(False, codec.LAYER)
                     result = scan()
-                    if result is not None:
+                    if result is not None and not result.spilled():
                         self._put(codec.LAYER, key, digest, result)
+                    elif result is not None:
+                        log.debug("result cache: %s has spilled captures; not stored (they are too big)", digest)
                     return result
         if found is None:  # no store
             self._count(False, codec.LAYER)
@@ -140,7 +142,7 @@ class ResultCache:
 
     def get_image(self, source: ImageSource) -> Analysis | None:
         """The stored analysis of this image, as seen through `source` (its name and tags are this
-        run's). Its `files.captured` is empty: captured contents are the catalogers' input, which
+        run's). Its `files.captured` and `files.marks` are empty: they are the catalogers' input, which
         no report reads, and they would make the entry tens of MB."""
         stored: Analysis | None = self._get(codec.IMAGE, self.image_key(source.manifest_digest), source.manifest_digest)
         if stored is None:
@@ -160,7 +162,7 @@ class ResultCache:
                 "result cache: %s has a missing layer; not stored (it may be there next time)", analysis.source_name
             )
             return
-        stored = dataclasses.replace(analysis, files=dataclasses.replace(analysis.files, captured={}))
+        stored = dataclasses.replace(analysis, files=dataclasses.replace(analysis.files, captured={}, marks={}))
         self._put(codec.IMAGE, self.image_key(analysis.manifest_digest), analysis.manifest_digest, stored)
 
     # ------------------------------------------------------------------ plumbing
@@ -236,6 +238,8 @@ def canonical(value: Any) -> Any:
         return {str(k): canonical(v) for k, v in value.items()}
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
+    if isinstance(value, bytes):  # scan markers
+        return ["bytes", value.hex()]
     raise TypeError(f"no canonical form for {type(value).__name__}")
 
 
@@ -255,8 +259,10 @@ def scanner_version() -> str:
 @functools.cache
 def pipeline_version() -> str:
     """The same for an image entry, which every stage after the scan shapes (squash, every
-    cataloger, findings): all of layerscan's code. Catalogers need no version numbers of their own."""
-    return f"{__version__}+{_fingerprint(sorted(_PACKAGE.rglob('*.py')))}"
+    cataloger, findings): all of layerscan's code and the catalog's data files (the CPE tables).
+    Catalogers need no version numbers of their own."""
+    files = [*sorted(_PACKAGE.rglob("*.py")), *sorted((_PACKAGE / "catalog").glob("*.json"))]
+    return f"{__version__}+{_fingerprint(files)}"
 
 
 def _fingerprint(files: list[Path]) -> str:

@@ -36,7 +36,7 @@ from typing import Any
 import pyzstd
 
 from ...analysis import Analysis
-from ...scan.model import LayerResult
+from ...scan.model import Captured, LayerResult
 
 MAGIC = b"LSRC"
 FORMAT = 1  # bump when the encoding changes; it is part of every cache key too
@@ -48,6 +48,13 @@ _ZSTD_OPTIONS = {int(pyzstd.CParameter.compressionLevel): 1, int(pyzstd.CParamet
 
 Hint = Any  # a type hint, as typing.get_type_hints returns it
 Convert = Callable[[Any], Any]
+
+# Captured contents are stored as their bytes: a spilled capture is never encoded (the
+# cache does not store a layer result holding one; a Spill in a value is a TypeError).
+_STORED_AS: dict[Hint, Hint] = {
+    collections.abc.Mapping[str, Captured]: collections.abc.Mapping[str, bytes],
+    dict[str, Captured]: dict[str, bytes],
+}
 
 
 class CodecError(Exception):
@@ -198,7 +205,7 @@ def _fields(cls: type) -> tuple[tuple[str, Hint], ...]:
         names = [f.name for f in dataclasses.fields(cls) if f.init]
     else:
         names = list(cls._fields)  # type: ignore[attr-defined]
-    return tuple((name, _literal_type(hints[name])) for name in names)
+    return tuple((name, _STORED_AS.get(h, h)) for name in names for h in [_literal_type(hints[name])])
 
 
 def _split(hint: Hint) -> tuple[Any, tuple[Any, ...]]:
