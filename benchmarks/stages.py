@@ -46,9 +46,10 @@ from layerscan.sources import open_source  # noqa: E402
 from layerscan.squash import squash  # noqa: E402
 from layerscan.store.results import ResultCache  # noqa: E402
 from peers import (  # noqa: E402
+    BIG_LAYERS,
     OCI_LAYER,
     BenchError,
-    build_big_image,
+    build_layers,
     layerscan_tool,
     measure,
     network_jail,
@@ -201,7 +202,10 @@ def main() -> int:
 
         def big(d: Path) -> Path:
             with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
-                os.replace(build_big_image(Path(tmp), args.big_mb), d)
+                layout = Path(tmp) / "big"
+                blobs = layout / "blobs" / "sha256"
+                blobs.mkdir(parents=True)
+                os.replace(write_layout(layout, build_layers(Path(tmp), blobs, args.big_mb, BIG_LAYERS)), d)
             return d
 
         images.append((name, image(args.workdir, name, big)))
