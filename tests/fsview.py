@@ -57,4 +57,4 @@ def image_files_from_layer(
     result = scan_layer(blob, options, engine=engine)
     # One layer: no whiteouts to apply, and the last entry for a path wins.
     files = {rec.path: FinalFile(rec, 0) for rec in result.entries}
-    return ImageFiles(files, dict(result.captured), set(result.too_big_to_capture), dict(result.marks))
+    return ImageFiles.of(files, dict(result.captured), set(result.too_big_to_capture), dict(result.marks))

@@ -297,7 +297,7 @@ def debian_apps() -> ImageFiles:
     files = {path: FinalFile(tables[layer][path], layer) for path, layer in final.items() if path in tables[layer]}
     captured = {p: c for layer, r in enumerate(results) for p, c in r.captured.items() if final.get(p) == layer}
     too_big = {p for layer, r in enumerate(results) for p in r.too_big_to_capture if final.get(p) == layer}
-    return ImageFiles(files, captured, too_big)
+    return ImageFiles.of(files, captured, too_big)
 
 
 SYFT_TYPES = {"npm": "npm", "gem": "gem", "java-archive": "java", "python": "python", "dotnet": "nuget"}

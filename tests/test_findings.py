@@ -58,7 +58,7 @@ def final_table(results: list[LayerResult], surviving: dict[str, int]) -> ImageF
             rec = rec._replace(size=target.size, md5=target.md5, sha1=target.sha1, sha256=target.sha256)
         files[path] = FinalFile(rec, i)
     captured = {p: c for r in results for p, c in r.captured.items() if p in files}
-    return ImageFiles(files, captured)
+    return ImageFiles.of(files, captured)
 
 
 def findings(results, files):

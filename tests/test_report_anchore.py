@@ -430,7 +430,7 @@ def _record(path: str, kind: str = "file", *, size: int = 0, link: str | None = 
 
 def _files(*records: FileRecord, layers: dict[str, int] | None = None) -> ImageFiles:
     layers = layers or {}
-    return ImageFiles({r.path: FinalFile(r, layers.get(r.path, 0)) for r in sorted(records)}, {})
+    return ImageFiles.of({r.path: FinalFile(r, layers.get(r.path, 0)) for r in sorted(records)}, {})
 
 
 def test_sizebytes_is_the_size_of_the_engines_squashed_tar() -> None:

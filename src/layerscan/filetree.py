@@ -1,7 +1,10 @@
-"""The squashed image's file tree: every final path, the layer that wrote it, and the
+"""The squashed image's file table: every final path, the layer that wrote it, and the
 captured contents, with symlink resolution as Anchore dereferences links.
 
-squash builds an `ImageFiles`; catalogers, findings and reports read it.
+squash builds an `ImageFiles`; catalogers, findings and reports read it. It is columnar,
+one row per final path in path order, like the scanner's EntryTable: an image of 300k
+files is a dozen arrays and lists, not 300k records. `files` is the same table as a
+read-only mapping path -> FinalFile for callers that want records, built on each access.
 """
 
 from __future__ import annotations
@@ -9,10 +12,27 @@ from __future__ import annotations
 import dataclasses
 import io
 import posixpath
-from collections.abc import Iterator
+from array import array
+from collections.abc import Iterator, Mapping
 from typing import BinaryIO, NamedTuple
 
-from .scan.model import Captured, FileRecord, Mark, captured_bytes
+from .scan.model import (
+    DIGEST_LEN,
+    MD5_LEN,
+    SHA1_LEN,
+    TYPE_BYTES,
+    TYPE_CODES,
+    Captured,
+    FileRecord,
+    Mark,
+    captured_bytes,
+)
+
+# Entry type byte -> kind name ("file", "dir", ...), indexable by the byte itself.
+KIND_OF: tuple[str, ...] = tuple(TYPE_CODES.get(chr(b), "") for b in range(256))
+_SYMLINK = TYPE_BYTES["symlink"]
+_HARDLINK = TYPE_BYTES["hardlink"]
+_SHA256_AT = MD5_LEN + SHA1_LEN
 
 
 class FinalFile(NamedTuple):
@@ -28,27 +48,124 @@ class SymlinkLoop(Exception):
 
 @dataclasses.dataclass
 class ImageFiles:
-    """The image's final file table: absolute path -> FinalFile, plus captured contents."""
+    """The image's final file table, a row per absolute path in sorted order, plus captured contents."""
 
-    files: dict[str, FinalFile]
+    paths: list[str]
+    types: bytearray  # TYPE_BYTES codes
+    modes: array
+    uids: array
+    gids: array
+    sizes: array  # a hardlink's is its target's
+    mtimes: array
+    unames: list[str]
+    gnames: list[str]
+    links: list[str | None]
+    # DIGEST_LEN bytes per row (md5, sha1, sha256); meaningful where `hashed` is 1: regular
+    # files with content, and hardlinks to one (they carry their target's digests).
+    digests: bytearray
+    hashed: bytearray
+    layers: array  # the index of the layer that last wrote the row
+    xattrs: list[tuple[str, ...]]
     captured: dict[str, Captured]  # contents of final regular files that matched a capture glob
     too_big_to_capture: set[str] = dataclasses.field(default_factory=set)
     # executables' windows at the scan's markers (scan.model.Mark), by final path
     marks: dict[str, tuple[Mark, ...]] = dataclasses.field(default_factory=dict)
+    _index: dict[str, int] | None = dataclasses.field(default=None, init=False, repr=False, compare=False)
 
     MAX_HOPS = 128  # as Anchore dereferences links
 
+    @classmethod
+    def of(
+        cls,
+        final: Mapping[str, FinalFile],
+        captured: dict[str, Captured],
+        too_big: set[str] | None = None,
+        marks: dict[str, tuple[Mark, ...]] | None = None,
+    ) -> ImageFiles:
+        """The table of these records (any order)."""
+        paths = sorted(final)
+        rows = [final[p] for p in paths]
+        recs = [f.record for f in rows]
+        digests = bytearray()
+        for r in recs:
+            digests += bytes.fromhex(r.md5 + r.sha1 + r.sha256) if r.sha256 and r.md5 and r.sha1 else bytes(DIGEST_LEN)
+        return cls(
+            paths,
+            bytearray(TYPE_BYTES[r.type] for r in recs),
+            array("l", (r.mode for r in recs)),
+            array("q", (r.uid for r in recs)),
+            array("q", (r.gid for r in recs)),
+            array("q", (r.size for r in recs)),
+            array("q", (r.mtime for r in recs)),
+            [r.uname for r in recs],
+            [r.gname for r in recs],
+            [r.link for r in recs],
+            digests,
+            bytearray(r.sha256 is not None for r in recs),
+            array("q", (f.layer for f in rows)),
+            [r.xattrs for r in recs],
+            captured,
+            set(too_big or ()),
+            dict(marks or {}),
+        )
+
+    # ------------------------------------------------------------------ rows
+
+    def row(self, path: str) -> int | None:
+        """The row of `path`; None when it is not in the image."""
+        index = self._index
+        if index is None:
+            index = self._index = dict(zip(self.paths, range(len(self.paths)), strict=True))
+        return index.get(path)
+
+    def kind(self, i: int) -> str:
+        return KIND_OF[self.types[i]]
+
+    def hexdigests(self, i: int) -> tuple[str, str, str] | tuple[None, None, None]:
+        """(md5, sha1, sha256) of row i as hex; Nones for a row without content."""
+        if not self.hashed[i]:
+            return None, None, None
+        d = self.digests[i * DIGEST_LEN : (i + 1) * DIGEST_LEN]
+        return d[:MD5_LEN].hex(), d[MD5_LEN:_SHA256_AT].hex(), d[_SHA256_AT:].hex()
+
+    def record(self, i: int) -> FileRecord:
+        md5, sha1, sha256 = self.hexdigests(i)
+        return FileRecord(
+            self.paths[i],
+            KIND_OF[self.types[i]],
+            self.modes[i],
+            self.uids[i],
+            self.gids[i],
+            self.unames[i],
+            self.gnames[i],
+            self.sizes[i],
+            self.mtimes[i],
+            self.links[i],
+            md5,
+            sha1,
+            sha256,
+            self.xattrs[i],
+        )
+
+    @property
+    def files(self) -> Mapping[str, FinalFile]:
+        """The table as path -> FinalFile, in path order; each value is built when read."""
+        return _Rows(self)
+
+    # ------------------------------------------------------------------ paths
+
     def __contains__(self, path: str) -> bool:
-        return path in self.files
+        return self.row(path) is not None
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self.files)
+        return iter(self.paths)
 
     def __len__(self) -> int:
-        return len(self.files)
+        return len(self.paths)
 
     def get(self, path: str) -> FinalFile | None:
-        return self.files.get(path)
+        i = self.row(path)
+        return None if i is None else FinalFile(self.record(i), self.layers[i])
 
     def resolve(self, path: str) -> str | None:
         """Follow symlinks (in every component) to a path that exists; None if dangling.
@@ -61,19 +178,19 @@ class ImageFiles:
         while parts:
             part = parts.pop(0)
             cand = posixpath.normpath(posixpath.join(done, part)) if part != ".." else posixpath.dirname(done)
-            entry = self.files.get(cand)
-            if entry is not None and entry.record.type == "symlink":
+            i = self.row(cand)
+            if i is not None and self.types[i] == _SYMLINK:
                 hops += 1
                 if hops > self.MAX_HOPS:
                     raise SymlinkLoop(path)
-                target = entry.record.link or ""
+                target = self.links[i] or ""
                 base = "/" if target.startswith("/") else done
                 parts = [p for p in target.split("/") if p] + parts
                 done = base
                 continue
             # A tar may hold "a/b/c" without an entry for "a/b": keep walking.
             done = cand
-        return done if done == "/" or done in self.files else None
+        return done if done == "/" or done in self else None
 
     def read(self, path: str) -> bytes | None:
         """Captured content of `path` after following links, whole in memory; None if not captured."""
@@ -96,8 +213,30 @@ class ImageFiles:
             return None
         if real is None:
             return None
-        entry = self.files.get(real)
+        i = self.row(real)
         # squash captures a hardlink under its own path (its target may be gone or replaced).
-        if real not in self.captured and entry is not None and entry.record.type == "hardlink" and entry.record.link:
-            real = entry.record.link
+        if real not in self.captured and i is not None and self.types[i] == _HARDLINK and self.links[i]:
+            real = self.links[i] or ""
         return self.captured.get(real)
+
+
+class _Rows(Mapping[str, FinalFile]):
+    """ImageFiles as a mapping path -> FinalFile."""
+
+    def __init__(self, files: ImageFiles) -> None:
+        self._files = files
+
+    def __getitem__(self, path: str) -> FinalFile:
+        entry = self._files.get(path)
+        if entry is None:
+            raise KeyError(path)
+        return entry
+
+    def __contains__(self, path: object) -> bool:
+        return isinstance(path, str) and path in self._files
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._files.paths)
+
+    def __len__(self) -> int:
+        return len(self._files.paths)

@@ -14,9 +14,12 @@ import dataclasses
 from collections import Counter
 from collections.abc import Sequence
 
-from .filetree import FinalFile, ImageFiles, SymlinkLoop
-from .scan.model import LayerResult
+from .filetree import ImageFiles, SymlinkLoop
+from .scan.model import TYPE_BYTES, LayerResult
 from .scan.rules import Rule
+
+_FILE, _HARDLINK = TYPE_BYTES["file"], TYPE_BYTES["hardlink"]
+_LINKS = frozenset((_HARDLINK, TYPE_BYTES["symlink"]))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,8 +57,9 @@ def secret_findings(
     for f in found.values():
         by_content.setdefault((f.path, f.layer), []).append(f)
     if by_content:
-        for path, entry in table.items():
-            for f in by_content.get(_link_content(files, entry) or ("", -1), ()):
+        for i in _links(files):
+            path = files.paths[i]
+            for f in by_content.get(_link_content(files, i) or ("", -1), ()):
                 found[(path, f.rule, f.line, f.layer)] = dataclasses.replace(f, path=path, in_final_image=True)
     return sorted(found.values(), key=lambda f: (f.path, f.line, f.rule, f.layer))
 
@@ -72,24 +76,27 @@ def apply_allow_rules(
     return kept, dict(sorted(suppressed.items()))
 
 
-def _link_content(files: ImageFiles, entry: FinalFile) -> tuple[str, int] | None:
-    """(path, layer) of the file content a link leads to; None for non-links and dead ends."""
-    r = entry.record
-    if r.type == "hardlink":
+def _links(files: ImageFiles) -> list[int]:
+    """The rows of hardlinks and symlinks."""
+    kinds = files.types
+    return [i for i in range(len(kinds)) if kinds[i] in _LINKS]
+
+
+def _link_content(files: ImageFiles, i: int) -> tuple[str, int] | None:
+    """(path, layer) of the file content the link at row i leads to; None for dead ends."""
+    link, layer = files.links[i] or "", files.layers[i]
+    if files.types[i] == _HARDLINK:
         # The link's content is its target as of the link's layer: the final target when no
         # later layer replaced it, else (deleted or replaced later; Anchore's squash then
         # copies the content under the link's name) the target in the link's own layer,
         # where tar hardlinks point.
-        target = files.files.get(r.link or "")
-        layer = target.layer if target is not None and target.layer <= entry.layer else entry.layer
-        return (r.link or "", layer)
-    if r.type != "symlink":
-        return None
+        t = files.row(link)
+        return (link, files.layers[t] if t is not None and files.layers[t] <= layer else layer)
     try:
-        real = files.resolve(r.path)
+        real = files.resolve(files.paths[i])
     except SymlinkLoop:
         return None
-    target = files.files.get(real) if real else None
-    if real is None or target is None or target.record.type != "file":
+    t = files.row(real) if real else None
+    if real is None or t is None or files.types[t] != _FILE:
         return None
-    return real, target.layer
+    return real, files.layers[t]

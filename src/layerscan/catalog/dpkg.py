@@ -74,10 +74,10 @@ class DpkgCataloger:
         prefix = STATUS_D + "/"
         found += sorted(
             p
-            for p, f in files.files.items()
+            for p in files
             if p.startswith(prefix)
             and "/" not in p[len(prefix) :]
-            and f.record.type != "dir"
+            and files.files[p].record.type != "dir"
             and not p.endswith(_CONTROL_SUFFIXES)
         )
         return found

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 
-from ..filetree import ImageFiles
+from ..filetree import KIND_OF, ImageFiles
 from ..scan.globs import GlobSet
 from ..scan.model import Mark
 from .model import CatalogError, CatalogFileError, Package
@@ -28,8 +28,8 @@ REGULAR = ("file", "hardlink")
 
 
 def regular_files(files: ImageFiles, globs: tuple[str, ...]) -> list[str]:
-    matcher = GlobSet(globs)
-    return sorted(p for p, f in files.files.items() if f.record.type in REGULAR and matcher.matches(p))
+    kinds = files.types
+    return [p for p in GlobSet(globs).filter(files.paths) if KIND_OF[kinds[files.row(p) or 0]] in REGULAR]
 
 
 def marked(files: ImageFiles, literal: bytes) -> Iterator[tuple[str, list[Mark]]]:

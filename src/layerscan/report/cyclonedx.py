@@ -4,6 +4,7 @@ Streamed: the component list is written as it is produced."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import TextIO
 
@@ -11,7 +12,7 @@ from .. import __version__
 from ..analysis import Analysis
 from ..catalog.metadata import JavaMetadata
 from ..catalog.model import Package
-from .jsonstream import Arr, Json, Obj, dump
+from .jsonstream import EncodedArr, Json, Obj, dump, string
 from .sbom import TOOL, digested_files, document_uuid, timestamp
 
 IMAGE_REF = "image"
@@ -32,7 +33,7 @@ def document(a: Analysis) -> Obj:
                 ("serialNumber", f"urn:uuid:{document_uuid(a)}"),
                 ("version", 1),
                 ("metadata", _metadata(a)),
-                ("components", Arr(_components(a))),
+                ("components", EncodedArr(_components(a))),
                 ("dependencies", [{"ref": IMAGE_REF, "dependsOn": [_ref(i) for i in range(len(a.packages))]}]),
             ]
         )
@@ -64,20 +65,17 @@ def _ref(i: int) -> str:
     return f"pkg-{i}"
 
 
-def _components(a: Analysis) -> Iterator[dict[str, Json]]:
+def _components(a: Analysis) -> Iterator[str]:
+    """Each component as JSON text: the packages, then a component per digested file."""
     for i, p in enumerate(a.packages):
-        yield component(p, _ref(i))
-    for path, rec in digested_files(a):
-        yield {
-            "bom-ref": f"file:{path}",
-            "type": "file",
-            "name": path,
-            "hashes": [
-                {"alg": "MD5", "content": rec.md5},
-                {"alg": "SHA-1", "content": rec.sha1},
-                {"alg": "SHA-256", "content": rec.sha256},
-            ],
-        }
+        yield json.dumps(component(p, _ref(i)))
+    for path, md5, sha1, sha256 in digested_files(a):
+        name = string(path)
+        yield (
+            f'{{"bom-ref": {string("file:" + path)}, "type": "file", "name": {name}, "hashes": ['
+            f'{{"alg": "MD5", "content": "{md5}"}}, {{"alg": "SHA-1", "content": "{sha1}"}}, '
+            f'{{"alg": "SHA-256", "content": "{sha256}"}}]}}'
+        )
 
 
 def component(p: Package, ref: str) -> dict[str, Json]:

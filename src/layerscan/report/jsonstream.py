@@ -2,13 +2,22 @@
 
 A report is described as nested `Obj`/`Arr` nodes whose items are produced while
 writing (generators are fine); any other value is encoded whole with `json.dumps`.
+A table of 100k+ rows (a file list) comes as `EncodedObj`/`EncodedArr`: its members
+already JSON text, made by the writer a column at a time and written in batches,
+with the separators `json.dumps` uses, so the document is the same to the byte.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+import json.encoder
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from itertools import islice
 from typing import TextIO, TypeAlias
+
+# A str as JSON text, as json.dumps writes it (ASCII, escapes included): the C encoder itself.
+string: Callable[[str], str] = json.encoder.encode_basestring_ascii
+_BATCH = 256  # members per write: few calls, and never more than ~100 KB at once
 
 
 class Obj:
@@ -25,9 +34,25 @@ class Arr:
         self.values = values
 
 
+class EncodedObj:
+    """A JSON object whose members come as JSON text, '"key": value'."""
+
+    def __init__(self, members: Iterable[str]) -> None:
+        self.members = members
+
+
+class EncodedArr:
+    """A JSON array whose values come as JSON text; each value goes on its own line."""
+
+    def __init__(self, values: Iterable[str]) -> None:
+        self.values = values
+
+
 # A value a writer hands to dump: JSON built whole, or lazily through Obj and Arr.
 # Mapping and Sequence (not dict and list) so that a dict[str, str] is one too.
-Json: TypeAlias = "str | int | float | bool | None | Sequence[Json] | Mapping[str, Json] | Obj | Arr"
+Json: TypeAlias = (
+    "str | int | float | bool | None | Sequence[Json] | Mapping[str, Json] | Obj | Arr | EncodedObj | EncodedArr"
+)
 
 
 def dump(value: Json, out: TextIO) -> None:
@@ -49,5 +74,29 @@ def dump(value: Json, out: TextIO) -> None:
             dump(item, out)
             sep = ",\n"
         out.write("\n]" if sep != "\n" else "]")
+    elif isinstance(value, EncodedObj):
+        out.write("{")
+        _batches(value.members, ", ", out)
+        out.write("}")
+    elif isinstance(value, EncodedArr):
+        out.write("[")
+        if _batches(value.values, ",\n", out, first="\n"):
+            out.write("\n")
+        out.write("]")
     else:
         out.write(json.dumps(value))
+
+
+def _batches(texts: Iterable[str], sep: str, out: TextIO, first: str = "") -> bool:
+    """Write texts joined by sep (after `first` when there is any); whether there was one."""
+    it = iter(texts)
+    batch = list(islice(it, _BATCH))
+    if not batch:
+        return False
+    out.write(first)
+    while batch:
+        out.write(sep.join(batch))
+        batch = list(islice(it, _BATCH))
+        if batch:
+            out.write(sep)
+    return True

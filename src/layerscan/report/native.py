@@ -13,11 +13,12 @@ from typing import TextIO
 from ..analysis import Analysis, LayerInfo
 from ..catalog.metadata import JSON_KEY, OPTIONAL
 from ..catalog.model import Package
-from ..filetree import FinalFile
+from ..filetree import KIND_OF
 from ..findings import SecretFinding
-from .jsonstream import Arr, Json, Obj, dump
+from .jsonstream import Arr, EncodedArr, Json, Obj, dump, string
 
 SCHEMA = "layerscan/v1"
+_TYPE_TEXT = tuple(string(kind) for kind in KIND_OF)  # type byte -> the type as JSON text
 
 
 def write(analysis: Analysis, out: TextIO) -> None:
@@ -34,7 +35,7 @@ def document(a: Analysis) -> Obj:
             ("schema", SCHEMA),
             ("image", _image(a)),
             ("distro", distro),
-            ("files", Arr(_files(a))),
+            ("files", EncodedArr(_files(a))),
             ("packages", Arr(package_json(p) for p in a.packages)),
             ("secrets", Arr(secret_json(s) for s in a.secrets)),
             ("stats", _stats(a)),
@@ -68,28 +69,21 @@ def layer_json(layer: LayerInfo) -> dict[str, Json]:
     }
 
 
-def file_json(entry: FinalFile) -> dict[str, Json]:
-    r = entry.record
-    return {
-        "path": r.path,
-        "type": r.type,
-        "mode": format(r.mode, "04o"),
-        "uid": r.uid,
-        "gid": r.gid,
-        "size": r.size,
-        "mtime": r.mtime,
-        "link": r.link,
-        "layer": entry.layer,
-        "md5": r.md5,
-        "sha1": r.sha1,
-        "sha256": r.sha256,
-    }
-
-
-def _files(a: Analysis) -> Iterator[dict[str, Json]]:
-    files = a.files.files
-    for path in sorted(files):
-        yield file_json(files[path])
+def _files(a: Analysis) -> Iterator[str]:
+    """Each file as JSON text: path, type, mode, uid, gid, size, mtime, link, layer, md5, sha1, sha256."""
+    f = a.files
+    for i, path in enumerate(f.paths):
+        link = f.links[i]
+        if f.hashed[i]:
+            md5, sha1, sha256 = f.hexdigests(i)
+            sums = f'"md5": "{md5}", "sha1": "{sha1}", "sha256": "{sha256}"'
+        else:
+            sums = '"md5": null, "sha1": null, "sha256": null'
+        yield (
+            f'{{"path": {string(path)}, "type": {_TYPE_TEXT[f.types[i]]}, "mode": "{f.modes[i]:04o}", '
+            f'"uid": {f.uids[i]}, "gid": {f.gids[i]}, "size": {f.sizes[i]}, "mtime": {f.mtimes[i]}, '
+            f'"link": {"null" if link is None else string(link)}, "layer": {f.layers[i]}, {sums}}}'
+        )
 
 
 def package_json(p: Package) -> Json:

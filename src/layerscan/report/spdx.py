@@ -16,7 +16,7 @@ from license_expression import ExpressionError, Licensing, get_spdx_licensing
 from .. import __version__
 from ..analysis import Analysis
 from ..catalog.model import Package
-from .jsonstream import Arr, Json, Obj, dump
+from .jsonstream import Arr, EncodedArr, Json, Obj, dump, string
 from .sbom import TOOL, digested_files, document_uuid, timestamp
 
 IMAGE_ID = "SPDXRef-Image"
@@ -30,7 +30,8 @@ def write(analysis: Analysis, out: TextIO) -> None:
 
 
 def document(a: Analysis) -> Obj:
-    file_ids = {path: f"SPDXRef-File-{i}" for i, (path, _) in enumerate(digested_files(a))}
+    digested = (path for path, hashed in zip(a.files.paths, a.files.hashed, strict=True) if hashed)
+    file_ids = {path: i for i, path in enumerate(digested)}  # numbered as _files numbers them
     licenses = _Licenses()
     # Package licenses are resolved first so that the extracted LicenseRef texts are known.
     packages = [package(p, _package_id(i), licenses) for i, p in enumerate(a.packages)]
@@ -47,7 +48,7 @@ def document(a: Analysis) -> Obj:
                 ),
                 ("creationInfo", {"created": timestamp(), "creators": [f"Tool: {TOOL}-{__version__}"]}),
                 ("packages", Arr(iter([_image(a), *packages]))),
-                ("files", Arr(_files(a, file_ids))),
+                ("files", EncodedArr(_files(a))),
                 ("hasExtractedLicensingInfos", licenses.extracted()),
                 ("relationships", Arr(_relationships(a, file_ids))),
             ]
@@ -97,22 +98,23 @@ def package(p: Package, spdx_id: str, licenses: _Licenses) -> dict[str, Json]:
     return out
 
 
-def _files(a: Analysis, file_ids: dict[str, str]) -> Iterator[dict[str, Json]]:
-    for path, rec in digested_files(a):
-        yield {
-            "fileName": "." + path,
-            "SPDXID": file_ids[path],
-            "checksums": [
-                {"algorithm": "SHA1", "checksumValue": rec.sha1},
-                {"algorithm": "SHA256", "checksumValue": rec.sha256},
-                {"algorithm": "MD5", "checksumValue": rec.md5},
-            ],
-            "licenseConcluded": NOASSERTION,
-            "copyrightText": NOASSERTION,
-        }
+def _files(a: Analysis) -> Iterator[str]:
+    """Each digested file as JSON text; its SPDXID numbers it in path order, as file_ids does."""
+    for i, (path, md5, sha1, sha256) in enumerate(digested_files(a)):
+        yield (
+            f'{{"fileName": {string("." + path)}, "SPDXID": "{_file_id(i)}", "checksums": ['
+            f'{{"algorithm": "SHA1", "checksumValue": "{sha1}"}}, '
+            f'{{"algorithm": "SHA256", "checksumValue": "{sha256}"}}, '
+            f'{{"algorithm": "MD5", "checksumValue": "{md5}"}}], '
+            f'"licenseConcluded": "{NOASSERTION}", "copyrightText": "{NOASSERTION}"}}'
+        )
 
 
-def _relationships(a: Analysis, file_ids: dict[str, str]) -> Iterator[dict[str, str]]:
+def _file_id(i: int) -> str:
+    return f"SPDXRef-File-{i}"
+
+
+def _relationships(a: Analysis, file_ids: dict[str, int]) -> Iterator[dict[str, str]]:
     yield {"spdxElementId": "SPDXRef-DOCUMENT", "relationshipType": "DESCRIBES", "relatedSpdxElement": IMAGE_ID}
     for i, p in enumerate(a.packages):
         yield {"spdxElementId": IMAGE_ID, "relationshipType": "CONTAINS", "relatedSpdxElement": _package_id(i)}
@@ -122,7 +124,7 @@ def _relationships(a: Analysis, file_ids: dict[str, str]) -> Iterator[dict[str, 
                 yield {
                     "spdxElementId": _package_id(i),
                     "relationshipType": "OTHER",
-                    "relatedSpdxElement": file_ids[f],
+                    "relatedSpdxElement": _file_id(file_ids[f]),
                     "comment": "owns: the package's metadata lists this file",
                 }
 

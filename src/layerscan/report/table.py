@@ -6,8 +6,11 @@ from collections import Counter
 from typing import TextIO
 
 from ..analysis import Analysis
+from ..filetree import KIND_OF
+from ..scan.model import TYPE_BYTES
 
 MAX_SECRET_LINES = 20
+_FILE = TYPE_BYTES["file"]
 
 
 def write(a: Analysis, out: TextIO) -> None:
@@ -24,8 +27,9 @@ def write(a: Analysis, out: TextIO) -> None:
         entries = "missing" if layer.missing else f"{layer.entries} entries"
         w(f"  {layer.index:>3}  {d.digest[:19]}  {_size(d.size):>9}  {entries:>14}  {d.media_type}\n")
 
-    kinds = Counter(f.record.type for f in a.files.files.values())
-    data = sum(f.record.size for f in a.files.files.values() if f.record.type == "file")
+    files = a.files
+    kinds = Counter(map(KIND_OF.__getitem__, files.types))
+    data = sum(size for kind, size in zip(files.types, files.sizes, strict=True) if kind == _FILE)
     by_kind = ", ".join(f"{n} {k}" for k, n in kinds.most_common())
     w(f"\nFiles     {len(a.files)}" + (f" ({by_kind})" if by_kind else "") + f", {_size(data)} of file data\n")
 

@@ -1,17 +1,19 @@
 """The export's file analyzers, from the final file table: file_list (files.all and
-files.allinfo), file_checksums and file_suids."""
+files.allinfo), file_checksums and file_suids.
+
+Each is a column loop that writes JSON text (see jsonstream's EncodedObj): an image of
+300k files makes no per-file dict or record here."""
 
 from __future__ import annotations
 
-import json
 import posixpath
 import stat
 from collections.abc import Iterator
 
-from ...filetree import FinalFile, ImageFiles
-from ...scan.model import FileRecord
-from ..jsonstream import Json, Obj
-from .kvfile import base, element
+from ...filetree import KIND_OF, ImageFiles
+from ...scan.model import DIGEST_LEN, MD5_LEN, SHA1_LEN, TYPE_BYTES
+from ..jsonstream import EncodedObj, Obj, string
+from .kvfile import element
 
 NOT_A_FILE = "DIRECTORY_OR_OTHER"
 
@@ -35,55 +37,59 @@ _ALLINFO_TYPE = {
     "block": "dev",
     "fifo": "dev",
 }
+_SYMLINK = TYPE_BYTES["symlink"]
+# Per type byte: the S_IFMT bits and the allinfo "type" as JSON text.
+_MASK_OF = tuple(_MODE_MASK.get(KIND_OF[b], 0) for b in range(256))
+_TYPE_TEXT = tuple(string(_ALLINFO_TYPE.get(KIND_OF[b], "UNKNOWN")) for b in range(256))
+# Where each digest sits in a row's DIGEST_LEN bytes.
+_DIGEST_AT = {"md5": (0, MD5_LEN), "sha1": (MD5_LEN, MD5_LEN + SHA1_LEN), "sha256": (MD5_LEN + SHA1_LEN, DIGEST_LEN)}
+_NOT_A_FILE = string(NOT_A_FILE)
 
 
 def file_list(files: ImageFiles) -> Obj:
-    table, paths = files.files, sorted(files.files)
     names = othernames(files)
     return Obj(
         [
-            ("files.all", base((p, oct(table[p].record.mode & 0o7777)) for p in paths)),
-            ("files.allinfo", base((p, json.dumps(allinfo(table[p], names[p]))) for p in paths)),
+            (
+                "files.all",
+                _base(f"{string(p)}: {string(oct(m & 0o7777))}" for p, m in zip(files.paths, files.modes, strict=True)),
+            ),
+            (
+                "files.allinfo",
+                _base(f"{string(p)}: {string(allinfo(files, i, names[p]))}" for i, p in enumerate(files.paths)),
+            ),
         ]
     )
 
 
 def file_checksums(files: ImageFiles) -> Obj:
     # Beyond Anchore: sha1sums for every distro, not only Alpine.
-    table, paths = files.files, sorted(files.files)
-    return Obj([(f"files.{algo}sums", base(_checksums(table, paths, algo))) for algo in ("sha256", "md5", "sha1")])
+    return Obj([(f"files.{algo}sums", _base(_checksums(files, algo))) for algo in ("sha256", "md5", "sha1")])
 
 
 def file_suids(files: ImageFiles) -> Obj | None:
     """None when no file is setuid: Anchore leaves out an element with no entries."""
-    table = files.files
-    suids: list[tuple[str, Json]] = [
-        (p, oct(table[p].record.mode & 0o7777)) for p in sorted(table) if table[p].record.mode & stat.S_ISUID
-    ]
+    suids = [(p, oct(m & 0o7777)) for p, m in zip(files.paths, files.modes, strict=True) if m & stat.S_ISUID]
     return element("files.suids", suids) if suids else None
 
 
-def allinfo(entry: FinalFile, othernames: dict[str, bool]) -> dict[str, Json]:
-    """One `files.allinfo` value, with Anchore's quirks (get_files_from_squashtar)."""
-    r = entry.record
-    linkdst = linkdst_fullpath = None
-    size = r.size
-    if r.type == "symlink":
-        linkdst = r.link or ""
-        size = len(linkdst)
-        linkdst_fullpath = _linkdst_fullpath(linkdst, r.path)
-    return {
-        "name": r.path,
-        "fullpath": r.path,
-        "size": size,
-        "mode": _MODE_MASK.get(r.type, 0) | (r.mode & 0o7777),
-        "uid": r.uid,
-        "gid": r.gid,
-        "linkdst": linkdst,
-        "linkdst_fullpath": linkdst_fullpath,
-        "type": _ALLINFO_TYPE.get(r.type, "UNKNOWN"),
-        "othernames": othernames,
-    }
+def allinfo(files: ImageFiles, i: int, othernames: dict[str, bool]) -> str:
+    """Row i's `files.allinfo` value (JSON text, as json.dumps writes the dict), with
+    Anchore's quirks (get_files_from_squashtar); `othernames` is the row's (see othernames)."""
+    path, kind, mode = files.paths[i], files.types[i], files.modes[i]
+    name = string(path)
+    size = files.sizes[i]
+    linkdst = linkdst_fullpath = "null"
+    if kind == _SYMLINK:
+        target = files.links[i] or ""
+        size = len(target)
+        linkdst, linkdst_fullpath = string(target), string(_linkdst_fullpath(target, path))
+    names = ", ".join(f"{string(n)}: true" for n in othernames)
+    return (
+        f'{{"name": {name}, "fullpath": {name}, "size": {size}, "mode": {_MASK_OF[kind] | (mode & 0o7777)}, '
+        f'"uid": {files.uids[i]}, "gid": {files.gids[i]}, "linkdst": {linkdst}, "linkdst_fullpath": '
+        f'{linkdst_fullpath}, "type": {_TYPE_TEXT[kind]}, "othernames": {{{names}}}}}'
+    )
 
 
 def othernames(files: ImageFiles) -> dict[str, dict[str, bool]]:
@@ -98,12 +104,11 @@ def othernames(files: ImageFiles) -> dict[str, dict[str, bool]]:
     taken to be path order, the order in which Docker, BuildKit and debootstrap write
     their tars (anchore-compat.md).
     """
-    table = files.files
-    order = sorted(table, key=lambda p: (table[p].layer, p))
-    names = {p: _own_names(table[p].record) for p in order}
+    paths = files.paths
+    order = sorted(range(len(paths)), key=files.layers.__getitem__)  # stable: path order within a layer
+    names = {paths[i]: _own_names(files, i) for i in order}
     by_name: dict[str, dict[str, bool]] = {}
-    for path in order:
-        own = names[path]
+    for path, own in names.items():
         by_name[path] = own
         for name in own:
             by_name[name] = own
@@ -114,11 +119,12 @@ def othernames(files: ImageFiles) -> dict[str, dict[str, bool]]:
     return names
 
 
-def _own_names(r: FileRecord) -> dict[str, bool]:
-    out: dict[str, bool] = {r.path: True}
-    if r.type == "symlink":
-        linkdst = r.link or ""
-        for name in (_linkdst_fullpath(linkdst, r.path), linkdst):
+def _own_names(files: ImageFiles, i: int) -> dict[str, bool]:
+    path = files.paths[i]
+    out: dict[str, bool] = {path: True}
+    if files.types[i] == _SYMLINK:
+        linkdst = files.links[i] or ""
+        for name in (_linkdst_fullpath(linkdst, path), linkdst):
             if name:
                 out[name] = True
     return out
@@ -130,9 +136,17 @@ def _linkdst_fullpath(linkdst: str, path: str) -> str:
     return linkdst if linkdst.startswith("/") else posixpath.normpath(posixpath.join(linkdst, path))
 
 
-def _checksums(table: dict[str, FinalFile], paths: list[str], algo: str) -> Iterator[tuple[str, Json]]:
-    for path in paths:
-        r = table[path].record
-        # Hardlinks carry their target's digests, as Anchore reads the target's content.
-        value = getattr(r, algo)
-        yield path, value if value and r.type in ("file", "hardlink") else NOT_A_FILE
+def _base(members: Iterator[str]) -> Obj:
+    return Obj([("base", EncodedObj(members))])
+
+
+def _checksums(files: ImageFiles, algo: str) -> Iterator[str]:
+    # Hardlinks carry their target's digests, as Anchore reads the target's content.
+    start, end = _DIGEST_AT[algo]
+    digests, hashed = files.digests, files.hashed
+    for i, path in enumerate(files.paths):
+        if hashed[i]:
+            at = i * DIGEST_LEN
+            yield f'{string(path)}: "{digests[at + start : at + end].hex()}"'
+        else:
+            yield f"{string(path)}: {_NOT_A_FILE}"

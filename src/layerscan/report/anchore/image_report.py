@@ -8,11 +8,12 @@ import re
 from typing import Any
 
 from ...analysis import Analysis
-from ...filetree import FinalFile, ImageFiles
-from ...scan.model import FileRecord
+from ...filetree import ImageFiles
+from ...scan.model import TYPE_BYTES
 from ..jsonstream import Json
 
 _NOP = re.compile(r"^/bin/sh -c #\(nop\) ")
+_FILE, _HARDLINK = TYPE_BYTES["file"], TYPE_BYTES["hardlink"]
 _NOP_DOCKERFILE = re.compile(r"^/bin/sh -c #\(nop\) +(.*)")
 
 HistoryEntry = dict[str, Any]  # Created, CreatedBy (str), Comment, Id (str), Size (int), Tags
@@ -112,35 +113,33 @@ def squashed_tar_size(files: ImageFiles) -> int:
     """The size of the squashed.tar Anchore would write (its `imageSize`), computed
     from the file table: PAX headers, data blocks, hardlinks to other layers copied
     whole ("deferred hardlinks"), end blocks, padded to tarfile's 10240-byte record."""
-    total = 0
-    table = files.files
-    for path, entry in table.items():
-        r = entry.record
-        total += 512 + _pax_size(r, path.lstrip("/"))
-        copied = r.type == "file" or (r.type == "hardlink" and _hardlink_copied(table, entry))
-        if copied:
-            total += -(-r.size // 512) * 512
-    total += 1024
+    total = 1024
+    types, sizes = files.types, files.sizes
+    for i, path in enumerate(files.paths):
+        kind = types[i]
+        total += 512 + _pax_size(files, i, path.lstrip("/"))
+        if kind == _FILE or (kind == _HARDLINK and _hardlink_copied(files, i)):
+            total += -(-sizes[i] // 512) * 512
     return -(-total // 10240) * 10240
 
 
-def _hardlink_copied(table: dict[str, FinalFile], entry: FinalFile) -> bool:
-    target = table.get(entry.record.link or "")
-    return target is None or target.layer != entry.layer
+def _hardlink_copied(files: ImageFiles, i: int) -> bool:
+    target = files.row(files.links[i] or "")
+    return target is None or files.layers[target] != files.layers[i]
 
 
-def _pax_size(r: FileRecord, name: str) -> int:
-    """The PAX extended header tarfile writes before the entry. Anchore's squash sets
+def _pax_size(files: ImageFiles, i: int, name: str) -> int:
+    """The PAX extended header tarfile writes before row i. Anchore's squash sets
     `pax_headers["path"]` on every member, so every entry has one (tarfile's own rules
     add the other keys: strings too long or not ASCII, numbers beyond the ustar fields)."""
-    link = r.link or ""
-    if r.type == "hardlink":
+    link = files.links[i] or ""
+    if files.types[i] == _HARDLINK:
         link = link.lstrip("/")
     records = [("path", name)]
-    for key, value, limit in (("linkpath", link, 100), ("uname", r.uname, 32), ("gname", r.gname, 32)):
+    for key, value, limit in (("linkpath", link, 100), ("uname", files.unames[i], 32), ("gname", files.gnames[i], 32)):
         if len(value) > limit or not value.isascii():
             records.append((key, value))
-    for key, number, digits in (("uid", r.uid, 8), ("gid", r.gid, 8), ("size", r.size, 12)):
+    for key, number, digits in (("uid", files.uids[i], 8), ("gid", files.gids[i], 8), ("size", files.sizes[i], 12)):
         if not 0 <= number < 8 ** (digits - 1):
             records.append((key, str(number)))
     size = sum(_pax_record_size(k, v) for k, v in records)
