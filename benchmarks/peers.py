@@ -637,7 +637,9 @@ class ImageResult:
         return t.wall / b.wall, t.cpu / b.cpu
 
 
-def bench_image(name: str, image: Path, tools: Sequence[Tool], repeat: int, wrap: Sequence[str]) -> ImageResult:
+def bench_image(
+    name: str, image: Path, tools: Sequence[Tool], repeat: int, wrap: Sequence[str], once: Sequence[str] = ()
+) -> ImageResult:
     _, manifest = layout_manifest(image)
     mb = sum(d["size"] for d in manifest["layers"]) / 1e6
     samples: dict[str, list[Sample]] = {t.name: [] for t in tools}
@@ -645,6 +647,8 @@ def bench_image(name: str, image: Path, tools: Sequence[Tool], repeat: int, wrap
     with tempfile.TemporaryDirectory(prefix="layerscan-peers-") as tmp:
         for r in range(repeat):
             for tool in tools:
+                if r and tool.name in once:
+                    continue
                 scratch = Path(tmp, tool.name)
                 scratch.mkdir(exist_ok=True)
                 run = tool.command(image, scratch)
@@ -754,7 +758,7 @@ def markdown(results: Sequence[ImageResult], command: str, chart: Path | None) -
         "",
         f"Measured {time.strftime('%Y-%m-%d')} on {cores} cores (load average at the end: "
         f"{os.getloadavg()[0]:.1f}), by `{command}`.",
-        "Times are the median of the runs, peak RSS the highest; x is a tool's time over layerscan's "
+        "Times are the median of the runs (a tool given to --once ran once), peak RSS the highest; x is a tool's time over layerscan's "
         "(the `anchore` run: `layerscan analyze --format anchore`, the Anchore Engine export; `native`: "
         "layerscan JSON). Every tool does the same work: each file's md5, sha1 and sha256 (Syft with "
         "`+dotnet-deps-cataloger`), packages, secrets (Trivy; layerscan). The machine is shared, so the "
@@ -830,6 +834,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="corpus images to run (default: every layout in the corpus; none with --big: only the big one)",
     )
     ap.add_argument("--tools", default=",".join(TOOLS), help=f"comma-separated subset of {','.join(TOOLS)}")
+    ap.add_argument(
+        "--once", default="", metavar="T,...", help="tools run in the first round only (the reference engine on --big)"
+    )
     ap.add_argument("--big", action="store_true", help="also build and run the library image (see above)")
     ap.add_argument("--big-mb", type=int, default=1250, help="its size in MB of file data (default 1250)")
     ap.add_argument(
@@ -884,7 +891,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 images.append((f"libraries-{args.big_mb}MB", build_library_image(Path(tmp), args.big_mb, content)))
                 log.info("built the library image in %.1f s", time.perf_counter() - t0)
             for name, path in images:
-                res = bench_image(name, path, tools, args.repeat, wrap)
+                res = bench_image(name, path, tools, args.repeat, wrap, args.once.split(","))
                 results.append(res)
                 if not args.json:
                     print_table(res)
