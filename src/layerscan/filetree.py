@@ -18,21 +18,19 @@ from typing import BinaryIO, NamedTuple
 
 from .scan.model import (
     DIGEST_LEN,
-    MD5_LEN,
-    SHA1_LEN,
     TYPE_BYTES,
     TYPE_CODES,
     Captured,
     FileRecord,
     Mark,
     captured_bytes,
+    hex_digests,
 )
 
 # Entry type byte -> kind name ("file", "dir", ...), indexable by the byte itself.
 KIND_OF: tuple[str, ...] = tuple(TYPE_CODES.get(chr(b), "") for b in range(256))
 _SYMLINK = TYPE_BYTES["symlink"]
 _HARDLINK = TYPE_BYTES["hardlink"]
-_SHA256_AT = MD5_LEN + SHA1_LEN
 
 
 class FinalFile(NamedTuple):
@@ -125,8 +123,7 @@ class ImageFiles:
         """(md5, sha1, sha256) of row i as hex; Nones for a row without content."""
         if not self.hashed[i]:
             return None, None, None
-        d = self.digests[i * DIGEST_LEN : (i + 1) * DIGEST_LEN]
-        return d[:MD5_LEN].hex(), d[MD5_LEN:_SHA256_AT].hex(), d[_SHA256_AT:].hex()
+        return hex_digests(self.digests, i)
 
     def record(self, i: int) -> FileRecord:
         md5, sha1, sha256 = self.hexdigests(i)

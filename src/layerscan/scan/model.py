@@ -47,6 +47,12 @@ def outside_root_warnings(found: Iterable[tuple[int, str, str, str | None]]) -> 
     return out
 
 
+def hex_digests(digests: bytes | bytearray, i: int) -> tuple[str, str, str]:
+    """(md5, sha1, sha256) of row i of a digest column (DIGEST_LEN bytes a row), as hex."""
+    d = digests[i * DIGEST_LEN : (i + 1) * DIGEST_LEN]
+    return d[:MD5_LEN].hex(), d[MD5_LEN : MD5_LEN + SHA1_LEN].hex(), d[MD5_LEN + SHA1_LEN :].hex()
+
+
 class FileRecord(NamedTuple):
     """One tar entry. `path` is absolute and normalized ("/etc/passwd")."""
 
@@ -109,10 +115,7 @@ class EntryTable:
         kind = TYPE_CODES[chr(self.types[i])]
         md5 = sha1 = sha256 = None
         if kind == "file" and not (i < len(self.sparse) and self.sparse[i]):  # tables built without the column
-            d = self.digests[i * DIGEST_LEN : (i + 1) * DIGEST_LEN]
-            md5 = d[:MD5_LEN].hex()
-            sha1 = d[MD5_LEN : MD5_LEN + SHA1_LEN].hex()
-            sha256 = d[MD5_LEN + SHA1_LEN :].hex()
+            md5, sha1, sha256 = hex_digests(self.digests, i)
         return FileRecord(
             self.paths[i],
             kind,
