@@ -23,7 +23,7 @@ from ..refs import ImageRef
 from ..report import FORMATS
 from ..scan import ENGINES
 from ..sources import registry_reference
-from .options import add_shared_options
+from .options import add_shared_options, positive
 
 EPILOG = """\
 sources:
@@ -161,7 +161,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--scan-threads",
-        type=scan_threads,
+        type=positive("threads"),
         metavar="N",
         help="threads that may work on one layer at once (overrides scan_threads); "
         f"default: the cores this process may use, here {len(os.sched_getaffinity(0))}",
@@ -257,17 +257,6 @@ def _summary(a: Analysis, path: str, fmt: str, code: int) -> dict:
         "seconds": round(a.seconds, 3),
         "exit_code": code,
     }
-
-
-def scan_threads(text: str) -> int:
-    """--scan-threads: a positive number."""
-    try:
-        n = int(text)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of threads")
-    return n
 
 
 def _platform(text: str) -> Platform:

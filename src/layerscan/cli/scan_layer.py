@@ -13,7 +13,7 @@ from ..scan import ENGINES, scan_layer
 from ..scan.model import ScanOptions
 from ..scan.rules import default_rules
 from ..sources.files import map_file
-from .analyze import scan_threads
+from .options import positive
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -46,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-secrets", action="store_true", help="do not search for secrets")
     p.add_argument(
         "--scan-threads",
-        type=scan_threads,
+        type=positive("threads"),
         metavar="N",
         help="threads that may work on the layer at once (default: the cores this process may use)",
     )
