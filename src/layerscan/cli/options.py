@@ -1,10 +1,11 @@
 """The options that several commands share, defined once so that they read and behave the same
 everywhere: the config file, the report format (with --secrets-all), and handing the work to the
-Celery cluster; and the argparse type of a count."""
+Celery cluster; --scan-threads; and the argparse type of a count."""
 
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Callable
 
 from ..report import FORMATS
@@ -31,6 +32,18 @@ def add_shared_options(
         )
     if celery is not None:
         group.add_argument("--celery", action="store_true", help=celery)
+
+
+def add_scan_threads(p: argparse.ArgumentParser, *, overrides_config: bool) -> None:
+    """--scan-threads; `overrides_config`: the command reads the config, whose scan_threads it overrides."""
+    p.add_argument(
+        "--scan-threads",
+        type=positive("threads"),
+        metavar="N",
+        help="threads that may work on one layer at once"
+        + (" (overrides scan_threads)" if overrides_config else "")
+        + f"; default: the cores this process may use, here {len(os.sched_getaffinity(0))}",
+    )
 
 
 def positive(what: str) -> Callable[[str], int]:
