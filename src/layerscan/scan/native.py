@@ -15,6 +15,7 @@ import os
 import tempfile
 import threading
 import time
+from collections.abc import Iterable
 
 from .. import _scan
 from ..errors import CompressionError, DigestMismatch, LayerError, LimitExceeded, TarFormatError
