@@ -66,7 +66,8 @@ def harness_names(a: Sections, e: Sections) -> None:
 
 
 def cpes(a: Sections, e: Sections) -> None:
-    """Not compared yet: layerscan's CPE generation is being written (issue 11, part 3)."""
+    """CPEs left out of the comparison: ours follow Syft 1.18, the engine's its Syft 0.75 (a documented
+    difference in docs/anchore-compat.md; tests/test_cpe.py checks ours against Syft 1.18's)."""
     for s in (a, e):
         for (analyzer, _), values in s.items():
             if analyzer == "package_list":
