@@ -70,7 +70,8 @@ LAYERSCAN_TOOLS = ("native", "anchore", "reference")
 
 log = logging.getLogger("peers")
 
-# Package URL types -> layerscan package types; a package without a purl keeps its tool's own type.
+# Package URL types -> the types the tables compare, for every tool alike (layerscan's own labels
+# are Syft's: go-module, binary, ...); a package without a purl keeps its tool's own type.
 PURL_TYPES = {
     "deb": "dpkg",
     "rpm": "rpm",
@@ -81,6 +82,7 @@ PURL_TYPES = {
     "pypi": "python",
     "nuget": "nuget",
     "golang": "go",
+    "generic": "binary",  # Syft's and layerscan's binary classifiers
 }
 
 
@@ -186,10 +188,22 @@ def layerscan_tool(engine: str, fmt: str = "json") -> Tool:
 def parse_layerscan(path: Path) -> Found:
     doc = json.loads(path.read_bytes())
     return Found(
-        packages=dict(collections.Counter(p["type"] for p in doc["packages"])),
+        packages=dict(collections.Counter(package_type(p.get("purl"), p["type"]) for p in doc["packages"])),
         files_with_digests=sum(1 for f in doc["files"] if f.get("sha256")),
         secrets=len({s["path"] for s in doc["secrets"] if s["in_final_image"] and s["kind"] == "secret"}),
     )
+
+
+# The export's library elements (pkgs.<section>) -> the types the tables compare.
+ANCHORE_SECTIONS = {
+    "npms": "npm",
+    "gems": "gem",
+    "python": "python",
+    "nuget": "nuget",
+    "java": "java",
+    "go": "go",
+    "binary": "binary",
+}
 
 
 def parse_anchore(path: Path) -> Found:
@@ -198,7 +212,7 @@ def parse_anchore(path: Path) -> Found:
     # A section with nothing in it is left out of the export.
     os_pkgs = pkgs.get("pkgs.allinfo", {}).get("base", {}).values()
     types = collections.Counter(p.get("type", "?").lower() for p in os_pkgs)
-    for section, kind in (("npms", "npm"), ("gems", "gem"), ("python", "python"), ("nuget", "nuget"), ("java", "java")):
+    for section, kind in ANCHORE_SECTIONS.items():
         if n := len(pkgs.get(f"pkgs.{section}", {}).get("base", {})):
             types[kind] += n
     sums = report["file_checksums"]["files.sha256sums"]["base"]
@@ -685,11 +699,13 @@ def print_table(res: ImageResult) -> None:
 KNOWN = {
     ("naive", "digests"): "no whiteouts applied: it also hashes the markers and the files they delete",
     ("syft", "digests"): "syft gives no digests to empty files and hardlinks",
-    ("syft", "generic"): "syft's binary classifiers (bash, gzip, ...); layerscan, like Anchore, has none",
+    ("syft", "binary"): "syft's binary classifiers know more programs (bash, gzip, ...) than layerscan's runtimes",
     ("syft", "nuget"): "syft also reads .NET PE executables; layerscan reads deps.json, nuspec and package lists",
     ("syft", "java"): "a jar with no version anywhere: syft reports it as UNKNOWN, layerscan skips it",
-    ("syft", "go"): "syft reads Go build info from binaries; layerscan has no Go cataloger",
-    ("trivy", "go"): "trivy reads Go build info from binaries; layerscan has no Go cataloger",
+    (
+        "anchore",
+        "go",
+    ): "the export leaves out Go's stdlib pseudo-package, as the Syft in Anchore Engine (0.75) has none",
     ("trivy", "secrets"): "other rules and allow-lists: e.g. none for a docker config auth or a generic api_key",
     ("trivy", "java"): "trivy offline, without its Java DB, does not analyse jars",
 }
