@@ -12,10 +12,12 @@
  * most bytes waiting, at most `threads - 1` at a time on one scanner; the scanner's own
  * thread runs lanes too whenever it would otherwise wait (its oldest window, or an op
  * slot, still in use): those it waits for, else, while the pool runs those, any other
- * lane with work, so that it never idles while its own scan has work to do. So while a small layer finishes, the cores
- * it leaves idle hash for the big one. A window is reused once every lane has passed its last op; the scanner's thread
- * copies a file's digests into the result when it retires the file's last op, so the pool's threads never touch the
- * result's growing buffers. Memory per scanner: RING_WINDOWS windows and RING_OPS ops, whatever the layer's size.
+ * lane with work, so that it never idles while its scan has work left. So while a small
+ * layer finishes, the cores it leaves idle hash for the big one. A window is reused once
+ * every lane has passed its last op; the scanner's thread copies a file's digests into
+ * the result when it retires the file's last op, so the pool's threads never touch the
+ * result's growing buffers. Memory per scanner: RING_WINDOWS windows and RING_OPS ops,
+ * whatever the layer's size.
  *
  * The pool starts its threads with the first scanner that wants them and joins them
  * when the last one is freed: no thread outlives the scans. Everything shared is under
