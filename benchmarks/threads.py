@@ -15,9 +15,12 @@ machine shared with other work, a ratio is meaningful where absolute times are n
 
 Where other work holds the cores (Linux gives each session's group of threads its share,
 whatever their count), the wall ratio says little; so each run also reports its CPU time and
-that of the scanning thread itself (which inflates, parses and searches), and `bound` is the
-wall time the run would take with a core per thread and nothing else running:
-max(scanning thread's CPU, process CPU / threads). `speedup (bound)` compares those.
+that of the scanning thread itself (which inflates, parses and searches, and hashes rather
+than wait when its ring is full), and `bound` is the wall time the run would take with a core
+per thread and nothing else running: max(scanning thread's CPU, process CPU / threads).
+`speedup (bound)` compares those. Under load it understates the speedup: the pool's thread is
+preempted more often there, so the scanning thread takes a larger share of the hashing (CPU
+that free cores would split evenly).
 """
 
 from __future__ import annotations

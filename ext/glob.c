@@ -13,6 +13,12 @@ typedef struct {
     const uint32_t *ops, *classes;
     const unsigned char *prefix, *suffix;
     uint32_t n_ops, n_class_words, prefix_len, suffix_len;
+    /* Necessary conditions, tested before the ops run (most paths fail one): the bytes
+     * the path can end with (its bucket; all of them: ANYWHERE), and `need`, ASCII
+     * characters every match holds in a row between the prefix and the suffix. */
+    uint64_t last[4];
+    int anywhere;
+    uint32_t need_at, need_len; /* in ls_globs.need */
 } glob;
 
 struct ls_globs {
@@ -20,7 +26,8 @@ struct ls_globs {
     uint32_t n;
     glob *globs;
     uint32_t first[ANYWHERE + 2]; /* bucket b holds order[first[b] .. first[b + 1]) */
-    uint32_t *order;
+    uint32_t *order;              /* a glob is in every bucket of a byte it can end with */
+    unsigned char *need;
     uint64_t *states; /* two state sets as wide as the widest glob's */
     size_t set_words;
 };
@@ -99,11 +106,22 @@ static int accepts(ls_globs *g, const glob *x, const unsigned char *p, size_t n)
     return (int)(cur[x->n_ops / 64] >> (x->n_ops % 64) & 1);
 }
 
+/* Whether the k bytes at w occur in the n at p. */
+static int holds(const unsigned char *p, size_t n, const unsigned char *w, size_t k) {
+    for (const unsigned char *end = p + n; (size_t)(end - p) >= k; p++) {
+        if (!(p = memchr(p, w[0], (size_t)(end - p) - k + 1))) return 0;
+        if (!memcmp(p + 1, w + 1, k - 1)) return 1;
+    }
+    return 0;
+}
+
 static int glob_match(ls_globs *g, const glob *x, const unsigned char *p, size_t n) {
     if (n < (size_t)x->prefix_len + x->suffix_len || memcmp(p + n - x->suffix_len, x->suffix, x->suffix_len) ||
         memcmp(p, x->prefix, x->prefix_len))
         return 0;
-    return accepts(g, x, p + x->prefix_len, n - x->prefix_len - x->suffix_len);
+    p += x->prefix_len, n -= x->prefix_len + x->suffix_len;
+    if (x->need_len && !holds(p, n, g->need + x->need_at, x->need_len)) return 0;
+    return accepts(g, x, p, n);
 }
 
 static int bucket_match(ls_globs *g, size_t b, const unsigned char *p, size_t n) {
@@ -129,12 +147,51 @@ static int well_formed(const glob *x) {
     return 1;
 }
 
+/* The glob's filters (see glob); its required characters go to need + *at. `skippable`: n_ops zero bytes. */
+static void filters(glob *x, unsigned char *skippable, unsigned char *need, size_t *at) {
+    for (uint32_t i = 0; i < x->n_ops; i++)
+        if ((x->ops[i] & 0xff) == LS_OP_OPT) memset(skippable + i + 1, 1, x->ops[i] >> 8);
+    /* An op no OPT skips consumes a character of every match. A LIT's ASCII character is
+     * its one byte in the path, and in no other character's UTF-8 (or escaped byte). */
+    uint32_t best = 0;
+    for (uint32_t i = 0, run = 0; i < x->n_ops; i++) {
+        uint32_t op = x->ops[i];
+        run = (op & 0xff) == LS_OP_LIT && op >> 8 < 0x80 && !skippable[i] ? run + 1 : 0;
+        if (run > x->need_len) x->need_len = run, best = i + 1 - run;
+    }
+    x->need_at = (uint32_t)*at;
+    for (uint32_t i = 0; i < x->need_len; i++) need[*at + i] = (unsigned char)(x->ops[best + i] >> 8);
+    *at += x->need_len;
+    /* With no suffix, a match ends with a character of the last op's class if no OPT skips it;
+     * a class of ASCII characters only is so many last bytes. */
+    x->anywhere = 1;
+    if (x->suffix_len) {
+        x->anywhere = 0;
+        x->last[x->suffix[x->suffix_len - 1] / 64] |= (uint64_t)1 << (x->suffix[x->suffix_len - 1] % 64);
+    } else if (x->n_ops && !skippable[x->n_ops - 1]) {
+        uint32_t op = x->ops[x->n_ops - 1]; /* a LIT there would be in the suffix */
+        if ((op & 0xff) == LS_OP_CLASS && !x->classes[op >> 8]) {
+            const uint32_t *k = x->classes + (op >> 8);
+            int ascii = 1;
+            for (uint32_t r = 0; r < k[1]; r++) ascii &= k[3 + 2 * r] < 0x80 || k[2 + 2 * r] > k[3 + 2 * r];
+            if (ascii) {
+                x->anywhere = 0;
+                for (uint32_t c = 0; c < 0x80; c++)
+                    if (in_class(k, c)) x->last[c / 64] |= (uint64_t)1 << (c % 64);
+            }
+        }
+    }
+}
+
+static int in_bucket(const glob *x, size_t b) {
+    return b == ANYWHERE ? x->anywhere : !x->anywhere && (x->last[b / 64] >> (b % 64) & 1);
+}
+
 static int load(ls_globs *g, size_t n_words) {
     const uint32_t *w = g->program + 1, *end = g->program + n_words;
     g->n = g->program[0];
     if (g->n > n_words / 4) return LS_GLOBS_MALFORMED; /* 4 header words per glob */
-    if (!(g->globs = calloc(g->n + 1, sizeof *g->globs)) || !(g->order = calloc(g->n + 1, sizeof *g->order)))
-        return LS_GLOBS_NOMEM;
+    if (!(g->globs = calloc(g->n + 1, sizeof *g->globs))) return LS_GLOBS_NOMEM;
     size_t widest = 0;
     for (uint32_t i = 0; i < g->n; i++) {
         glob *x = &g->globs[i];
@@ -152,18 +209,34 @@ static int load(ls_globs *g, size_t n_words) {
         if (x->n_ops / 64 + 1 > widest) widest = x->n_ops / 64 + 1;
     }
     if (w != end) return LS_GLOBS_MALFORMED;
+    size_t ops = 0;
+    for (uint32_t i = 0; i < g->n; i++) ops += g->globs[i].n_ops;
+    unsigned char *skippable = calloc(ops + 1, 1);
+    g->need = malloc(ops + 1);
+    if (!skippable || !g->need) {
+        free(skippable);
+        return LS_GLOBS_NOMEM;
+    }
+    size_t at = 0;
+    for (uint32_t i = 0; i < g->n; i++) {
+        filters(&g->globs[i], skippable, g->need, &at);
+        memset(skippable, 0, g->globs[i].n_ops);
+    }
+    free(skippable);
     /* buckets: count, then place (first[b + 1] counts bucket b, then becomes its start) */
+    size_t places = 0;
     for (uint32_t i = 0; i < g->n; i++) {
         const glob *x = &g->globs[i];
-        g->first[(x->suffix_len ? x->suffix[x->suffix_len - 1] : ANYWHERE) + 1]++;
+        for (size_t b = 0; b <= ANYWHERE; b++)
+            if (in_bucket(x, b)) g->first[b + 1]++, places++;
     }
+    if (!(g->order = calloc(places + 1, sizeof *g->order))) return LS_GLOBS_NOMEM;
     for (size_t b = 1; b <= ANYWHERE + 1; b++) g->first[b] += g->first[b - 1];
     uint32_t fill[ANYWHERE + 1];
     memcpy(fill, g->first, sizeof fill);
-    for (uint32_t i = 0; i < g->n; i++) {
-        const glob *x = &g->globs[i];
-        g->order[fill[x->suffix_len ? x->suffix[x->suffix_len - 1] : ANYWHERE]++] = i;
-    }
+    for (uint32_t i = 0; i < g->n; i++)
+        for (size_t b = 0; b <= ANYWHERE; b++)
+            if (in_bucket(&g->globs[i], b)) g->order[fill[b]++] = i;
     g->set_words = widest ? widest : 1;
     return (g->states = calloc(2 * g->set_words, sizeof *g->states)) ? LS_GLOBS_OK : LS_GLOBS_NOMEM;
 }
@@ -191,6 +264,7 @@ void ls_globs_free(ls_globs *g) {
     free(g->program);
     free(g->globs);
     free(g->order);
+    free(g->need);
     free(g->states);
     free(g);
 }

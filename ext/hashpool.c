@@ -11,11 +11,13 @@
  * The pool's threads serve every scanner alive in the process, taking the lane with the
  * most bytes waiting, at most `threads - 1` at a time on one scanner; the scanner's own
  * thread runs lanes too whenever it would otherwise wait (its oldest window, or an op
- * slot, still in use). So while a small layer finishes, the cores it leaves idle hash
- * for the big one. A window is reused once every lane has passed its last op; the
- * scanner's thread copies a file's digests into the result when it retires the file's
- * last op, so the pool's threads never touch the result's growing buffers. Memory per
- * scanner: RING_WINDOWS windows and RING_OPS ops, whatever the layer's size.
+ * slot, still in use): those it waits for, else, while the pool runs those, any other
+ * lane with work, so that it never idles while its scan has work left. So while a small
+ * layer finishes, the cores it leaves idle hash for the big one. A window is reused once
+ * every lane has passed its last op; the scanner's thread copies a file's digests into
+ * the result when it retires the file's last op, so the pool's threads never touch the
+ * result's growing buffers. Memory per scanner: RING_WINDOWS windows and RING_OPS ops,
+ * whatever the layer's size.
  *
  * The pool starts its threads with the first scanner that wants them and joins them
  * when the last one is freed: no thread outlives the scans. Everything shared is under
@@ -243,8 +245,15 @@ static int ring_wait(ls_scanner *s, uint64_t target) {
         int pick = -1; /* the lane furthest behind that no one runs */
         for (int l = 0; l < N_LANES; l++)
             if (!g->busy[l] && g->tail[l] < target && (pick < 0 || g->tail[l] < g->tail[pick])) pick = l;
+        /* Else, rather than idle while the pool runs those, a turn of a lane with the most
+         * still to do: work a pool thread would do later, which then finishes sooner. */
+        int ahead = -1;
+        for (int l = 0; l < N_LANES && pick < 0; l++)
+            if (!g->busy[l] && g->tail[l] < g->head && (ahead < 0 || g->tail_cost[l] < g->tail_cost[ahead])) ahead = l;
         if (pick >= 0) {
             lane_turn(g, pick, target, INT64_MAX, 0);
+        } else if (ahead >= 0) {
+            lane_turn(g, ahead, g->head, BATCH_COST, 0);
         } else {
             g->waiting = 1;
             pthread_cond_wait(&g->moved, &pool.lock);

@@ -159,6 +159,14 @@ EXAMPLES = [
     ("/a\\*", "/a\\xyz", True),  # no escapes
     ("/日本/*.txt", "/日本/a.txt", True),
     ("/\udce2\udc82*", "/€", False),  # characters, not bytes: "€" is E2 82 AC
+    # ext/glob.c's filters: the bytes a final class can end a path with, the literal text every match holds
+    ("/**/*.[jJ][aA][rR]", "/opt/x.JaR", True),
+    ("/**/*.[jJ][aA][rR]", "/opt/x.jaz", False),
+    ("/**/[ab]", "/x/\udce1", False),
+    ("/**/[aé]", "/x/é", True),
+    ("/**/VERSION*", "/usr/VERSION.txt", True),
+    ("/**/VERSION*", "/usr/VERSIO", False),
+    ("/**/VERSION*", "/usr/aVERSION", False),
 ]
 
 
