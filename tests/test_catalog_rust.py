@@ -95,8 +95,11 @@ def image(program: Path, tmp: Path) -> Path:
     return write_dir(oci_layout([Image([Layer(entries)])]), tmp / "image")
 
 
-def key(location: str, name: str, version: str, purl: str, source: str) -> tuple[str, str, str, str, str]:
-    return (location, name, version, purl, source)
+Row = tuple[str, str, str, str, str, tuple[str, ...]]
+
+
+def key(location: str, name: str, version: str, purl: str, source: str, cpes: list[str] | tuple[str, ...]) -> Row:
+    return (location, name, version, purl, source, tuple(cpes))
 
 
 @pytest.fixture(scope="module")
@@ -113,13 +116,13 @@ def crates(analysis: Analysis) -> list[Package]:
     return [p for p in analysis.packages if p.type == "rust-crate"]
 
 
-def test_both_engines_find_what_syft_finds(analyses: dict[str, Analysis]) -> None:
+def test_both_engines_find_what_syft_finds_with_its_cpes(analyses: dict[str, Analysis]) -> None:
     syft = json.loads(SYFT_ANSWER.read_text())["packages"]
     want = sorted(key(*row) for row in syft)
     assert len(want) == len(LEVELS) * len(RUNTIME_CRATES)
     for engine, analysis in analyses.items():
         assert not [e for e in analysis.catalog_errors if e.cataloger == rust.CATALOGER.name], engine
-        got = sorted(key(p.location, p.name, p.version, p.purl, p.metadata.source) for p in crates(analysis))  # type: ignore[union-attr]
+        got = sorted(key(p.location, p.name, p.version, p.purl, p.metadata.source, p.cpes) for p in crates(analysis))  # type: ignore[union-attr]
         assert got == want, engine
 
 
@@ -205,7 +208,7 @@ def test_the_marker_is_among_the_capture_markers() -> None:
 
 
 def syft_answer(layout: Path) -> list[list[str]]:
-    """Syft 1.18.1's rust-crate packages of the image: (path, name, version, purl, source) rows."""
+    """Syft 1.18.1's rust-crate packages of the image: (path, name, version, purl, source, CPEs) rows."""
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
     import peers
 
@@ -214,7 +217,14 @@ def syft_answer(layout: Path) -> list[list[str]]:
         subprocess.run(run.argv, env=run.env, check=True)
         doc = json.loads(run.output.read_text())
     rows = [
-        [a["locations"][0]["path"], a["name"], a["version"], a["purl"], a["metadata"]["source"]]
+        [
+            a["locations"][0]["path"],
+            a["name"],
+            a["version"],
+            a["purl"],
+            a["metadata"]["source"],
+            [c["cpe"] for c in a["cpes"]],
+        ]
         for a in doc["artifacts"]
         if a["type"] == "rust-crate"
     ]
