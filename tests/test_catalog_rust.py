@@ -16,6 +16,7 @@ import io
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -34,7 +35,8 @@ from layerscan.pipeline import analyze
 from layerscan.report import FORMATS
 from scancheck import ENGINES
 
-SYFT_ANSWER = Path(__file__).parent / "fixtures" / "rust" / "syft-1.18.1.json"
+FIXTURES = Path(__file__).parent / "fixtures" / "rust"
+SYFT_ANSWER = FIXTURES / "syft-1.18.1.json"
 
 # Syft's image-audit fixture (hello_world and its crates), as cargo-auditable lists them.
 CRATES = [
@@ -201,6 +203,22 @@ def test_a_list_the_probe_accepts_is_kept_whole_past_the_step_it_was_decided_in(
     for engine in ENGINES:
         found = catalog(tmp_path, engine)
         assert sorted(p.name for p in found if isinstance(p, Package)) == sorted(c["name"] for c in many), engine
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_real_cargo_auditable_output_in_elf_pe_and_mach_o(tmp_path: Path, engine: str) -> None:
+    """Trivy's test binaries (cargo-auditable's own output, miniz-compressed), as snippets: the
+    first 64 bytes and the .dep-v0 stream. Trivy expects both crates, the root one included;
+    Syft 1.18.1 reports them for the ELF and PE binaries and nothing for the Mach-O one (its
+    Mach-O reader fails on it: "unknown file format"), where we find them too."""
+    for snippet in FIXTURES.glob("trivy-*.snippet"):
+        shutil.copy(snippet, tmp_path / snippet.stem)
+    found = [p for p in catalog(tmp_path, engine) if isinstance(p, Package)]
+    assert sorted((p.location, p.purl, p.metadata.source) for p in found) == sorted(  # type: ignore[union-attr]
+        (f"/trivy-{kind}", f"pkg:cargo/{name}@0.1.0", "local")
+        for kind in ("elf", "exe", "macho")
+        for name in ("crate_with_features", "library_crate")
+    )
 
 
 def test_the_marker_is_among_the_capture_markers() -> None:
