@@ -16,6 +16,7 @@ CAPTURE_TOO_BIG: int
 CAPTURE_SPILLED: int
 MARK_MAX_HITS: int
 MARK_HEAD: int
+MARK_PROBE: int
 COMPRESSIONS: dict[str, int]
 ERR_COMPRESSION: int
 ERR_TAR: int
@@ -38,7 +39,7 @@ class Database:
 def compile_rules(patterns: tuple[str, ...]) -> Database: ...
 
 class Marks:
-    def __init__(self, markers: tuple[tuple[bytes, int], ...]) -> None: ...
+    def __init__(self, markers: tuple[tuple[bytes, int, bytes], ...]) -> None: ...
 
 class GlobMatcher:
     def __init__(self, program: bytes) -> None: ...

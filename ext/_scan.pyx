@@ -43,6 +43,8 @@ CAPTURE_TOO_BIG = tar.LS_CAP_TOO_BIG
 CAPTURE_SPILLED = tar.LS_CAP_SPILLED
 MARK_MAX_HITS = tar.LS_MARK_MAX_HITS
 MARK_HEAD = tar.LS_MARK_HEAD
+MARK_PROBE = tar.LS_MARK_PROBE
+_MAX_PROBE = 64  # marks.c probe_window()'s output buffer
 COMPRESSIONS = {"auto": tar.LS_AUTO, "gzip": tar.LS_GZIP, "zstd": tar.LS_ZSTD, "none": tar.LS_NONE}
 ERR_COMPRESSION = tar.LS_ERR_COMPRESSION
 ERR_TAR = tar.LS_ERR_TAR
@@ -134,27 +136,33 @@ def compile_rules(tuple patterns) -> Database:
 
 cdef class Marks:
     """Markers for the marks scan (tar.h): a stream database of the literals, and the
-    literals and window sizes the scanner copies from."""
+    literals, window sizes and probes the scanner copies from."""
     cdef Database db
-    cdef bytes literals
-    cdef carray.array ends, windows
+    cdef bytes literals, probes
+    cdef carray.array ends, windows, probe_ends
     cdef readonly unsigned n
 
     def __cinit__(self, tuple markers):
-        # Each literal as a pattern of \xHH escapes: Hyperscan then takes its bytes as they are.
-        self.db = _build(tuple("".join(f"\\x{b:02x}" for b in lit) for lit, _ in markers), 0, hs.HS_MODE_STREAM)
+        # Each literal as a pattern of \\xHH escapes: Hyperscan then takes its bytes as they are.
+        self.db = _build(tuple("".join(f"\\x{b:02x}" for b in lit) for lit, _, _ in markers), 0, hs.HS_MODE_STREAM)
         if self.db.always or not markers:
             raise ValueError("markers must be non-empty literals")
         self.n = len(markers)
-        self.literals = b"".join(lit for lit, _ in markers)
-        ends, at = [], 0
-        for lit, window in markers:
+        self.literals = b"".join(lit for lit, _, _ in markers)
+        self.probes = b"".join(probe for _, _, probe in markers)
+        ends, probe_ends, at, probe_at = [], [], 0, 0
+        for lit, window, probe in markers:
             if window < len(lit):
                 raise ValueError("a marker's window must hold the marker")
+            if probe and (len(probe) > _MAX_PROBE or len(lit) != 1):
+                raise ValueError("a probe is at most 64 bytes, and its marker a zlib stream's first byte")
             at += len(lit)
+            probe_at += len(probe)
             ends.append(at)
+            probe_ends.append(probe_at)
         self.ends = array.array("Q", ends)
-        self.windows = array.array("Q", [window for _, window in markers])
+        self.windows = array.array("Q", [window for _, window, _ in markers])
+        self.probe_ends = array.array("Q", probe_ends)
 
 
 # ------------------------------------------------------------ capture globs
@@ -367,6 +375,8 @@ cdef class Scanner:
             o.mark_bytes = <const unsigned char *><const char *>marks.literals
             o.mark_ends = <const size_t *>marks.ends.data.as_voidptr
             o.mark_windows = <const size_t *>marks.windows.data.as_voidptr
+            o.mark_probes = <const unsigned char *><const char *>marks.probes
+            o.mark_probe_ends = <const size_t *>marks.probe_ends.data.as_voidptr
         self.s = tar.ls_new(&o)
         if self.s is NULL:
             raise MemoryError("cannot allocate a layer scanner")

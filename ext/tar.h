@@ -99,6 +99,14 @@ enum { LS_CAP_TOO_BIG = 1, LS_CAP_SPILLED = 2 };
  * for their embedded build data without keeping them. */
 enum { LS_MARK_MAX_HITS = 4, LS_MARK_HEAD = 4 };
 
+/* A marker with a probe (a non-empty prefix) is the first byte of a zlib stream, as the
+ * compressed data cargo-auditable embeds in Rust binaries: an occurrence gives a window
+ * only when the first LS_MARK_PROBE bytes from it (marker included, fewer when the window
+ * or the file is shorter) inflate to text starting with the prefix, and only such
+ * occurrences count towards LS_MARK_MAX_HITS. Deciding takes those bytes at most, so the
+ * windows being probed at once hold LS_MARK_PROBE bytes each, one per byte and marker at most. */
+enum { LS_MARK_PROBE = 1024 };
+
 /* How an entry name or hardlink target was outside the root (it is read inside
  * it, as containerd does), in ls_result.outside_flags. */
 enum { LS_OUTSIDE_ESCAPES = 1, LS_OUTSIDE_ABSOLUTE = 2, LS_OUTSIDE_LINK = 4 };
@@ -127,12 +135,15 @@ typedef struct {
     int64_t capture_spill_bytes;
     const char *spill_dir;
     /* Marks: a stream-mode database with one id per marker (NULL: none), the markers
-     * back to back in mark_bytes with each one's end offset, and each one's window. */
+     * back to back in mark_bytes with each one's end offset, each one's window, and
+     * each one's probe (empty: none). */
     const hs_database_t *marks_db;
     unsigned n_marks;
     const unsigned char *mark_bytes;
     const size_t *mark_ends, *mark_windows;
-    int threads; /* that may work on this scan at once, its own included; 0 or 1: it alone */
+    const unsigned char *mark_probes; /* the probes back to back (see LS_MARK_PROBE) */
+    const size_t *mark_probe_ends;    /* each one's end offset in mark_probes */
+    int threads;                      /* that may work on this scan at once, its own included; 0 or 1: it alone */
 } ls_options;
 
 typedef struct {

@@ -42,6 +42,7 @@ cdef extern from "tar.h" nogil:
         LS_OUTSIDE_LINK
         LS_MARK_MAX_HITS
         LS_MARK_HEAD
+        LS_MARK_PROBE
 
     ctypedef struct ls_kind:
         unsigned char code, typeflag
@@ -70,6 +71,8 @@ cdef extern from "tar.h" nogil:
         const unsigned char *mark_bytes
         const size_t *mark_ends
         const size_t *mark_windows
+        const unsigned char *mark_probes
+        const size_t *mark_probe_ends
         int threads
 
     ctypedef struct ls_mark:

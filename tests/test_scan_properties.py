@@ -16,13 +16,14 @@ import dataclasses
 import hashlib
 import random
 import re
+import zlib
 from collections.abc import Sequence
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from layerscan._scan import OUTSIDE_ABSOLUTE, OUTSIDE_LINK
+from layerscan._scan import MARK_PROBE, OUTSIDE_ABSOLUTE, OUTSIDE_LINK
 from layerscan.scan import scan_layer
 from layerscan.scan.allow import Docstrings, allowed_by
 from layerscan.scan.model import (
@@ -69,8 +70,11 @@ CAPTURE_GLOB = "**/*.json"  # captures exactly the paths ending in ".json"
 CAPTURE_MAX = 2000
 WINDOW = 1 << 16
 RULES = tuple(builtin_rules())
-# A marker longer than a tar block's tail, and one that overlaps itself ("zzz" holds "zz" twice).
-MARKERS = (Marker(b"\xff Go buildinf:", 100), Marker(b"zz", 5))
+# A marker longer than a tar block's tail, one that overlaps itself ("zzz" holds "zz" twice), and
+# a probed one: a zlib stream's first byte, kept when the stream inflates to the probe.
+PROBE = b'{"packages":['
+MARKERS = (Marker(b"\xff Go buildinf:", 100), Marker(b"zz", 5), Marker(b"x", 2000, PROBE))
+EMPTY_BLOCK = b"\x00\x00\x00\xff\xff"  # a stored deflate block of no bytes, not the last
 EXECUTABLE_HEADS = (b"\x7fELF", b"MZ", b"\xcf\xfa\xed\xfe", b"\xca\xfe\xba\xbe")
 OTHER_MACH_O = (b"\xfe\xed\xfa\xce", b"\xce\xfa\xed\xfe", b"\xfe\xed\xfa\xcf")  # executables too, not generated
 MAX_HITS = 4  # marks per marker per file (tar.h LS_MARK_MAX_HITS)
@@ -113,12 +117,26 @@ def executable(draw: st.DrawFn) -> Planted:
     head = head[: draw(st.sampled_from([len(head), len(head), 3]))]  # "\x7fEL" is not an executable
     data[: len(head)] = head[:size]
     for _ in range(draw(st.integers(0, 7))):
-        marker = draw(st.sampled_from([m.literal for m in MARKERS] + [b"zzz"]))
+        marker = draw(st.one_of(st.sampled_from([m.literal for m in MARKERS] + [b"zzz"]), zlib_streams()))
         anchor = draw(st.sampled_from([512, 1024, WINDOW, size, draw(st.integers(0, max(size, 1)))]))
         pos = max(4, min(size - len(marker), anchor - draw(st.integers(0, len(marker)))))
         if pos >= 4:
             data[pos : pos + len(marker)] = marker
     return Planted(bytes(data), ())
+
+
+@st.composite
+def zlib_streams(draw: st.DrawFn) -> bytes:
+    """The probed marker's cases: the list, other text, a stream cut short, and the list after
+    empty blocks that put its first byte around the probe's limit (204 blocks fill 1022 bytes)."""
+    text = draw(st.sampled_from([PROBE + b'{"name":"a"}]}', PROBE[:-1], b'{"other":[]}']))
+    text *= draw(st.sampled_from([1, 50]))
+    raw = zlib.compressobj(draw(st.sampled_from([0, 1, 6, 9])), zlib.DEFLATED, -15)
+    body = raw.compress(text) + raw.flush()
+    empties = EMPTY_BLOCK * draw(st.sampled_from([0, 0, 1, 100, 203, 204, 205]))
+    stream = b"\x78" + draw(st.sampled_from(b"\x01\x5e\x9c\xda")).to_bytes() + empties + body
+    stream += zlib.adler32(text).to_bytes(4, "big")
+    return stream[: draw(st.sampled_from([len(stream), len(stream), 2, 12, 40]))]
 
 
 @st.composite
@@ -332,10 +350,20 @@ def marks_of(data: bytes, markers: Sequence[Marker]) -> tuple[Mark, ...]:
     if len(data) < 4 or not data.startswith(EXECUTABLE_HEADS + OTHER_MACH_O):
         return ()
     found = []
-    for i, (literal, window) in enumerate(markers):
-        at = [m.start() for m in re.finditer(b"(?=" + re.escape(literal) + b")", data)][:MAX_HITS]
-        found += [Mark(i, a, data[a : a + window]) for a in at]
+    for i, (literal, window, probe) in enumerate(markers):
+        at = [m.start() for m in re.finditer(b"(?=" + re.escape(literal) + b")", data)]
+        at = [a for a in at if not probe or inflated_head(data[a : a + min(window, MARK_PROBE)], len(probe)) == probe]
+        found += [Mark(i, a, data[a : a + window]) for a in at[:MAX_HITS]]
     return tuple(sorted(found))
+
+
+def inflated_head(stream: bytes, n: int) -> bytes:
+    """The first n bytes `stream` inflates to (fewer when it ends or is cut short; none when it is no zlib stream)."""
+    out = zlib.decompressobj()
+    try:
+        return out.decompress(stream, n)
+    except zlib.error:
+        return b""
 
 
 def scan(

@@ -35,6 +35,7 @@ _MODULES = (
     "nuget",
     "java",
     "golang",
+    "rust",
     "composer",
     "binary",
 )

@@ -203,6 +203,13 @@ class ComposerMetadata:
 
 
 @dataclasses.dataclass(frozen=True)
+class RustMetadata:
+    """A crate in the dependency list cargo-auditable embeds (Syft's RustBinaryAuditEntry)."""
+
+    source: str = ""  # "crates.io", "local", "git", "registry", …
+
+
+@dataclasses.dataclass(frozen=True)
 class BinaryMetadata:
     """A runtime found by its version string in an executable (Syft's binary classifiers)."""
 
@@ -222,5 +229,6 @@ PackageMetadata = (
     | NugetMetadata
     | GoMetadata
     | ComposerMetadata
+    | RustMetadata
     | BinaryMetadata
 )

@@ -10,7 +10,7 @@ from ..filetree import ImageFiles
 from .metadata import PackageMetadata
 
 PackageType = Literal[
-    "dpkg", "apk", "rpm", "npm", "gem", "java", "python", "nuget", "go-module", "php-composer", "binary"
+    "dpkg", "apk", "rpm", "npm", "gem", "java", "python", "nuget", "go-module", "php-composer", "rust-crate", "binary"
 ]
 
 

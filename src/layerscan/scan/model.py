@@ -11,12 +11,23 @@ import io
 import os
 import tempfile
 import weakref
+import zlib
 from array import array
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, BinaryIO, NamedTuple
 
 # The scan's constants are defined once, in the scanner's tar.h, and exported by _scan.
-from .._scan import DIGEST_LEN, ENTRY_KINDS, MARK_HEAD, MARK_MAX_HITS, MD5_LEN, OUTSIDE_ESCAPES, OUTSIDE_LINK, SHA1_LEN
+from .._scan import (
+    DIGEST_LEN,
+    ENTRY_KINDS,
+    MARK_HEAD,
+    MARK_MAX_HITS,
+    MARK_PROBE,
+    MD5_LEN,
+    OUTSIDE_ESCAPES,
+    OUTSIDE_LINK,
+    SHA1_LEN,
+)
 
 if TYPE_CHECKING:
     from .rules import Rule
@@ -174,10 +185,17 @@ class SecretHit(NamedTuple):
 
 class Marker(NamedTuple):
     """A literal looked for in executables (see EXECUTABLE_MAGICS): each of its first
-    MARK_MAX_HITS occurrences in a file gives a Mark of `window` bytes from it on."""
+    MARK_MAX_HITS occurrences in a file gives a Mark of `window` bytes from it on.
+
+    With a `probe`, the literal is a zlib stream's first byte (compressed data has no fixed
+    bytes of its own to look for; one literal, as Vectorscan 5.4 misses some matches of
+    several two-byte literals in stream mode) and only occurrences whose first MARK_PROBE
+    bytes inflate to text starting with the probe count: the scan drops the others as it
+    goes, so the byte's chance hits in big binaries cost no memory."""
 
     literal: bytes
     window: int  # at least len(literal)
+    probe: bytes = b""  # at most 64 bytes
 
 
 class Mark(NamedTuple):
@@ -207,14 +225,22 @@ def find_marks(content: bytes, markers: Sequence[Marker]) -> tuple[Mark, ...]:
     if len(content) < MARK_HEAD or not content.startswith(EXECUTABLE_MAGICS):
         return ()
     out: list[Mark] = []
-    for i, (literal, window) in enumerate(markers):
-        at = content.find(literal)
-        for _ in range(MARK_MAX_HITS):
-            if at < 0:
-                break
-            out.append(Mark(i, at, content[at : at + window]))
+    for i, (literal, window, probe) in enumerate(markers):
+        at, hits = content.find(literal), 0
+        while at >= 0 and hits < MARK_MAX_HITS:
+            if not probe or inflates_to(content[at : at + min(window, MARK_PROBE)], probe):
+                out.append(Mark(i, at, content[at : at + window]))
+                hits += 1
             at = content.find(literal, at + 1)
     return tuple(sorted(out))
+
+
+def inflates_to(data: bytes, prefix: bytes) -> bool:
+    """Whether the zlib stream `data` starts with inflates to text starting with `prefix` (as marks.c probes)."""
+    try:
+        return zlib.decompressobj().decompress(data, len(prefix)) == prefix
+    except zlib.error:
+        return False
 
 
 class ScanStats(NamedTuple):

@@ -79,7 +79,7 @@ def _marks(markers: tuple[Marker, ...]) -> _scan.Marks:
     with _lock:
         marks = _mark_dbs.get(markers)
         if marks is None:
-            marks = _mark_dbs[markers] = _scan.Marks(tuple((m.literal, m.window) for m in markers))
+            marks = _mark_dbs[markers] = _scan.Marks(tuple((m.literal, m.window, m.probe) for m in markers))
         return marks
 
 

@@ -91,7 +91,7 @@ def library_entry(p: Package) -> Entry | None:
         return _go(p, m)
     if isinstance(m, BinaryMetadata):
         return _binary(p, m)
-    return None  # php-composer: Anchore's syft handlers skip it
+    return None  # php-composer, rust-crate: Anchore's syft handlers skip their types
 
 
 def _npms_shape(p: Package, *, sourcepkg: str, origins: list[str]) -> dict[str, Json]:
