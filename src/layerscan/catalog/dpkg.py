@@ -95,8 +95,8 @@ class DpkgCataloger:
         listed = _control_lines(files, control_dir, name, arch, ".list")
         paths = {r.path for r in records}
         for p in listed:
-            entry = files.get(p)
-            if p not in ("/", "/.") and (entry is None or entry.record.type != "dir"):
+            row = files.row(p)
+            if p not in ("/", "/.") and (row is None or files.kind(row) != "dir"):
                 paths.add(p)
         copyright_text = read_optional(files, f"{DOC}/{name}/copyright")
         upstream = source if not source_version or source_version == version else f"{source}@{source_version}"
