@@ -12,12 +12,14 @@ import json
 import re
 import stat
 import tarfile
+import zipfile
 
 import pytest
 
 from analyzed import analysis, ground_truth
 from conftest import SHARED, answers
 from layerscan.catalog import npm, python
+from layerscan.catalog.java import JavaCataloger
 from layerscan.catalog.metadata import (
     ApkFile,
     ApkMetadata,
@@ -568,6 +570,39 @@ def test_npm_origins_are_the_author_alone() -> None:
     assert entry[2]["origins"] == ["TJ Holowaychuk <tj@vision-media.ca> (http://tjholowaychuk.com)"]
     no_author = npm.to_package({"name": "accepts", "contributors": ["Jonathan Ong"]}, "/p/package.json", {})
     assert library_entry(no_author)[2]["origins"] == []  # type: ignore[index]
+
+
+def test_java_entries_as_the_engines_handler_writes_them() -> None:
+    """Keyed by Syft's virtual path (a bundled pom.properties apart, with its group); the
+    manifest's named sections merged in the order of their names, as Syft 0.x hands them
+    over; at a shared key the package Syft lists first (by name, then version)."""
+
+    def pom(group: str, artifact: str, version: str) -> bytes:
+        return f"groupId={group}\nartifactId={artifact}\nversion={version}\n".encode()
+
+    mf = (
+        b"Manifest-Version: 1.0\n\nName: z/\nImplementation-Version: 1.0-z\n\nName: a/\nImplementation-Version: 1.0-a\n"
+    )
+    members = {
+        "META-INF/MANIFEST.MF": mf,
+        "META-INF/maven/org.example/shaded/pom.properties": pom("org.example", "shaded", "1.0"),
+        "a/pom.properties": pom("com.google.guava", "guava", "29.0"),  # cataloged first, by path
+        "b/pom.properties": pom("com.google.guava", "guava", "28.0"),
+    }
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    found = JavaCataloger().catalog_archive(buf.getvalue(), "/opt/shaded-1.0.jar")
+    java = package_list([p for p in found if isinstance(p, Package)], None)["pkgs.java"]["base"]
+    assert set(java) == {"/opt/shaded-1.0.jar", "/opt/shaded-1.0.jar:com.google.guava:guava"}
+    shaded, guava = java["/opt/shaded-1.0.jar"], java["/opt/shaded-1.0.jar:com.google.guava:guava"]
+    assert (shaded["name"], shaded["implementation-version"], shaded["maven-version"]) == ("shaded", "1.0-z", "1.0")
+    assert (guava["maven-version"], guava["location"], guava["type"]) == (
+        "28.0",
+        "/opt/shaded-1.0.jar:com.google.guava:guava",
+        "java-jar",
+    )
 
 
 def test_python_entries_as_the_engines_handler_writes_them() -> None:

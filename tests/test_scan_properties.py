@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from layerscan._scan import OUTSIDE_ABSOLUTE, OUTSIDE_LINK
 from layerscan.scan import scan_layer
-from layerscan.scan.allow import allowed_by
+from layerscan.scan.allow import Docstrings, allowed_by
 from layerscan.scan.model import (
     EntryTable,
     FileRecord,
@@ -91,7 +91,8 @@ def verdict(data: bytes, path: str, rule: str, line: int) -> str:
     lines = [*split_lines(data), b""]
     m = next(r for r in RULES if r.id == rule).matches(lines[line - 1])
     assert m is not None
-    return allowed_by(rule, path, lines[line - 1], m.group(0), lines[line])
+    offset = sum(map(len, lines[: line - 1])) + m.start()
+    return allowed_by(rule, path, lines[line - 1], m.group(0), lines[line], offset, Docstrings(data))
 
 
 @dataclasses.dataclass(frozen=True)

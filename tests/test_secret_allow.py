@@ -7,9 +7,14 @@ either engine records; the pipeline tests check the counts (stats.secrets_suppre
 
 from __future__ import annotations
 
+import ast
+import bisect
+import itertools
 import json
+import re
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 import pytest
@@ -18,8 +23,8 @@ from imagebuilder import Image, Layer, f, oci_layout, write_dir
 from layerscan.config import Config, load_config
 from layerscan.pipeline import analyze, scan_options
 from layerscan.report.anchore import write as write_anchore
-from layerscan.scan import ENGINES, scan_layer
-from layerscan.scan.allow import ALLOW_RULE_IDS, entropy, package_path, patterned
+from layerscan.scan import ENGINES, allow, scan_layer
+from layerscan.scan.allow import ALLOW_RULE_IDS, Docstrings, entropy, package_path, patterned
 from layerscan.scan.model import ScanOptions
 from layerscan.scan.rules import ANCHORE_DEFAULT_SPECS, BUILTIN_RULES, confirm, default_rules, parse_anchore_rule
 from layerscan.store.results import ResultCache
@@ -116,6 +121,10 @@ def test_private_key_with_a_body_is_reported() -> None:
         (f"{SITE}/celery/tests/test_app.py", "package-tests"),
         ("/app/node_modules/axios/test/unit/auth.test.js", "package-tests"),
         ("/app/node_modules/@babel/core/lib/config.spec.ts", "package-tests"),
+        (f"{SITE}/transformers/testing_utils.py", "package-tests"),
+        (f"{SITE}/click/testing.py", "package-tests"),
+        (f"{SITE}/pandas/_testing/asserters.py", "package-tests"),
+        ("/app/node_modules/pkg/lib/test-utils.js", "package-tests"),
         (f"{SITE}/botocore/data/s3/2006-03-01/examples-1.json", "package-examples"),
         ("/app/node_modules/webpack/examples/basic/config.js", "package-examples"),
     ],
@@ -135,6 +144,105 @@ def test_package_comment_is_for_generic_rules_in_packages() -> None:
     assert allowed(f"{SITE}/kombu/connection.py", f"# token {GHP}\n") == {""}  # a real token in a comment
 
 
+EXCERPTS = Path(__file__).parent / "fixtures" / "library-excerpts"
+# transformers 5.24.0, transformers/testing_utils.py lines 219-225: a token for its CI's hub account.
+TRANSFORMERS_TESTING_UTILS = (
+    '# Used to test the hub\nUSER = "__DUMMY_TRANSFORMERS_USER__"\nENDPOINT_STAGING = "https://hub-ci.huggingface.co"\n\n'
+    '# Not critical, only usable on the sandboxed CI instance.\nTOKEN = "hf_' + '94wBhPGp6KrrTH3KDchhKpRxZwd6dmHWLL"\n'
+)
+
+
+def library_hits(excerpt: str) -> list[tuple[str, int, str]]:
+    """(rule, line, allow rule) of every reported or allowed hit in a library excerpt."""
+    text = (EXCERPTS / excerpt).read_bytes()
+    return [(h.rule, h.line, h.allowed_by) for h in confirm(f"{SITE}/x/module.py", text, RULES)]
+
+
+@pytest.mark.parametrize(
+    ("excerpt", "line", "rule"),
+    [
+        ("fsspec-github.py.txt", 19, "basic-auth-url"),  # 'github://org:repo@sha/precip/catalog.yml'
+        ("pydantic-networks.py.txt", 7, "basic-auth-url"),  # MultiHostUrl('https://foo.com:123,foo:bar@bar.com/path')
+        ("pydantic-types.py.txt", 44, "generic-password"),  # Model(password='IAmSensitive', ...)
+    ],
+)
+def test_docstrings_of_installed_python_code(excerpt: str, line: int, rule: str) -> None:
+    """The libraries' own words (the findings on the library benchmark image before this rule)."""
+    hits = library_hits(excerpt)
+    assert (rule, line, "package-docstring") in hits
+    assert all(allowed for *_, allowed in hits), hits
+    text = (EXCERPTS / excerpt).read_bytes()
+    # The same text in the app's own code, or vendored into it, is the app's: reported.
+    for path in ("/app/src/models.py", "/app/vendor/pydantic/types.py", f"{SITE}/x/README.txt"):
+        found = {(h.rule, h.line): h.allowed_by for h in confirm(path, text, RULES)}
+        assert found[(rule, line)] != "package-docstring", path
+
+
+def test_test_support_of_installed_packages() -> None:
+    """transformers' token for its CI's hub account, in its test utilities; the same line in the
+    package's own code, or in an app's testing_utils.py, is reported."""
+    text = TRANSFORMERS_TESTING_UTILS.encode()
+    for path, verdict in (
+        (f"{SITE}/transformers/testing_utils.py", "package-tests"),
+        (f"{SITE}/transformers/modeling_utils.py", ""),
+        ("/app/src/testing_utils.py", ""),
+    ):
+        assert [(h.rule, h.line, h.allowed_by) for h in confirm(path, text, RULES)] == [
+            ("hugging-face-access-token", 6, verdict)
+        ], path
+
+
+def test_docstring_rule_reports_real_values_outside_docstrings() -> None:
+    password = 'password = "Zq8#rT2!vLm9"'
+    module = (
+        f'"""Settings.\n\nA token of a real format is reported, even here: {GHP}\n"""\n'
+        f"{password}\n"  # code
+        f'TEMPLATE = """\n{password}\n"""\n'  # a string assigned, not documentation
+        f'render(\n    """\n    {password}\n    """,\n)\n'  # an argument
+        f'x = \'"""\'  # a triple quote inside a string opens nothing\n{password}\n'
+        f'def f():\n    r"""Doc \\""" {password}\n    """\n'  # an escaped quote does not close it
+    )
+    hits = {(h.rule, h.line): h.allowed_by for h in confirm(f"{SITE}/pkg/settings.py", module.encode(), RULES)}
+    assert hits == {
+        ("github-pat", 3): "",
+        ("generic-password", 5): "",
+        ("generic-password", 7): "",
+        ("generic-password", 11): "",
+        ("generic-password", 15): "",
+        ("generic-password", 17): "package-docstring",
+    }
+
+
+def test_docstrings_agree_with_the_python_parser() -> None:
+    """Docstrings finds exactly the standalone triple-quoted strings ast does, over real modules."""
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    files = [*sorted(stdlib.glob("[a-m]*.py")), *sorted(Path(allow.__file__).parent.glob("*.py"))]
+    checked = 0
+    for path in files:
+        text = path.read_bytes()
+        starts = [0, *itertools.accumulate(len(line) for line in text.splitlines(keepends=True))]
+        expected: list[tuple[int, int]] = []
+        for node in ast.walk(ast.parse(text)):
+            if (
+                isinstance(node, ast.Expr)
+                and isinstance(node.value, ast.Constant)
+                and isinstance(node.value.value, str)
+            ):
+                begin = starts[node.lineno - 1] + node.col_offset
+                quote = re.match(rb"[rRuU]?(\"{3}|'{3})", text[begin:])
+                if quote is not None:  # from its quote (after an r or u prefix) to its end
+                    expected.append((begin + quote.start(1), starts[node.end_lineno - 1] + node.end_col_offset))  # type: ignore[operator]
+        docstrings = Docstrings(text)
+        expected.sort()
+        # At every quote, comment and line end, inside a docstring exactly where ast says.
+        for m in re.finditer(rb"[\"'#\n]", text):
+            i = bisect.bisect_right(expected, (m.start(), len(text))) - 1
+            inside = i >= 0 and expected[i][0] <= m.start() < expected[i][1]
+            assert docstrings.covers(m.start()) == inside, (path, m.start())
+        checked += len(expected)
+    assert checked > 1000
+
+
 def test_generic_rules_covered_by_a_specific_rule() -> None:
     v = verdicts("/app/pay.py", "stripe.api_key = 'sk_live_51Hq8ZtR2kLmN4vXwY7pQ3sD9fGhJ6bC'\n")
     assert v == {"stripe-secret-key": "", "generic-api-key": "covered-by-specific-rule", "API_KEY": ""}
@@ -151,6 +259,12 @@ def test_rules_from_anchore_config_and_users_are_never_allowed() -> None:
     text = b"aws_access_key_id = AKIAIOSFODNN7EXAMPLE\n-----BEGIN RSA PRIVATE KEY-----\n"
     hits = confirm(f"{SITE}/botocore/docs/README.md", text, anchore)
     assert {h.rule for h in hits} == {"AWS_ACCESS_KEY", "PRIV_KEY"} and all(h.allowed_by == "" for h in hits)
+    # In a docstring of an installed package: allowed as a default, Anchore's own where configured.
+    doc = b'def connect():\n    """Connect.\n\n    api_key = Q3ZT7WNM2KX5RVLDH8J4PC6B9FAE1YGS\n    """\n'
+    assert [(h.rule, h.allowed_by) for h in confirm(f"{SITE}/sdk/client.py", doc, RULES[-5:])] == [
+        ("API_KEY", "package-docstring")
+    ]
+    assert [(h.rule, h.allowed_by) for h in confirm(f"{SITE}/sdk/client.py", doc, anchore)] == [("API_KEY", "")]
 
 
 def test_helpers() -> None:

@@ -31,7 +31,11 @@ from layerscan.scan.rules import ANCHORE_DEFAULT_SPECS
 log = logging.getLogger(__name__)
 ENGINE = "native"
 NPM_PACKAGES = ("webpack", "eslint", "@babel/core", "express", "axios")
-PIP_PACKAGES = ("botocore", "boto3", "s3transfer", "jmespath", "requests", "urllib3", "sqlalchemy", "redis", "kombu")
+# fsspec and pydantic document URLs with credentials and passwords in their docstrings.
+PIP_PACKAGES = (
+    "botocore", "boto3", "s3transfer", "jmespath", "requests", "urllib3", "sqlalchemy", "redis", "kombu", "fsspec",
+    "pydantic",
+)  # fmt: skip
 TRIVY = Path(sys.executable).parent / "trivy"
 ANCHORE_IDS = {s.split("=", 1)[0] for s in ANCHORE_DEFAULT_SPECS}
 

@@ -20,8 +20,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 
 from ..filetree import KIND_OF, ImageFiles
-from ..scan.globs import GlobSet
 from ..scan.model import Mark
+from ..scan.native import glob_filter
 from .model import CatalogError, CatalogFileError, Package
 
 REGULAR = ("file", "hardlink")
@@ -29,7 +29,7 @@ REGULAR = ("file", "hardlink")
 
 def regular_files(files: ImageFiles, globs: tuple[str, ...]) -> list[str]:
     kinds = files.types
-    return [p for p in GlobSet(globs).filter(files.paths) if KIND_OF[kinds[files.row(p) or 0]] in REGULAR]
+    return [p for p in glob_filter(globs, files.paths) if KIND_OF[kinds[files.row(p) or 0]] in REGULAR]
 
 
 def marked(files: ImageFiles, literal: bytes) -> Iterator[tuple[str, list[Mark]]]:

@@ -183,10 +183,7 @@ class JavaCataloger:
             if parent is None and not props and len(pom_xmls) == 1:
                 parent = next(iter(pom_xmls))
                 group, name, version = pom_coordinates(self._member(zf, pom_xmls[parent], vpath, budget))
-            if not name:  # a manifest naming the archive and its version (Trivy's reading) comes before the file name
-                title = _first(manifest, "Implementation-Title", "Specification-Title", "Bundle-Name", "Short-Name")
-                if title and _first(manifest, *_VERSION_KEYS):
-                    name = title
+            # the file name before the manifest's titles, as Syft's selectName (Trivy takes a titled manifest first)
             name = name or select_name(manifest, fname)
             version = (
                 version
@@ -198,15 +195,19 @@ class JavaCataloger:
                 main = (group, name, version)
                 pom = PomProperties(*props[parent]) if parent in props else None
                 lic = (licenses_at(parent) if parent is not None else ()) or _manifest_licenses(manifest)
-                out.append(_package(name, version, group, vpath, lic, manifest, pom))
+                out.append(_package(name, version, group, vpath, vpath, lic, tuple(sections), pom))
+        # Without a manifest (Syft lists nothing then), the pom.properties that goes with the file name is the archive's.
+        own = _matching_pom(props, fname) if mf_info is None else None
         seen = set()
         for parent, (g, a, v) in props.items():
             if not (a and v) or (main is not None and ((g, a, v) == main or a == main[1])) or (g, a, v) in seen:
                 continue  # the archive's own package (Syft merges it into the main one), or one already listed
             seen.add((g, a, v))
-            out.append(_package(a, v, g, vpath, licenses_at(parent), {}, PomProperties(g, a, v)))
+            # Syft 1.x keeps such a package apart by its virtual path: "<archive>:<groupId>:<artifactId>"
+            virtual = vpath if parent == own else f"{vpath}:{g}:{a}"
+            out.append(_package(a, v, g, vpath, virtual, licenses_at(parent), (), PomProperties(g, a, v)))
         if not out and mf_info is None and fversion:
-            out.append(_package(fname, fversion, "", vpath, (), {}, None))
+            out.append(_package(fname, fversion, "", vpath, vpath, (), (), None))
         return out
 
 
@@ -278,11 +279,19 @@ def _package(
     version: str,
     group: str,
     vpath: str,
+    virtual_path: str,
     licenses: tuple[str, ...],
-    manifest: dict[str, str],
+    sections: tuple[dict[str, str], ...],
     pom: PomProperties | None,
 ) -> Package:
-    metadata = JavaMetadata(manifest=manifest, group_id=group, virtual_path=vpath, pom_properties=pom)
+    """`sections`: the archive's MANIFEST.MF (main section first) for its own package, () for another."""
+    metadata = JavaMetadata(
+        manifest=sections[0] if sections else {},
+        group_id=group,
+        virtual_path=virtual_path,
+        pom_properties=pom,
+        sections=sections[1:],
+    )
     return Package(
         type="java",
         name=name,

@@ -128,7 +128,11 @@ class PomProperties:
 class JavaMetadata:
     manifest: dict[str, str] = dataclasses.field(default_factory=dict)  # the main section of MANIFEST.MF
     group_id: str = ""  # from pom.properties or the manifest
-    virtual_path: str = ""  # the same as Package.location
+    # Syft's: Package.location, with ":<groupId>:<artifactId>" for a package that a bundled
+    # pom.properties gives besides the archive's own (a shaded jar's), as Syft 1.x writes it
+    virtual_path: str = ""
+    # the manifest's other sections (each with its "Name"), in file order
+    sections: tuple[dict[str, str], ...] = ()
     pom_properties: PomProperties | None = _absent()  # when a pom.properties gave the package
 
 

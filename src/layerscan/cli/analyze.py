@@ -23,7 +23,7 @@ from ..refs import ImageRef
 from ..report import FORMATS
 from ..scan import ENGINES
 from ..sources import registry_reference
-from .options import add_shared_options
+from .options import add_scan_threads, add_shared_options
 
 EPILOG = """\
 sources:
@@ -159,13 +159,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="use the layer cache (overrides layer_cache_enable); --no-cache streams layers, writing no blob",
     )
-    p.add_argument(
-        "--scan-threads",
-        type=scan_threads,
-        metavar="N",
-        help="threads that may work on one layer at once (overrides scan_threads); "
-        f"default: the cores this process may use, here {len(os.sched_getaffinity(0))}",
-    )
+    add_scan_threads(p, overrides_config=True)
     p.add_argument(
         "--tmp-dir",
         type=_directory,
@@ -257,17 +251,6 @@ def _summary(a: Analysis, path: str, fmt: str, code: int) -> dict:
         "seconds": round(a.seconds, 3),
         "exit_code": code,
     }
-
-
-def scan_threads(text: str) -> int:
-    """--scan-threads: a positive number."""
-    try:
-        n = int(text)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of threads")
-    return n
 
 
 def _platform(text: str) -> Platform:

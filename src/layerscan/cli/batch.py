@@ -24,7 +24,7 @@ from ..config import Config, load_config
 from ..errors import ConfigError, ExitCode, LayerscanError
 from ..report import FORMATS
 from .analyze import write_atomically
-from .options import add_shared_options
+from .options import add_shared_options, positive
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--workers",
-        type=_positive,
+        type=positive("workers"),
         metavar="N",
         help=f"worker processes (default: the CPUs this process may use, here {len(os.sched_getaffinity(0))})",
     )
@@ -277,16 +277,6 @@ def _report_path(outdir: Path | None, index: int, spec: str, fmt: str) -> str | 
         return None
     name = re.sub(r"[^A-Za-z0-9._-]+", "_", spec).strip("._")[:120] or "image"
     return str(outdir / f"{index:04d}-{name}.{EXTENSIONS.get(fmt, fmt)}")
-
-
-def _positive(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of workers")
-    return n
 
 
 def _bar(total: int) -> tqdm[NoReturn]:

@@ -8,6 +8,7 @@ import datetime
 import json
 import sys
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -82,17 +83,11 @@ def _each(args: argparse.Namespace, on_layers: Callable[[LayerCache], Any], on_r
     config = _config(args)
     out: dict[str, Any] = {}
     if args.only in (None, "layers"):
-        layers = _layers(config)
-        try:
+        with closing(_layers(config)) as layers:
             out["layers"] = on_layers(layers)
-        finally:
-            layers.close()
     if args.only in (None, "results"):
-        store = open_store(config)
-        try:
+        with closing(open_store(config)) as store:
             out["results"] = on_results(store)
-        finally:
-            store.close()
     return out
 
 
@@ -184,11 +179,8 @@ def _clear(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    cache = _layers(_config(args))
-    try:
+    with closing(_layers(_config(args))) as cache:
         results = cache.verify()
-    finally:
-        cache.close()
     bad = [r for r in results if not r.ok]
     if args.json:
         _print_json([dataclasses.asdict(r) for r in results])

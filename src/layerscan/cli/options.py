@@ -1,10 +1,12 @@
 """The options that several commands share, defined once so that they read and behave the same
 everywhere: the config file, the report format (with --secrets-all), and handing the work to the
-Celery cluster."""
+Celery cluster; --scan-threads; and the argparse type of a count."""
 
 from __future__ import annotations
 
 import argparse
+import os
+from collections.abc import Callable
 
 from ..report import FORMATS
 
@@ -30,3 +32,30 @@ def add_shared_options(
         )
     if celery is not None:
         group.add_argument("--celery", action="store_true", help=celery)
+
+
+def add_scan_threads(p: argparse.ArgumentParser, *, overrides_config: bool) -> None:
+    """--scan-threads; `overrides_config`: the command reads the config, whose scan_threads it overrides."""
+    p.add_argument(
+        "--scan-threads",
+        type=positive("threads"),
+        metavar="N",
+        help="threads that may work on one layer at once"
+        + (" (overrides scan_threads)" if overrides_config else "")
+        + f"; default: the cores this process may use, here {len(os.sched_getaffinity(0))}",
+    )
+
+
+def positive(what: str) -> Callable[[str], int]:
+    """An argparse type: a whole number of `what` (threads, workers, ...) from 1 up."""
+
+    def parse(text: str) -> int:
+        try:
+            n = int(text)
+        except ValueError:
+            n = 0
+        if n < 1:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of {what}")
+        return n
+
+    return parse

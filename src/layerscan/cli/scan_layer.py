@@ -13,7 +13,7 @@ from ..scan import ENGINES, scan_layer
 from ..scan.model import ScanOptions
 from ..scan.rules import default_rules
 from ..sources.files import map_file
-from .analyze import scan_threads
+from .options import add_scan_threads
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -44,12 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="native (fast, default) or reference (pure Python, the oracle)",
     )
     p.add_argument("--no-secrets", action="store_true", help="do not search for secrets")
-    p.add_argument(
-        "--scan-threads",
-        type=scan_threads,
-        metavar="N",
-        help="threads that may work on the layer at once (default: the cores this process may use)",
-    )
+    add_scan_threads(p, overrides_config=False)
     p.set_defaults(func=run)
 
 

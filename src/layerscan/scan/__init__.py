@@ -11,7 +11,6 @@ every core the process may use, 1 the caller's thread alone. The result is the s
 
 from __future__ import annotations
 
-import mmap
 from collections.abc import Iterable
 
 from ..image import Buffer
@@ -33,16 +32,15 @@ def scan_layer(
 ) -> LayerResult:
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
-    if isinstance(data, (bytes, bytearray, memoryview, mmap.mmap)):
-        if engine == "reference":
+    if engine == "reference":
+        if isinstance(data, Buffer):
             return reference.scan_buffer(
                 data, options, compression=compression, name=name, expected_digest=expected_digest
             )
-        return native.scan_buffer(
-            data, options, compression=compression, name=name, expected_digest=expected_digest, threads=threads
-        )
-    if engine == "reference":
         return reference.scan_chunks(data, options, compression=compression, name=name, expected_digest=expected_digest)
-    return native.scan_chunks(
-        data, options, compression=compression, name=name, expected_digest=expected_digest, threads=threads
-    )
+    with native.Scanner(
+        options, compression=compression, name=name, expected_digest=expected_digest, threads=threads
+    ) as scanner:
+        for chunk in (data,) if isinstance(data, Buffer) else data:
+            scanner.feed(chunk)
+        return scanner.finish()

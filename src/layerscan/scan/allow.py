@@ -1,7 +1,7 @@
 """Allow rules: which rule matches are documentation, tests, examples or placeholders, not secrets.
 
-    allowed_by(rule, path, line, match, next_line) -> the id of the first allow rule that
-    allows the match, or "" (a secret)
+    allowed_by(rule, path, line, match, next_line, offset, docstrings) -> the id of the first
+    allow rule that allows the match, or "" (a secret)
 
 Learnt from the public facts of Trivy's built-in allow rules (test, example, vendor and
 .dist-info paths; "example" in a match), gitleaks' allowlists and generic-rule entropy,
@@ -9,7 +9,8 @@ and detect-secrets' filters (templated, sequential, indirect values). Unlike Tri
 directory is skipped whole: a path allows a match only inside an installed package
 (site-packages, node_modules, gems, vendor/...) and only where that package keeps its
 docs, tests or examples, so a real key committed into a vendored dependency's code is
-still found. The rest look at the value itself.
+still found. In a package's code, a generic rule's match in a comment or a docstring is
+the package documenting itself. The rest look at the value itself.
 
 Only layerscan's own rules (`Rule.source` "builtin", and Anchore's five when they are the
 defaults, not read from analyzer_config.yaml) are allowed: rules a user configured keep
@@ -20,6 +21,7 @@ counts them by allow rule.
 
 from __future__ import annotations
 
+import bisect
 import math
 import re
 from collections import Counter
@@ -40,6 +42,8 @@ class Hit(NamedTuple):
     line: bytes  # the whole line
     match: str  # the rule's match
     next_line: bytes  # the line after it (b"" at the end of the file)
+    offset: int  # where the match starts in the file
+    docstrings: Docstrings  # the file's, found only if a rule asks
 
 
 # ---------------------------------------------------------------------------- paths
@@ -57,11 +61,14 @@ _DOC_FILE = re.compile(
     r"(?:\.[a-z0-9]+)?$|\.(?:md|markdown|mdx|rst|txt|adoc|asciidoc|html?|ipynb|[1-9])$)"
 )
 _TEST_DIRS = frozenset(
-    {"test", "tests", "testing", "__tests__", "__mocks__", "testdata", "test_data", "test-data", "fixtures",
+    {"test", "tests", "testing", "_testing", "__tests__", "__mocks__", "testdata", "test_data", "test-data", "fixtures",
      "__fixtures__", "spec", "specs", "e2e", "testsuite", "test_utils", "tests_utils", "benchmarks"}
 )  # fmt: skip
+# Tests, and the modules that support them: fixtures, test clients, helpers (transformers'
+# testing_utils.py, click's testing.py, test-utils.js).
 _TEST_FILE = re.compile(
-    r"(?i)^(?:test_.*\.py|.*_tests?\.(?:py|go|rb)|conftest\.py|.*[._-](?:test|spec)s?\.[cm]?[jt]sx?|.*_spec\.rb)$"
+    r"(?i)^(?:test_.*\.py|.*_tests?\.(?:py|go|rb)|conftest\.py|.*[._-](?:test|spec)s?\.[cm]?[jt]sx?|.*_spec\.rb"
+    r"|_?testing(?:[-_]?(?:utils?|helpers?|support))?\.py|tests?[-_]?(?:utils?|helpers?|support)\.(?:py|[cm]?[jt]sx?))$"
 )
 _EXAMPLE_DIRS = frozenset(
     {"example", "examples", "sample", "samples", "demo", "demos", "tutorial", "tutorials", "cookbook"}
@@ -253,6 +260,74 @@ def _package_comment(hit: Hit) -> bool:
     return hit.rule in GENERIC_RULES and package_path(hit.path) is not None and _COMMENT.match(hit.line) is not None
 
 
+# Where pip and Debian install Python packages: their code, not an app's (vendor/ is left out).
+_PYTHON_PACKAGE = re.compile(r"/(?:site|dist)-packages/.+\.pyi?$")
+# What may hold a quote in Python, found in order from where the last one ended, so that a quote
+# inside a comment or another string opens nothing: a comment, a triple quote, a one-line string
+# (which a backslash may continue onto the next line).
+_PY_QUOTING = re.compile(rb"#[^\n]*|(?P<triple>\"{3}|'{3})|\"(?:[^\"\\\n]|\\.)*\"|'(?:[^'\\\n]|\\.)*'", re.S)
+
+
+class Docstrings:
+    """The docstrings of one Python file: triple-quoted strings that stand alone as statements
+    (module, class, function and attribute docs), not those assigned, passed or operated on.
+    Found by one pass over the quotes and comments, made on the first question and stopped at
+    the furthest offset asked about, so a file no rule asks about costs nothing."""
+
+    def __init__(self, text: bytes) -> None:
+        self._text = text
+        self._scanned = 0  # the pass has looked at everything before this offset
+        self._starts: list[int] = []
+        self._ends: list[int] = []
+
+    def covers(self, offset: int) -> bool:
+        """Whether the byte at `offset` lies inside a docstring."""
+        text = self._text
+        while self._scanned <= offset:
+            m = _PY_QUOTING.search(text, self._scanned)
+            if m is None:
+                self._scanned = len(text) + 1
+                break
+            self._scanned = m.end()
+            if m.group("triple") is not None:
+                self._scanned = self._close(m.group("triple"), m.end())
+                if self._standalone(m.start(), self._scanned):
+                    self._starts.append(m.start())
+                    self._ends.append(self._scanned)
+        i = bisect.bisect_right(self._starts, offset) - 1
+        return i >= 0 and offset < self._ends[i]
+
+    def _close(self, quote: bytes, start: int) -> int:
+        """Just after the quote that closes a string opened before `start` (an odd run of
+        backslashes escapes the first quote), or the end of the file."""
+        text = self._text
+        at = start
+        while (j := text.find(quote, at)) >= 0:
+            k = j
+            while k > start and text[k - 1] == 0x5C:
+                k -= 1
+            if (j - k) % 2 == 0:
+                return j + len(quote)
+            at = j + 1
+        return len(text)
+
+    def _standalone(self, start: int, end: int) -> bool:
+        """Only indentation (and an r or u prefix) before the string on its line, nothing but a comment after."""
+        before = self._text[self._text.rfind(b"\n", 0, start) + 1 : start].strip()
+        eol = self._text.find(b"\n", end)
+        after = self._text[end : eol if eol >= 0 else len(self._text)].strip()
+        return before in (b"", b"r", b"R", b"u", b"U") and (not after or after.startswith(b"#"))
+
+
+def _package_docstring(hit: Hit) -> bool:
+    """A generic rule's match in a docstring of an installed Python package's code (pydantic's
+    `Model(password='IAmSensitive')`, fsspec's `github://org:repo@sha/...`): the package
+    documenting itself. A token of a specific format there is still reported."""
+    return (
+        hit.rule in GENERIC_RULES and _PYTHON_PACKAGE.search(hit.path) is not None and hit.docstrings.covers(hit.offset)
+    )
+
+
 def _pem_without_body(hit: Hit) -> bool:
     """A private-key header with no key after it: the header alone in code (a constant, a parser,
     a docstring). A key has base64 on its next line (or PEM headers), or on the same line."""
@@ -302,10 +377,19 @@ ALLOW_RULES: tuple[AllowRule, ...] = (
     AllowRule(
         "package-docs", "documentation and metadata of an installed package (README, docs/, *.md)", _package_docs
     ),
-    AllowRule("package-tests", "tests of an installed package (tests/, test_*.py, *.test.js)", _package_tests),
+    AllowRule(
+        "package-tests",
+        "tests of an installed package and their support (tests/, test_*.py, *.test.js, testing_utils.py)",
+        _package_tests,
+    ),
     AllowRule("package-examples", "examples of an installed package (examples/, examples-1.json)", _package_examples),
     AllowRule(
         "package-comment", "a generic rule's match in a comment or doctest of a package's code", _package_comment
+    ),
+    AllowRule(
+        "package-docstring",
+        "a generic rule's match in a docstring of an installed Python package's code",
+        _package_docstring,
     ),
 )
 # Credited by confirm(), which sees every rule's match on a line, when nothing above allows a hit: a
@@ -325,9 +409,12 @@ def specific(rule_id: str, source: str) -> bool:
     return source == "builtin" and rule_id not in GENERIC_RULES
 
 
-def allowed_by(rule: str, path: str, line: bytes, match: bytes, next_line: bytes) -> str:
-    """The id of the first allow rule that allows this match of `rule`, or "" when none does."""
-    hit = Hit(rule, path, line, match.decode("utf-8", "replace"), next_line)
+def allowed_by(
+    rule: str, path: str, line: bytes, match: bytes, next_line: bytes, offset: int, docstrings: Docstrings
+) -> str:
+    """The id of the first allow rule that allows this match of `rule` (at `offset` in a file
+    whose docstrings are `docstrings`), or "" when none does."""
+    hit = Hit(rule, path, line, match.decode("utf-8", "replace"), next_line, offset, docstrings)
     for allow in ALLOW_RULES:
         if allow.allows(hit):
             return allow.id

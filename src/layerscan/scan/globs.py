@@ -231,14 +231,6 @@ class GlobSet:
             g.matches(path) for g in self._anywhere
         )
 
-    def filter(self, paths: Iterable[str]) -> list[str]:
-        """The paths that match, in their order. When every glob ends in a literal suffix, one
-        str.endswith per path (in C) rules out most of an image before a glob runs."""
-        if self._anywhere:
-            return [p for p in paths if self.matches(p)]
-        ends = tuple({g.suffix for gs in self._by_last.values() for g in gs})
-        return [p for p in paths if p.endswith(ends) and self.matches(p)]
-
 
 @functools.lru_cache(maxsize=64)
 def native_program(globs: Sequence[str]) -> bytes:

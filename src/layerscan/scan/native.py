@@ -39,6 +39,15 @@ from .rules import Rule, confirm
 
 log = logging.getLogger("layerscan.scan")
 
+
+def glob_filter(globs: tuple[str, ...], paths: Iterable[str]) -> list[str]:
+    """The paths, in their order, that match any of the globs: GlobSet.matches run by ext/glob.c,
+    for the catalogers' look over every path of an image (a Python NFA step per character of
+    tens of thousands of paths cost seconds)."""
+    match = _scan.GlobMatcher(native_program(globs)).matches
+    return [p for p in paths if match(p.encode("utf-8", "surrogateescape"))]
+
+
 _ERRORS: dict[int, type[LayerError]] = {
     _scan.ERR_COMPRESSION: CompressionError,
     _scan.ERR_TAR: TarFormatError,
@@ -145,12 +154,27 @@ class Scanner:
         """Free the native scanner now (and its share of the hashing threads, which end with the last one)."""
         self._scanner.close()
 
-    def feed(self, chunk: bytes | bytearray | memoryview) -> None:
-        """Push the next compressed bytes; the GIL is released while they are scanned."""
+    def feed(self, chunk: Buffer) -> None:
+        """Push the next compressed bytes; the GIL is released while they are scanned. A mapped
+        blob (mmap) goes in window by window."""
+        if isinstance(chunk, mmap.mmap):
+            self._feed_mapped(chunk)
+            return
         try:
             self._scanner.feed(chunk)
         except _scan.ScanError as e:
             raise self._error(e) from None
+
+    def _feed_mapped(self, data: mmap.mmap) -> None:
+        # Pages of a file mapping count in the process's RSS for as long as they stay mapped: a
+        # 1 GB cached layer would show 1 GB resident. MADV_DONTNEED on a read-only file mapping
+        # only unmaps them (the kernel's page cache keeps them), so RSS stays bounded.
+        size = len(data)
+        with memoryview(data) as view:
+            for start in range(0, size, MMAP_WINDOW):
+                end = min(start + MMAP_WINDOW, size)
+                self.feed(view[start:end])
+                data.madvise(mmap.MADV_DONTNEED, start, end - start)
 
     def finish(self) -> LayerResult:
         try:
@@ -212,45 +236,3 @@ class Scanner:
         whiteouts = [Whiteout(path, opaque) for path, opaque in raw.whiteouts]
         marks = _marks_by_path(paths, raw.marks)
         return LayerResult(table, whiteouts, secrets, captured, too_big, stats, diff_id, digest, warnings, marks)
-
-
-def scan_buffer(
-    data: Buffer,
-    options: ScanOptions,
-    *,
-    compression: str = "auto",
-    name: str = "",
-    expected_digest: str | None = None,
-    threads: int | None = None,
-) -> LayerResult:
-    """Scan one whole layer held in memory without the GIL; a mapped blob window by window."""
-    with Scanner(options, compression=compression, name=name, expected_digest=expected_digest, threads=threads) as s:
-        if not isinstance(data, mmap.mmap):
-            s.feed(data)
-            return s.finish()
-        # Pages of a file mapping count in the process's RSS for as long as they stay mapped: a
-        # 1 GB cached layer would show 1 GB resident. MADV_DONTNEED on a read-only file mapping
-        # only unmaps them (the kernel's page cache keeps them), so RSS stays bounded.
-        size = len(data)
-        with memoryview(data) as view:
-            for start in range(0, size, MMAP_WINDOW):
-                end = min(start + MMAP_WINDOW, size)
-                s.feed(view[start:end])
-                data.madvise(mmap.MADV_DONTNEED, start, end - start)
-        return s.finish()
-
-
-def scan_chunks(
-    chunks: Iterable[bytes],
-    options: ScanOptions,
-    *,
-    compression: str = "auto",
-    name: str = "",
-    expected_digest: str | None = None,
-    threads: int | None = None,
-) -> LayerResult:
-    """Scan a layer given as chunks (from the network, a file); each is scanned without the GIL."""
-    with Scanner(options, compression=compression, name=name, expected_digest=expected_digest, threads=threads) as s:
-        for chunk in chunks:
-            s.feed(chunk)
-        return s.finish()

@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 
 from ..errors import RuleError
-from .allow import ALLOWED_SOURCES, COVERED, allowed_by, coverable, specific
+from .allow import ALLOWED_SOURCES, COVERED, Docstrings, allowed_by, coverable, specific
 from .model import SecretHit
 
 
@@ -242,6 +242,8 @@ def confirm(path: str, content: bytes, rules: Iterable[Rule]) -> list[SecretHit]
     allow rule that calls it an example (layerscan's own rules only; see allow.py)."""
     rules = list(rules)
     hits: list[SecretHit] = []
+    docstrings = Docstrings(content)
+    start = 0  # of the line
     lines = itertools.pairwise(itertools.chain(split_lines(content), (b"",)))
     for lineno, (line, next_line) in enumerate(lines, 1):
         found: list[tuple[Rule, SecretHit]] = []
@@ -250,7 +252,7 @@ def confirm(path: str, content: bytes, rules: Iterable[Rule]) -> list[SecretHit]
             if m is not None:
                 allowed = ""
                 if rule.source in ALLOWED_SOURCES:
-                    allowed = allowed_by(rule.id, path, line, m.group(0), next_line)
+                    allowed = allowed_by(rule.id, path, line, m.group(0), next_line, start + m.start(), docstrings)
                 found.append((rule, SecretHit(rule.id, path, lineno, mask(m.group(0)), allowed)))
         if len(found) > 1 and any(specific(r.id, r.source) and not h.allowed_by for r, h in found):
             found = [
@@ -260,6 +262,7 @@ def confirm(path: str, content: bytes, rules: Iterable[Rule]) -> list[SecretHit]
                 for r, h in found
             ]
         hits.extend(h for _, h in found)
+        start += len(line)
     return hits
 
 

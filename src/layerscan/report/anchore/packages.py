@@ -39,13 +39,14 @@ def package_list(packages: list[Package], distro: Distro | None) -> dict[str, di
     elements: dict[str, dict[str, Json]] = {
         name: dict[str, Json](values) for name, values in os_package_list(packages, distro).items()
     }
-    for p in packages:
+    # Anchore never overwrites: at a shared key the first package wins, first in the order
+    # Syft lists them to the engine (by name, version, type, location).
+    for p in sorted(packages, key=lambda p: (p.name, p.version, p.type, p.location)):
         entry = library_entry(p)
         if entry is None:
             continue
         element, key, value = entry
-        base = elements.setdefault(element, {})
-        base.setdefault(key, value)  # Anchore never overwrites: the first package at a key wins
+        elements.setdefault(element, {}).setdefault(key, value)
     out: dict[str, dict[str, Mapping[str, Json]]] = {
         element: {"base": base} for element, base in elements.items() if base
     }
@@ -138,7 +139,8 @@ def _python(p: Package, m: PythonMetadata) -> Entry:
 
 
 def _java(p: Package, m: JavaMetadata) -> Entry:
-    manifest, pom = m.manifest, m.pom_properties
+    """Keyed by Syft's virtual path; the manifest's values as the engine's handler reads them."""
+    manifest, pom, key = _engine_manifest(m), m.pom_properties, m.virtual_path or p.location
     last = p.location.split(":")[-1]
     ext = posixpath.splitext(last)[1].lstrip(".") or "jar"
     origin = (
@@ -148,20 +150,33 @@ def _java(p: Package, m: JavaMetadata) -> Entry:
     group, artifact, version = (pom.group_id, pom.artifact_id, pom.version) if pom else (None, None, None)
     return (
         "pkgs.java",
-        p.location,
+        key,
         {
             "name": p.name,
             "specification-version": manifest.get("Specification-Version", "N/A"),
             "implementation-version": manifest.get("Implementation-Version", "N/A"),
             "maven-version": pom.version if pom else "N/A",
             "origin": origin or "N/A",
-            "location": p.location,
+            "location": key,
             "type": f"java-{ext}",
             "cpes": list(p.cpes),
             # The loader parses this string for groupId:artifactId; it must be a dict holding it.
             "metadata": {"pom.properties": f"\ngroupId={group}\nartifactId={artifact}\nversion={version}\n"},
         },
     )
+
+
+def _engine_manifest(m: JavaMetadata) -> dict[str, str]:
+    """Every section of the manifest in one map, as the engine's java handler reads it: the
+    main section, then the named ones in the order of their names (Syft hands them over as
+    a JSON object keyed by "Name", a section without one by its index), later ones winning."""
+    named = {}
+    for i, section in enumerate(m.sections):
+        named[section.get("Name", str(i))] = {k: v for k, v in section.items() if k != "Name"}
+    merged = dict(m.manifest)
+    for name in sorted(named):
+        merged.update(named[name])
+    return merged
 
 
 def _go(p: Package, m: GoMetadata) -> Entry | None:
