@@ -28,23 +28,17 @@ import tarfile
 import tempfile
 import time
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import Callable, Sized
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from layerscan import catalog, retrieve  # noqa: E402
-from layerscan.analysis import Analysis, layer_infos  # noqa: E402
+from layerscan.analysis import Analysis  # noqa: E402
 from layerscan.config import Config  # noqa: E402
-from layerscan.findings import secret_findings  # noqa: E402
-from layerscan.image_scan import scan_image  # noqa: E402
-from layerscan.pipeline import scan_options  # noqa: E402
+from layerscan.pipeline import analyze  # noqa: E402
 from layerscan.report import anchore, cyclonedx, native, spdx  # noqa: E402
-from layerscan.sources import open_source  # noqa: E402
-from layerscan.squash import squash  # noqa: E402
-from layerscan.store.results import ResultCache  # noqa: E402
 from peers import (  # noqa: E402
     BIG_LAYERS,
     OCI_LAYER,
@@ -58,6 +52,8 @@ from peers import (  # noqa: E402
     trivy_command,
     write_layout,
 )
+
+T = TypeVar("T")
 
 WRITERS: dict[str, Callable[[Analysis, TextIO], None]] = {
     "anchore": anchore.write,
@@ -98,8 +94,9 @@ def image(workdir: Path, name: str, build: Callable[[Path], Path]) -> Path:
     return dest
 
 
-def best(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
-    out, seconds = None, float("inf")
+def best(fn: Callable[[], T], repeat: int) -> tuple[float, T]:
+    """The least CPU time of `repeat` runs, and the last run's output."""
+    seconds = float("inf")
     for _ in range(repeat):
         t0 = time.process_time()
         out = fn()
@@ -107,60 +104,38 @@ def best(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
     return seconds, out
 
 
+def held_per_entry(squash: Callable[[], Sized]) -> float:
+    """The memory the final file table holds per file entry (tracemalloc, squash alone)."""
+    tracemalloc.start()
+    files = squash()
+    held, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return held / max(1, len(files))
+
+
 def stages(path: Path, repeat: int, scratch: Path) -> dict[str, Any]:
-    config = Config(result_cache_enable=False)
-    rules = (*config.secret_rules, *config.content_rules)
-    options = scan_options(config, rules)
-    source = open_source(f"oci-dir:{path}", config=config)
-    t0 = time.process_time()
-    try:
-        results = scan_image(
-            source, options, "native", config.max_threads, False, ResultCache(None, options, "", config)
-        )
-    finally:
-        source.close()
-    out: dict[str, Any] = {"scan": time.process_time() - t0}
-    out["squash"], files = best(lambda: squash(results), repeat)
-    out["catalog"], cat = best(lambda: catalog.catalog_image(files), repeat)
-    out["secrets"], secrets = best(lambda: secret_findings(results, files, rules), repeat)
-    out["retrieve"], retrieved = best(lambda: retrieve.retrieve_files(files, config.retrieve_files), repeat)
-    a = Analysis(
-        source_name=source.name,
-        manifest_digest=source.manifest_digest,
-        config_digest=source.config_digest,
-        config=source.config,
-        manifest=source.manifest,
-        repo_tags=source.repo_tags,
-        repo_digests=source.repo_digests,
-        layers=layer_infos(source.layers, source.config, results),
-        files=files,
-        distro=cat.distro,
-        packages=cat.packages,
-        secrets=secrets,
-        retrieved_files=retrieved,
-        catalog_errors=cat.errors,
-        warnings=[],
-        seconds=0.0,
-        bytes_in=0,
-        bytes_out=0,
-        rules=rules,
-    )
+    out: dict[str, Any] = {}
+    entry_bytes: list[float] = []
+
+    def timed(name: str, run: Callable[[], T], /) -> T:
+        """pipeline.analyze's stage hook: each stage the best of `repeat` (the scan once)."""
+        out[name], value = best(run, 1 if name == "scan" else repeat)
+        if name == "squash":
+            entry_bytes.append(held_per_entry(run))
+        return value
+
+    a = analyze(f"oci-dir:{path}", Config(result_cache_enable=False), progress=False, stage=timed)
     for name, write in WRITERS.items():
 
-        def run(write: Callable[[Analysis, TextIO], None] = write, a: Analysis = a) -> None:
+        def run(write: Callable[[Analysis, TextIO], None] = write) -> None:
             with open(scratch / "report.json", "w") as f:
                 write(a, f)
 
         out[f"write {name}"] = best(run, repeat)[0]
-    out["files"] = len(files)
-    out["packages"] = len(cat.packages)
+    out["files"] = len(a.files)
+    out["packages"] = len(a.packages)
     out["peak rss MB (in-process)"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    del a, files, cat
-    tracemalloc.start()
-    files = squash(results)
-    held, _ = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    out["bytes per file entry"] = held / max(1, len(files))
+    out["bytes per file entry"] = entry_bytes[0]
     return out
 
 

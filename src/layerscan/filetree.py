@@ -25,6 +25,7 @@ from .scan.model import (
     Mark,
     captured_bytes,
     hex_digests,
+    record_at,
 )
 
 # Entry type byte -> kind name ("file", "dir", ...), indexable by the byte itself.
@@ -126,23 +127,7 @@ class ImageFiles:
         return hex_digests(self.digests, i)
 
     def record(self, i: int) -> FileRecord:
-        md5, sha1, sha256 = self.hexdigests(i)
-        return FileRecord(
-            self.paths[i],
-            KIND_OF[self.types[i]],
-            self.modes[i],
-            self.uids[i],
-            self.gids[i],
-            self.unames[i],
-            self.gnames[i],
-            self.sizes[i],
-            self.mtimes[i],
-            self.links[i],
-            md5,
-            sha1,
-            sha256,
-            self.xattrs[i],
-        )
+        return record_at(self, i, KIND_OF[self.types[i]], self.hexdigests(i))
 
     @property
     def files(self) -> Mapping[str, FinalFile]:

@@ -95,8 +95,8 @@ class DpkgCataloger:
         listed = _control_lines(files, control_dir, name, arch, ".list")
         paths = {r.path for r in records}
         for p in listed:
-            entry = files.get(p)
-            if p not in ("/", "/.") and (entry is None or entry.record.type != "dir"):
+            row = files.row(p)
+            if p not in ("/", "/.") and (row is None or files.kind(row) != "dir"):
                 paths.add(p)
         copyright_text = read_optional(files, f"{DOC}/{name}/copyright")
         upstream = source if not source_version or source_version == version else f"{source}@{source_version}"
@@ -178,12 +178,13 @@ def owned_files(
 ) -> tuple[DpkgFile, ...]:
     """The md5sums entries plus conffiles, each once, in path order."""
     out: dict[str, DpkgFile] = {}
-    for line in _control_lines(files, control_dir, name, arch, ".md5sums"):
+    md5 = _MD5.fullmatch
+    for line in _control_lines(files, control_dir, name, arch, ".md5sums"):  # a line per file: kept lean
         digest, _, rel = line.partition(" ")
         rel = rel.strip()
-        if rel and _MD5.fullmatch(digest):
+        if rel and md5(digest):
             p = "/" + rel.lstrip("/")
-            out[p] = DpkgFile(p, FileDigest("md5", digest), is_config_file=False)
+            out[p] = DpkgFile(p, FileDigest("md5", digest), False)
     for line in conffiles_field.splitlines():
         parts = line.split()
         if parts and parts[0].startswith("/"):

@@ -71,7 +71,7 @@ def lines(content: bytes | None) -> list[str]:
     """Stripped non-empty lines; bytes that are not UTF-8 stay as surrogates, as in the file table's paths."""
     if content is None:
         return []
-    return [ln.strip() for ln in content.decode("utf-8", "surrogateescape").splitlines() if ln.strip()]
+    return [s for ln in content.decode("utf-8", "surrogateescape").splitlines() if (s := ln.strip())]
 
 
 def parse_each(

@@ -20,13 +20,13 @@ def _absent() -> Any:  # Any: dataclasses.field's own return type
     return dataclasses.field(default=None, metadata={OPTIONAL: True})
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)  # one per file a package database lists
 class FileDigest:
     algorithm: str  # "md5", "sha1", "sha256", ...
     value: str  # hex
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)  # one per file a package database lists
 class DpkgFile:
     path: str
     digest: FileDigest | None  # md5 from info/<pkg>.md5sums or the Conffiles field
@@ -44,7 +44,7 @@ class DpkgMetadata:
     files: tuple[DpkgFile, ...] = ()
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)  # one per file a package database lists
 class ApkFile:
     path: str
     digest: FileDigest | None  # sha1 from Z:
@@ -69,7 +69,7 @@ class ApkMetadata:
     files: tuple[ApkFile, ...] = ()
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)  # one per file a package database lists
 class RpmFile:
     path: str
     mode: int  # with S_IFMT

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import json
 import json.encoder
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from itertools import islice
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TextIO, TypeAlias
 
 # A str as JSON text, as json.dumps writes it (ASCII, escapes included): the C encoder itself.
@@ -55,16 +54,15 @@ Json: TypeAlias = (
 )
 
 
+# json.dumps' own encoder (its defaults), without dumps' per-call argument handling.
+_encode: Callable[[object], str] = json.JSONEncoder().encode
+_LAZY = (Obj, Arr, EncodedObj, EncodedArr)
+
+
 def dump(value: Json, out: TextIO) -> None:
     if isinstance(value, Obj):
         out.write("{")
-        sep = ""
-        for key, item in value.items:
-            out.write(sep)
-            out.write(json.dumps(key))
-            out.write(": ")
-            dump(item, out)
-            sep = ", "
+        _batches(_members(value.items, out), ", ", out)
         out.write("}")
     elif isinstance(value, Arr):
         out.write("[")
@@ -84,19 +82,37 @@ def dump(value: Json, out: TextIO) -> None:
             out.write("\n")
         out.write("]")
     else:
-        out.write(json.dumps(value))
+        out.write(_encode(value))
+
+
+def _members(items: Iterable[tuple[str, Json]], out: TextIO) -> Iterator[str]:
+    """An Obj's members as JSON text, for _batches. A lazy value is written in place: the
+    pending batch goes first, then its key is handed on and the value is dumped after it."""
+    for key, item in items:
+        if isinstance(item, _LAZY):
+            yield _Flush(f"{string(key)}: ")
+            dump(item, out)
+        else:
+            yield f"{string(key)}: {_encode(item)}"
+
+
+class _Flush(str):
+    """A member's beginning after which a lazy value is dumped: _batches writes what it holds, this last."""
 
 
 def _batches(texts: Iterable[str], sep: str, out: TextIO, first: str = "") -> bool:
-    """Write texts joined by sep (after `first` when there is any); whether there was one."""
-    it = iter(texts)
-    batch = list(islice(it, _BATCH))
-    if not batch:
-        return False
-    out.write(first)
-    while batch:
-        out.write(sep.join(batch))
-        batch = list(islice(it, _BATCH))
-        if batch:
-            out.write(sep)
-    return True
+    """Write texts joined by sep (after `first` when there is any); whether there was one.
+
+    A _Flush text is written at once with what came before it, so that what its producer
+    writes next follows it."""
+    batch: list[str] = []
+    any_text = False
+    for text in texts:
+        batch.append(text)
+        if len(batch) >= _BATCH or isinstance(text, _Flush):
+            out.write((sep if any_text else first) + sep.join(batch))
+            any_text, batch = True, []
+    if batch:
+        out.write((sep if any_text else first) + sep.join(batch))
+        any_text = True
+    return any_text

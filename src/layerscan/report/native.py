@@ -94,21 +94,32 @@ def package_json(p: Package) -> Json:
 def value_json(value: object) -> Json:
     """A catalog value as JSON: a dataclass as an object of its fields in order (a field
     marked OPTIONAL is left out while None; JSON_KEY renames one), tuples as arrays."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        out: dict[str, Json] = {}
-        for f in dataclasses.fields(value):
-            item = getattr(value, f.name)
-            if item is None and f.metadata.get(OPTIONAL):
-                continue
-            out[f.metadata.get(JSON_KEY, f.name)] = value_json(item)
-        return out
-    if isinstance(value, (list, tuple)):
-        return [value_json(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): value_json(v) for k, v in value.items()}
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
-    raise TypeError(f"{type(value).__name__} is not a catalog value")
+    if isinstance(value, (list, tuple)):  # a package's file list is long: its paths are kept as they are
+        return [v if isinstance(v, str) else value_json(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): value_json(v) for k, v in value.items()}
+    cls = type(value)
+    fields = _FIELDS.get(cls)
+    if fields is None and dataclasses.is_dataclass(cls):
+        fields = _FIELDS[cls] = tuple(
+            (f.name, f.metadata.get(JSON_KEY, f.name), bool(f.metadata.get(OPTIONAL))) for f in dataclasses.fields(cls)
+        )
+    if fields is None:
+        raise TypeError(f"{cls.__name__} is not a catalog value")
+    out: dict[str, Json] = {}
+    for name, key, optional in fields:
+        item = getattr(value, name)
+        if item is None and optional:
+            continue
+        out[key] = value_json(item)
+    return out
+
+
+# A dataclass's fields as (attribute, JSON key, OPTIONAL), read once per class:
+# value_json runs for every file record of every package.
+_FIELDS: dict[type, tuple[tuple[str, str, bool], ...]] = {}
 
 
 def secret_json(s: SecretFinding) -> dict[str, Json]:

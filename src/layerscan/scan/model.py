@@ -14,7 +14,7 @@ import weakref
 import zlib
 from array import array
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, BinaryIO, NamedTuple
+from typing import TYPE_CHECKING, BinaryIO, NamedTuple, Protocol
 
 # The scan's constants are defined once, in the scanner's tar.h, and exported by _scan.
 from .._scan import (
@@ -99,6 +99,44 @@ class FileRecord(NamedTuple):
         }
 
 
+class RecordColumns(Protocol):
+    """The columns a FileRecord is read from: EntryTable's and the squashed ImageFiles'."""
+
+    paths: list[str]
+    modes: array
+    uids: array
+    gids: array
+    sizes: array
+    mtimes: array
+    unames: list[str]
+    gnames: list[str]
+    links: list[str | None]
+    xattrs: list[tuple[str, ...]]
+
+
+def record_at(
+    columns: RecordColumns, i: int, kind: str, digests: tuple[str, str, str] | tuple[None, None, None]
+) -> FileRecord:
+    """Row i of the columns as a FileRecord, of type `kind` with these (md5, sha1, sha256)."""
+    md5, sha1, sha256 = digests
+    return FileRecord(
+        columns.paths[i],
+        kind,
+        columns.modes[i],
+        columns.uids[i],
+        columns.gids[i],
+        columns.unames[i],
+        columns.gnames[i],
+        columns.sizes[i],
+        columns.mtimes[i],
+        columns.links[i],
+        md5,
+        sha1,
+        sha256,
+        columns.xattrs[i],
+    )
+
+
 @dataclasses.dataclass
 class EntryTable:
     """Every entry of one layer, column by column, in tar order (duplicates kept)."""
@@ -124,25 +162,9 @@ class EntryTable:
 
     def __getitem__(self, i: int) -> FileRecord:
         kind = TYPE_CODES[chr(self.types[i])]
-        md5 = sha1 = sha256 = None
         if kind == "file" and not (i < len(self.sparse) and self.sparse[i]):  # tables built without the column
-            md5, sha1, sha256 = hex_digests(self.digests, i)
-        return FileRecord(
-            self.paths[i],
-            kind,
-            self.modes[i],
-            self.uids[i],
-            self.gids[i],
-            self.unames[i],
-            self.gnames[i],
-            self.sizes[i],
-            self.mtimes[i],
-            self.links[i],
-            md5,
-            sha1,
-            sha256,
-            self.xattrs[i],
-        )
+            return record_at(self, i, kind, hex_digests(self.digests, i))
+        return record_at(self, i, kind, (None, None, None))
 
     def __iter__(self) -> Iterator[FileRecord]:
         return (self[i] for i in range(len(self)))

@@ -19,11 +19,11 @@ from collections.abc import Iterator
 from typing import TextIO
 
 from ...analysis import Analysis
-from ..jsonstream import Arr, Json, Obj, dump
+from ..jsonstream import Arr, Json, Obj, dump, string
 from .distro import analyzer_meta
 from .files import file_checksums, file_list, file_suids
 from .image_report import docker_history, image_id_of, image_report, layers_to_dockerfile
-from .kvfile import element
+from .kvfile import element, encoded_base
 from .os_packages import pkgfilemeta
 from .packages import package_list
 from .regexp_matches import regexp_matches
@@ -54,7 +54,8 @@ def _analysis_report(a: Analysis) -> Iterator[tuple[str, Json]]:
     yield "file_checksums", file_checksums(a.files)
     file_meta = pkgfilemeta(a.packages)
     if file_meta:
-        yield "file_package_verify", element("distro.pkgfilemeta", sorted(file_meta.items()))
+        members = (f"{string(path)}: {string(text)}" for path, text in sorted(file_meta.items()))
+        yield "file_package_verify", Obj([("distro.pkgfilemeta", encoded_base(members))])
     suids = file_suids(a.files)
     if suids is not None:
         yield "file_suids", suids

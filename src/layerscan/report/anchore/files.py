@@ -12,8 +12,8 @@ from collections.abc import Iterator
 
 from ...filetree import KIND_OF, ImageFiles
 from ...scan.model import DIGEST_LEN, MD5_LEN, SHA1_LEN, TYPE_BYTES
-from ..jsonstream import EncodedObj, Obj, string
-from .kvfile import element
+from ..jsonstream import Obj, string
+from .kvfile import element, encoded_base
 
 NOT_A_FILE = "DIRECTORY_OR_OTHER"
 
@@ -52,11 +52,13 @@ def file_list(files: ImageFiles) -> Obj:
         [
             (
                 "files.all",
-                _base(f"{string(p)}: {string(oct(m & 0o7777))}" for p, m in zip(files.paths, files.modes, strict=True)),
+                encoded_base(
+                    f"{string(p)}: {string(oct(m & 0o7777))}" for p, m in zip(files.paths, files.modes, strict=True)
+                ),
             ),
             (
                 "files.allinfo",
-                _base(f"{string(p)}: {string(allinfo(files, i, names[p]))}" for i, p in enumerate(files.paths)),
+                encoded_base(f"{string(p)}: {string(allinfo(files, i, names[p]))}" for i, p in enumerate(files.paths)),
             ),
         ]
     )
@@ -64,7 +66,7 @@ def file_list(files: ImageFiles) -> Obj:
 
 def file_checksums(files: ImageFiles) -> Obj:
     # Beyond Anchore: sha1sums for every distro, not only Alpine.
-    return Obj([(f"files.{algo}sums", _base(_checksums(files, algo))) for algo in ("sha256", "md5", "sha1")])
+    return Obj([(f"files.{algo}sums", encoded_base(_checksums(files, algo))) for algo in ("sha256", "md5", "sha1")])
 
 
 def file_suids(files: ImageFiles) -> Obj | None:
@@ -134,10 +136,6 @@ def _linkdst_fullpath(linkdst: str, path: str) -> str:
     # Anchore quirk: a relative target is joined *before* the absolute link path, so
     # normpath gives the link's own path. The policy engine stores it as is.
     return linkdst if linkdst.startswith("/") else posixpath.normpath(posixpath.join(linkdst, path))
-
-
-def _base(members: Iterator[str]) -> Obj:
-    return Obj([("base", EncodedObj(members))])
 
 
 def _checksums(files: ImageFiles, algo: str) -> Iterator[str]:

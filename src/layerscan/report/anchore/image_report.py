@@ -131,24 +131,38 @@ def _hardlink_copied(files: ImageFiles, i: int) -> bool:
 def _pax_size(files: ImageFiles, i: int, name: str) -> int:
     """The PAX extended header tarfile writes before row i. Anchore's squash sets
     `pax_headers["path"]` on every member, so every entry has one (tarfile's own rules
-    add the other keys: strings too long or not ASCII, numbers beyond the ustar fields)."""
-    link = files.links[i] or ""
-    if files.types[i] == _HARDLINK:
-        link = link.lstrip("/")
-    records = [("path", name)]
-    for key, value, limit in (("linkpath", link, 100), ("uname", files.unames[i], 32), ("gname", files.gnames[i], 32)):
-        if len(value) > limit or not value.isascii():
-            records.append((key, value))
-    for key, number, digits in (("uid", files.uids[i], 8), ("gid", files.gids[i], 8), ("size", files.sizes[i], 12)):
-        if not 0 <= number < 8 ** (digits - 1):
-            records.append((key, str(number)))
-    size = sum(_pax_record_size(k, v) for k, v in records)
+    add the other keys: strings too long or not ASCII, numbers beyond the ustar fields).
+    Written out key by key: it runs once per file."""
+    size = _pax_record_size("path", name)
+    link = files.links[i]
+    if link:
+        if files.types[i] == _HARDLINK:
+            link = link.lstrip("/")
+        if len(link) > 100 or not link.isascii():
+            size += _pax_record_size("linkpath", link)
+    uname, gname = files.unames[i], files.gnames[i]
+    if len(uname) > 32 or not uname.isascii():
+        size += _pax_record_size("uname", uname)
+    if len(gname) > 32 or not gname.isascii():
+        size += _pax_record_size("gname", gname)
+    uid, gid, file_size = files.uids[i], files.gids[i], files.sizes[i]
+    if not 0 <= uid < _USTAR_ID_LIMIT:
+        size += _pax_record_size("uid", str(uid))
+    if not 0 <= gid < _USTAR_ID_LIMIT:
+        size += _pax_record_size("gid", str(gid))
+    if not 0 <= file_size < _USTAR_SIZE_LIMIT:
+        size += _pax_record_size("size", str(file_size))
     return 512 + -(-size // 512) * 512
+
+
+# The largest numbers the ustar fields hold: 8 and 12 bytes of octal digits with their NUL.
+_USTAR_ID_LIMIT = 8**7
+_USTAR_SIZE_LIMIT = 8**11
 
 
 def _pax_record_size(key: str, value: str) -> int:
     """len(b"%d %s=%s\n"), where %d counts the record's own length."""
-    body = len(key.encode()) + len(value.encode("utf-8", "surrogateescape")) + 3
+    body = len(key) + (len(value) if value.isascii() else len(value.encode("utf-8", "surrogateescape"))) + 3
     n = p = 0
     while True:
         n = body + len(str(p))

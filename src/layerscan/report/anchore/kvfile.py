@@ -7,11 +7,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ..jsonstream import Json, Obj
+from ..jsonstream import EncodedObj, Json, Obj
 
 
 def base(items: Iterable[tuple[str, Json]]) -> Obj:
     return Obj([("base", Obj(items))])
+
+
+def encoded_base(members: Iterable[str]) -> Obj:
+    """base() of entries that come as JSON text ('"key": value'): for elements of a row per file."""
+    return Obj([("base", EncodedObj(members))])
 
 
 def element(name: str, items: Iterable[tuple[str, Json]]) -> Obj:

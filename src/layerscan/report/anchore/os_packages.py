@@ -10,19 +10,17 @@ package with a given name wins, as the engine's save_entry never overwrites.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Mapping
 
 from ...catalog.metadata import ApkMetadata, DpkgMetadata, RpmMetadata
 from ...catalog.model import Distro, Package
-from ..jsonstream import Json
+from ..jsonstream import Json, string
 from .distro import analyzer_meta, flavor
 
 PKGFILE_MARKERS = {"apk": "APKFILE", "dpkg": "DPKGFILE", "rpm": "RPMFILE"}
 _RPM_ARCH = {"amd64": "x86_64"}
 
 AllInfo = dict[str, str | list[str]]
-FileMeta = dict[str, str | bool | None]  # one record of pkgfilemeta
 
 
 def os_package_list(packages: list[Package], distro: Distro | None) -> dict[str, Mapping[str, Json]]:
@@ -114,12 +112,19 @@ def _database_paths(p: Package) -> list[str]:
 
 
 def pkgfilemeta(packages: list[Package]) -> dict[str, str]:
-    """path -> json.dumps(sort_keys) list of {conffile, digest, digestalgo, group, mode, package, size, user}."""
-    out: dict[str, list[FileMeta]] = {}
+    """path -> json.dumps(sort_keys) list of {conffile, digest, digestalgo, group, mode, package, size, user}.
+
+    Each record is written as that JSON text directly: an image has ~100k of them."""
+    out: dict[str, list[str]] = {}
     for p in packages:
-        for path, rec in _file_records(p):
-            out.setdefault(path, []).append(rec)
-    return {path: json.dumps(recs, sort_keys=True) for path, recs in out.items()}
+        package = string(p.name)
+        for path, rec in _file_records(p, package):
+            recs = out.get(path)
+            if recs is None:
+                out[path] = [rec]
+            else:
+                recs.append(rec)
+    return {path: f"[{', '.join(recs)}]" for path, recs in out.items()}
 
 
 def _record(
@@ -132,26 +137,26 @@ def _record(
     group: str | None = None,
     user: str | None = None,
     size: str | None = None,
-) -> FileMeta:
-    return {
-        "conffile": conffile,
-        "digest": digest,
-        "digestalgo": digestalgo,
-        "group": group,
-        "mode": mode,
-        "package": package,
-        "size": size,
-        "user": user,
-    }
+) -> str:
+    """One record as json.dumps(sort_keys=True) writes it; `package` is already JSON text."""
+    return (
+        f'{{"conffile": {"true" if conffile else "false"}, "digest": {_text(digest)}, '
+        f'"digestalgo": {string(digestalgo)}, "group": {_text(group)}, "mode": {_text(mode)}, '
+        f'"package": {package}, "size": {_text(size)}, "user": {_text(user)}}}'
+    )
 
 
-def _file_records(p: Package) -> Iterator[tuple[str, FileMeta]]:
+def _text(value: str | None) -> str:
+    return "null" if value is None else string(value)
+
+
+def _file_records(p: Package, package: str) -> Iterator[tuple[str, str]]:
     m = p.metadata
     if isinstance(m, DpkgMetadata):
         # dpkg has no modes, owners or sizes to offer: the engine leaves them null.
         for d in m.files:
             digest = d.digest.value if d.digest else None
-            yield d.path, _record(p.name, digest=digest, digestalgo="md5", conffile=d.is_config_file)
+            yield d.path, _record(package, digest=digest, digestalgo="md5", conffile=d.is_config_file)
     elif isinstance(m, ApkMetadata):
         # The engine's Z: decoding fails on py3, so its apk digests are always null: kept for parity.
         for a in m.files:
@@ -160,7 +165,7 @@ def _file_records(p: Package) -> Iterator[tuple[str, FileMeta]]:
             yield (
                 a.path,
                 _record(
-                    p.name,
+                    package,
                     digestalgo="sha1",
                     mode=format(a.mode, "o").zfill(4) if a.mode is not None else None,
                     group=str(a.gid) if a.gid is not None else None,
@@ -172,7 +177,7 @@ def _file_records(p: Package) -> Iterator[tuple[str, FileMeta]]:
             yield (
                 r.path,
                 _record(
-                    p.name,
+                    package,
                     digest=r.digest.value if r.digest else None,
                     digestalgo=m.digest_algo,
                     mode=format(r.mode, "o"),

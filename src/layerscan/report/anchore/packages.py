@@ -117,7 +117,10 @@ def _python(p: Package, m: PythonMetadata) -> Entry:
     origin = m.author + (f" <{m.author_email}>" if m.author_email else "")
     # Syft gives RECORD's paths relative to site-packages, and the engine joins them
     # without normalizing: a script's path keeps its "../../../bin".
-    files = [posixpath.join(m.site_packages, posixpath.relpath(f, m.site_packages)) for f in p.files]
+    # A path under site-packages comes back as itself (both are normalized): only the
+    # others need relpath, which is slow.
+    site, inside = m.site_packages, m.site_packages.rstrip("/") + "/"
+    files = [f if f.startswith(inside) else posixpath.join(site, posixpath.relpath(f, site)) for f in p.files]
     return (
         "pkgs.python",
         posixpath.join(m.site_packages, key_name),
