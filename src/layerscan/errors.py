@@ -19,6 +19,7 @@ class ExitCode(enum.IntEnum):
     AUTH = 6
     SOURCE = 7
     INTERRUPTED = 130  # as a shell reports SIGINT
+    PIPE_CLOSED = 141  # as a shell reports SIGPIPE
 
 
 MEANING: dict[ExitCode, str] = {
@@ -31,6 +32,7 @@ MEANING: dict[ExitCode, str] = {
     ExitCode.AUTH: "registry authentication refused",
     ExitCode.SOURCE: "an unreadable source or a failing registry",
     ExitCode.INTERRUPTED: "interrupted",
+    ExitCode.PIPE_CLOSED: "the output's reader went away (| head)",
 }
 
 

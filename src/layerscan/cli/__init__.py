@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -47,5 +48,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return ExitCode.INTERRUPTED
 
 
+def run() -> None:
+    """The console entry point: main(), then exit without tearing down the heap. An analysis leaves
+    millions of small objects whose deallocation cost ~0.07 s on a 1.25 GB image after the report
+    was already written (mypy exits the same way). Files are closed and flocks die with the process;
+    output still buffered is flushed first, and a closed output pipe is an exit code, not a traceback."""
+    try:
+        code = main()
+        sys.stdout.flush()
+    except BrokenPipeError:  # `layerscan analyze --json ... | head`: the reader has what it wanted
+        code = ExitCode.PIPE_CLOSED
+    logging.shutdown()
+    try:
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()
