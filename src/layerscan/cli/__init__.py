@@ -4,6 +4,7 @@ that exposes `register(subparsers)`; the parser sets `func` to run it."""
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import sys
@@ -53,6 +54,10 @@ def run() -> None:
     millions of small objects whose deallocation cost ~0.07 s on a 1.25 GB image after the report
     was already written (mypy exits the same way). Files are closed and flocks die with the process;
     output still buffered is flushed first, and a closed output pipe is an exit code, not a traceback."""
+    # An analysis allocates millions of acyclic objects (file rows, package records, JSON text); with
+    # the default thresholds the cyclic collector walks the growing heap again and again (~3% of the
+    # CPU of a 1.25 GB image). Fewer, later collections, as mypy does.
+    gc.set_threshold(200_000, 50, 50)
     try:
         code = main()
         sys.stdout.flush()
