@@ -129,8 +129,9 @@ def othernames(files: ImageFiles) -> dict[str, dict[str, bool]]:
             by_name[name] = own
     for name in list(by_name):
         merged = by_name[name]
-        for other in list(merged):
-            by_name[other].update(merged)
+        if len(merged) > 1:  # it holds `name`: a single name would only be merged into itself
+            for other in list(merged):
+                by_name[other].update(merged)
     return names
 
 
