@@ -55,6 +55,23 @@ def test_syft_classifier_snippets(engine: str) -> None:
     assert len(matched) == len(CASES) - len(KNOWN_MISSES) == 24
 
 
+@pytest.mark.parametrize(
+    "name",
+    [
+        *(p.name for case in CASES for p in case.rglob("*") if p.is_file()),
+        *(
+            "python3.11 python3 python libpython3.11.so.1.0 libpython3.11d.so libpythonx.so patchlevel.h patchlevelxh"
+            " go go.exe gox go.exe.1 node nodejs java javac ruby libruby.so.3.1 perl perl5 php php8.2 php-fpm php-fpm8.2"
+            " libphp8.so libphp.so.1 busybox busybox.suid ld-linux-x86-64.so.2"
+        ).split(),
+    ],
+)
+def test_any_name_is_the_union_of_the_names_looked_at(name: str) -> None:
+    each = [binary.PYTHON_BIN, binary.PYTHON_LIB, binary.GO_NAME, *(c.name for c in binary.CLASSIFIERS)]
+    looked_at = name == binary.PATCHLEVEL_H or any(n.fullmatch(name) for n in each)
+    assert bool(binary.ANY_NAME.fullmatch(name)) == looked_at
+
+
 def test_one_package_per_runtime_and_version() -> None:
     # python-duplicates: python3.8, dir/python3.8 and libpython3.8.so all say 3.8.16
     case = FIXTURES / "binary/python-duplicates/3.8.16/linux-amd64"

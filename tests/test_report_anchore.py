@@ -445,6 +445,8 @@ def test_sizebytes_is_the_size_of_the_engines_squashed_tar() -> None:
         _record("/etc/link", "symlink", link="/" + "t" * 150, mode=0o777),
         _record("/" + long_name, size=10),
         _record("/caf\u00e9", size=1),
+        # path records of 95 to 106 bytes: their length's own digits go from two to three
+        *(_record(f"/opt/{'m' * k}") for k in range(84, 96)),
     ]
     out = io.BytesIO()
     with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:

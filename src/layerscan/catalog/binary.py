@@ -109,11 +109,17 @@ CLASSIFIERS = (NODE, OPENJDK, RUBY, PERL, PHP_CLI, PHP_FPM, LIBPHP, BUSYBOX)
 
 PYTHON_BIN = re.compile(r"python(?P<version>[0-9]+(?:\.[0-9]+)+)")
 PYTHON_LIB = re.compile(r"libpython(?P<version>[0-9]+(?:\.[0-9]+)+)[a-z]?\.so.*")
+PATCHLEVEL_H = "patchlevel.h"
 PATCHLEVEL = re.compile(rb'#define +PY_VERSION +"*(?P<version>[0-9.\-_a-zA-Z]+)"*')
 GO_NAME = re.compile(r"go|go\.exe")
 GO_STRING = re.compile(rb"go(?P<version>[0-9]+\.[0-9]+(\.[0-9]+|beta[0-9]+|alpha[0-9]+|rc[0-9]+)?)\x00")
 GO_VERSION_FILE = re.compile(rb"go(?P<version>[0-9]+\.[0-9]+(\.[0-9]+|beta[0-9]+|alpha[0-9]+|rc[0-9]+|-[_0-9a-z]+)?)")
 GO_STRING_MARKER = b"go1."
+
+# Any base name one of the above looks at (their union, named groups made plain): most
+# files in an image are none, and one fullmatch of this settles that instead of eleven.
+_NAMES = (PYTHON_BIN, PYTHON_LIB, re.compile(re.escape(PATCHLEVEL_H)), GO_NAME, *(c.name for c in CLASSIFIERS))
+ANY_NAME = re.compile("|".join(re.sub(r"\(\?P<\w+>", "(?:", f"(?:{n.pattern})") for n in _NAMES))
 
 MARKERS = (
     *dict.fromkeys(Marker(m, WINDOW) for c in CLASSIFIERS for m, _ in c.patterns),
@@ -158,12 +164,14 @@ class BinaryCataloger:
 
 def evidence(files: ImageFiles) -> Iterator[Evidence]:
     """Every runtime version found, by file, in path order."""
-    for path in sorted(files):
-        base = posixpath.basename(path)
+    for path in files.paths:  # already in path order
+        base = path.rpartition("/")[2]
+        if not ANY_NAME.fullmatch(base):
+            continue
         if (m := PYTHON_BIN.fullmatch(base)) or (m := PYTHON_LIB.fullmatch(base)):
             cls = "python-binary" if base.startswith("python") else "python-binary-lib"
             yield from _python(files, path, cls, m.group("version"))
-        elif base == "patchlevel.h":
+        elif base == PATCHLEVEL_H:
             yield from _patchlevel(files, path)
         elif GO_NAME.fullmatch(base):
             yield from _go(files, path)

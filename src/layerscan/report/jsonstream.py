@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 import json.encoder
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from itertools import islice
 from typing import TextIO, TypeAlias
 
 # A str as JSON text, as json.dumps writes it (ASCII, escapes included): the C encoder itself.
@@ -62,7 +63,7 @@ _LAZY = (Obj, Arr, EncodedObj, EncodedArr)
 def dump(value: Json, out: TextIO) -> None:
     if isinstance(value, Obj):
         out.write("{")
-        _batches(_members(value.items, out), ", ", out)
+        _members(value.items, out)
         out.write("}")
     elif isinstance(value, Arr):
         out.write("[")
@@ -85,34 +86,33 @@ def dump(value: Json, out: TextIO) -> None:
         out.write(_encode(value))
 
 
-def _members(items: Iterable[tuple[str, Json]], out: TextIO) -> Iterator[str]:
-    """An Obj's members as JSON text, for _batches. A lazy value is written in place: the
-    pending batch goes first, then its key is handed on and the value is dumped after it."""
+def _members(items: Iterable[tuple[str, Json]], out: TextIO) -> None:
+    """Write an Obj's members in batches. A lazy value is written in place: the pending
+    batch goes first, ending with its key, then the value is dumped after it."""
+    lead, batch = "", []
     for key, item in items:
         if isinstance(item, _LAZY):
-            yield _Flush(f"{string(key)}: ")
+            batch.append(f"{string(key)}: ")
+            out.write(lead + ", ".join(batch))
             dump(item, out)
+            lead, batch = ", ", []
         else:
-            yield f"{string(key)}: {_encode(item)}"
-
-
-class _Flush(str):
-    """A member's beginning after which a lazy value is dumped: _batches writes what it holds, this last."""
+            batch.append(f"{string(key)}: {_encode(item)}")
+            if len(batch) >= _BATCH:
+                out.write(lead + ", ".join(batch))
+                lead, batch = ", ", []
+    if batch:
+        out.write(lead + ", ".join(batch))
 
 
 def _batches(texts: Iterable[str], sep: str, out: TextIO, first: str = "") -> bool:
     """Write texts joined by sep (after `first` when there is any); whether there was one.
-
-    A _Flush text is written at once with what came before it, so that what its producer
-    writes next follows it."""
-    batch: list[str] = []
-    any_text = False
-    for text in texts:
-        batch.append(text)
-        if len(batch) >= _BATCH or isinstance(text, _Flush):
-            out.write((sep if any_text else first) + sep.join(batch))
-            any_text, batch = True, []
-    if batch:
-        out.write((sep if any_text else first) + sep.join(batch))
-        any_text = True
-    return any_text
+    Batches are cut in C (islice): a table has a member per file."""
+    texts = iter(texts)
+    batch = list(islice(texts, _BATCH))
+    if not batch:
+        return False
+    out.write(first + sep.join(batch))
+    while batch := list(islice(texts, _BATCH)):
+        out.write(sep + sep.join(batch))
+    return True

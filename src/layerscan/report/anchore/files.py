@@ -44,21 +44,25 @@ _TYPE_TEXT = tuple(string(_ALLINFO_TYPE.get(KIND_OF[b], "UNKNOWN")) for b in ran
 # Where each digest sits in a row's DIGEST_LEN bytes.
 _DIGEST_AT = {"md5": (0, MD5_LEN), "sha1": (MD5_LEN, MD5_LEN + SHA1_LEN), "sha256": (MD5_LEN + SHA1_LEN, DIGEST_LEN)}
 _NOT_A_FILE = string(NOT_A_FILE)
+# files.all's value per permission bits: oct() as JSON text.
+_PERMISSIONS = tuple(string(oct(bits)) for bits in range(0o10000))
 
 
 def file_list(files: ImageFiles) -> Obj:
     names = othernames(files)
+    quoted = _quoted_paths(files)
     return Obj(
         [
             (
                 "files.all",
-                encoded_base(
-                    f"{string(p)}: {string(oct(m & 0o7777))}" for p, m in zip(files.paths, files.modes, strict=True)
-                ),
+                encoded_base(f"{q}: {_PERMISSIONS[m & 0o7777]}" for q, m in zip(quoted, files.modes, strict=True)),
             ),
             (
                 "files.allinfo",
-                encoded_base(f"{string(p)}: {string(allinfo(files, i, names[p]))}" for i, p in enumerate(files.paths)),
+                encoded_base(
+                    f"{q}: {string(allinfo(files, i, names[p]))}"
+                    for i, (p, q) in enumerate(zip(files.paths, quoted, strict=True))
+                ),
             ),
         ]
     )
@@ -66,7 +70,15 @@ def file_list(files: ImageFiles) -> Obj:
 
 def file_checksums(files: ImageFiles) -> Obj:
     # Beyond Anchore: sha1sums for every distro, not only Alpine.
-    return Obj([(f"files.{algo}sums", encoded_base(_checksums(files, algo))) for algo in ("sha256", "md5", "sha1")])
+    quoted = _quoted_paths(files)
+    return Obj(
+        [(f"files.{algo}sums", encoded_base(_checksums(files, quoted, algo))) for algo in ("sha256", "md5", "sha1")]
+    )
+
+
+def _quoted_paths(files: ImageFiles) -> list[str]:
+    """Every path as JSON text, once for the several elements that have a member per file."""
+    return list(map(string, files.paths))
 
 
 def file_suids(files: ImageFiles) -> Obj | None:
@@ -86,7 +98,8 @@ def allinfo(files: ImageFiles, i: int, othernames: dict[str, bool]) -> str:
         target = files.links[i] or ""
         size = len(target)
         linkdst, linkdst_fullpath = string(target), string(_linkdst_fullpath(target, path))
-    names = ", ".join(f"{string(n)}: true" for n in othernames)
+    # Most files have no other name: their own path, first, is the only one.
+    names = f"{name}: true" if len(othernames) == 1 else ", ".join(f"{string(n)}: true" for n in othernames)
     return (
         f'{{"name": {name}, "fullpath": {name}, "size": {size}, "mode": {_MASK_OF[kind] | (mode & 0o7777)}, '
         f'"uid": {files.uids[i]}, "gid": {files.gids[i]}, "linkdst": {linkdst}, "linkdst_fullpath": '
@@ -116,8 +129,9 @@ def othernames(files: ImageFiles) -> dict[str, dict[str, bool]]:
             by_name[name] = own
     for name in list(by_name):
         merged = by_name[name]
-        for other in list(merged):
-            by_name[other].update(merged)
+        if len(merged) > 1:  # it holds `name`: a single name would only be merged into itself
+            for other in list(merged):
+                by_name[other].update(merged)
     return names
 
 
@@ -138,13 +152,12 @@ def _linkdst_fullpath(linkdst: str, path: str) -> str:
     return linkdst if linkdst.startswith("/") else posixpath.normpath(posixpath.join(linkdst, path))
 
 
-def _checksums(files: ImageFiles, algo: str) -> Iterator[str]:
+def _checksums(files: ImageFiles, quoted: list[str], algo: str) -> Iterator[str]:
     # Hardlinks carry their target's digests, as Anchore reads the target's content.
     start, end = _DIGEST_AT[algo]
-    digests, hashed = files.digests, files.hashed
-    for i, path in enumerate(files.paths):
-        if hashed[i]:
-            at = i * DIGEST_LEN
-            yield f'{string(path)}: "{digests[at + start : at + end].hex()}"'
+    hexes = files.digests.hex()  # one conversion, sliced per row (two hex digits a byte)
+    for q, hashed, at in zip(quoted, files.hashed, range(2 * start, len(hexes), 2 * DIGEST_LEN), strict=True):
+        if hashed:
+            yield f'{q}: "{hexes[at : at + 2 * (end - start)]}"'
         else:
-            yield f"{string(path)}: {_NOT_A_FILE}"
+            yield f"{q}: {_NOT_A_FILE}"

@@ -163,12 +163,11 @@ _USTAR_SIZE_LIMIT = 8**11
 def _pax_record_size(key: str, value: str) -> int:
     """len(b"%d %s=%s\n"), where %d counts the record's own length."""
     body = len(key) + (len(value) if value.isascii() else len(value.encode("utf-8", "surrogateescape"))) + 3
-    n = p = 0
-    while True:
-        n = body + len(str(p))
-        if n == p:
-            return n
-        p = n
+    # tarfile finds the length by iterating to its least fixed point n = body + len(str(n)):
+    # that is body + the digits of body, or one more when that sum has a digit more.
+    digits = len(str(body))
+    n = body + digits
+    return n if len(str(n)) == digits else n + 1
 
 
 def _local_repo(source: str) -> str:

@@ -114,35 +114,28 @@ def _database_paths(p: Package) -> list[str]:
 def pkgfilemeta(packages: list[Package]) -> dict[str, str]:
     """path -> json.dumps(sort_keys) list of {conffile, digest, digestalgo, group, mode, package, size, user}.
 
-    Each record is written as that JSON text directly: an image has ~100k of them."""
-    out: dict[str, list[str]] = {}
+    Each record is written as that JSON text directly, as a list of one: an image has ~100k
+    of them, and most paths have one record, which is then its value as it stands."""
+    out: dict[str, str] = {}
+    shared: dict[str, list[str]] = {}  # the few paths with more than one record: no list for the rest
     for p in packages:
-        package = string(p.name)
-        for path, rec in _file_records(p, package):
-            recs = out.get(path)
-            if recs is None:
-                out[path] = [rec]
-            else:
-                recs.append(rec)
-    return {path: f"[{', '.join(recs)}]" for path, recs in out.items()}
+        for path, rec in _file_records(p):
+            first = out.setdefault(path, rec)
+            if first is not rec:  # each record is a new str: identity tells whether it went in
+                shared.setdefault(path, [first]).append(rec)
+    for path, recs in shared.items():
+        out[path] = f"[{', '.join(rec[1:-1] for rec in recs)}]"
+    return out
 
 
-def _record(
-    package: str,
-    *,
-    digestalgo: str,
-    digest: str | None = None,
-    conffile: bool = False,
-    mode: str | None = None,
-    group: str | None = None,
-    user: str | None = None,
-    size: str | None = None,
-) -> str:
-    """One record as json.dumps(sort_keys=True) writes it; `package` is already JSON text."""
+def _record_template(package: str, digestalgo: str) -> str:
+    """A list of one of the package's records, as json.dumps(sort_keys=True) writes it: a
+    %-template of the JSON texts of conffile, digest, group, mode, size and user. Made once
+    per package, so that each of its files costs one formatting."""
+    name, algo = (string(text).replace("%", "%%") for text in (package, digestalgo))
     return (
-        f'{{"conffile": {"true" if conffile else "false"}, "digest": {_text(digest)}, '
-        f'"digestalgo": {string(digestalgo)}, "group": {_text(group)}, "mode": {_text(mode)}, '
-        f'"package": {package}, "size": {_text(size)}, "user": {_text(user)}}}'
+        f'[{{"conffile": %s, "digest": %s, "digestalgo": {algo}, "group": %s, "mode": %s, '
+        f'"package": {name}, "size": %s, "user": %s}}]'
     )
 
 
@@ -150,40 +143,36 @@ def _text(value: str | None) -> str:
     return "null" if value is None else string(value)
 
 
-def _file_records(p: Package, package: str) -> Iterator[tuple[str, str]]:
+def _file_records(p: Package) -> Iterator[tuple[str, str]]:
     m = p.metadata
     if isinstance(m, DpkgMetadata):
         # dpkg has no modes, owners or sizes to offer: the engine leaves them null.
+        record = _record_template(p.name, "md5")
         for d in m.files:
-            digest = d.digest.value if d.digest else None
-            yield d.path, _record(package, digest=digest, digestalgo="md5", conffile=d.is_config_file)
+            digest = string(d.digest.value) if d.digest else "null"
+            yield d.path, record % ("true" if d.is_config_file else "false", digest, "null", "null", "null", "null")
     elif isinstance(m, ApkMetadata):
         # The engine's Z: decoding fails on py3, so its apk digests are always null: kept for parity.
+        record = _record_template(p.name, "sha1")
         for a in m.files:
             if a.is_dir:
                 continue
-            yield (
-                a.path,
-                _record(
-                    package,
-                    digestalgo="sha1",
-                    mode=format(a.mode, "o").zfill(4) if a.mode is not None else None,
-                    group=str(a.gid) if a.gid is not None else None,
-                    user=str(a.uid) if a.uid is not None else None,
-                ),
-            )
+            mode = string(format(a.mode, "o").zfill(4)) if a.mode is not None else "null"
+            group = string(str(a.gid)) if a.gid is not None else "null"
+            user = string(str(a.uid)) if a.uid is not None else "null"
+            yield a.path, record % ("false", "null", group, mode, "null", user)
     elif isinstance(m, RpmMetadata):
+        record = _record_template(p.name, m.digest_algo)
         for r in m.files:
             yield (
                 r.path,
-                _record(
-                    package,
-                    digest=r.digest.value if r.digest else None,
-                    digestalgo=m.digest_algo,
-                    mode=format(r.mode, "o"),
-                    group=r.groupname or None,
-                    user=r.username or None,
-                    size=str(r.size),
-                    conffile=bool(r.flags & 1),  # RPMFILE_CONFIG
+                record
+                % (
+                    "true" if r.flags & 1 else "false",  # RPMFILE_CONFIG
+                    _text(r.digest.value if r.digest else None),
+                    _text(r.groupname or None),
+                    string(format(r.mode, "o")),
+                    string(str(r.size)),
+                    _text(r.username or None),
                 ),
             )
