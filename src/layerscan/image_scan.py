@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import hashlib
 import mmap
+import queue
 import sys
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from typing import NoReturn
+from types import TracebackType
+from typing import NoReturn, cast
 
 from tqdm import tqdm
 
@@ -113,15 +116,77 @@ def _scan_blob(
                 raise
             advance(desc.size)
             return result
-        chunks = _counted(data, advance)
+        with _ReadAhead(data) as ahead:
+            chunks = _counted(ahead, advance)
+            try:
+                return scan_layer(
+                    chunks, options, engine=engine, name=desc.digest, expected_digest=expected, threads=threads
+                )
+            except LayerError:
+                if blob.verified:  # the source checks the digest at the end of the stream
+                    _drain(chunks)
+                raise
+
+
+class _ReadAhead:
+    """A stream's chunks read on a thread of its own, at most `depth` chunks ahead of the scan,
+    so that receiving a layer overlaps scanning it instead of alternating with it (a registry's
+    layers streamed with the cache off). Errors of the stream are raised where its chunks are
+    read; leaving the `with` stops the reader and waits for it (a read in progress ends by its
+    own timeout), so no reader outlives its layer."""
+
+    _END = object()
+
+    def __init__(self, chunks: Iterable[bytes], depth: int = 8) -> None:
+        self._queue: queue.Queue[object] = queue.Queue(depth)
+        self._stop = threading.Event()
+        self._done = False
+        self._thread = threading.Thread(target=self._read, args=(iter(chunks),), name="read-ahead", daemon=True)
+
+    def __enter__(self) -> _ReadAhead:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        if self._done:
+            raise StopIteration
+        item = self._queue.get()
+        if isinstance(item, BaseException):
+            self._done = True
+            raise item
+        if item is self._END:
+            self._done = True
+            raise StopIteration
+        return cast(bytes, item)
+
+    def _read(self, chunks: Iterator[bytes]) -> None:
         try:
-            return scan_layer(
-                chunks, options, engine=engine, name=desc.digest, expected_digest=expected, threads=threads
-            )
-        except LayerError:
-            if blob.verified:  # the source checks the digest at the end of the stream
-                _drain(chunks)
-            raise
+            for chunk in chunks:
+                if not self._put(chunk):
+                    return
+            self._put(self._END)
+        except BaseException as e:  # handed to the scan's thread, which raises it
+            self._put(e)
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:  # a generator: its own cleanup (the HTTP response) runs now
+                close()
+
+    def _put(self, item: object) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                pass
+        return False
 
 
 def _drain(chunks: Iterable[bytes]) -> None:
