@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -116,15 +117,26 @@ def push_image(registry_url: str, repo: str, tag: str, image: Image) -> tuple[st
 
 
 class ThrottleProxy:
-    """A loopback HTTP proxy in front of a registry that holds every blob GET back `delay` seconds."""
+    """A loopback HTTP proxy in front of a registry that holds every blob GET back `delay` seconds,
+    and, between hold() and release(), until release(): a client that needs a blob meanwhile is
+    certainly mid-job, whatever the machine's speed."""
 
     def __init__(self, upstream: str, delay: float) -> None:
         self.upstream = urlsplit(upstream)
         self.delay = delay
+        self.gate = threading.Event()
+        self.gate.set()
         self._server, _ = _serve("127.0.0.1", _ThrottleHandler, self)
         self.host = f"127.0.0.1:{self._server.server_address[1]}"
 
+    def hold(self) -> None:
+        self.gate.clear()
+
+    def release(self) -> None:
+        self.gate.set()
+
     def stop(self) -> None:
+        self.gate.set()
         self._server.shutdown()
         self._server.server_close()
 
@@ -139,6 +151,7 @@ class _ThrottleHandler(_Handler):
     def _forward(self) -> None:
         proxy: ThrottleProxy = self.server.owner  # type: ignore[attr-defined]
         if "/blobs/" in self.path:
+            proxy.gate.wait(120)
             time.sleep(proxy.delay)
         conn = http.client.HTTPConnection(proxy.upstream.hostname, proxy.upstream.port, timeout=60)
         try:

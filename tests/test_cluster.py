@@ -190,14 +190,16 @@ def test_kill_9_and_a_redis_restart_lose_nothing_and_store_nothing_twice(
     tmp_path: Path,
 ) -> None:
     proxy, _ = registry
-    slow = ThrottleProxy(proxy.url, delay=0.4)  # each analysis takes seconds: a kill lands mid-job
+    slow = ThrottleProxy(proxy.url, delay=0.4)
     db_url = postgres.create_database("killed")
     cluster = Cluster(tmp_path, slow.host, db_url, redis_server.url, result_cache=False, lease_seconds=3)
     try:
+        digests = [cluster.submit(n) for n in range(6)]  # queued before any worker runs
+        slow.hold()  # no blob until the kill: the victim's first job cannot finish before it
         victim, _ = cluster.worker(), cluster.worker()
-        digests = [cluster.submit(n) for n in range(6)]
         wait_for(lambda: "analyzing registry:" in victim.log(), 60, "the victim to start an analysis")
         victim.kill9()
+        slow.release()
         in_flight = re.findall(r"analyzing registry:\S+@(sha256:[0-9a-f]{64})", victim.log())
         lost = [d for d in in_flight if d not in victim.analyzed()]
         assert lost, "killed mid-analysis"

@@ -126,8 +126,9 @@ def test_ten_images_three_workers_each_image_once(service: Service) -> None:
     assert service.store.list_workers() == []  # each unregistered on SIGTERM
 
 
-def test_kill9_mid_analysis_hands_the_image_to_another_worker(service: Service) -> None:
+def test_kill9_mid_analysis_hands_the_image_to_another_worker(service: Service, slow_registry: ThrottleProxy) -> None:
     digests = [service.submit(n) for n in range(6)]
+    slow_registry.hold()  # no blob until the kill: the victim's claimed image cannot finish before it
     victim = service.worker()
 
     def victims_job() -> str | None:
@@ -139,7 +140,8 @@ def test_kill9_mid_analysis_hands_the_image_to_another_worker(service: Service) 
     wait_for(lambda: victims_job() is not None, 60, "the first worker to claim an image")
     lost = victims_job()
     assert lost is not None
-    victim.kill9()  # the throttled registry holds its layers back: it is mid-analysis
+    victim.kill9()
+    slow_registry.release()
     assert victim.analyzed() == []
     survivors = [service.worker(), service.worker()]
     wait_for(lambda: service.all_done(digests), 120, "every image analyzed")
