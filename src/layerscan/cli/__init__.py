@@ -1,5 +1,6 @@
-"""The `layerscan` command. Each subcommand lives in a module of this package
-that exposes `register(subparsers)`; the parser sets `func` to run it."""
+"""The `layerscan` command. Each subcommand lives in a module of this package that exposes
+NAME, HELP (its line in `layerscan --help`), DESCRIPTION, EPILOG (its own --help),
+add_arguments(parser) and run(args); the parser sets `func` to its run."""
 
 from __future__ import annotations
 
@@ -29,7 +30,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-q", "--quiet", action="store_true", help="log only errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in COMMANDS:
-        module.register(sub)
+        # Each command's description and epilog (examples, exit codes) are laid out by hand: printed as written.
+        p = sub.add_parser(
+            module.NAME,
+            help=module.HELP,
+            description=module.DESCRIPTION,
+            epilog=module.EPILOG,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        module.add_arguments(p)
+        p.set_defaults(func=module.run)
     return parser
 
 

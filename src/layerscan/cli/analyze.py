@@ -25,7 +25,14 @@ from ..scan import ENGINES
 from ..sources import registry_reference
 from .options import add_scan_threads, add_shared_options
 
-EPILOG = """\
+NAME = "analyze"
+HELP = "analyze an image: files, digests, secrets, packages; write a report"
+DESCRIPTION = (
+    "Analyze one container image: stream every layer once (digests and attributes of "
+    "every file, secrets), squash the layers, catalog OS and library packages, and write a report."
+)
+EPILOG = (
+    """\
 sources:
   oci-dir:PATH[:REF]     an OCI image layout directory
   oci-archive:FILE[:REF] a tar of an OCI image layout
@@ -82,18 +89,13 @@ examples:
   layerscan analyze oci-dir:./app --no-result-cache            a cold run: scan every layer again
 
 """
+    + textwrap.fill(exit_codes_help(), width=88)
+    + "\n"
+)
 _HOST_PORT = re.compile(r"[A-Za-z0-9.-]+(?::\d{1,5})?|\[[0-9A-Fa-f:]+\](?::\d{1,5})?")
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "analyze",
-        help="analyze an image: files, digests, secrets, packages; write a report",
-        description="Analyze one container image: stream every layer once (digests and attributes of "
-        "every file, secrets), squash the layers, catalog OS and library packages, and write a report.",
-        epilog=EPILOG + textwrap.fill(exit_codes_help(), width=88) + "\n",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("source", metavar="SOURCE", help="the image (see sources below)")
     add_shared_options(p, config="secret rules, retrieve_files, ...", report_format=True)
     p.add_argument(
@@ -166,7 +168,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help="scratch space; the caches live in DIR/anchore_layercache and DIR/layerscan_resultcache (overrides tmp_dir)",
     )
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -30,6 +30,12 @@ log = logging.getLogger(__name__)
 
 EXTENSIONS = {"json": "json", "anchore": "anchore.json", "table": "txt", "cyclonedx": "cdx.json", "spdx": "spdx.json"}
 
+NAME = "batch"
+HELP = "analyze a list of images in parallel processes; one report and one JSON line per image"
+DESCRIPTION = (
+    "Analyze every image listed in FILE with N worker processes that share the layer cache, "
+    "writing one report per image to --output-dir and one JSON line per image to stdout."
+)
 EPILOG = """\
 FILE has one image per line, in any form 'layerscan analyze' accepts (registry:REF,
 docker://REF, oci-dir:PATH, oci-archive:FILE, docker-archive:FILE); blank lines and
@@ -61,15 +67,7 @@ exit codes: 0 every image analyzed, 2 usage or configuration error,
 """
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "batch",
-        help="analyze a list of images in parallel processes; one report and one JSON line per image",
-        description="Analyze every image listed in FILE with N worker processes that share the layer cache, "
-        "writing one report per image to --output-dir and one JSON line per image to stdout.",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", metavar="FILE", help="image references, one per line ('-': stdin)")
     add_shared_options(
         p,
@@ -88,7 +86,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help="write each image's report to DIR/NNNN-NAME.EXT (created if missing); without it, only the JSON lines",
     )
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

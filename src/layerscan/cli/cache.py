@@ -20,6 +20,8 @@ from ..store.results.model import Store
 
 CACHES = ("layers", "results")
 
+NAME = "cache"
+HELP = "list, measure, prune, clear or verify the layer cache and the result cache"
 DESCRIPTION = """\
 Two caches live under tmp_dir. The layer cache keeps compressed layer blobs in
 <tmp_dir>/anchore_layercache/sha256/<hex> (Anchore's layout); entries in use by a running
@@ -28,9 +30,10 @@ analysis, per configuration, in <tmp_dir>/layerscan_resultcache, or in Redis whe
 sets result_cache_url. Both evict the least recently used entries first. Every verb but
 verify acts on both unless --only names one.
 """
+EPILOG = None
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def add_arguments(p: argparse.ArgumentParser) -> None:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--config", metavar="config.yaml", help="read tmp_dir, the sizes and result_cache_url from here"
@@ -39,17 +42,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     common.add_argument("--json", action="store_true", help="print JSON instead of text")
     both = argparse.ArgumentParser(add_help=False, parents=[common])
     both.add_argument("--only", choices=CACHES, help="act on this cache alone")
-    p = sub.add_parser(
-        "cache",
-        help="list, measure, prune, clear or verify the layer cache and the result cache",
-        description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
     verbs = p.add_subparsers(dest="verb", metavar="VERB", required=True)
-    verbs.add_parser("ls", parents=[both], help="list entries, least recently used first").set_defaults(func=_ls)
-    verbs.add_parser(
-        "stats", parents=[both], help="entries, bytes and limit; pinned layers and interrupted downloads"
-    ).set_defaults(func=_stats)
+    verbs.add_parser("ls", parents=[both], help="list entries, least recently used first")
+    verbs.add_parser("stats", parents=[both], help="entries, bytes and limit; pinned layers and interrupted downloads")
     prune = verbs.add_parser(
         "prune",
         parents=[both],
@@ -61,11 +56,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="GB",
         help="prune each cache down to this size (decimal GB) instead of its configured limit",
     )
-    prune.set_defaults(func=_prune)
-    verbs.add_parser("clear", parents=[both], help="remove every entry not in use").set_defaults(func=_clear)
+    verbs.add_parser("clear", parents=[both], help="remove every entry not in use")
     verbs.add_parser(
         "verify", parents=[common], help="re-check every layer's sha256; drop corrupt ones (exit 1 if any)"
-    ).set_defaults(func=_verify)
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    verb = {"ls": _ls, "stats": _stats, "prune": _prune, "clear": _clear, "verify": _verify}[args.verb]
+    return verb(args)
 
 
 def _config(args: argparse.Namespace) -> Config:

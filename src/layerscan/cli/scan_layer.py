@@ -15,21 +15,23 @@ from ..scan.rules import default_rules
 from ..sources.files import map_file
 from .options import add_scan_threads
 
+NAME = "scan-layer"
+HELP = "scan one layer blob (tar, tar+gzip, tar+zstd) and print its entries as JSON"
+DESCRIPTION = (
+    "Scan one layer blob in a single pass: every entry's attributes, MD5/SHA1/SHA256 "
+    "of every regular file, whiteouts, and secrets. Prints one JSON document."
+)
+EPILOG = (
+    "examples:\n"
+    "  layerscan scan-layer blobs/sha256/HEX                 a layer of an OCI layout\n"
+    "  layerscan scan-layer layer.tar --no-secrets --engine reference\n\n"
+    "A blob that is not a valid layer (corrupt compression, malformed tar, a limit exceeded)\n"
+    "exits 4; a file that cannot be read (missing, not a regular file, no permission) exits 7.\n"
+    + textwrap.fill(exit_codes_help(), width=88)
+)
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "scan-layer",
-        help="scan one layer blob (tar, tar+gzip, tar+zstd) and print its entries as JSON",
-        description="Scan one layer blob in a single pass: every entry's attributes, MD5/SHA1/SHA256 "
-        "of every regular file, whiteouts, and secrets. Prints one JSON document.",
-        epilog="examples:\n"
-        "  layerscan scan-layer blobs/sha256/HEX                 a layer of an OCI layout\n"
-        "  layerscan scan-layer layer.tar --no-secrets --engine reference\n\n"
-        "A blob that is not a valid layer (corrupt compression, malformed tar, a limit exceeded)\n"
-        "exits 4; a file that cannot be read (missing, not a regular file, no permission) exits 7.\n"
-        + textwrap.fill(exit_codes_help(), width=88),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", help="the layer blob")
     p.add_argument(
         "--compression",
@@ -45,7 +47,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--no-secrets", action="store_true", help="do not search for secrets")
     add_scan_threads(p, overrides_config=False)
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -21,6 +21,12 @@ log = logging.getLogger(__name__)
 
 _STARTUP_TIMEOUT_S = 15.0
 
+NAME = "serve"
+HELP = "run the service: Anchore's API (for anchore-cli), /metrics, the web page, and an analyzer"
+DESCRIPTION = (
+    "Run the analyzer service: Anchore's external API (submit images, read their "
+    "analyses), Prometheus metrics, a web page of the queue, and an in-process analyzer."
+)
 EPILOG = """\
 The API listens on services.apiext.listen:port (default 0.0.0.0:8228), on both /v1/... and
 bare paths, as Anchore's does, so anchore-cli works against it:
@@ -53,17 +59,8 @@ port cannot be bound.
 """
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "serve",
-        help="run the service: Anchore's API (for anchore-cli), /metrics, the web page, and an analyzer",
-        description="Run the analyzer service: Anchore's external API (submit images, read their "
-        "analyses), Prometheus metrics, a web page of the queue, and an in-process analyzer.",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def add_arguments(p: argparse.ArgumentParser) -> None:
     add_shared_options(p, config="credentials, database, services")
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

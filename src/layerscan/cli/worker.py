@@ -15,6 +15,12 @@ from .options import add_shared_options
 
 log = logging.getLogger(__name__)
 
+NAME = "worker"
+HELP = "run an analyzer worker: take queued images and analyze them until stopped"
+DESCRIPTION = (
+    "Run one analyzer service: take images submitted to the service's queue "
+    "(layerscan serve, POST /images) and analyze them, storing both reports."
+)
 EPILOG = """\
 Any number of workers may run, on this host or others, as long as they share the
 database (credentials.database.db_connect; default: SQLite in service_dir). Each
@@ -49,15 +55,7 @@ exit codes: 0 stopped cleanly, 2 configuration error, 3 the store cannot be used
 """
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "worker",
-        help="run an analyzer worker: take queued images and analyze them until stopped",
-        description="Run one analyzer service: take images submitted to the service's queue "
-        "(layerscan serve, POST /images) and analyze them, storing both reports.",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def add_arguments(p: argparse.ArgumentParser) -> None:
     add_shared_options(
         p,
         config="database, services.analyzer, ...",
@@ -69,7 +67,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="PORT",
         help="serve /health, /status and /metrics on PORT instead of services.analyzer.port (0: none)",
     )
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
