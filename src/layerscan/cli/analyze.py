@@ -23,7 +23,7 @@ from ..refs import ImageRef
 from ..report import FORMATS
 from ..scan import ENGINES
 from ..sources import registry_reference
-from .options import add_scan_threads, add_shared_options
+from .options import add_config_switch, add_scan_threads, add_shared_options
 
 NAME = "analyze"
 HELP = "analyze an image: files, digests, secrets, packages; write a report"
@@ -126,11 +126,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="with -o, print a one-line JSON summary on stdout: report path, counts, exit code",
     )
-    p.add_argument(
+    add_config_switch(
+        p,
         "--result-cache",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="use the result cache (overrides result_cache_enable); --no-result-cache: scan every layer, store nothing",
+        "use the result cache (overrides result_cache_enable); --no-result-cache: scan every layer, store nothing",
     )
     reg = p.add_argument_group("registry sources")
     reg.add_argument(
@@ -155,11 +154,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="HOST[:PORT]",
         help="talk to HOST over plain HTTP, or HTTPS without verification (repeatable)",
     )
-    reg.add_argument(
+    add_config_switch(
+        reg,
         "--cache",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="use the layer cache (overrides layer_cache_enable); --no-cache streams layers, writing no blob",
+        "use the layer cache (overrides layer_cache_enable); --no-cache streams layers, writing no blob",
     )
     add_scan_threads(p, overrides_config=True)
     p.add_argument(

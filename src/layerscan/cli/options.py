@@ -1,6 +1,6 @@
 """The options that several commands share, defined once so that they read and behave the same
 everywhere: the config file, the report format (with --secrets-all), and handing the work to the
-Celery cluster; --scan-threads; and the argparse type of a count."""
+Celery cluster; --scan-threads; a switch that overrides the config; and the argparse type of a count."""
 
 from __future__ import annotations
 
@@ -32,6 +32,11 @@ def add_shared_options(
         )
     if celery is not None:
         group.add_argument("--celery", action="store_true", help=celery)
+
+
+def add_config_switch(p: argparse._ActionsContainer, flag: str, help: str) -> None:
+    """--X and --no-X, for a setting of the config: left None when neither is given, so the config decides."""
+    p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help)
 
 
 def add_scan_threads(p: argparse.ArgumentParser, *, overrides_config: bool) -> None:
