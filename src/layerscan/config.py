@@ -277,20 +277,24 @@ def _only_sections(doc: dict, where: str) -> dict:
 
 def _top_level(top: _Section) -> dict[str, Any]:
     kw: dict[str, Any] = {}
-    top.put(kw, "tmp_dir", _nonempty_str)
-    top.put(kw, "secret_max_file_size", _nonneg_int)
-    top.put(kw, "secret_skip_binary", _bool)
-    top.put(kw, "secrets_all", _bool)
-    top.put(kw, "capture_max_bytes", _nonneg_int)
-    top.put(kw, "scan_threads", _pos_int)
-    top.put(kw, "ca_cert", _file_in(top.base))
-    top.put(kw, "insecure_registries", _str_tuple)
-    top.put(kw, "fetch_foreign_layers", _bool)
-    top.put(kw, "platform", _platform)
-    top.put(kw, "result_cache_enable", _bool)
-    top.put(kw, "result_cache_max_gigabytes", _pos_number)
-    top.put(kw, "result_cache_url", _redis_url)
-    top.put(kw, "result_cache_ttl_days", _pos_int)
+    parsers: tuple[tuple[str, Callable[[Any, str], Any]], ...] = (
+        ("tmp_dir", _nonempty_str),
+        ("secret_max_file_size", _nonneg_int),
+        ("secret_skip_binary", _bool),
+        ("secrets_all", _bool),
+        ("capture_max_bytes", _nonneg_int),
+        ("scan_threads", _pos_int),
+        ("ca_cert", _file_in(top.base)),
+        ("insecure_registries", _str_tuple),
+        ("fetch_foreign_layers", _bool),
+        ("platform", _platform),
+        ("result_cache_enable", _bool),
+        ("result_cache_max_gigabytes", _pos_number),
+        ("result_cache_url", _redis_url),
+        ("result_cache_ttl_days", _pos_int),
+    )
+    for name, parse in parsers:
+        top.put(kw, name, parse)
     limits = top.section("limits")
     if limits is not None:
         lkw: dict[str, Any] = {}

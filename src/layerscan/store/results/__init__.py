@@ -215,14 +215,13 @@ class ResultCache:
 # ---------------------------------------------------------------------------- what a key is made of
 
 
+# The config keys the pipeline reads after the scan: they change an analysis, not a layer's result.
+AFTER_SCAN_KEYS = ("enable_owned_package_filtering", "fetch_foreign_layers", "retrieve_files", "secrets_all")
+
+
 def after_scan_options(config: Config) -> dict[str, Any]:
-    """The config keys the pipeline reads after the scan: they change an analysis, not a layer's result."""
-    return {
-        "enable_owned_package_filtering": config.enable_owned_package_filtering,
-        "fetch_foreign_layers": config.fetch_foreign_layers,
-        "retrieve_files": config.retrieve_files,
-        "secrets_all": config.secrets_all,
-    }
+    """Those keys (AFTER_SCAN_KEYS) and their values in `config`."""
+    return {key: getattr(config, key) for key in AFTER_SCAN_KEYS}
 
 
 def canonical(value: Any) -> Any:
