@@ -1,5 +1,6 @@
 # The types of layerscan._scan (ext/_scan.pyx), for mypy: the C scanner's Python face.
 from array import array
+from typing import Final
 
 MD5_LEN: int
 SHA1_LEN: int
@@ -33,8 +34,7 @@ class ScanError(Exception):
 def library_versions() -> dict[str, str]: ...
 
 class Database:
-    @property
-    def always(self) -> tuple[int, ...]: ...
+    always: Final[tuple[int, ...]]
 
 def compile_rules(patterns: tuple[str, ...]) -> Database: ...
 
@@ -45,57 +45,32 @@ class GlobMatcher:
     def __init__(self, program: bytes) -> None: ...
     def matches(self, path: bytes) -> bool: ...
 
-class Result:
-    @property
-    def paths(self) -> list[str]: ...
-    @property
-    def types(self) -> bytearray: ...
-    @property
-    def modes(self) -> array[int]: ...
-    @property
-    def uids(self) -> array[int]: ...
-    @property
-    def gids(self) -> array[int]: ...
-    @property
-    def sizes(self) -> array[int]: ...
-    @property
-    def mtimes(self) -> array[int]: ...
-    @property
-    def unames(self) -> list[str]: ...
-    @property
-    def gnames(self) -> list[str]: ...
-    @property
-    def links(self) -> list[str | None]: ...
-    @property
-    def digests(self) -> bytearray: ...
-    @property
-    def xattrs(self) -> list[tuple[str, ...]]: ...
-    @property
-    def sparse(self) -> bytearray: ...
-    @property
-    def whiteouts(self) -> list[tuple[str, bool]]: ...
-    @property
-    def captures(self) -> list[tuple[int, int, bytes | None, int]]: ...
-    @property
-    def candidates(self) -> list[tuple[int, int, bytes]]: ...
-    @property
-    def marks(self) -> list[tuple[int, int, int, bytes]]: ...
-    @property
-    def outside(self) -> list[tuple[int, str, str, int]]: ...
-    @property
-    def bytes_in(self) -> int: ...
-    @property
-    def bytes_out(self) -> int: ...
-    @property
-    def entries(self) -> int: ...
-    @property
-    def sparse_count(self) -> int: ...
-    @property
-    def input_sha256(self) -> bytes: ...
-    @property
-    def diff_sha256(self) -> bytes: ...
-    @property
-    def spill_fd(self) -> int: ...
+class Result:  # cdef readonly attributes: Final, so mypy refuses an assignment as Cython does
+    paths: Final[list[str]]
+    types: Final[bytearray]
+    modes: Final[array[int]]
+    uids: Final[array[int]]
+    gids: Final[array[int]]
+    sizes: Final[array[int]]
+    mtimes: Final[array[int]]
+    unames: Final[list[str]]
+    gnames: Final[list[str]]
+    links: Final[list[str | None]]
+    digests: Final[bytearray]
+    xattrs: Final[list[tuple[str, ...]]]
+    sparse: Final[bytearray]
+    whiteouts: Final[list[tuple[str, bool]]]
+    captures: Final[list[tuple[int, int, bytes | None, int]]]
+    candidates: Final[list[tuple[int, int, bytes]]]
+    marks: Final[list[tuple[int, int, int, bytes]]]
+    outside: Final[list[tuple[int, str, str, int]]]
+    bytes_in: Final[int]
+    bytes_out: Final[int]
+    entries: Final[int]
+    sparse_count: Final[int]
+    input_sha256: Final[bytes]
+    diff_sha256: Final[bytes]
+    spill_fd: Final[int]
 
 class Scanner:
     def __init__(
