@@ -13,9 +13,10 @@ _PREFIXES = ("registry:", "docker://")
 
 # The grammar of distribution/reference (reference/regexp.go).
 _COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
-_TAG = re.compile(r"[\w][\w.-]{0,127}")
+REPOSITORY = re.compile(rf"{_COMPONENT.pattern}(?:/{_COMPONENT.pattern})*")
+TAG = re.compile(r"[\w][\w.-]{0,127}")
 _DIGEST = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}")
-_SHA256 = re.compile(r"sha256:[0-9a-f]{64}")
+SHA256_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")  # as registries and Anchore write one
 _HOST = re.compile(
     r"(?:(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*"
     r"|\[[0-9a-fA-F:]+\])(?::[0-9]+)?"
@@ -51,14 +52,14 @@ class ImageRef:
             name, _, digest = ref.partition("@")
             if not _DIGEST.fullmatch(digest):
                 raise RefError(f"image reference {text!r}: {digest!r} is not a digest (algorithm:hex)")
-            if digest.startswith("sha256:") and not _SHA256.fullmatch(digest):
+            if digest.startswith("sha256:") and not SHA256_DIGEST.fullmatch(digest):
                 raise RefError(f"image reference {text!r}: a sha256 digest has 64 lowercase hex digits")
         tag = None
         slash = name.rfind("/")
         colon = name.rfind(":")
         if colon > slash:
             name, tag = name[:colon], name[colon + 1 :]
-            if not _TAG.fullmatch(tag):
+            if not TAG.fullmatch(tag):
                 raise RefError(f"image reference {text!r}: {tag!r} is not a valid tag")
         registry, path = _split_host(name)
         if not path:

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import ExitCode, LayerscanError
+from ..refs import SHA256_DIGEST
 
 # Anchore's content types that hold packages, and the package_list element each comes from.
 PACKAGE_ELEMENTS = {
@@ -24,7 +25,6 @@ PACKAGE_ELEMENTS = {
     "nuget": "pkgs.nuget",
 }
 SUMMARY_KEYS = (*PACKAGE_ELEMENTS, "files", "secrets", "layers")
-_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 _IMAGE_ID = re.compile(r"[0-9a-f]{64}")
 
 
@@ -56,7 +56,7 @@ def read_export(data: bytes) -> ExportInfo:
     docker_data = report.get("docker_data") or {}
     repo_digests = docker_data.get("RepoDigests") or []
     digest = repo_digests[0].split("@", 1)[-1] if repo_digests and isinstance(repo_digests[0], str) else ""
-    if not _DIGEST.fullmatch(digest):
+    if not SHA256_DIGEST.fullmatch(digest):
         raise ExportError("the export has no manifest digest in image_report.docker_data.RepoDigests[0]")
     tags = tuple(t for t in docker_data.get("RepoTags") or [] if isinstance(t, str) and t)
     analysis = _path(image, ("imagedata", "analysis_report"))

@@ -13,13 +13,12 @@ import re
 
 from ..config import Config
 from ..errors import DigestMismatch, LayerscanError, SourceError
-from ..refs import ImageRef, RefError
+from ..refs import SHA256_DIGEST, ImageRef, RefError
 from ..sources import open_source
 from ..sources.auth import AuthError
 from .store import NOT_ANALYZED, ImageRecord, Store
 
 _HTTP_STATUS = re.compile(r"\bHTTP (\d{3})\b")
-_SHA256 = re.compile(r"sha256:[0-9a-f]{64}")
 
 
 class SubmitError(LayerscanError):
@@ -82,7 +81,7 @@ def _reference(tag: str | None, digest: str | None) -> ImageRef:
     if not digest:
         return ref
     name, _, bare = digest.rpartition("@")
-    if not _SHA256.fullmatch(bare):
+    if not SHA256_DIGEST.fullmatch(bare):
         raise SubmitError(400, f"digest {digest!r} is not sha256:<64 lowercase hex> or registry/repo@sha256:<hex>")
     if name:
         try:

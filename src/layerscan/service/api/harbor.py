@@ -22,7 +22,6 @@ import datetime
 import functools
 import json
 import logging
-import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -34,6 +33,7 @@ from starlette.routing import Mount, Route
 
 from ... import __version__
 from ...config import Config
+from ...refs import REPOSITORY, SHA256_DIGEST, TAG
 from ..job_credentials import Credentials, hand_over, scoped
 from ..store import ANALYZED, FAILED, ImageRecord
 from ..submit import SubmitError, submit
@@ -52,9 +52,6 @@ SBOM_KINDS = {"application/spdx+json": "spdx", "application/vnd.cyclonedx+json":
 SCANNER = {"name": "layerscan", "vendor": "layerscan", "version": __version__}
 REFRESH_AFTER_S = 5  # how soon Harbor asks again while an image waits or is analyzed
 MAX_BODY = 1 << 16  # a scan request is well under a kilobyte
-_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
-_REPOSITORY = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*")
-_TAG = re.compile(r"[\w][\w.-]{0,127}")
 
 
 class HarborError(Exception):
@@ -152,11 +149,11 @@ def parse_scan_request(doc: Any, config: Config) -> ScanRequest:
     if mime_type and mime_type not in (OCI_MANIFEST, DOCKER_MANIFEST):
         raise HarborError(501, f"artifact.mime_type {mime_type!r}: layerscan scans OCI and Docker image manifests")
     host = _registry_host(url, config)
-    if not repository or not _REPOSITORY.fullmatch(repository):
+    if not repository or not REPOSITORY.fullmatch(repository):
         raise HarborError(422, f"artifact.repository {repository!r} is not a repository name")
-    if not digest or not _DIGEST.fullmatch(digest):
+    if not digest or not SHA256_DIGEST.fullmatch(digest):
         raise HarborError(422, "artifact.digest must be sha256:<64 lowercase hex>")
-    if tag and not _TAG.fullmatch(tag):
+    if tag and not TAG.fullmatch(tag):
         raise HarborError(422, f"artifact.tag {tag!r} is not a tag")
     username, secret = _credentials(authorization)
     return ScanRequest(host, repository, digest, tag or None, username, secret)
@@ -273,7 +270,9 @@ def parse_scan_id(value: str) -> tuple[str, str]:
     except (binascii.Error, UnicodeDecodeError, ValueError):
         text = ""
     repository, _, digest = text.rpartition("@")
-    if not (_REPOSITORY.fullmatch(repository) and _DIGEST.fullmatch(digest) and scan_id(repository, digest) == value):
+    if not (
+        REPOSITORY.fullmatch(repository) and SHA256_DIGEST.fullmatch(digest) and scan_id(repository, digest) == value
+    ):
         raise HarborError(404, f"no scan {value!r}")
     return repository, digest
 

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ...refs import ImageRef, RefError
+from ...refs import SHA256_DIGEST, ImageRef, RefError
 from ..store import ANALYZING, STATES, ImageRecord
 from ..submit import SubmitError, submit
 from .anchore_image import anchore_image
@@ -21,7 +21,6 @@ from .content import CONTENT_TYPES, METADATA_TYPES, artifacts, content, metadata
 from .context import ApiContext, context_of
 from .errors import ApiError
 
-DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 IMAGE_ID = re.compile(r"[0-9a-f]{64}")
 MAX_BODY = 1 << 20  # an analysis request is a few hundred bytes
 
@@ -43,7 +42,7 @@ def flag(request: Request, name: str, default: bool = False) -> bool:
 
 def digest_param(request: Request) -> str:
     digest = str(request.path_params["digest"])
-    if not DIGEST.fullmatch(digest):
+    if not SHA256_DIGEST.fullmatch(digest):
         raise ApiError(400, f"{digest!r} is not an image digest (sha256:<64 lowercase hex>)")
     return digest
 
