@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterable
 
 from .. import _scan
+from ..closable import Closable
 from ..errors import CompressionError, DigestMismatch, LayerError, LimitExceeded, TarFormatError
 from ..image import Buffer
 from .globs import native_program
@@ -99,7 +100,7 @@ def usable_cores() -> int:
     return len(os.sched_getaffinity(0))
 
 
-class Scanner:
+class Scanner(Closable):
     """feed() compressed chunks of any size, then finish() for the LayerResult, once; close()
     frees the native scanner at once (finish() does not), which a `with` block does.
 
@@ -143,12 +144,6 @@ class Scanner:
             marks=_marks(options.markers) if options.markers else None,
             threads=usable_cores() if threads is None else threads,
         )
-
-    def __enter__(self) -> Scanner:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def close(self) -> None:
         """Free the native scanner now (and its share of the hashing threads, which end with the last one)."""

@@ -46,6 +46,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.sql.expression import ColumnElement
 
+from ..closable import Closable
 from ..errors import LayerscanError
 from .exports import read_export
 from .schema import image_tags, images, job_credentials, reports, workers
@@ -116,7 +117,7 @@ class WorkerRecord:
     status: str  # "up" if it sent a heartbeat recently, else "down"
 
 
-class Store:
+class Store(Closable):
     """Use `Store.open(db_url)`; thread-safe (one connection pool), and safe across processes."""
 
     def __init__(self, engine: Engine) -> None:
@@ -155,12 +156,6 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
-
-    def __enter__(self) -> Store:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def _migrate(self) -> None:
         cfg = AlembicConfig()

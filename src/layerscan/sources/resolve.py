@@ -22,6 +22,7 @@ import mmap
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
+from ..closable import Closable
 from ..errors import SourceError
 from ..image import Descriptor, LayerBlob, Platform
 from .media import (
@@ -115,7 +116,7 @@ class BlobSource(Protocol):
 
 
 @dataclasses.dataclass(eq=False)
-class ResolvedImage:
+class ResolvedImage(Closable):
     """One image of a source, resolved to one manifest and its config: the ImageSource the pipeline reads.
 
     `raw_manifest` and `raw_config` are the bytes the digests name. `parent_digest` is the
@@ -147,12 +148,6 @@ class ResolvedImage:
                         f"{self.name}: layer {desc.digest} is {len(blob.data)} bytes, the manifest says {desc.size}"
                     )
             yield blob  # a stream is size-checked by its source as it flows
-
-    def __enter__(self) -> ResolvedImage:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def close(self) -> None:
         self.source.close()
