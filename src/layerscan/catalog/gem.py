@@ -20,7 +20,7 @@ version is an error for that file. Package.metadata is a `GemMetadata`.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from ..filetree import ImageFiles
 from .files import parse_each, regular_files
@@ -95,22 +95,16 @@ def parse_gemspec(content: bytes, path: str) -> Attrs:
 def to_package(attrs: Attrs, path: str) -> Package:
     """`attrs` as parse_gemspec checked them (a string name and version)."""
     name, version = _str(attrs.get("name")), _str(attrs.get("version"))
-    license_ = _str(attrs.get("license"))
-    licenses = [license_, *_strs(attrs.get("licenses"))] if license_ else _strs(attrs.get("licenses"))
+    licenses = tuple(dict.fromkeys(x for x in [_str(attrs.get("license")), *_strs(attrs.get("licenses"))] if x))
     authors = attrs.get("authors")
+    metadata = GemMetadata(
+        authors=tuple(_strs([authors] if isinstance(authors, str) else authors)),
+        homepage=_str(attrs.get("homepage")),
+        summary=_str(attrs.get("summary")),
+        files=tuple(_strs(attrs.get("files"))),
+    )
     return Package(
-        type="gem",
-        name=name,
-        version=version,
-        location=path,
-        purl=purl("gem", "", name, version),
-        licenses=tuple(dict.fromkeys(x for x in licenses if x)),
-        metadata=GemMetadata(
-            authors=tuple(_strs([authors] if isinstance(authors, str) else authors)),
-            homepage=_str(attrs.get("homepage")),
-            summary=_str(attrs.get("summary")),
-            files=tuple(_strs(attrs.get("files"))),
-        ),
+        "gem", name, version, path, purl=purl("gem", "", name, version), licenses=licenses, metadata=metadata
     )
 
 
@@ -137,9 +131,9 @@ class _Reader:
         c = t[i : i + 1]
         out: RubyValue
         if c == '"':
-            out = self._double_quoted()
+            out = self._quoted(self._double_quoted_special)
         elif c == "'":
-            out = self._single_quoted()
+            out = self._quoted(self._single_quoted_special)
         elif t.startswith(("%q", "%Q", "%w"), i) and t[i + 2 : i + 3] in _PERCENT_PAIRS:
             out = self._percent()
         elif c == "[":
@@ -159,33 +153,39 @@ class _Reader:
     def _skip_space(self) -> None:
         self.pos = _SPACE.match(self.text, self.pos).end()  # type: ignore[union-attr]  # matches empty
 
-    def _double_quoted(self) -> str:
-        t, i = self.text, self.pos + 1
+    def _quoted(self, special: Callable[[str, int, list[str]], int | None]) -> str:
+        """The string literal at self.pos, up to the quote it opens with. `special` reads what is
+        not a plain character at a position of its body onto the output, and returns the position
+        after it (None: a plain character)."""
+        t, quote, i = self.text, self.text[self.pos], self.pos + 1
         out: list[str] = []
         while i < len(t):
-            c = t[i]
-            if c == '"':
+            if t[i] == quote:
                 self.pos = i + 1
                 return "".join(out)
-            if c == "\\" and i + 1 < len(t):
-                e = t[i + 1]
-                if e == "u" and re.fullmatch(r"[0-9A-Fa-f]{4}", t[i + 2 : i + 6]):
-                    out.append(chr(int(t[i + 2 : i + 6], 16)))
-                    i += 6
-                    continue
-                out.append(_ESCAPES.get(e, e))
-                i += 2
-                continue
-            if t.startswith("#{", i):
-                end = t.find("}", i)
-                if end < 0:
-                    raise Unparsed()
-                out.append(self._interpolate(t[i + 2 : end].strip()))
-                i = end + 1
-                continue
-            out.append(c)
-            i += 1
+            after = special(t, i, out)
+            if after is None:
+                out.append(t[i])
+                after = i + 1
+            i = after
         raise Unparsed()
+
+    def _double_quoted_special(self, t: str, i: int, out: list[str]) -> int | None:
+        """In "...": a backslash escape (\\uXXXX too), or an interpolation of the spec's attribute."""
+        if t[i] == "\\" and i + 1 < len(t):
+            e = t[i + 1]
+            if e == "u" and re.fullmatch(r"[0-9A-Fa-f]{4}", t[i + 2 : i + 6]):
+                out.append(chr(int(t[i + 2 : i + 6], 16)))
+                return i + 6
+            out.append(_ESCAPES.get(e, e))
+            return i + 2
+        if t.startswith("#{", i):
+            end = t.find("}", i)
+            if end < 0:
+                raise Unparsed()
+            out.append(self._interpolate(t[i + 2 : end].strip()))
+            return end + 1
+        return None
 
     def _interpolate(self, expr: str) -> str:
         attr = expr.removeprefix(f"{self.var}.")
@@ -194,21 +194,13 @@ class _Reader:
             raise Unparsed()
         return value
 
-    def _single_quoted(self) -> str:
-        t, i = self.text, self.pos + 1
-        out: list[str] = []
-        while i < len(t):
-            c = t[i]
-            if c == "'":
-                self.pos = i + 1
-                return "".join(out)
-            if c == "\\" and t[i + 1 : i + 2] in ("'", "\\"):
-                out.append(t[i + 1])
-                i += 2
-                continue
-            out.append(c)
-            i += 1
-        raise Unparsed()
+    @staticmethod
+    def _single_quoted_special(t: str, i: int, out: list[str]) -> int | None:
+        """In '...': only \\' and \\\\ are escapes."""
+        if t[i] == "\\" and t[i + 1 : i + 2] in ("'", "\\"):
+            out.append(t[i + 1])
+            return i + 2
+        return None
 
     def _percent(self) -> RubyValue:
         kind, open_ = self.text[self.pos + 1], self.text[self.pos + 2]

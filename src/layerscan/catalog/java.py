@@ -293,13 +293,7 @@ def _package(
         sections=sections[1:],
     )
     return Package(
-        type="java",
-        name=name,
-        version=version,
-        location=vpath,
-        purl=purl("maven", group, name, version),
-        licenses=licenses,
-        metadata=metadata,
+        "java", name, version, vpath, purl=purl("maven", group, name, version), licenses=licenses, metadata=metadata
     )
 
 

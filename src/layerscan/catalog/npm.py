@@ -94,13 +94,7 @@ def to_package(doc: JsonObject, path: str, lock_entry: JsonObject) -> Package:
         dev=lock_entry.get("dev") is True if lock_entry else None,
     )
     return Package(
-        type="npm",
-        name=name,
-        version=version,
-        location=path,
-        purl=purl("npm", scope, bare, version),
-        licenses=licenses(doc),
-        metadata=metadata,
+        "npm", name, version, path, purl=purl("npm", scope, bare, version), licenses=licenses(doc), metadata=metadata
     )
 
 

@@ -141,13 +141,7 @@ def parse_packages_lock(content: bytes, path: str) -> list[Package]:
 
 def _package(name: str, version: str, path: str, metadata: NugetMetadata, licenses: tuple[str, ...] = ()) -> Package:
     return Package(
-        type="nuget",
-        name=name,
-        version=version,
-        location=path,
-        purl=purl("nuget", "", name, version),
-        licenses=licenses,
-        metadata=metadata,
+        "nuget", name, version, path, purl=purl("nuget", "", name, version), licenses=licenses, metadata=metadata
     )
 
 
