@@ -160,6 +160,19 @@ def test_symlinks_stay_links_and_loops_stop(engine: str) -> None:
         assert files.read(path) is None
 
 
+def test_resolve_follows_a_link_above_a_path_that_is_itself_a_row(engine: str) -> None:
+    # One layer may write "d/x" after making "d" a link: the row "/d/x" is then reached through the link.
+    files = image(
+        engine,
+        [f("real/x", b"through the link"), Entry("d", "symlink", link="real"), f("d/x", b"own row"), f("plain", b"p")],
+    )
+    assert "/d/x" in files
+    assert files.resolve("/d/x") == "/real/x" and files.read("/d/x") == b"through the link"
+    assert files.resolve("/plain") == "/plain" and files.resolve("/real/./x") == "/real/x"
+    assert files.resolve("/real//x") == "/real/x" and files.resolve("/d/../plain") == "/plain"
+    assert files.resolve("/real/x/") == "/real/x" and files.resolve("/nowhere") is None
+
+
 def test_missing_layer_is_skipped_and_a_layer_used_twice_applies_twice(engine: str) -> None:
     base = layer(engine, f("a", b"1"), f("b", b"1"))
     mid = layer(engine, f("a", b"2"), whiteout("b"))

@@ -70,6 +70,7 @@ class ImageFiles:
     # executables' windows at the scan's markers (scan.model.Mark), by final path
     marks: dict[str, tuple[Mark, ...]] = dataclasses.field(default_factory=dict)
     _index: dict[str, int] | None = dataclasses.field(default=None, init=False, repr=False, compare=False)
+    _symlinks: frozenset[str] | None = dataclasses.field(default=None, init=False, repr=False, compare=False)
 
     MAX_HOPS = 128  # as Anchore dereferences links
 
@@ -154,6 +155,12 @@ class ImageFiles:
 
         Raises SymlinkLoop after MAX_HOPS links.
         """
+        if self._no_link_above(path):  # most paths a cataloger asks for: no walk needed
+            i = self.row(path)
+            if i is None:
+                return None
+            if self.types[i] != _SYMLINK:
+                return path
         hops = 0
         parts = [p for p in path.split("/") if p]
         done = "/"
@@ -173,6 +180,23 @@ class ImageFiles:
             # A tar may hold "a/b/c" without an entry for "a/b": keep walking.
             done = cand
         return done if done == "/" or done in self else None
+
+    def _no_link_above(self, path: str) -> bool:
+        """Whether `path` is absolute and normal (no "", "." or ".." component) with no symlink
+        row at any of its ancestors: then resolve() walks it component by component unchanged."""
+        ends = path + "/"
+        if not path.startswith("/") or "//" in ends or "/./" in ends or "/../" in ends:
+            return False
+        symlinks = self._symlinks
+        if symlinks is None:
+            rows = zip(self.paths, self.types, strict=True)
+            symlinks = self._symlinks = frozenset(p for p, t in rows if t == _SYMLINK)
+        cut = path.find("/", 1)
+        while cut > 0:
+            if path[:cut] in symlinks:
+                return False
+            cut = path.find("/", cut + 1)
+        return True
 
     def read(self, path: str) -> bytes | None:
         """Captured content of `path` after following links, whole in memory; None if not captured."""

@@ -21,15 +21,16 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from types import TracebackType
-from typing import NoReturn, cast
-
-from tqdm import tqdm
+from typing import TYPE_CHECKING, NoReturn, cast
 
 from .errors import DigestMismatch, LayerError
 from .image import Descriptor, ImageSource
 from .scan import scan_layer
 from .scan.model import LayerResult, ScanOptions
 from .store.results import ResultCache
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 Advance = Callable[[int], None]
 
@@ -203,6 +204,8 @@ def _counted(chunks: Iterable[bytes], advance: Advance) -> Iterator[bytes]:
 
 
 def _bar(name: str, total: int) -> tqdm[NoReturn]:
+    from tqdm import tqdm  # a terminal's progress bar: not loaded for machines and services
+
     return tqdm(
         total=total,
         unit="B",

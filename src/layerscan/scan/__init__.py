@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from ..image import Buffer
-from . import native, reference
+from . import native
 from .model import LayerResult, ScanOptions
 
 ENGINES = ("native", "reference")
@@ -33,6 +33,8 @@ def scan_layer(
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
     if engine == "reference":
+        from . import reference  # with its pyzstd and tarfile, loaded only when asked for
+
         if isinstance(data, Buffer):
             return reference.scan_buffer(
                 data, options, compression=compression, name=name, expected_digest=expected_digest
