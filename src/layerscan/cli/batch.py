@@ -7,24 +7,22 @@ import dataclasses
 import functools
 import json
 import logging
-import multiprocessing
 import os
 import re
 import sys
 import time
 from collections.abc import Iterator
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-from typing import Any, NoReturn, TextIO
-
-from tqdm import tqdm
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from ..config import Config, load_config
 from ..errors import ConfigError, ExitCode, LayerscanError
 from ..report import FORMATS
 from .analyze import write_atomically
 from .options import add_shared_options, positive
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +104,11 @@ def run(args: argparse.Namespace) -> int:
     workers = min(args.workers or cores, len(specs))
     if config.scan_threads is None:  # the workers share the cores: each layer gets its share, not all of them
         config = dataclasses.replace(config, scan_threads=max(1, cores // workers))
+    # Loaded here: `layerscan analyze` imports this module too, and a one-shot run's start-up counts.
+    import multiprocessing
+    from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
+
     # forkserver: children fork from a clean process that already imported the pipeline.
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(["layerscan.service.jobs"])
@@ -277,4 +280,6 @@ def _report_path(outdir: Path | None, index: int, spec: str, fmt: str) -> str | 
 
 
 def _bar(total: int) -> tqdm[NoReturn]:
+    from tqdm import tqdm
+
     return tqdm(total=total, unit="image", desc="batch", file=sys.stderr, dynamic_ncols=True)
