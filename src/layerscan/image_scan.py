@@ -206,6 +206,9 @@ def _counted(chunks: Iterable[bytes], advance: Advance) -> Iterator[bytes]:
 def _bar(name: str, total: int) -> tqdm[NoReturn]:
     from tqdm import tqdm  # a terminal's progress bar: not loaded for machines and services
 
+    # No monitor thread (it only tunes the refresh rate of bars that stall): it would outlive the
+    # bar by seconds, and the stages after the scan use a second core only in a one-thread process.
+    tqdm.monitor_interval = 0
     return tqdm(
         total=total,
         unit="B",

@@ -5,7 +5,7 @@
     capture_markers()        the markers the scan looks for in executables (ImageFiles.marks)
     catalog_image(files)     -> CatalogResult(distro, packages, errors), every package with its CPEs
 
-Registering a cataloger is one line in `_MODULES`: the module's name; the module
+Registering a cataloger is one line in `_OS_MODULES` or `_LIBRARY_MODULES`: the module's name; the module
 exposes `CATALOGER`, an object satisfying `model.Cataloger`. Each Package carries its
 ecosystem's typed metadata (`metadata.py`), the whole contract with the report writers.
 """
@@ -15,8 +15,10 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import logging
+from collections.abc import Sequence
 from functools import cache
 
+from ..aside import aside
 from ..filetree import ImageFiles
 from ..scan.model import Marker
 from . import cpe as _cpe
@@ -25,20 +27,9 @@ from .model import Cataloger, CatalogError, Distro, Package
 
 log = logging.getLogger(__name__)
 
-_MODULES = (
-    "dpkg",
-    "apk",
-    "rpm",
-    "npm",
-    "gem",
-    "python",
-    "nuget",
-    "java",
-    "golang",
-    "rust",
-    "composer",
-    "binary",
-)
+# The OS package databases first (their packages come first), then the libraries.
+_OS_MODULES = ("dpkg", "apk", "rpm")
+_LIBRARY_MODULES = ("npm", "gem", "python", "nuget", "java", "golang", "rust", "composer", "binary")
 
 OS_TYPES = ("dpkg", "rpm", "apk")
 # Anchore: syft's ownership-by-file-overlap children; binary: as Anchore's binary analyzer and Syft skip them
@@ -54,7 +45,7 @@ class CatalogResult:
 
 @cache
 def catalogers() -> tuple[Cataloger, ...]:
-    return tuple(importlib.import_module(f".{name}", __package__).CATALOGER for name in _MODULES)
+    return tuple(importlib.import_module(f".{name}", __package__).CATALOGER for name in _OS_MODULES + _LIBRARY_MODULES)
 
 
 def capture_globs() -> tuple[str, ...]:
@@ -78,23 +69,40 @@ def capture_markers() -> tuple[Marker, ...]:
 
 
 def catalog_image(files: ImageFiles, *, owned_package_filtering: bool = True) -> CatalogResult:
+    """Every cataloger over the image. The library catalogers run in a forked child where that
+    is safe (aside.py) while this process reads the OS package databases, the bigger half (the
+    OS packages' file records stay here: they are most of the data)."""
     distro = _distro.detect(files)
+    split = len(_OS_MODULES)
+    with aside(lambda: _run(catalogers()[split:], files, distro)) as libraries:
+        packages, errors = _run(catalogers()[:split], files, distro)
+        library_packages, library_errors = libraries.result()
+    packages += library_packages
+    errors += library_errors
+    for e in errors:
+        log.warning("%s: skipped %s: %s", e.cataloger, e.path, e.reason)
+    if owned_package_filtering:
+        packages = filter_owned(packages)
+    return CatalogResult(distro, packages, errors)
+
+
+def _run(
+    chosen: Sequence[Cataloger], files: ImageFiles, distro: Distro | None
+) -> tuple[list[Package], list[CatalogError]]:
+    """These catalogers' packages, each with its CPEs, and their errors, in cataloger order."""
     packages: list[Package] = []
     errors: list[CatalogError] = []
-    for c in catalogers():
+    for c in chosen:
         try:
             for item in c.catalog(files, distro):
                 if isinstance(item, CatalogError):
-                    log.warning("%s: skipped %s: %s", item.cataloger, item.path, item.reason)
                     errors.append(item)
                 else:
                     packages.append(item)
         except Exception as e:  # a cataloger bug must not cost the other ecosystems
             log.warning("%s: cataloger failed: %s", c.name, e, exc_info=True)
             errors.append(CatalogError(c.name, "", f"cataloger failed: {type(e).__name__}: {e}"))
-    if owned_package_filtering:
-        packages = filter_owned(packages)
-    return CatalogResult(distro, _cpe.with_cpes(packages), errors)
+    return _cpe.with_cpes(packages), errors
 
 
 def filter_owned(packages: list[Package]) -> list[Package]:

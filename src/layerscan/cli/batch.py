@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
+from ..aside import disable as disable_aside
 from ..config import Config, load_config
 from ..errors import ConfigError, ExitCode, LayerscanError
 from ..report import FORMATS
@@ -208,6 +209,7 @@ _CONFIG: Config | None = None
 def _init_worker(config: Config, level: int) -> None:
     global _CONFIG
     _CONFIG = config
+    disable_aside()  # the workers already share every core: a helper process per image would only add forks
     logging.basicConfig(level=level, format="layerscan: %(levelname)s: %(message)s", stream=sys.stderr)
 
 

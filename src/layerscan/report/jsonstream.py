@@ -9,11 +9,17 @@ with the separators `json.dumps` uses, so the document is the same to the byte.
 
 from __future__ import annotations
 
+import errno
+import functools
 import json
 import json.encoder
+import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import islice
+from types import TracebackType
 from typing import TextIO, TypeAlias
+
+from ..aside import Later, aside, can_fork
 
 # A str as JSON text, as json.dumps writes it (ASCII, escapes included): the C encoder itself.
 string: Callable[[str], str] = json.encoder.encode_basestring_ascii
@@ -23,7 +29,7 @@ _BATCH = 256  # members per write: few calls, and never more than ~100 KB at onc
 class Obj:
     """A JSON object whose (key, value) pairs are produced lazily."""
 
-    def __init__(self, items: Iterable[tuple[str, Json]]) -> None:
+    def __init__(self, items: Iterable[tuple[str, Json] | Aside]) -> None:
         self.items = items
 
 
@@ -32,6 +38,17 @@ class Arr:
 
     def __init__(self, values: Iterable[Json]) -> None:
         self.values = values
+
+
+class Aside:
+    """Members of an Obj (in its items, where a (key, value) pair would be) that a forked child
+    writes straight to the output while this process renders the rest of the document into
+    memory, to write it after the child's part (see aside.py): for a big part that needs nothing
+    from the rest; it holds at least one member. Where there is no child (no fork, or an output with no file descriptor to
+    share) the members are written in place: the same bytes either way."""
+
+    def __init__(self, items: Iterable[tuple[str, Json]]) -> None:
+        self.items = items
 
 
 class EncodedObj:
@@ -61,6 +78,11 @@ _LAZY = (Obj, Arr, EncodedObj, EncodedArr)
 
 
 def dump(value: Json, out: TextIO) -> None:
+    with _Output(out) as sink:
+        _dump(value, sink)
+
+
+def _dump(value: Json, out: _Output) -> None:
     if isinstance(value, Obj):
         out.write("{")
         _members(value.items, out)
@@ -70,7 +92,7 @@ def dump(value: Json, out: TextIO) -> None:
         sep = "\n"
         for item in value.values:
             out.write(sep)
-            dump(item, out)
+            _dump(item, out)
             sep = ",\n"
         out.write("\n]" if sep != "\n" else "]")
     elif isinstance(value, EncodedObj):
@@ -86,15 +108,23 @@ def dump(value: Json, out: TextIO) -> None:
         out.write(_encode(value))
 
 
-def _members(items: Iterable[tuple[str, Json]], out: TextIO) -> None:
+def _members(items: Iterable[tuple[str, Json] | Aside], out: _Output) -> None:
     """Write an Obj's members in batches. A lazy value is written in place: the pending
     batch goes first, ending with its key, then the value is dumped after it."""
-    lead, batch = "", []
-    for key, item in items:
+    lead, batch = "", list[str]()
+    for entry in items:
+        if isinstance(entry, Aside):
+            if batch:
+                out.write(lead + ", ".join(batch))
+                lead, batch = ", ", []
+            out.aside(functools.partial(_members_of, entry, lead))
+            lead = ", "
+            continue
+        key, item = entry
         if isinstance(item, _LAZY):
             batch.append(f"{string(key)}: ")
             out.write(lead + ", ".join(batch))
-            dump(item, out)
+            _dump(item, out)
             lead, batch = ", ", []
         else:
             batch.append(f"{string(key)}: {_encode(item)}")
@@ -105,7 +135,81 @@ def _members(items: Iterable[tuple[str, Json]], out: TextIO) -> None:
         out.write(lead + ", ".join(batch))
 
 
-def _batches(texts: Iterable[str], sep: str, out: TextIO, first: str = "") -> bool:
+def _members_of(aside: Aside, lead: str, out: _Output) -> None:
+    for key, value in aside.items:
+        out.write(f"{lead}{string(key)}: ")
+        _dump(value, out)
+        lead = ", "
+    if not lead:  # the members after it would start with a separator
+        raise ValueError("an Aside holds no member")
+
+
+class _Output:
+    """Where dump writes: the output itself, or, while a child writes an Aside's members to the
+    output's file, an anonymous in-memory file (not this process's memory: a report's tail can
+    be tens of MB), copied to the output by the kernel after the child's part. One child at a time."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+        self.write: Callable[[str], object] = out.write
+        self._child: Later[None] | None = None
+        self._held: TextIO | None = None
+
+    def aside(self, render: Callable[[_Output], None]) -> None:
+        if self._child is not None or not can_fork() or not _has_descriptor(self._out):
+            render(self)
+            return
+        self._out.flush()  # the child continues the file where this process stopped
+
+        def child() -> None:
+            render(_Output(self._out))
+            self._out.flush()
+
+        self._held = open(os.memfd_create("layerscan-report"), "w+", encoding="utf-8")  # noqa: SIM115
+        self._child = aside(child)
+        self.write = self._held.write
+
+    def __enter__(self) -> _Output:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *exc: BaseException | TracebackType | None) -> None:
+        child, held = self._child, self._held
+        if child is None or held is None:
+            return
+        self._child = self._held = None
+        with child, held:
+            if kind is None:
+                child.result()
+                held.flush()
+                _copy(held.fileno(), held.tell(), self._out.fileno())
+
+
+def _copy(source: int, size: int, out: int) -> None:
+    """Bytes 0..size of file `source` to the descriptor `out`, in the kernel where it can."""
+    done = 0
+    try:
+        while done < size:
+            done += os.sendfile(out, source, done, size - done)
+    except OSError as e:
+        if e.errno not in (errno.EINVAL, errno.ENOSYS) or done:  # a real write error, or half sent
+            raise
+        while done < size:  # an output sendfile does not take
+            chunk = os.pread(source, min(size - done, 1 << 20), done)
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(out, view) :]
+            done += len(chunk)
+
+
+def _has_descriptor(out: TextIO) -> bool:
+    try:
+        out.fileno()
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both an OSError and a ValueError
+        return False
+    return True
+
+
+def _batches(texts: Iterable[str], sep: str, out: _Output, first: str = "") -> bool:
     """Write texts joined by sep (after `first` when there is any); whether there was one.
     Batches are cut in C (islice): a table has a member per file."""
     texts = iter(texts)

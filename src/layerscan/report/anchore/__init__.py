@@ -19,7 +19,8 @@ from collections.abc import Iterator
 from typing import TextIO
 
 from ...analysis import Analysis
-from ..jsonstream import Arr, Json, Obj, dump, string
+from ...filetree import ImageFiles
+from ..jsonstream import Arr, Aside, Json, Obj, dump, string
 from .distro import analyzer_meta
 from .files import file_checksums, file_list, file_suids
 from .image_report import docker_history, image_id_of, image_report, layers_to_dockerfile
@@ -45,13 +46,17 @@ def document(a: Analysis) -> Arr:
     return Arr([Obj([("image", Obj([("imageId", image_id_of(a)), ("imagedata", imagedata)]))])])
 
 
-def _analysis_report(a: Analysis) -> Iterator[tuple[str, Json]]:
+def _file_analyzers(files: ImageFiles) -> Iterator[tuple[str, Json]]:
+    yield "file_list", file_list(files)
+    yield "file_checksums", file_checksums(files)
+
+
+def _analysis_report(a: Analysis) -> Iterator[tuple[str, Json] | Aside]:
     """The analyzers in the engine's order; an analyzer with nothing to say is left out, as Anchore does."""
     yield "analyzer_meta", element("analyzer_meta", analyzer_meta(a.distro).items())
     history_map = json.dumps(layers_to_dockerfile(docker_history(a.manifest, a.config)))
     yield "layer_info", element("layers_to_dockerfile", [("dockerfile_to_layer_map", history_map)])
-    yield "file_list", file_list(a.files)
-    yield "file_checksums", file_checksums(a.files)
+    yield Aside(_file_analyzers(a.files))  # a row per file: the biggest part, by a second process where it can
     file_meta = pkgfilemeta(a.packages)
     if file_meta:
         members = (f"{string(path)}: {string(text)}" for path, text in sorted(file_meta.items()))
