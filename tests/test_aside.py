@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -85,6 +86,47 @@ def test_leaving_without_the_result_leaves_no_child() -> None:
         """
     )
     assert out.strip() == "no child"
+
+
+@pytest.mark.skipif(not FORKS, reason="a child is used only on Linux with two or more usable cores")
+def test_a_child_dies_with_its_parent(tmp_path: Path) -> None:
+    said = tmp_path / "child.pid"
+    code = f"""
+        import os, time
+        from layerscan.aside import aside
+
+        def work():
+            with open({str(said)!r}, "w") as f:
+                f.write(str(os.getpid()))
+            time.sleep(60)
+
+        with aside(work) as later:
+            later.result()
+        """
+    parent = subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 30
+        while not said.exists() or not said.read_text():
+            assert time.monotonic() < deadline and parent.poll() is None, "the child never started"
+            time.sleep(0.05)
+        child = int(said.read_text())
+        parent.kill()
+        parent.wait(10)
+        deadline = time.monotonic() + 10
+        while _alive(child):
+            assert time.monotonic() < deadline, "the child outlived its killed parent"
+            time.sleep(0.05)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"  # a zombie has died; only its reaping is left
 
 
 def test_with_another_thread_running_the_work_stays_in_this_process() -> None:

@@ -19,6 +19,7 @@ Anywhere else fn() runs in-process when its result is asked for, with the same r
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import os
 import pickle
@@ -64,6 +65,7 @@ class Later(Generic[T]):
         self._pipe = -1
         if can_fork():
             read, write = os.pipe()
+            parent = os.getpid()
             gc.freeze()  # no collection in the child writes to the objects it shares: fewer pages copied
             try:
                 self._pid = os.fork()
@@ -74,6 +76,7 @@ class Later(Generic[T]):
                 return
             if self._pid == 0:
                 os.close(read)
+                _die_with_parent(parent)
                 _child(fn, write)
             gc.unfreeze()
             os.close(write)
@@ -132,6 +135,18 @@ def _child(fn: Callable[[], object], pipe: int) -> None:
         code = 0
     finally:
         os._exit(code)
+
+
+def _die_with_parent(parent: int) -> None:
+    """SIGKILL for this child when the parent dies (killed, say): no child outlives the analysis."""
+    prctl = getattr(ctypes.CDLL(None, use_errno=True), "prctl", None)
+    if prctl is not None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # it died before the request was made
+        os._exit(1)
+
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def _how(status: int) -> str:
