@@ -14,7 +14,6 @@ the cores a finished small layer leaves idle go to the big one.
 from __future__ import annotations
 
 import hashlib
-import mmap
 import queue
 import sys
 import threading
@@ -24,7 +23,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, NoReturn, cast
 
 from .errors import DigestMismatch, LayerError
-from .image import Descriptor, ImageSource
+from .image import Buffer, Descriptor, ImageSource
 from .scan import scan_layer
 from .scan.model import LayerResult, ScanOptions
 from .store.results import ResultCache
@@ -104,7 +103,7 @@ def _scan_blob(
         # A blob corrupted at rest or in transit is the DigestMismatch it is, not the malformed
         # layer it looks like: when the scan fails, the digest check is finished before reporting.
         data = blob.data
-        if isinstance(data, (bytes, bytearray, memoryview, mmap.mmap)):
+        if isinstance(data, Buffer):
             try:
                 result = scan_layer(
                     data, options, engine=engine, name=desc.digest, expected_digest=expected, threads=threads

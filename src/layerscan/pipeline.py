@@ -6,6 +6,7 @@ Wiring only: the one module that knows every stage, holding none of their logic.
 from __future__ import annotations
 
 import ctypes
+import functools
 import logging
 import sys
 import time
@@ -148,9 +149,14 @@ def _return_freed_memory() -> None:
     The scan's threads free their buffers into glibc's per-thread arenas, which keep the
     pages: ~100 MB on a 1.25 GB image. The stages after the scan allocate on this thread,
     from another arena, so without this the process holds both."""
-    trim = getattr(ctypes.CDLL(None), "malloc_trim", None)
+    trim = _malloc_trim()
     if trim is not None:
         trim(0)
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    return getattr(ctypes.CDLL(None), "malloc_trim", None)
 
 
 def _progress_enabled(progress: bool | None) -> bool:

@@ -20,8 +20,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 
 from ..filetree import KIND_OF, ImageFiles
+from ..scan import glob_filter
 from ..scan.model import Mark
-from ..scan.native import glob_filter
 from .model import CatalogError, CatalogFileError, Package
 
 REGULAR = ("file", "hardlink")

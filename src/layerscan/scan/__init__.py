@@ -7,6 +7,9 @@ released for the whole layer; an iterable of chunks is pushed through the same
 state machine (`feed`/`finish`), for layers streamed straight from the network.
 `threads` (native engine): how many threads may work on the layer at once; None is
 every core the process may use, 1 the caller's thread alone. The result is the same.
+
+    glob_filter(globs, paths) -> the paths any capture glob matches (the C matcher), for
+    the catalogers' look over the final tree: one dialect for what is captured and what is read.
 """
 
 from __future__ import annotations
@@ -16,6 +19,9 @@ from collections.abc import Iterable
 from ..image import Buffer
 from . import native
 from .model import LayerResult, ScanOptions
+from .native import glob_filter
+
+__all__ = ["ENGINES", "glob_filter", "scan_layer"]
 
 ENGINES = ("native", "reference")
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import mmap
 import re
 from typing import Any
 
@@ -64,7 +63,7 @@ def sha256_digest(data: Buffer) -> str:
 def verify_digest(data: Buffer | hashlib._Hash, digest: str, what: str) -> None:
     """Raise DigestMismatch unless `data` (bytes, or a finished hasher of the digest's algorithm) has `digest`."""
     alg, _ = check_digest(digest, what)
-    hasher = hashlib.new(alg, data) if isinstance(data, (bytes, bytearray, memoryview, mmap.mmap)) else data
+    hasher = hashlib.new(alg, data) if isinstance(data, Buffer) else data
     actual = f"{alg}:{hasher.hexdigest()}"
     if actual != digest:
         raise DigestMismatch(what, digest, actual)

@@ -18,13 +18,12 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import mmap
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 from ..closable import Closable
 from ..errors import SourceError
-from ..image import Descriptor, LayerBlob, Platform
+from ..image import Buffer, Descriptor, LayerBlob, Platform
 from .media import (
     INDEX_MEDIA_TYPES,
     MANIFEST_MEDIA_TYPES,
@@ -142,7 +141,7 @@ class ResolvedImage(Closable):
         with self.source.layer(desc) as blob:
             if blob is None and not is_foreign(desc):
                 raise SourceError(f"{self.name}: layer {desc.digest} is missing")
-            if blob is not None and isinstance(blob.data, (bytes, bytearray, memoryview, mmap.mmap)):
+            if blob is not None and isinstance(blob.data, Buffer):
                 if len(blob.data) != desc.size:
                     raise SourceError(
                         f"{self.name}: layer {desc.digest} is {len(blob.data)} bytes, the manifest says {desc.size}"

@@ -23,7 +23,7 @@ from ...filetree import ImageFiles
 from ..jsonstream import Arr, Aside, Json, Obj, dump, string
 from .distro import analyzer_meta
 from .files import file_checksums, file_list, file_suids
-from .image_report import docker_history, image_id_of, image_report, layers_to_dockerfile
+from .image_report import docker_history, image_id_of, image_report_of, layers_to_dockerfile
 from .kvfile import element, encoded_base
 from .os_packages import pkgfilemeta
 from .packages import package_list
@@ -40,7 +40,7 @@ def document(a: Analysis) -> Arr:
         [
             ("analyzer_manifest", {}),
             ("analysis_report", Obj(_analysis_report(a))),
-            ("image_report", image_report(a)),
+            ("image_report", image_report_of(a)),
         ]
     )
     return Arr([Obj([("image", Obj([("imageId", image_id_of(a)), ("imagedata", imagedata)]))])])

@@ -24,7 +24,7 @@ def image_id_of(a: Analysis) -> str:
     return a.config_digest.split(":", 1)[-1]
 
 
-def image_report(a: Analysis) -> dict[str, Json]:
+def image_report_of(a: Analysis) -> dict[str, Json]:
     image_id = image_id_of(a)
     history = docker_history(a.manifest, a.config)
     layers = [str(d.get("digest", "")) for d in a.manifest.get("layers", [])]
