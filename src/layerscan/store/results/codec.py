@@ -68,7 +68,12 @@ def encode(kind: str, subject: str, value: LayerResult | Analysis) -> bytes:
     w = _Writer()
     _put_record(w, _TYPES[kind], value)
     raw = subject.encode()
-    return _HEADER.pack(MAGIC, FORMAT, _KINDS[kind], len(raw)) + raw + pyzstd.compress(w.payload(), _ZSTD_OPTIONS)
+    # Compressed part by part: the payload (tens of MB for a big image) is never joined in memory.
+    zstd = pyzstd.ZstdCompressor(_ZSTD_OPTIONS)
+    out = [_HEADER.pack(MAGIC, FORMAT, _KINDS[kind], len(raw)), raw, zstd.compress(w.table())]
+    out += [zstd.compress(part) for part in w.parts]
+    out.append(zstd.flush())
+    return b"".join(out)
 
 
 def decode(kind: str, data: bytes) -> Any:
@@ -159,9 +164,9 @@ class _Writer:
         # ensure_ascii keeps lone surrogates (undecodable tar names) as \u escapes: valid UTF-8 either way.
         self.add(json.dumps(doc, separators=(",", ":"), allow_nan=False).encode("ascii"))
 
-    def payload(self) -> bytes:
-        sizes = struct.pack(f"<I{len(self.parts)}Q", len(self.parts), *(len(p) for p in self.parts))
-        return sizes + b"".join(self.parts)
+    def table(self) -> bytes:
+        """What the payload starts with: the number of parts and their sizes; the parts follow."""
+        return struct.pack(f"<I{len(self.parts)}Q", len(self.parts), *(len(p) for p in self.parts))
 
 
 class _Reader:
