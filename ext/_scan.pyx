@@ -10,6 +10,7 @@ tar.h, and exported from here.
 """
 
 from libc.stdint cimport int64_t, uint64_t
+from libc.stdlib cimport free
 from libc.string cimport memset
 from cpython cimport array as carray
 from cpython.bytes cimport PyBytes_FromStringAndSize
@@ -132,6 +133,33 @@ def compile_rules(tuple patterns) -> Database:
     """The secret prefilter: one id per rule, matched per line over streamed file content."""
     # MULTILINE: rules are matched per line, so '^' and '$' must work at every line.
     return _build(patterns, hs.HS_FLAG_SINGLEMATCH | hs.HS_FLAG_MULTILINE, hs.HS_MODE_STREAM)
+
+
+def serialize_database(Database d) -> bytes:
+    """The compiled database as Hyperscan writes it (its version, platform and a CRC inside);
+    b"" for a database of no pattern."""
+    cdef char *out = NULL
+    cdef size_t n = 0
+    if d.db is NULL:
+        return b""
+    if hs.hs_serialize_database(d.db, &out, &n) != hs.HS_SUCCESS:
+        raise MemoryError("Hyperscan could not serialize a database")
+    try:
+        return out[:n]
+    finally:
+        free(out)
+
+
+def deserialize_database(bytes data, tuple always) -> Database:
+    """A database serialize_database wrote, with the indices of the patterns it left out;
+    ValueError when this Hyperscan will not load it (another version or CPU, or damaged)."""
+    cdef Database d = Database()
+    cdef hs.hs_database_t *db = NULL
+    if data and hs.hs_deserialize_database(data, len(data), &db) != hs.HS_SUCCESS:
+        raise ValueError("Hyperscan refuses this serialized database")
+    d.db = db
+    d.always = always
+    return d
 
 
 cdef class Marks:

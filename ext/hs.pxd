@@ -25,3 +25,5 @@ cdef extern from "hs/hs.h" nogil:
     hs_error_t hs_free_compile_error(hs_compile_error_t *error)
     hs_error_t hs_free_database(hs_database_t *db)
     const char *hs_version()
+    hs_error_t hs_serialize_database(const hs_database_t *db, char **bytes, size_t *length)
+    hs_error_t hs_deserialize_database(const char *bytes, const size_t length, hs_database_t **db)

@@ -19,6 +19,7 @@ from .config import Config
 from .findings import apply_allow_rules, secret_findings
 from .image import Platform
 from .image_scan import scan_image
+from .scan import prepare
 from .scan.model import ScanOptions
 from .scan.rules import Rule, check_unique
 from .sources import open_source
@@ -73,6 +74,7 @@ def analyze(
                 log.warning("%s", w)
             known.seconds = time.perf_counter() - t0
             return known
+        prepare(options, engine, config.tmp_dir)
         results = stage(
             "scan",
             lambda: scan_image(

@@ -8,6 +8,8 @@ state machine (`feed`/`finish`), for layers streamed straight from the network.
 `threads` (native engine): how many threads may work on the layer at once; None is
 every core the process may use, 1 the caller's thread alone. The result is the same.
 
+    prepare(options, engine, tmp_dir)   # the native engine's rules ready before the first layer,
+                                        # from <tmp_dir>/layerscan_hscache when compiled before
     glob_filter(globs, paths) -> the paths any capture glob matches (the C matcher), for
     the catalogers' look over the final tree: one dialect for what is captured and what is read.
 """
@@ -15,15 +17,21 @@ every core the process may use, 1 the caller's thread alone. The result is the s
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 
 from ..image import Buffer
-from . import native
+from . import native, rulecache
 from .model import LayerResult, ScanOptions
 from .native import glob_filter
 
-__all__ = ["ENGINES", "glob_filter", "scan_layer"]
+__all__ = ["ENGINES", "glob_filter", "prepare", "scan_layer"]
 
 ENGINES = ("native", "reference")
+
+
+def prepare(options: ScanOptions, engine: str, tmp_dir: str) -> None:
+    if engine == "native":
+        native.prepare(options, Path(tmp_dir) / rulecache.DIRNAME)
 
 
 def scan_layer(

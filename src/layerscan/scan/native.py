@@ -15,12 +15,14 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from pathlib import Path
 
 from .. import _scan
 from ..closable import Closable
 from ..errors import CompressionError, DigestMismatch, LayerError, LimitExceeded, TarFormatError
 from ..image import Buffer
+from . import rulecache
 from .globs import native_program
 from .model import (
     Captured,
@@ -62,11 +64,18 @@ _mark_dbs: dict[tuple[Marker, ...], _scan.Marks] = {}
 _lock = threading.Lock()
 
 
-def _rules_database(patterns: tuple[str, ...]) -> _scan.Database:
+def _rules_database(patterns: tuple[str, ...], saved: Path | None = None) -> _scan.Database:
+    """The rules' database, compiled once per process; with `saved` (a rulecache directory),
+    loaded from there when a process compiled it before, else compiled and saved there."""
     with _lock:
         db = _rule_dbs.get(patterns)
         if db is None:
-            db = _rule_dbs[patterns] = _scan.compile_rules(patterns)
+            db = rulecache.load(saved, patterns) if saved is not None else None
+            if db is None:
+                db = _scan.compile_rules(patterns)
+                if saved is not None:
+                    rulecache.save(saved, patterns, db)
+            _rule_dbs[patterns] = db
             for i in db.always:
                 log.warning(
                     "rule pattern %r is beyond Hyperscan even as a prefilter; "
@@ -74,6 +83,16 @@ def _rules_database(patterns: tuple[str, ...]) -> _scan.Database:
                     patterns[i],
                 )
         return db
+
+
+def prepare(options: ScanOptions, saved: Path) -> None:
+    """Have the rules' database ready before the first layer, from `saved` where it can be."""
+    if options.rules:
+        _rules_database(_patterns(options.rules), saved)
+
+
+def _patterns(rules: Sequence[Rule]) -> tuple[str, ...]:
+    return tuple(r.pattern for r in rules)
 
 
 def _marks(markers: tuple[Marker, ...]) -> _scan.Marks:
@@ -136,7 +155,7 @@ class Scanner(Closable):
             secret_skip_binary=options.secret_skip_binary,
             hash_input=expected_digest is not None,
             diff_id=options.compute_diff_id,
-            rules=_rules_database(tuple(r.pattern for r in self._rules)) if self._rules else None,
+            rules=_rules_database(_patterns(self._rules)) if self._rules else None,
             n_rules=len(self._rules),
             capture=[(_scan.GlobMatcher(native_program(globs)), limit) for globs, limit in options.capture_groups()],
             capture_spill_bytes=options.capture_spill_bytes,
