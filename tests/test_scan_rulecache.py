@@ -87,3 +87,18 @@ def test_a_file_where_the_directory_should_be_is_a_miss(fresh: None, tmp_path: P
     assert rulecache.load(tmp_path / "hs", PATTERNS) is None
     native.prepare(OPTIONS, tmp_path / "hs")  # compiles; saving fails quietly
     assert scan_layer(LAYER, OPTIONS).secrets
+
+
+def test_the_directory_keeps_the_databases_used_last(fresh: None, tmp_path: Path) -> None:
+    directory = tmp_path / "hs"
+    rule_sets = [PATTERNS[: n + 1] for n in range(rulecache.KEEP + 1)]
+    for n, patterns in enumerate(rule_sets[:-1]):  # KEEP of them, saved one after another
+        rulecache.save(directory, patterns, _scan.compile_rules(patterns))
+        os.utime(directory / rulecache._key(patterns), ns=(n + 1, n + 1))
+    assert rulecache.load(directory, rule_sets[0]) is not None  # the oldest, used now
+    rulecache.save(directory, rule_sets[-1], _scan.compile_rules(rule_sets[-1]))  # one too many
+    kept = {p.name for p in directory.iterdir()}
+    assert len(kept) == rulecache.KEEP
+    assert rulecache._key(rule_sets[0]) in kept, "a database just used stays"
+    assert rulecache._key(rule_sets[1]) not in kept, "the one used longest ago goes"
+    assert rulecache._key(rule_sets[-1]) in kept

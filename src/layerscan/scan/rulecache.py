@@ -8,11 +8,12 @@ the native extension's build, and loaded by the next process instead.
 A database is bytecode Hyperscan runs, so a file is trusted only in a directory of this
 user's that nobody else may write to, and only when its bytes have the digest written
 beside them (Hyperscan's own check misses some damage). Anything else is a miss: the rules
-are compiled, as without the cache.
+are compiled, as without the cache. The directory keeps the KEEP databases used last.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -26,6 +27,7 @@ from .. import _scan
 log = logging.getLogger(__name__)
 
 DIRNAME = "layerscan_hscache"
+KEEP = 8  # databases kept (~200 KB each): a few rule sets and builds in use at once
 _MAGIC = b"layerscan-hsdb 1\n"
 
 
@@ -33,8 +35,10 @@ def load(directory: Path, patterns: tuple[str, ...]) -> _scan.Database | None:
     """The database saved for these patterns; None when there is none this process may trust."""
     if not _private(directory):
         return None
+    path = directory / _key(patterns)
     try:
-        data = (directory / _key(patterns)).read_bytes()
+        data = path.read_bytes()
+        os.utime(path)  # used: the last to go when save() makes room
     except OSError:
         return None
     head, _, rest = data.partition(b"\n")
@@ -67,8 +71,21 @@ def save(directory: Path, patterns: tuple[str, ...], db: _scan.Database) -> None
         except BaseException:
             os.unlink(tmp)
             raise
+        _keep_newest(directory, KEEP)
     except OSError as e:
         log.debug("rule database cache: not saved in %s (%s)", directory, e)
+
+
+def _keep_newest(directory: Path, n: int) -> None:
+    """Remove all but the n databases used last (another build or rule set leaves one behind)."""
+    saved = []
+    for path in directory.iterdir():
+        if not path.name.startswith("."):
+            with contextlib.suppress(FileNotFoundError):  # a process beside this one removed it first
+                saved.append((path.stat().st_mtime_ns, path))
+    for _, path in sorted(saved, reverse=True)[n:]:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
 
 
 def _private(directory: Path) -> bool:
