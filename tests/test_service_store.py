@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime
 import json
 import multiprocessing
+import multiprocessing.synchronize
 import sqlite3
 import time
 from pathlib import Path
@@ -278,12 +279,14 @@ def test_import_analysis(store: Store) -> None:
         store.import_analysis(b"[")
 
 
-def _claim_all(url: str, worker: str, out: multiprocessing.Queue) -> None:
+def _claim_all(url: str, worker: str, out: multiprocessing.Queue, start: multiprocessing.synchronize.Barrier) -> None:
     store = Store.open(url)
+    start.wait(60)  # every worker ready: the first one started has no head start on the queue
     got = []
     while (job := store.claim(worker, 60)) is not None:
         got.append(job.image_digest)
         store.complete(job, {}, {})
+        time.sleep(0.002)  # as an analysis would, it lets the others claim meanwhile
     store.close()
     out.put((worker, got))
 
@@ -295,7 +298,8 @@ def test_claims_are_exclusive_across_processes(db_url: str) -> None:
             add(s, n)
     ctx = multiprocessing.get_context("spawn")
     out = ctx.Queue()
-    procs = [ctx.Process(target=_claim_all, args=(url, f"w{i}", out)) for i in range(4)]
+    start = ctx.Barrier(4)
+    procs = [ctx.Process(target=_claim_all, args=(url, f"w{i}", out, start)) for i in range(4)]
     for p in procs:
         p.start()
     results = dict(out.get(timeout=120) for _ in procs)

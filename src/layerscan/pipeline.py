@@ -74,7 +74,8 @@ def analyze(
                 log.warning("%s", w)
             known.seconds = time.perf_counter() - t0
             return known
-        prepare(options, engine, config.tmp_dir)
+        # The compiled rules are kept with the result cache: --no-result-cache runs cold, storing nothing.
+        prepare(options, engine, config.tmp_dir if config.result_cache_enable else None)
         results = stage(
             "scan",
             lambda: scan_image(

@@ -10,6 +10,7 @@ every core the process may use, 1 the caller's thread alone. The result is the s
 
     prepare(options, engine, tmp_dir)   # the native engine's rules ready before the first layer,
                                         # from <tmp_dir>/layerscan_hscache when compiled before
+                                        # (tmp_dir None: compiled, nothing kept)
     glob_filter(globs, paths) -> the paths any capture glob matches (the C matcher), for
     the catalogers' look over the final tree: one dialect for what is captured and what is read.
 """
@@ -29,9 +30,10 @@ __all__ = ["ENGINES", "glob_filter", "prepare", "scan_layer"]
 ENGINES = ("native", "reference")
 
 
-def prepare(options: ScanOptions, engine: str, tmp_dir: str) -> None:
+def prepare(options: ScanOptions, engine: str, tmp_dir: str | None) -> None:
+    """With `tmp_dir`, the native rules' database loaded from (or saved to) the rule cache there."""
     if engine == "native":
-        native.prepare(options, Path(tmp_dir) / rulecache.DIRNAME)
+        native.prepare(options, Path(tmp_dir) / rulecache.DIRNAME if tmp_dir is not None else None)
 
 
 def scan_layer(

@@ -85,7 +85,7 @@ def _rules_database(patterns: tuple[str, ...], saved: Path | None = None) -> _sc
         return db
 
 
-def prepare(options: ScanOptions, saved: Path) -> None:
+def prepare(options: ScanOptions, saved: Path | None) -> None:
     """Have the rules' database ready before the first layer, from `saved` where it can be."""
     if options.rules:
         _rules_database(_patterns(options.rules), saved)
