@@ -55,3 +55,13 @@ def test_a_reader_that_stops_early_gets_exit_code_141_not_a_traceback() -> None:
     err = proc.stderr.read().decode()
     assert proc.wait(60) == 141
     assert "Traceback" not in err and "BrokenPipeError" not in err, err
+
+
+@pytest.mark.parametrize("port", ["70000", "-1", "x"])
+def test_a_worker_status_port_that_is_not_a_port_is_a_usage_error(
+    port: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        main(["worker", "--port", port])
+    assert stopped.value.code == 2
+    assert f"argument --port: {port!r} is not a TCP port (1-65535) nor 0" in capsys.readouterr().err

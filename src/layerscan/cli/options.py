@@ -64,3 +64,14 @@ def positive(what: str) -> Callable[[str], int]:
         return n
 
     return parse
+
+
+def port_or_off(text: str) -> int:
+    """An argparse type: a TCP port, or 0 for none (as the config's services.analyzer.port)."""
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if not 0 <= n <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port (1-65535) nor 0")
+    return n

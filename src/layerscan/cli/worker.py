@@ -11,7 +11,7 @@ from types import FrameType
 
 from ..config import load_config
 from ..errors import ConfigError, ExitCode
-from .options import add_shared_options
+from .options import add_shared_options, port_or_off
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--port",
-        type=int,
+        type=port_or_off,
         metavar="PORT",
         help="serve /health, /status and /metrics on PORT instead of services.analyzer.port (0: none)",
     )
