@@ -82,6 +82,11 @@ class Later(Generic[T]):
             os.close(write)
             self._pipe = read
 
+    @property
+    def forked(self) -> bool:
+        """Whether fn runs in a child; if not, it runs here when result() is called."""
+        return self._pid > 0
+
     def result(self) -> T:
         if not self._pid:
             return self._fn()

@@ -19,7 +19,7 @@ from itertools import islice
 from types import TracebackType
 from typing import TextIO, TypeAlias
 
-from ..aside import Later, aside, can_fork
+from ..aside import Later, aside
 
 # A str as JSON text, as json.dumps writes it (ASCII, escapes included): the C encoder itself.
 string: Callable[[str], str] = json.encoder.encode_basestring_ascii
@@ -44,8 +44,8 @@ class Aside:
     """Members of an Obj (in its items, where a (key, value) pair would be) that a forked child
     writes straight to the output while this process renders the rest of the document into
     memory, to write it after the child's part (see aside.py): for a big part that needs nothing
-    from the rest; it holds at least one member. Where there is no child (no fork, or an output with no file descriptor to
-    share) the members are written in place: the same bytes either way."""
+    from the rest; it holds at least one member. Where there is no child (no fork, or an output
+    with no file descriptor to share) the members are written in place: the same bytes either way."""
 
     def __init__(self, items: Iterable[tuple[str, Json]]) -> None:
         self.items = items
@@ -156,7 +156,7 @@ class _Output:
         self._held: TextIO | None = None
 
     def aside(self, render: Callable[[_Output], None]) -> None:
-        if self._child is not None or not can_fork() or not _has_descriptor(self._out):
+        if self._child is not None or not _has_descriptor(self._out):
             render(self)
             return
         self._out.flush()  # the child continues the file where this process stopped
@@ -165,8 +165,12 @@ class _Output:
             render(_Output(self._out))
             self._out.flush()
 
+        later = aside(child)
+        if not later.forked:  # no child here (aside.py says when): written in place, now
+            later.result()
+            return
+        self._child = later
         self._held = open(os.memfd_create("layerscan-report"), "w+", encoding="utf-8")  # noqa: SIM115
-        self._child = aside(child)
         self.write = self._held.write
 
     def __enter__(self) -> _Output:
@@ -174,14 +178,17 @@ class _Output:
 
     def __exit__(self, kind: type[BaseException] | None, *exc: BaseException | TracebackType | None) -> None:
         child, held = self._child, self._held
-        if child is None or held is None:
-            return
         self._child = self._held = None
-        with child, held:
-            if kind is None:
-                child.result()
-                held.flush()
-                _copy(held.fileno(), held.tell(), self._out.fileno())
+        if child is None:
+            return
+        with child:  # killed and reaped if it is not waited for here
+            if held is None:  # the in-memory file could not be made
+                return
+            with held:
+                if kind is None:
+                    child.result()
+                    held.flush()
+                    _copy(held.fileno(), held.tell(), self._out.fileno())
 
 
 def _copy(source: int, size: int, out: int) -> None:
