@@ -596,7 +596,7 @@ def _bdb() -> bytes:
 
 def _parse_header_or_error(blob: bytes) -> None:
     try:
-        header.parse_header(blob)
+        header.parse_header(blob, "bdb")
     except header.HeaderError:
         pass
 

@@ -80,7 +80,7 @@ class RpmCataloger:
         try:
             for i, blob in enumerate(blobs(files, path, content)):
                 try:
-                    yield to_package(parse_header(blob), distro, path, fmt)
+                    yield to_package(parse_header(blob, fmt), distro, path)
                 except HeaderError as e:
                     yield CatalogError(self.name, path, f"header {i}: {e}")
         except _DB_ERRORS as e:
@@ -105,48 +105,31 @@ def manifest_packages(content: bytes, distro: Distro | None) -> Iterator[Package
         size = int(parts[6]) if parts[6].isdigit() else 0
         header = RpmHeader(
             name=parts[0],
-            version=vr[0],
-            release=vr[1],
-            epoch=epoch,
             arch=parts[7],
             sourcerpm=parts[9],
             license="",
-            vendor=parts[4],
-            size=size,
-            modularity_label="",
-            provides=(),
-            requires=(),
-            digest_algo="",
-            files=(),
+            metadata=RpmMetadata(
+                epoch=epoch, version=vr[0], release=vr[1], vendor=parts[4], size=size, database="manifest"
+            ),
         )
-        yield to_package(header, distro, MANIFEST, "manifest")
+        yield to_package(header, distro, MANIFEST)
 
 
-def to_package(h: RpmHeader, distro: Distro | None, location: str, fmt: str) -> Package:
-    vr = f"{h.version}-{h.release}" if h.release else h.version
+def to_package(h: RpmHeader, distro: Distro | None, location: str) -> Package:
+    m = h.metadata
+    vr = f"{m.version}-{m.release}" if m.release else m.version
+    epoch = str(m.epoch) if m.epoch is not None else ""
     return Package(
         type="rpm",
         name=h.name,
         version=h.evr,
         location=location,
-        purl=os_purl("rpm", distro, h.name, vr, h.arch, h.sourcerpm, epoch=str(h.epoch) if h.epoch is not None else ""),
+        purl=os_purl("rpm", distro, h.name, vr, h.arch, h.sourcerpm, epoch=epoch),
         licenses=(h.license,) if h.license else (),
         source=h.sourcerpm,
         arch=h.arch,
-        files=tuple(f.path for f in h.files if not stat.S_ISDIR(f.mode)),
-        metadata=RpmMetadata(
-            epoch=h.epoch,
-            version=h.version,
-            release=h.release,
-            vendor=h.vendor,
-            modularity_label=h.modularity_label,
-            size=h.size,
-            provides=tuple(h.provides),
-            requires=tuple(h.requires),
-            database=fmt,
-            digest_algo=h.digest_algo,
-            files=h.files,
-        ),
+        files=tuple(f.path for f in m.files if not stat.S_ISDIR(f.mode)),
+        metadata=m,
     )
 
 

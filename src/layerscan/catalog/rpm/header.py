@@ -12,7 +12,7 @@ import dataclasses
 import struct
 from typing import TypeVar
 
-from ..metadata import FileDigest, RpmFile
+from ..metadata import FileDigest, RpmFile, RpmMetadata
 
 T = TypeVar("T")
 
@@ -53,26 +53,20 @@ class HeaderError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class RpmHeader:
+    """The package-level tags; the rest, as the report carries them, in `metadata`."""
+
     name: str
-    version: str
-    release: str
-    epoch: int | None
     arch: str
     sourcerpm: str
     license: str
-    vendor: str
-    size: int
-    modularity_label: str
-    provides: tuple[str, ...]
-    requires: tuple[str, ...]
-    digest_algo: str
-    files: tuple[RpmFile, ...]
+    metadata: RpmMetadata
 
     @property
     def evr(self) -> str:
         """[epoch:]version-release, as rpm -q and Syft print it."""
-        vr = f"{self.version}-{self.release}" if self.release else self.version
-        return f"{self.epoch}:{vr}" if self.epoch is not None else vr
+        m = self.metadata
+        vr = f"{m.version}-{m.release}" if m.release else m.version
+        return f"{m.epoch}:{vr}" if m.epoch is not None else vr
 
 
 def parse_entries(blob: bytes) -> dict[int, tuple[int, int, int]]:
@@ -144,7 +138,8 @@ class _Reader:
         return values[0] if values else None
 
 
-def parse_header(blob: bytes) -> RpmHeader:
+def parse_header(blob: bytes, database: str) -> RpmHeader:
+    """The header of a package read from a `database` ("bdb", "sqlite" or "ndb")."""
     r = _Reader(bytes(blob))
     name = r.string(NAME)
     if not name:
@@ -153,19 +148,22 @@ def parse_header(blob: bytes) -> RpmHeader:
     digest_algo = DIGEST_ALGOS.get(algo_num, str(algo_num))
     return RpmHeader(
         name=name,
-        version=r.string(VERSION),
-        release=r.string(RELEASE),
-        epoch=r.int(EPOCH),
         arch=r.string(ARCH),
         sourcerpm=r.string(SOURCERPM),
         license=r.string(LICENSE),
-        vendor=r.string(VENDOR),
-        size=r.int(LONGSIZE) or r.int(SIZE) or 0,
-        modularity_label=r.string(MODULARITYLABEL),
-        provides=tuple(r.strings(PROVIDENAME)),
-        requires=tuple(r.strings(REQUIRENAME)),
-        digest_algo=digest_algo,
-        files=_files(r, digest_algo),
+        metadata=RpmMetadata(
+            epoch=r.int(EPOCH),
+            version=r.string(VERSION),
+            release=r.string(RELEASE),
+            vendor=r.string(VENDOR),
+            modularity_label=r.string(MODULARITYLABEL),
+            size=r.int(LONGSIZE) or r.int(SIZE) or 0,
+            provides=tuple(r.strings(PROVIDENAME)),
+            requires=tuple(r.strings(REQUIRENAME)),
+            database=database,
+            digest_algo=digest_algo,
+            files=_files(r, digest_algo),
+        ),
     )
 
 
