@@ -15,6 +15,7 @@ import re
 import subprocess
 import sys
 import sysconfig
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -335,6 +336,9 @@ def test_cli_reports_the_counts_and_secrets_all(layout: Path, tmp_path: Path) ->
     quiet, loud = run(), run("--secrets-all")
     assert quiet["stats"]["secrets"] == 1 and sum(quiet["stats"]["secrets_suppressed"].values()) == 5
     assert loud["stats"]["secrets"] == 6 and loud["stats"]["secrets_suppressed"] == {}
+    # allowed_by is written only where --secrets-all kept a match an allow rule would suppress
+    assert all("allowed_by" not in s for s in quiet["secrets"])
+    assert Counter(s.get("allowed_by") for s in loud["secrets"]) == {None: 1, **quiet["stats"]["secrets_suppressed"]}
 
 
 def test_anchore_config_keeps_anchore_semantics(layout: Path, tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ import dataclasses
 from collections import Counter
 from collections.abc import Sequence
 
+from .catalog.metadata import JSON_KEY, OPTIONAL
 from .filetree import ImageFiles, SymlinkLoop
 from .scan.model import TYPE_BYTES, LayerResult
 from .scan.rules import Rule
@@ -24,14 +25,18 @@ _LINKS = frozenset((_HARDLINK, TYPE_BYTES["symlink"]))
 
 @dataclasses.dataclass(frozen=True)
 class SecretFinding:
+    """One hit, as the JSON report writes it (report/native.value_json): its fields in order,
+    `masked` under "match", and `allowed_by` only where --secrets-all keeps a suppressed one."""
+
     rule: str
+    kind: str  # "secret", or "content" (content_search)
     path: str  # absolute
     line: int  # 1-based
     layer: int
     in_final_image: bool  # False: a later layer deleted or replaced the file; still in the blobs
-    masked: str  # never the full value
-    kind: str = "secret"  # or "content" (content_search)
-    allowed_by: str = ""  # the allow rule (scan/allow.py) that calls it an example, not a secret
+    masked: str = dataclasses.field(metadata={JSON_KEY: "match"})  # never the full value
+    # The allow rule (scan/allow.py) that calls it an example, not a secret.
+    allowed_by: str | None = dataclasses.field(default=None, metadata={OPTIONAL: True})
 
 
 def secret_findings(
@@ -51,7 +56,14 @@ def secret_findings(
             final = table.get(hit.path)
             in_final = final is not None and final.layer == i and final.record.type == "file"
             found[(hit.path, hit.rule, hit.line, i)] = SecretFinding(
-                hit.rule, hit.path, hit.line, i, in_final, hit.masked, kind.get(hit.rule, "secret"), hit.allowed_by
+                hit.rule,
+                kind.get(hit.rule, "secret"),
+                hit.path,
+                hit.line,
+                i,
+                in_final,
+                hit.masked,
+                hit.allowed_by or None,
             )
     by_content: dict[tuple[str, int], list[SecretFinding]] = {}
     for f in found.values():

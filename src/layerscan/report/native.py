@@ -14,7 +14,6 @@ from ..analysis import Analysis, LayerInfo
 from ..catalog.metadata import JSON_KEY, OPTIONAL
 from ..catalog.model import Package
 from ..filetree import KIND_OF
-from ..findings import SecretFinding
 from .jsonstream import Arr, EncodedArr, Json, Obj, dump, string
 
 SCHEMA = "layerscan/v1"
@@ -37,7 +36,7 @@ def document(a: Analysis) -> Obj:
             ("distro", distro),
             ("files", EncodedArr(_files(a))),
             ("packages", Arr(package_json(p) for p in a.packages)),
-            ("secrets", Arr(secret_json(s) for s in a.secrets)),
+            ("secrets", Arr(value_json(s) for s in a.secrets)),
             ("stats", _stats(a)),
         ]
     )
@@ -120,18 +119,6 @@ def value_json(value: object) -> Json:
 # A dataclass's fields as (attribute, JSON key, OPTIONAL), read once per class:
 # value_json runs for every file record of every package.
 _FIELDS: dict[type, tuple[tuple[str, str, bool], ...]] = {}
-
-
-def secret_json(s: SecretFinding) -> dict[str, Json]:
-    return {
-        "rule": s.rule,
-        "kind": s.kind,
-        "path": s.path,
-        "line": s.line,
-        "layer": s.layer,
-        "in_final_image": s.in_final_image,
-        "match": s.masked,
-    }
 
 
 def _stats(a: Analysis) -> dict[str, Json]:
