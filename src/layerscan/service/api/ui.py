@@ -105,8 +105,7 @@ def _image_row(r: ImageRecord) -> dict[str, Any]:
 def _worker(w: WorkerRecord) -> dict[str, Any]:
     return {
         "id": w.worker_id,
-        "host": w.host,
-        "port": w.port,
+        "address": f"{w.host}:{w.port}",
         "threads": w.max_threads,
         "busy": w.busy,
         "status": w.status,

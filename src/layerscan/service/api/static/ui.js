@@ -22,7 +22,7 @@
     for (const w of workers) {
       const row = body.insertRow();
       cell(row, w.id);
-      cell(row, w.host + ":" + w.port);
+      cell(row, w.address);
       cell(row, w.threads);
       cell(row, w.busy);
       cell(row, w.status, w.status);
