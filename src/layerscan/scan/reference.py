@@ -30,23 +30,8 @@ from .._scan import (
 )
 from ..errors import CompressionError, DigestMismatch, LayerError, LimitExceeded, TarFormatError
 from ..image import Buffer
+from . import model
 from .globs import GlobSet
-from .model import (
-    EXECUTABLE_MAGICS,
-    Captured,
-    EntryTable,
-    FileRecord,
-    LayerResult,
-    Mark,
-    ScanOptions,
-    ScanStats,
-    SecretHit,
-    Spill,
-    SpillFile,
-    Whiteout,
-    find_marks,
-    outside_root_warnings,
-)
 from .rules import confirm, is_binary
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -414,28 +399,28 @@ def _decompressor(src: _Source, compression: str) -> io.BufferedIOBase:
 
 def scan_chunks(
     chunks: Iterable[bytes | memoryview],
-    options: ScanOptions = ScanOptions(),
+    options: model.ScanOptions = model.ScanOptions(),
     *,
     compression: str = "auto",
     name: str = "",
     expected_digest: str | None = None,
-) -> LayerResult:
+) -> model.LayerResult:
     """Scan one layer given as an iterable of compressed chunks."""
     t0 = time.perf_counter()
     limits = options.limits
     src = _Source(chunks, expected_digest is not None)
     plain = _Plain(_decompressor(src, compression), limits.max_total_bytes, name, options.compute_diff_id)
     capture = [(GlobSet(globs), limit) for globs, limit in options.capture_groups()]
-    spill: SpillFile | None = None
+    spill: model.SpillFile | None = None
     spill_end = 0
     secret_rules = list(options.rules)
 
-    entries = EntryTable()
-    whiteouts: list[Whiteout] = []
-    secrets: list[SecretHit] = []
-    captured: dict[str, Captured] = {}
+    entries = model.EntryTable()
+    whiteouts: list[model.Whiteout] = []
+    secrets: list[model.SecretHit] = []
+    captured: dict[str, model.Captured] = {}
     too_big: list[str] = []
-    marks: dict[str, tuple[Mark, ...]] = {}
+    marks: dict[str, tuple[model.Mark, ...]] = {}
     outside: list[tuple[int, str, str, str | None]] = []
     count = sparse = 0
     try:
@@ -466,9 +451,9 @@ def scan_chunks(
             if base.startswith(WHITEOUT_PREFIX):
                 parent = posixpath.dirname(path)
                 if base == OPAQUE_MARKER:
-                    whiteouts.append(Whiteout(parent, True))
+                    whiteouts.append(model.Whiteout(parent, True))
                 elif not base.startswith(WHITEOUT_META_PREFIX):  # aufs metadata
-                    whiteouts.append(Whiteout(posixpath.join(parent, base[len(WHITEOUT_PREFIX) :]), False))
+                    whiteouts.append(model.Whiteout(posixpath.join(parent, base[len(WHITEOUT_PREFIX) :]), False))
                 continue
             kind = _TYPES.get(ti.type, "file")  # POSIX: unknown typeflags read as regular files
             link: str | None = None
@@ -489,7 +474,7 @@ def scan_chunks(
                 to_spill = whole and not want_secrets and ti.size > options.capture_spill_bytes
                 keep = (whole and not to_spill) or want_secrets
                 if to_spill and spill is None:
-                    spill = SpillFile.create()
+                    spill = model.SpillFile.create()
                 md5, sha1, sha256 = hashlib.md5(), hashlib.sha1(), hashlib.sha256()
                 parts: list[bytes] = []
                 f = tf.extractfile(ti)
@@ -499,7 +484,7 @@ def scan_chunks(
                     sha1.update(data)
                     sha256.update(data)
                     # An executable is kept whole for its markers (the native engine streams it).
-                    if not parts and options.markers and data.startswith(EXECUTABLE_MAGICS):
+                    if not parts and options.markers and data.startswith(model.EXECUTABLE_MAGICS):
                         keep = True
                     if keep:
                         parts.append(data)
@@ -510,7 +495,7 @@ def scan_chunks(
                 content = b"".join(parts)
                 if to_spill:
                     assert spill is not None
-                    captured[path] = Spill(spill, spill_end, ti.size)
+                    captured[path] = model.Spill(spill, spill_end, ti.size)
                     spill_end += ti.size
                 elif whole:
                     captured[path] = content
@@ -518,11 +503,11 @@ def scan_chunks(
                     too_big.append(path)
                 if want_secrets and not (options.secret_skip_binary and is_binary(content)):
                     secrets.extend(confirm(path, content, secret_rules))
-                if found := find_marks(content, options.markers):
+                if found := model.find_marks(content, options.markers):
                     marks[path] = found
             xattrs = tuple(sorted(k[len("SCHILY.xattr.") :] for k in ti.pax_headers if k.startswith("SCHILY.xattr.")))
             entries.append(
-                FileRecord(
+                model.FileRecord(
                     path,
                     kind,
                     ti.mode & 0o7777,
@@ -560,10 +545,19 @@ def scan_chunks(
         digest = "sha256:" + src.hash.hexdigest()
         if digest != expected_digest:
             raise DigestMismatch(f"layer {name}", str(expected_digest), digest)
-    stats = ScanStats(src.count, plain.count, count, time.perf_counter() - t0, sparse)
+    stats = model.ScanStats(src.count, plain.count, count, time.perf_counter() - t0, sparse)
     diff_id = "sha256:" + plain.hash.hexdigest() if plain.hash is not None else None
-    return LayerResult(
-        entries, whiteouts, secrets, captured, too_big, stats, diff_id, digest, outside_root_warnings(outside), marks
+    return model.LayerResult(
+        entries,
+        whiteouts,
+        secrets,
+        captured,
+        too_big,
+        stats,
+        diff_id,
+        digest,
+        model.outside_root_warnings(outside),
+        marks,
     )
 
 
@@ -581,12 +575,12 @@ def _check_ext_header(ti: tarfile.TarInfo, limit: int, layer: str) -> None:
 
 def scan_buffer(
     data: Buffer,
-    options: ScanOptions = ScanOptions(),
+    options: model.ScanOptions = model.ScanOptions(),
     *,
     compression: str = "auto",
     name: str = "",
     expected_digest: str | None = None,
-) -> LayerResult:
+) -> model.LayerResult:
     """Scan one layer held in memory (bytes, memoryview or mmap)."""
     view = memoryview(data).cast("B")
     chunks = (view[i : i + CHUNK] for i in range(0, len(view), CHUNK))
