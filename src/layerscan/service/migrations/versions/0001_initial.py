@@ -13,8 +13,6 @@ from layerscan.service.schema import UTCDateTime
 
 revision = "0001"
 down_revision = None
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

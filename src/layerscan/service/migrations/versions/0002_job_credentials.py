@@ -13,8 +13,6 @@ from layerscan.service.schema import UTCDateTime
 
 revision = "0002"
 down_revision = "0001"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
