@@ -56,16 +56,16 @@ exit codes: 0 stopped cleanly, 2 configuration error, 3 the store cannot be used
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    add_shared_options(
-        p,
-        config="database, services.analyzer, ...",
-        celery="take jobs from Celery with the Redis broker of the config's queue: key (implied when it is set)",
-    )
     p.add_argument(
         "--port",
         type=port_or_off,
         metavar="PORT",
         help="serve /health, /status and /metrics on PORT instead of services.analyzer.port (0: none)",
+    )
+    add_shared_options(
+        p,
+        config="database, services.analyzer, ...",
+        celery="take jobs from Celery with the Redis broker of the config's queue: key (implied when it is set)",
     )
 
 
