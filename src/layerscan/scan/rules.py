@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import importlib.resources
 import itertools
 import re
 import re._constants as sre
 import re._parser as sre_parse
+import tomllib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
@@ -87,124 +89,13 @@ def anchore_default_rules() -> list[Rule]:
     return [parse_anchore_rule(s, source="default") for s in ANCHORE_DEFAULT_SPECS]
 
 
-# Written by us from the public token formats. Ids are kebab-case, like gitleaks' and trivy's.
-# Each pattern is Python `re` over one line (bytes); Hyperscan compiles them, exactly or as
-# a prefilter (look-around), see tests/test_secret_rules.py. Bounded look-arounds keep a
-# token from matching inside a longer word.
-_B64 = "A-Za-z0-9+/"
-BUILTIN_RULES: tuple[Rule, ...] = (
-    # AWS: key ids by their documented prefixes; secrets (40 base64 chars) next to a key name.
-    Rule("aws-access-key-id", r"(?<![A-Z0-9])(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}(?![A-Z0-9])"),
-    Rule(
-        "aws-secret-access-key",
-        r"(?i)aws_?(?:sec(?:ret)?)?_?(?:access)?_?key(?:_id)?[\"']?\s{0,30}(?::|=>|=)?\s{0,30}[\"']?"
-        rf"(?-i:(?<![{_B64}])[{_B64}=]{{40}}(?![{_B64}=]))",
-    ),
-    # PEM and OpenSSH/PGP armour of any private key (RSA, EC, DSA, OPENSSH, ENCRYPTED, PGP ... BLOCK).
-    Rule("private-key", r"-----BEGIN[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----"),
-    # GitHub (by prefix, as GitHub's own scanning does: a longer run still holds the token): classic, OAuth, user-to-server/server-to-server (also the stateless ghs_<id>_<jwt>), refresh, fine-grained.
-    Rule("github-pat", r"(?<![A-Za-z0-9_])ghp_[0-9A-Za-z]{36}"),
-    Rule("github-oauth", r"(?<![A-Za-z0-9_])gho_[0-9A-Za-z]{36}"),
-    Rule(
-        "github-app-token",
-        r"(?<![A-Za-z0-9_])(?:ghu|ghs)_(?:[0-9A-Za-z]{36}|[0-9]+_[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,})",
-    ),
-    Rule("github-refresh-token", r"(?<![A-Za-z0-9_])ghr_[0-9A-Za-z]{76}"),
-    Rule("github-fine-grained-pat", r"github_pat_[0-9A-Za-z_]{82}(?![0-9A-Za-z_])"),
-    # GitLab: personal, deploy, runner, CI build, pipeline trigger, feed, incoming mail, agent, SCIM, OAuth app tokens.
-    Rule(
-        "gitlab-token",
-        r"(?<![A-Za-z0-9_-])(?:glpat|gldt|glrt|glcbt|glptt|glft|glimt|glagent|glsoat|gloas)-[0-9A-Za-z_.-]{20,}(?![0-9A-Za-z_-])",
-    ),
-    Rule("gitlab-runner-registration-token", r"(?<![A-Za-z0-9])GR1348941[0-9A-Za-z_-]{20}(?![0-9A-Za-z_-])"),
-    # Slack: bot/user/app/refresh tokens and webhooks.
-    Rule("slack-token", r"(?<![A-Za-z0-9])xox[abposre]-[0-9]{8,14}-[0-9A-Za-z-]{10,}"),
-    Rule("slack-app-token", r"(?<![A-Za-z0-9])xapp-[0-9]-[A-Z0-9]{8,}-[0-9]{8,}-[a-z0-9]{32,}"),
-    Rule("slack-webhook-url", r"https://hooks\.slack\.com/(?:services|workflows)/[A-Za-z0-9+/]{43,56}"),
-    # Stripe secret and restricted keys (publishable pk_ keys are public by design).
-    Rule("stripe-secret-key", r"(?<![A-Za-z0-9])(?:sk|rk)_(?:test|live|prod)_[0-9A-Za-z]{10,99}(?![0-9A-Za-z])"),
-    Rule("google-api-key", r"(?<![A-Za-z0-9_-])AIza[0-9A-Za-z_-]{35}(?![0-9A-Za-z_-])"),
-    Rule("google-oauth-client-secret", r"(?<![A-Za-z0-9_-])GOCSPX-[0-9A-Za-z_-]{28}(?![0-9A-Za-z_-])"),
-    Rule("npm-access-token", r"(?<![A-Za-z0-9_])npm_[0-9A-Za-z]{36}(?![0-9A-Za-z])"),
-    Rule("pypi-upload-token", r"(?<![A-Za-z0-9_-])pypi-AgEIcHlwaS5vcmc[0-9A-Za-z_-]{50,}"),
-    # Docker: a config.json "auth" entry, and Kubernetes dockerconfig secrets (base64 JSON).
-    Rule("docker-config-auth", r"\"auth\"\s*:\s*\"[A-Za-z0-9+/]{8,}={0,2}\""),
-    Rule("dockerconfig-secret", r"\.docker(?:configjson|cfg)[\"']?\s*:\s*[\"']?e[wy][A-Za-z0-9+/]{6,}={0,2}"),
-    # OpenAI: legacy, project, service-account, admin and service keys carry the T3BlbkFJ watermark.
-    Rule(
-        "openai-api-key",
-        r"(?<![A-Za-z0-9_-])sk-(?:(?:proj|svcacct|admin|service-[A-Za-z0-9]+)-[A-Za-z0-9_-]{20,}|[A-Za-z0-9]{20})"
-        r"T3BlbkFJ[A-Za-z0-9_-]{20,}(?![A-Za-z0-9_-])",
-    ),
-    Rule("openai-realtime-client-secret", r"(?<![A-Za-z0-9_])ek_[0-9a-f]{32}(?![0-9A-Za-z])"),
-    Rule("anthropic-api-key", r"(?<![A-Za-z0-9_-])sk-ant-(?:api|admin)[0-9]{2}-[A-Za-z0-9_-]{80,}"),
-    Rule("hugging-face-access-token", r"(?<![A-Za-z0-9_])hf_[A-Za-z0-9]{34,40}(?![A-Za-z0-9])"),
-    Rule("alibaba-access-key-id", r"(?<![A-Za-z0-9])LTAI[A-Za-z0-9]{20}(?![A-Za-z0-9])"),
-    # Azure: Cognitive Services / Container Registry keys (84 chars, JQQJ99 and a provider signature),
-    # storage account keys, App Configuration connection strings, SAS tokens, Entra client secrets,
-    # DevOps PATs (52 base32 chars next to a DevOps name), registry passwords next to <name>.azurecr.io.
-    Rule(
-        "azure-ai-services-key",
-        r"(?<![A-Za-z0-9])[A-Za-z0-9]{52}JQQJ99[A-Za-z0-9]{18}ACOG[A-Za-z0-9]{4}(?![A-Za-z0-9])",
-    ),
-    Rule(
-        "azure-container-registry-credential",
-        r"(?<![A-Za-z0-9])[A-Za-z0-9]{52}JQQJ99[A-Za-z0-9]{18}AZCR[A-Za-z0-9]{4}(?![A-Za-z0-9])",
-    ),
-    Rule("azure-storage-account-key", rf"(?i)AccountKey=(?-i:[{_B64}]{{86}}==)"),
-    Rule(
-        "azure-app-config-connection-string",
-        r"(?i)Endpoint=https://[a-z0-9-]+\.azconfig\.io;Id=[^;\s]+;Secret=[A-Za-z0-9+/=]{30,}",
-    ),
-    Rule(
-        "azure-sas-token",
-        r"(?<![A-Za-z0-9])sv=[0-9]{4}-[0-9]{2}-[0-9]{2}&\S{0,400}?sig=[A-Za-z0-9%+/]{30,}(?:=|%3D){0,2}",
-    ),
-    Rule(
-        "azure-entra-client-secret",
-        r"(?<![A-Za-z0-9_~.-])[A-Za-z0-9_~.-]{3}[0-9]Q~[A-Za-z0-9_~.-]{31,34}(?![A-Za-z0-9_~.-])",
-    ),
-    Rule(
-        "azure-devops-pat",
-        r"(?i)(?:azure[_-]?devops|\bado|vsts)[a-z0-9_-]{0,20}[\"']?\s*[:=]\s*[\"']?(?-i:[a-z2-7]{52})(?![A-Za-z0-9])",
-    ),
-    Rule(
-        "azure-container-registry-password",
-        r"(?i)[a-z0-9-]+\.azurecr\.io\b.{0,80}?(?:password|passwd|pwd)[\"']?\s*[:=]\s*[\"']?(?-i:[A-Za-z0-9/+=]{32,})",
-    ),
-    # Grafana: API keys (base64 of {"k":"), cloud tokens, service account tokens.
-    Rule("grafana-api-token", r"(?<![A-Za-z0-9+/])eyJrIjoi[A-Za-z0-9+/]{70,400}={0,2}"),
-    Rule("grafana-cloud-token", r"(?<![A-Za-z0-9_])glc_[A-Za-z0-9+/]{32,400}={0,2}"),
-    Rule("grafana-service-account-token", r"(?<![A-Za-z0-9_])glsa_[A-Za-z0-9]{32}_[A-Fa-f0-9]{8}(?![A-Za-z0-9])"),
-    Rule("jwt", r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}"),
-    Rule("private-packagist-token", r"(?<![A-Za-z0-9_])packagist_(?:ort|out|uut)_[A-Fa-f0-9]{68}(?![A-Za-z0-9])"),
-    Rule("symfony-default-secret", r"ThisTokenIsNotSoSecretChangeIt"),
-    # Maven settings.xml / settings-security.xml: plain values, not {encrypted} nor ${placeholders}.
-    Rule("maven-settings-password", r"<(?:password|passphrase)>\s*[^\s{$<][^<]*</(?:password|passphrase)>"),
-    Rule("maven-settings-master-password", r"<master>\s*[^\s{$<][^<]*</master>"),
-    Rule("sendgrid-api-key", r"(?<![A-Za-z0-9])SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}(?![A-Za-z0-9_-])"),
-    Rule("shopify-token", r"(?<![A-Za-z0-9])shp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}(?![A-Za-z0-9])"),
-    Rule("digitalocean-token", r"(?<![A-Za-z0-9])do[opr]_v1_[a-f0-9]{64}(?![A-Za-z0-9])"),
-    Rule("telegram-bot-token", r"(?<![A-Za-z0-9:])[0-9]{8,10}:AA[0-9A-Za-z_-]{33}(?![0-9A-Za-z_-])"),
-    Rule("age-secret-key", r"AGE-SECRET-KEY-1[QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L]{58}"),
-    # user:password@ in a URL; not ${VAR} nor <placeholder> nor the word "password" itself.
-    Rule(
-        "basic-auth-url",
-        r"(?i)\b[a-z][a-z0-9+.-]{1,20}://[^:/\s@\"'<>]{1,64}:(?!password@)[^@/\s\"'$<>]{3,128}@[a-z0-9.-]+",
-    ),
-    Rule(
-        "generic-api-key",
-        r"(?i)(?:api|access|auth|secret)[_-]?(?:key|token)[\"']?\s*(?::|=>|=)\s*[\"']"
-        r"[0-9A-Za-z_\-+/=.]{16,}[\"']",
-    ),
-    # password = "quoted" anywhere; unquoted only as a whole .env line (DB_PASSWORD=...), since
-    # in code an unquoted right-hand side is a variable, not a value.
-    Rule(
-        "generic-password",
-        r"(?i)(?:(?<![A-Za-z0-9])passw(?:or)?d|(?<![A-Za-z0-9_])pwd)[\"']?\s*(?::|=>|=)\s*[\"'][^\"'\s]{6,}[\"']"
-        r"|^(?:export\s+)?[A-Z0-9_]*(?:PASSWORD|PASSWD|PWD)=[^\s\"'$<{][^\s\"']{7,}\s*$",
-    ),
-)
+def _read_builtin_rules() -> tuple[Rule, ...]:
+    """Ours, from builtin_rules.toml beside this module (a table of id and pattern, as gitleaks keeps its own)."""
+    with importlib.resources.files(__package__).joinpath("builtin_rules.toml").open("rb") as f:
+        return tuple(Rule(r["id"], r["pattern"]) for r in tomllib.load(f)["rule"])
+
+
+BUILTIN_RULES = _read_builtin_rules()
 
 
 def builtin_rules() -> list[Rule]:
