@@ -16,9 +16,27 @@ import time
 from pathlib import Path
 
 from layerscan.config import Config
+from layerscan.image import ImageSource
 from layerscan.scan import scan_layer
 from layerscan.scan.model import ScanOptions
 from layerscan.sources import open_source
+
+
+def pull_all(source: ImageSource, engine: str) -> dict[str, str]:
+    """Scan every layer of the source; diff_id per layer digest."""
+    out = {}
+    for desc in source.layers:
+        with source.open_layer(desc) as blob:
+            assert blob is not None
+            result = scan_layer(
+                blob.data,
+                ScanOptions(compute_diff_id=True),
+                engine=engine,
+                name=desc.digest,
+                expected_digest=None if blob.verified else desc.digest,
+            )
+        out[desc.digest] = result.diff_id
+    return out
 
 
 def main() -> int:
@@ -36,19 +54,8 @@ def main() -> int:
         while not args.start_file.exists():
             time.sleep(0.005)
     source = open_source(f"registry:{args.ref}", config=config)
-    diff_ids = {}
     try:
-        for desc in source.layers:
-            with source.open_layer(desc) as blob:
-                assert blob is not None
-                result = scan_layer(
-                    blob.data,
-                    ScanOptions(compute_diff_id=True),
-                    engine=args.engine,
-                    name=desc.digest,
-                    expected_digest=None if blob.verified else desc.digest,
-                )
-            diff_ids[desc.digest] = result.diff_id
+        diff_ids = pull_all(source, args.engine)
     finally:
         source.close()
     print(json.dumps(diff_ids), flush=True)

@@ -150,18 +150,23 @@ def test_add_wait_get_list_content_metadata_match_analyze(cluster: Cluster, regi
     assert "FROM scratch" in ok(cluster.cli("image", "metadata", tag, "dockerfile"))
 
 
-def test_import_then_delete(cluster: Cluster, registry: Pushed, tmp_path: Path) -> None:
-    """An export made by `analyze --format anchore` elsewhere goes in with `image import`."""
-    tag = tag_of(registry, "rpm-sqlite")
+def anchore_export(tmp_path: Path, source: str, *options: str) -> Path:
+    """`layerscan analyze SOURCE --format anchore` made elsewhere, as `image import` takes it."""
     export = tmp_path / "export.json"
     subprocess.run(
-        [sys.executable, "-m", "layerscan", "analyze", f"registry:{tag}", "--insecure-registry", registry.host]
-        + ["--format", "anchore", "-o", str(export)],
+        [sys.executable, "-m", "layerscan", "analyze", source, *options, "--format", "anchore", "-o", str(export)],
         check=True,
         cwd=ROOT,
         capture_output=True,
         timeout=300,
     )
+    return export
+
+
+def test_import_then_delete(cluster: Cluster, registry: Pushed, tmp_path: Path) -> None:
+    """An export made by `analyze --format anchore` elsewhere goes in with `image import`."""
+    tag = tag_of(registry, "rpm-sqlite")
+    export = anchore_export(tmp_path, f"registry:{tag}", "--insecure-registry", registry.host)
     out = ok(cluster.cli("image", "import", "--infile", str(export)))
     digest = registry.digests[f"{IMAGE_REPOS['rpm-sqlite']}:latest"]
     assert f"Image Digest: {digest}" in out and "Analysis Status: analyzed" in out and f"Full Tag: {tag}" in out
@@ -174,15 +179,7 @@ def test_import_then_delete(cluster: Cluster, registry: Pushed, tmp_path: Path) 
 
 def test_import_of_an_untagged_local_export(cluster: Cluster, tmp_path: Path) -> None:
     """An air-gapped host's `analyze oci-dir:… --format anchore`: no tag, still printed whole."""
-    export = tmp_path / "export.json"
-    subprocess.run(
-        [sys.executable, "-m", "layerscan", "analyze", f"oci-dir:{IMAGES / 'debian-minbase'}"]
-        + ["--format", "anchore", "-o", str(export)],
-        check=True,
-        cwd=ROOT,
-        capture_output=True,
-        timeout=300,
-    )
+    export = anchore_export(tmp_path, f"oci-dir:{IMAGES / 'debian-minbase'}")
     out = ok(cluster.cli("image", "import", "--infile", str(export)))
     assert "WARNING" not in out and "Full Tag: localhost/debian-minbase:<none>" in out, out
     digest = re.search(r"Image Digest: (sha256:[0-9a-f]{64})", out)

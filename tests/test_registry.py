@@ -19,14 +19,13 @@ from layerscan.config import Config, Registry
 from layerscan.errors import DigestMismatch, SourceError
 from layerscan.image import Descriptor, Platform
 from layerscan.refs import ImageRef
-from layerscan.scan import scan_layer
-from layerscan.scan.model import ScanOptions
 from layerscan.sources import open_source
 from layerscan.sources.auth import AuthError, find_credentials
 from layerscan.sources.registry import RegistryClient, RegistryError, RegistrySource
 from layerscan.sources.resolve import PlatformNotFound, ResolvedImage
 from registry_fixtures import MULTI_REPO, PASSWORD, USER
 from registry_harness import OCI_INDEX, OCI_MANIFEST, SCHEMA1, Fault, layout_manifest
+from registry_worker import pull_all
 
 ENGINE = "native"
 SCHEMA1_PRETTYJWS = "application/vnd.docker.distribution.manifest.v1+prettyjws"
@@ -58,23 +57,6 @@ def cfg(host: str, tmp_path: Path, **kw) -> Config:
     return Config(tmp_dir=str(tmp_path / "tmp"), **kw)
 
 
-def pull_all(source) -> dict[str, str]:
-    """Scan every layer of the source; diff_id per layer digest."""
-    out = {}
-    for desc in source.layers:
-        with source.open_layer(desc) as blob:
-            assert blob is not None
-            result = scan_layer(
-                blob.data,
-                ScanOptions(compute_diff_id=True),
-                engine=ENGINE,
-                name=desc.digest,
-                expected_digest=None if blob.verified else desc.digest,
-            )
-        out[desc.digest] = result.diff_id
-    return out
-
-
 def expected_diff_ids(name: str) -> dict[str, str]:
     return {la["digest"]: la["diff_id"] for la in answers(name)["layers"]}
 
@@ -92,7 +74,7 @@ def test_anonymous_pull_matches_the_corpus(registry, tmp_path):
         assert src.config["rootfs"]["diff_ids"] == [la["diff_id"] for la in a["layers"]]
         assert src.repo_tags == (f"{registry.host}/{SMALL}:latest",)
         assert src.repo_digests == (f"{registry.host}/{SMALL}@{a['manifest_digest']}",)
-        assert pull_all(src) == expected_diff_ids("rpm-sqlite")
+        assert pull_all(src, ENGINE) == expected_diff_ids("rpm-sqlite")
     finally:
         src.close()
     assert not (tmp_path / "tmp").exists() or not any((tmp_path / "tmp").rglob("*"))
@@ -137,7 +119,7 @@ def test_basic_auth(basic_registry, tmp_path):
     good = cfg(host, tmp_path, registries={host: Registry(username=USER, password=PASSWORD)})
     src = open_registry(ref, platform=None, config=good)
     try:
-        assert pull_all(src) == expected_diff_ids("rpm-sqlite")
+        assert pull_all(src, ENGINE) == expected_diff_ids("rpm-sqlite")
     finally:
         src.close()
 
@@ -197,7 +179,7 @@ def test_token_auth_anonymous_and_with_an_identity_token(token_registry, token_s
     (docker / "config.json").write_text(json.dumps({"auths": {host: {"identitytoken": "idtoken-123"}}}))
     src = open_registry(ref, platform=None, config=cfg(host, tmp_path))
     try:
-        assert pull_all(src) == expected_diff_ids("rpm-sqlite")
+        assert pull_all(src, ENGINE) == expected_diff_ids("rpm-sqlite")
     finally:
         src.close()
     assert token_server.issued[-1] == (USER, f"repository:{SMALL}:pull")
@@ -211,7 +193,7 @@ def test_tls_with_a_test_ca(tls_registry, tls_certs, tmp_path):
         open_registry(ref, platform=None, config=Config(tmp_dir=str(tmp_path)))
     src = open_registry(ref, platform=None, config=Config(tmp_dir=str(tmp_path), ca_cert=str(tls_certs.ca_cert)))
     try:
-        assert pull_all(src) == expected_diff_ids("rpm-sqlite")
+        assert pull_all(src, ENGINE) == expected_diff_ids("rpm-sqlite")
     finally:
         src.close()
     per_registry = Config(tmp_dir=str(tmp_path), registries={host: Registry(ca_cert=str(tls_certs.ca_cert))})
@@ -466,7 +448,7 @@ def test_warm_cache_downloads_no_layer(fault_proxy, tmp_path):
         fault_proxy.blob_gets.clear()
         src = _open_via(fault_proxy, tmp_path, layer_cache_enable=True)
         try:
-            pull_all(src)
+            pull_all(src, ENGINE)
         finally:
             src.close()
         counts = fault_proxy.layer_gets(layers)
@@ -485,7 +467,7 @@ def test_cache_off_writes_no_layer_bytes(fault_proxy, tmp_path):
     tmp.mkdir()
     src = _open_via(fault_proxy, tmp_path, layer_cache_enable=False)
     try:
-        assert pull_all(src) == expected_diff_ids("debian-apps")
+        assert pull_all(src, ENGINE) == expected_diff_ids("debian-apps")
     finally:
         src.close()
     assert [p for p in tmp.rglob("*")] == []

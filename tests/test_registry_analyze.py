@@ -68,6 +68,15 @@ def analyze_cli(
     return proc, out
 
 
+def analyze_as_user(
+    tmp_path: Path, source: str, host: str, stdin: str, debug: bool = False
+) -> tuple[subprocess.CompletedProcess, Path]:
+    """analyze_cli as USER of the plain-HTTP registry `host`, the password given on stdin."""
+    return analyze_cli(
+        tmp_path, source, "--insecure-registry", host, "--username", USER, "--password-stdin", stdin=stdin, debug=debug
+    )
+
+
 def ok_report(proc: subprocess.CompletedProcess, out: Path) -> dict:
     assert proc.returncode == 0, proc.stderr
     return json.loads(out.read_text())
@@ -123,16 +132,7 @@ def test_anonymous(registry, layout_report, tmp_path):
 @pytest.mark.corpus
 def test_basic_auth_with_password_stdin(basic_registry, layout_report, tmp_path):
     host = basic_registry.host
-    proc, out = analyze_cli(
-        tmp_path,
-        f"docker://{host}/{REPO}",
-        "--insecure-registry",
-        host,
-        "--username",
-        USER,
-        "--password-stdin",
-        stdin=PASSWORD + "\n",
-    )
+    proc, out = analyze_as_user(tmp_path, f"docker://{host}/{REPO}", host, PASSWORD + "\n")
     assert_same_image(ok_report(proc, out), layout_report, host)
     assert PASSWORD not in proc.stdout + proc.stderr
 
@@ -141,16 +141,7 @@ def test_basic_auth_with_password_stdin(basic_registry, layout_report, tmp_path)
 def test_token_auth(token_registry, token_server, layout_report, tmp_path):
     host = token_registry.host
     token_server.issued.clear()
-    proc, out = analyze_cli(
-        tmp_path,
-        f"registry:{host}/{REPO}",
-        "--insecure-registry",
-        host,
-        "--username",
-        USER,
-        "--password-stdin",
-        stdin=PASSWORD + "\r\n",
-    )
+    proc, out = analyze_as_user(tmp_path, f"registry:{host}/{REPO}", host, PASSWORD + "\r\n")
     assert_same_image(ok_report(proc, out), layout_report, host)
     assert (USER, "repository:corpus/debian-apps:pull") in token_server.issued
     assert PASSWORD not in proc.stdout + proc.stderr
@@ -206,32 +197,11 @@ def test_cache_off_writes_nothing_under_tmp_dir(fault_proxy, layout_report, tmp_
 
 def test_wrong_password_is_one_line_and_never_shown(basic_registry, tmp_path):
     host, wrong = basic_registry.host, "Wr0ng-pass-7f3a"
-    proc, out = analyze_cli(
-        tmp_path,
-        f"registry:{host}/{REPO}",
-        "--insecure-registry",
-        host,
-        "--username",
-        USER,
-        "--password-stdin",
-        stdin=wrong + "\n",
-        debug=True,
-    )
-    assert proc.returncode == AuthError.exit_code and not out.exists()
-    assert wrong not in proc.stdout + proc.stderr
-    proc, out = analyze_cli(
-        tmp_path,
-        f"registry:{host}/{REPO}",
-        "--insecure-registry",
-        host,
-        "--username",
-        USER,
-        "--password-stdin",
-        stdin=wrong + "\n",
-    )
-    assert proc.returncode == AuthError.exit_code and not out.exists()
+    for debug in (True, False):  # not even in the debug log
+        proc, out = analyze_as_user(tmp_path, f"registry:{host}/{REPO}", host, wrong + "\n", debug=debug)
+        assert proc.returncode == AuthError.exit_code and not out.exists()
+        assert wrong not in proc.stdout + proc.stderr
     assert f"registry {host} refused" in one_line_error(proc)
-    assert wrong not in proc.stdout + proc.stderr
 
 
 @pytest.mark.corpus
