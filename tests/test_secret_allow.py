@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import bisect
+import io
 import itertools
 import json
 import re
@@ -24,6 +25,7 @@ from imagebuilder import Image, Layer, f, oci_layout, write_dir
 from layerscan.config import Config, load_config
 from layerscan.pipeline import analyze, scan_options
 from layerscan.report.anchore import write as write_anchore
+from layerscan.report.table import write as write_table
 from layerscan.scan import ENGINES, allow, scan_layer
 from layerscan.scan.allow import ALLOW_RULE_IDS, Docstrings, entropy, package_path, patterned
 from layerscan.scan.model import ScanOptions
@@ -322,6 +324,10 @@ def test_pipeline_counts_what_it_suppresses(layout: Path, tmp_path: Path) -> Non
     assert set(a.secrets_suppressed) <= set(ALLOW_RULE_IDS)
     everything = analyze(f"oci-dir:{layout}", config(tmp_path, "secrets_all: true\n"), engine=ENGINE)
     assert len(everything.secrets) == 1 + sum(a.secrets_suppressed.values()) and everything.secrets_suppressed == {}
+    table = io.StringIO()
+    write_table(everything, table)
+    examples = [line for line in table.getvalue().splitlines() if "calls it an example" in line]
+    assert len(examples) == 5 and all(re.search(r"\(allow rule [a-z-]+ calls it an example\)$", e) for e in examples)
 
 
 def test_cli_reports_the_counts_and_secrets_all(layout: Path, tmp_path: Path) -> None:

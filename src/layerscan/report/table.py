@@ -39,7 +39,8 @@ def write(a: Analysis, out: TextIO) -> None:
         w(f"  {rule:<28} {n}\n")
     for s in a.secrets[:MAX_SECRET_LINES]:
         where = "" if s.in_final_image else "  (deleted or replaced; still in layer blobs)"
-        w(f"  {s.path}:{s.line}  layer {s.layer}  {s.rule}  {s.masked}{where}\n")
+        allowed = f"  (allow rule {s.allowed_by} calls it an example)" if s.allowed_by else ""
+        w(f"  {s.path}:{s.line}  layer {s.layer}  {s.rule}  {s.masked}{where}{allowed}\n")
     if len(a.secrets) > MAX_SECRET_LINES:
         w(f"  ... and {len(a.secrets) - MAX_SECRET_LINES} more in the JSON report\n")
     if a.secrets_suppressed:
