@@ -8,9 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from layerscan import _scan
 from layerscan.cli import main
-from layerscan.scan import rulecache
 from layerscan.store.layers import DIRNAME, LayerCache
 
 
@@ -65,17 +63,6 @@ def test_prune_and_clear(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     code, out = run(capsys, "clear", "--tmp-dir", str(tmp_path), "--only", "layers")
     assert code == 0 and out.strip() == "layers: removed 1 entries"
     assert list((tmp_path / DIRNAME / "sha256").iterdir()) == []
-
-
-def test_clear_takes_the_rule_databases_with_the_result_cache(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    hs = tmp_path / rulecache.DIRNAME
-    for patterns in (("AKIA[A-Z0-9]{16}",), ("ghp_[0-9A-Za-z]{36}",)):
-        rulecache.save(hs, patterns, _scan.compile_rules(patterns))
-    assert len(list(hs.iterdir())) == 2
-    code, out = run(capsys, "clear", "--tmp-dir", str(tmp_path), "--only", "layers")
-    assert code == 0 and "rule_databases" not in out and len(list(hs.iterdir())) == 2
-    code, out = run(capsys, "clear", "--json", "--tmp-dir", str(tmp_path), "--only", "results")
-    assert code == 0 and json.loads(out)["rule_databases"] == {"removed": 2} and list(hs.iterdir()) == []
 
 
 def test_bad_config_is_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

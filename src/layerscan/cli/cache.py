@@ -14,7 +14,6 @@ from typing import Any
 
 from ..config import Config, load_config
 from ..errors import ExitCode
-from ..scan import rulecache
 from ..store.layers import DIRNAME, GB, LayerCache
 from ..store.results import open_store
 from ..store.results.model import Store
@@ -29,8 +28,7 @@ Two caches live under tmp_dir. The layer cache keeps compressed layer blobs in
 analysis are never removed. The result cache keeps each layer's scan result and each image's
 analysis, per configuration, in <tmp_dir>/layerscan_resultcache, or in Redis when the config
 sets result_cache_url. Both evict the least recently used entries first. Every verb but
-verify acts on both unless --only names one. With the result cache goes the secret rules'
-compiled database (<tmp_dir>/layerscan_hscache, the 8 used last): clear removes it too.
+verify acts on both unless --only names one.
 """
 EPILOG = None
 
@@ -168,8 +166,6 @@ def _clear(args: argparse.Namespace) -> int:
     found = _each(
         args, lambda c: dict(zip(("removed", "kept_in_use"), c.clear(), strict=True)), lambda s: {"removed": s.clear()}
     )
-    if "results" in found:
-        found["rule_databases"] = {"removed": rulecache.clear(Path(_config(args).tmp_dir) / rulecache.DIRNAME)}
     if args.json:
         _print_json(found)
         return 0

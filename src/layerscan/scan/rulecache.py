@@ -76,25 +76,16 @@ def save(directory: Path, patterns: tuple[str, ...], db: _scan.Database) -> None
         log.debug("rule database cache: not saved in %s (%s)", directory, e)
 
 
-def clear(directory: Path) -> int:
-    """Remove every saved database (`layerscan cache clear`); how many there were."""
-    return _keep_newest(directory, 0) if directory.is_dir() else 0
-
-
-def _keep_newest(directory: Path, n: int) -> int:
-    """Remove all but the n databases used last (another build or rule set leaves one behind);
-    how many went."""
+def _keep_newest(directory: Path, n: int) -> None:
+    """Remove all but the n databases used last (another build or rule set leaves one behind)."""
     saved = []
     for path in directory.iterdir():
         if not path.name.startswith("."):
             with contextlib.suppress(FileNotFoundError):  # a process beside this one removed it first
                 saved.append((path.stat().st_mtime_ns, path))
-    removed = 0
     for _, path in sorted(saved, reverse=True)[n:]:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
-            removed += 1
-    return removed
 
 
 def _private(directory: Path) -> bool:
