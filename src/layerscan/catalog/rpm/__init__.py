@@ -117,14 +117,13 @@ def manifest_packages(content: bytes, distro: Distro | None) -> Iterator[Package
 
 def to_package(h: RpmHeader, distro: Distro | None, location: str) -> Package:
     m = h.metadata
-    vr = f"{m.version}-{m.release}" if m.release else m.version
     epoch = str(m.epoch) if m.epoch is not None else ""
     return Package(
         type="rpm",
         name=h.name,
         version=h.evr,
         location=location,
-        purl=os_purl("rpm", distro, h.name, vr, h.arch, h.sourcerpm, epoch=epoch),
+        purl=os_purl("rpm", distro, h.name, h.version_release, h.arch, h.sourcerpm, epoch=epoch),
         licenses=(h.license,) if h.license else (),
         source=h.sourcerpm,
         arch=h.arch,

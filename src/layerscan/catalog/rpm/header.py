@@ -62,11 +62,15 @@ class RpmHeader:
     metadata: RpmMetadata
 
     @property
+    def version_release(self) -> str:
+        m = self.metadata
+        return f"{m.version}-{m.release}" if m.release else m.version
+
+    @property
     def evr(self) -> str:
         """[epoch:]version-release, as rpm -q and Syft print it."""
-        m = self.metadata
-        vr = f"{m.version}-{m.release}" if m.release else m.version
-        return f"{m.epoch}:{vr}" if m.epoch is not None else vr
+        epoch = self.metadata.epoch
+        return f"{epoch}:{self.version_release}" if epoch is not None else self.version_release
 
 
 def parse_entries(blob: bytes) -> dict[int, tuple[int, int, int]]:
